@@ -1,0 +1,274 @@
+"""The ``recon`` command line: parse, call the engine, render, exit code. No logic here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .apply import Outcome
+from .engine import Workspace
+from .errors import ReconError
+from .plan import Action, Change
+from .render import json_out, text
+from .terminal import Terminal
+
+app = typer.Typer(
+    name="recon",
+    help="Keep a Eucalyptus (or AWS-compatible) cloud in the state a TOML file describes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+state_app = typer.Typer(help="Inspect the state recon keeps.", no_args_is_help=True)
+app.add_typer(state_app, name="state")
+
+term = Terminal()
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", envvar="RECON_CONFIG",
+                                         help="The desired-state file.", show_default=True)]
+TargetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--target", "-t", help="Limit to this address (KIND.NAME) and what it depends on; repeatable.")]
+StatsOpt = Annotated[bool, typer.Option("--stats", help="Print cloud calls and seconds per phase (stderr).")]
+DEFAULT_CONFIG = Path("recon.toml")
+
+
+def _fail(exc: ReconError) -> None:
+    term.error(str(exc))
+    raise typer.Exit(exc.exit_code)
+
+
+def _print_stats(ws: Workspace) -> None:
+    stats = ws.stats.as_dict()
+    phases = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in stats["phases"].items())
+    term.info(f"stats: {stats['calls']} cloud calls ({stats['retries']} retried); {phases}")
+    for operation, count in sorted(stats["operations"].items()):
+        term.info(f"stats:   {operation} {count}")
+
+
+@app.command()
+def validate(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Check the desired-state file without touching the cloud."""
+    try:
+        ws = Workspace.open(config)
+    except ReconError as exc:
+        _fail(exc)
+    counts: dict[str, int] = {}
+    for address in ws.stack.resources:
+        counts[address.kind] = counts.get(address.kind, 0) + 1
+    detail = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no resources"
+    term.line(f"{config}: valid (stack {ws.stack.name}: {detail}).")
+
+
+@app.command()
+def plan(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+    detailed_exitcode: Annotated[bool, typer.Option(
+        "--detailed-exitcode", help="Exit 0 with no changes, 2 with changes, 1 on error.")] = False,
+    target: TargetOpt = None,
+    stats: StatsOpt = False,
+) -> None:
+    """Show what apply would change, attribute by attribute."""
+    try:
+        ws = Workspace.open(config)
+        state = ws.backend.read()
+        the_plan = ws.plan(state, target or [])
+    except ReconError as exc:
+        _fail(exc)
+    if format is Format.json:
+        term.write(json_out.dumps(json_out.plan_document(the_plan)))
+    else:
+        term.write(text.render_plan(the_plan, color=term.color))
+    if stats:
+        _print_stats(ws)
+    if detailed_exitcode and the_plan.has_changes:
+        raise typer.Exit(2)
+
+
+def _progress(event: str, change: Change, outcome: Outcome | None) -> None:
+    verbs = {Action.CREATE: "creating", Action.UPDATE: "updating", Action.DELETE: "destroying",
+             Action.REPLACE: "replacing", Action.CREATE_THEN_DELETE: "replacing"}
+    if event == "start":
+        term.info(f"{change.address}: {verbs.get(change.action, 'applying')}…")
+    elif outcome is not None:
+        if outcome.status in ("done", "no-op"):
+            term.info(f"{change.address}: {outcome.status} after {outcome.seconds:.1f}s")
+        else:
+            term.info(f"{change.address}: {outcome.status}")
+
+
+@app.command()
+def apply(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Apply without asking.")] = False,
+    parallelism: Annotated[int, typer.Option("--parallelism", min=1, max=256,
+                                             help="Changes made at once.")] = 10,
+    target: TargetOpt = None,
+    stats: StatsOpt = False,
+) -> None:
+    """Make the cloud match the file: plan, confirm, apply in dependency order."""
+    if not auto_approve and not term.interactive:
+        term.error("no terminal to confirm on: run `recon plan` to review, then `recon apply --auto-approve`")
+        raise typer.Exit(1)
+    try:
+        ws = Workspace.open(config)
+        with ws.backend.lock("apply"):
+            state = ws.backend.read()
+            the_plan = ws.plan(state, target or [])
+            term.write(text.render_plan(the_plan, color=term.color))
+            if the_plan.has_changes and not auto_approve:
+                if not term.confirm("Do you want to perform these actions?"):
+                    term.line("Apply cancelled.")
+                    raise typer.Exit(1)
+            outcomes = ws.apply(the_plan, state, parallelism=parallelism, progress=_progress)
+    except ReconError as exc:
+        _fail(exc)
+    if stats:
+        _print_stats(ws)
+    failures = [o for o in outcomes if o.status in ("failed", "skipped")]
+    counts = the_plan.summary()
+    if failures:
+        term.line("")
+        for outcome in failures:
+            term.error(outcome.error or f"{outcome.address}: {outcome.status}")
+        done = sum(1 for o in outcomes if o.status in ("done", "no-op"))
+        term.line(f"Apply failed: {len(failures)} of {len(outcomes)} changes did not complete "
+                  f"({done} did; state saved). Fix the cause and run apply again.")
+        raise typer.Exit(1)
+    if the_plan.has_changes:
+        term.line(f"Apply complete! Resources: {counts['add']} added, {counts['change']} changed, "
+                  f"{counts['destroy']} destroyed.")
+
+
+@app.command()
+def drift(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+    stats: StatsOpt = False,
+) -> None:
+    """Report whether the cloud still matches the file: exit 0 in sync, 2 drift, 1 error.
+
+    Read-only; takes no lock, so it is safe from cron while others apply.
+    """
+    try:
+        ws = Workspace.open(config)
+        state = ws.backend.read()
+        the_plan = ws.plan(state)
+    except ReconError as exc:
+        _fail(exc)
+    if format is Format.json:
+        term.write(json_out.dumps(json_out.drift_document(the_plan)))
+    else:
+        term.write(text.render_drift(the_plan, color=term.color))
+    if stats:
+        _print_stats(ws)
+    raise typer.Exit(2 if the_plan.has_changes else 0)
+
+
+@app.command()
+def show(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+) -> None:
+    """Show the state: every managed resource with its id and last-applied attributes."""
+    try:
+        ws = Workspace.open(config)
+        state = ws.backend.read()
+    except ReconError as exc:
+        _fail(exc)
+    if format is Format.json:
+        term.write(state.dumps())
+        return
+    term.line(f"# stack {state.stack}: serial {state.serial}, lineage {state.lineage} ({ws.backend.describe()})")
+    if not state.resources:
+        term.line("(no resources in state)")
+    for address in sorted(state.resources):
+        entry = state.resources[address]
+        term.line("")
+        term.line(f"{address}  (id {entry.id})")
+        for key, value in sorted(entry.attrs.items()):
+            term.line(f"    {key} = {json.dumps(value)}")
+
+
+@state_app.command("list")
+def state_list(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """List the addresses in state, one per line."""
+    try:
+        ws = Workspace.open(config)
+        state = ws.backend.read()
+    except ReconError as exc:
+        _fail(exc)
+    for address in sorted(state.resources):
+        term.line(str(address))
+
+
+@app.command("force-unlock")
+def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock id an error message named.")],
+                 config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Remove a stuck state lock (only when its holder is gone)."""
+    try:
+        ws = Workspace.open(config)
+        holder = ws.backend.force_unlock(lock_id)
+    except ReconError as exc:
+        _fail(exc)
+    term.line(f"Lock {holder.id} removed (it was held by {holder.who} for {holder.operation}).")
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free one).")] = 8773,
+    dir: Annotated[Path, typer.Option("--dir", help="Where to write eucarc and certificates.")] = Path(".recon-sandbox"),
+    zones: Annotated[str, typer.Option("--zones", help="Comma-separated availability zone names.")]
+        = "ViciousLiesAndDangerousRumors",
+    eucalyptus_version: Annotated[str, typer.Option("--eucalyptus-version", help="4.0 or 4.2 property names.")]
+        = "4.0",
+) -> None:
+    """Serve an embedded Eucalyptus-like cloud on loopback (EC2, S3, ELB, properties).
+
+    Writes DIR/eucarc; `source DIR/eucarc` and recon talks to it like to a real cloud.
+    Stops on Ctrl-C or SIGTERM.
+    """
+    from .sandbox import serve
+
+    raise typer.Exit(serve(dir, port=port, zones=[z for z in zones.split(",") if z],
+                           eucalyptus_version=eucalyptus_version))
+
+
+@app.command()
+def demo(
+    keep: Annotated[Optional[Path], typer.Option("--dir", help="Work here instead of a temporary folder.")] = None,
+) -> None:
+    """Run the whole story on the embedded sandbox: plan, apply, drift, repair."""
+    from .demo import run_demo
+
+    raise typer.Exit(run_demo(term, keep))
+
+
+@app.command()
+def version() -> None:
+    """Print recon's version."""
+    term.line(f"recon {__version__}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        term.error("interrupted; state was saved after the last completed change")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

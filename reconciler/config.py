@@ -1,0 +1,320 @@
+"""Loading and validating the desired-state file.
+
+The loader parses TOML, checks every table against the kinds' declared fields,
+normalizes each block (reading companion files such as public keys), and checks the
+reference graph. Every problem is reported at once, each with the file, the key path
+and, where it can be found, the line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .addresses import Address, Reference, references_in
+from .errors import ConfigError
+from .resources import KINDS
+from .resources.base import LoadContext
+from .schema import Field, Problems, check_table, nearest
+
+MAX_FILE_BYTES = 4 << 20
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=,/-]{0,254}$")
+STACK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+STACK_FIELDS = {
+    "name": Field("string", "Stack name: scopes ownership tags and the state file.", required=True,
+                  references=False,
+                  check=lambda v: None if STACK_NAME_RE.match(v) else
+                  "must be 1-63 letters, digits, '-' or '_', starting with a letter or digit"),
+    "description": Field("string", "Free text.", references=False),
+}
+CLOUD_FIELDS = {
+    "endpoint": Field("string", "Eucalyptus front end, e.g. http://clc:8773; service URLs are derived.",
+                      references=False),
+    "compute": Field("string", "EC2 API URL (overrides endpoint).", references=False),
+    "objectstorage": Field("string", "S3 API URL (overrides endpoint).", references=False),
+    "loadbalancing": Field("string", "ELB API URL (overrides endpoint).", references=False),
+    "properties": Field("string", "Properties API URL (overrides endpoint).", references=False),
+    "region": Field("string", "Region name used in signatures.", references=False),
+    "eucalyptus_version": Field("string", "Cloud version: selects property names and API paths.",
+                                references=False),
+    "properties_signature": Field("string", "Signature for the properties API.", choices=("v4", "v2"),
+                                  references=False),
+    "ca_bundle": Field("string", "PEM file of the CA that signed the cloud's certificate.",
+                       references=False),
+    "profile": Field("string", "AWS shared-credentials profile.", references=False),
+}
+STATE_FIELDS = {
+    "backend": Field("string", "Where state is kept.", choices=("local",), references=False),
+    "path": Field("string", "Local state folder, relative to this file (default: state).",
+                  references=False),
+}
+TOP_LEVEL = {"stack": STACK_FIELDS, "cloud": CLOUD_FIELDS, "state": STATE_FIELDS}
+
+
+@dataclass
+class ResourceSpec:
+    """One desired resource: its address, normalized attributes and where it was written."""
+
+    address: Address
+    attrs: dict[str, Any]
+    depends_on: tuple[Address, ...] = ()
+    line: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.address.kind
+
+    @property
+    def name(self) -> str:
+        return self.address.name
+
+    def references(self) -> list[Reference]:
+        return references_in(self.attrs)
+
+    def dependencies(self) -> set[Address]:
+        return {ref.address for ref in self.references()} | set(self.depends_on)
+
+
+@dataclass
+class Stack:
+    """A loaded, valid desired-state file."""
+
+    path: Path
+    name: str
+    cloud: dict[str, Any]
+    state: dict[str, Any]
+    resources: dict[Address, ResourceSpec]
+    digest: str
+    #: Per-kind settings that are not resources (e.g. ``[properties] reset = […]``).
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+def _line_finder(text: str):
+    """Return a function mapping a key path to the line it is written on, when it can be found."""
+    lines = text.splitlines()
+    header_re = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    key_re = re.compile(r'^\s*("(?:[^"\\]|\\.)*"|\'[^\']*\'|[A-Za-z0-9_.-]+)\s*=')
+
+    def split_dotted(raw: str) -> list[str]:
+        parts, buf, quote = [], "", None
+        for char in raw:
+            if quote:
+                if char == quote:
+                    quote = None
+                else:
+                    buf += char
+            elif char in "\"'":
+                quote = char
+            elif char == ".":
+                parts.append(buf.strip())
+                buf = ""
+            else:
+                buf += char
+        parts.append(buf.strip())
+        return parts
+
+    def find(path: list[str]) -> int | None:
+        table: list[str] = []
+        best = None
+        for number, line in enumerate(lines, start=1):
+            header = header_re.match(line)
+            if header:
+                table = split_dotted(header.group(1))
+                if table == path[: len(table)] and best is None and len(table) == len(path):
+                    return number
+                continue
+            key = key_re.match(line)
+            if not key:
+                continue
+            full = table + split_dotted(key.group(1))
+            if full == path[: len(full)] and full:
+                if len(full) == len(path):
+                    return number
+                best = best or number
+        return best
+
+    return find
+
+
+def _path_parts(path: str) -> list[str]:
+    """``load_balancers.web.listeners[0].lb_port`` → [load_balancers, web, listeners]."""
+    cleaned = re.sub(r"\[\d+\]", "", path)
+    return [part.strip('"') for part in re.findall(r'"[^"]*"|[^.]+', cleaned)]
+
+
+def quote_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
+
+
+def load(path: Path | str) -> Stack:
+    """Load and validate a desired-state file; raises ConfigError listing every problem."""
+    path = Path(path)
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("file not found", where=where,
+                          hint="give the file with -c FILE (default: recon.toml in this folder)")
+    except IsADirectoryError:
+        raise ConfigError("is a folder, not a file", where=where)
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", where=where)
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"file is larger than {MAX_FILE_BYTES} bytes", where=where)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"not valid UTF-8 (byte {exc.start})", where=f"{where}:{line}")
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\(at line (\d+), column (\d+)\)", message)
+        loc = f"{where}:{match.group(1)}:{match.group(2)}" if match else where
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+        raise ConfigError(f"invalid TOML: {message}", where=loc)
+    return build(document, text, path)
+
+
+def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
+    """Validate a parsed document and build the Stack."""
+    problems = Problems()
+    valid_tables = sorted([*TOP_LEVEL, *KINDS])
+    for key, value in document.items():
+        if key in TOP_LEVEL:
+            if not isinstance(value, dict):
+                problems.add(key, "must be a table")
+                continue
+            check_table(value, TOP_LEVEL[key], key, problems)
+        elif key in KINDS:
+            if not isinstance(value, dict):
+                problems.add(key, "must be a table of resources")
+        else:
+            guess = nearest(key, valid_tables)
+            problems.add(key, f"unknown table {key!r}",
+                         f"did you mean {guess!r}?" if guess else
+                         f"valid tables: {', '.join(valid_tables)}")
+    if "stack" not in document:
+        problems.add("stack", "missing [stack] table", 'add [stack] with name = "…"')
+
+    stack_name = str(document.get("stack", {}).get("name", "")) if isinstance(document.get("stack"), dict) else ""
+    ctx = LoadContext(base_dir=path.parent, source=str(path), stack=stack_name)
+    resources: dict[Address, ResourceSpec] = {}
+    kind_settings: dict[str, dict[str, Any]] = {}
+    for kind_name, kind in KINDS.items():
+        table = document.get(kind_name)
+        if not isinstance(table, dict):
+            continue
+        blocks, settings = kind.split_table(table, problems)
+        if settings:
+            kind_settings[kind_name] = settings
+        for name, block in blocks.items():
+            key = f"{kind_name}.{quote_key(name)}"
+            if not NAME_RE.match(name):
+                problems.add(key, f"invalid name {name!r}: use letters, digits and ._:@+=,/- (at most 255)")
+                continue
+            if not isinstance(block, dict):
+                problems.add(key, f"must be a table, got {type(block).__name__}")
+                continue
+            block = dict(block)
+            depends_raw = block.pop("depends_on", [])
+            before = len(problems.items)
+            check_table(block, kind.fields, key, problems)
+            depends = _check_depends(depends_raw, key, problems)
+            if len(problems.items) > before:
+                continue
+            try:
+                attrs = kind.normalize(name, block, ctx)
+            except ConfigError as exc:
+                problems.add(exc.where or key, exc.message, exc.hint)
+                continue
+            address = Address(kind_name, name)
+            resources[address] = ResourceSpec(address, attrs, depends)
+
+    if not problems:
+        _check_references(resources, problems)
+    if problems:
+        raise _problems_error(problems, text, path)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Stack(path=path, name=stack_name, cloud=dict(document.get("cloud", {})),
+                 state=dict(document.get("state", {})), resources=resources, digest=digest,
+                 settings=kind_settings)
+
+
+def _check_depends(raw: Any, key: str, problems: Problems) -> tuple[Address, ...]:
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        problems.add(f"{key}.depends_on", "expected an array of addresses (KIND.NAME)")
+        return ()
+    out = []
+    for index, item in enumerate(raw):
+        try:
+            out.append(Address.parse(item))
+        except ValueError as exc:
+            problems.add(f"{key}.depends_on[{index}]", str(exc))
+    return tuple(out)
+
+
+def _check_references(resources: Mapping[Address, ResourceSpec], problems: Problems) -> None:
+    from graphlib import CycleError, TopologicalSorter
+
+    graph: dict[Address, set[Address]] = {}
+    for address, spec in resources.items():
+        key = f"{address.kind}.{quote_key(address.name)}"
+        graph[address] = set()
+        for ref in spec.references():
+            target = ref.address
+            if target not in resources:
+                kind = KINDS.get(target.kind)
+                known = [str(a) for a in resources if a.kind == target.kind]
+                guess = nearest(str(target), known) if kind else nearest(target.kind, list(KINDS))
+                problems.add(key, f"{ref} refers to {target}, which is not in this file",
+                             f"did you mean {guess!r}?" if guess else None)
+                continue
+            kind = KINDS[target.kind]
+            if ref.attr not in kind.outputs:
+                guess = nearest(ref.attr, list(kind.outputs))
+                problems.add(key, f"{ref}: {target.kind} has no attribute {ref.attr!r}",
+                             f"did you mean {guess!r}?" if guess else
+                             f"attributes: {', '.join(sorted(kind.outputs)) or 'none'}")
+                continue
+            if target == address:
+                problems.add(key, f"{ref} refers to the resource itself")
+                continue
+            graph[address].add(target)
+        for dep in spec.depends_on:
+            if dep not in resources:
+                problems.add(f"{key}.depends_on", f"{dep} is not in this file")
+            else:
+                graph[address].add(dep)
+    if problems:
+        return
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as exc:
+        cycle = " -> ".join(str(a) for a in exc.args[1])
+        problems.add(str(exc.args[1][0]), f"reference cycle: {cycle}")
+
+
+def _problems_error(problems: Problems, text: str, path: Path) -> ConfigError:
+    find = _line_finder(text)
+    lines = []
+    for key_path, message, hint in problems.items:
+        line = find(_path_parts(key_path))
+        loc = f"{path}:{line}" if line else str(path)
+        entry = f"{loc}: {key_path}: {message}"
+        if hint:
+            entry += f" ({hint})"
+        lines.append(entry)
+    count = len(lines)
+    head = lines[0] if count == 1 else f"{count} problems in {path}:\n  " + "\n  ".join(lines)
+    return ConfigError(head)

@@ -1,0 +1,36 @@
+"""Attribute-level differences between normalized dicts, by deepdiff."""
+
+from __future__ import annotations
+
+from typing import Any, Collection
+
+from deepdiff import DeepDiff
+
+_MISSING = object()
+
+
+def changed_paths(before: dict[str, Any], after: dict[str, Any], set_attrs: Collection[str] = ()) -> list[str]:
+    """Dotted paths of the attributes that differ, sorted.
+
+    A path stops at a list index, and at a set-valued attribute: a changed listener is
+    reported as ``listeners``, a changed health-check interval as ``health_check.interval``.
+    """
+    if not before or not after:  # deepdiff reports an empty side as one change at the root
+        return sorted(key for key in {*before, *after} if before.get(key, _MISSING) != after.get(key, _MISSING))
+    diff = DeepDiff(before, after, ignore_order=False, view="tree", verbose_level=2)
+    paths: set[str] = set()
+    for items in diff.values():
+        for item in items:
+            parts = []
+            for part in item.path(output_format="list"):
+                if isinstance(part, int) or (parts and parts[0] in set_attrs):
+                    break
+                parts.append(str(part))
+            paths.add(".".join(parts) if parts else "")
+    return sorted(paths)
+
+
+def set_difference(before: list[Any] | None, after: list[Any] | None) -> tuple[list[Any], list[Any]]:
+    """Elements removed and added between two lists compared as sets."""
+    before, after = before or [], after or []
+    return [x for x in before if x not in after], [x for x in after if x not in before]

@@ -1,0 +1,89 @@
+"""The steps every command is made of: load, connect, read live, plan, apply.
+
+The CLI strings these together; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Collection, Mapping
+
+from .addresses import Address
+from .apply import ApplyContext, Applier, Outcome, Progress
+from .cloud import CallStats, Cloud, RetryPolicy, resolve_settings
+from .config import Stack, load
+from .errors import PlanError
+from .plan import Plan
+from .planner import make_plan
+from .resources import KINDS
+from .state.local import LocalBackend, backend_for
+from .state.model import State
+
+Live = dict[str, dict[str, dict[str, Any]]]
+
+
+@dataclass
+class Workspace:
+    """One desired file with its state backend and (lazily) its cloud connection."""
+
+    stack: Stack
+    backend: LocalBackend
+    env: Mapping[str, str]
+    stats: CallStats = field(default_factory=CallStats)
+    _cloud: Cloud | None = None
+
+    @classmethod
+    def open(cls, path: Path | str, env: Mapping[str, str] | None = None) -> "Workspace":
+        stack = load(path)
+        return cls(stack, backend_for(stack), dict(os.environ if env is None else env))
+
+    @property
+    def cloud(self) -> Cloud:
+        if self._cloud is None:
+            settings = resolve_settings(self.stack.cloud, self.env, self.stack.base_dir)
+            self._cloud = Cloud(settings, self.env, stats=self.stats, retry=RetryPolicy.from_env(self.env))
+        return self._cloud
+
+    def parse_targets(self, targets: Collection[str], state: State) -> list[Address]:
+        out = []
+        known = set(self.stack.resources) | set(state.resources)
+        for text in targets:
+            try:
+                address = Address.parse(text)
+            except ValueError as exc:
+                raise PlanError(str(exc), where="--target")
+            if address not in known:
+                from .schema import nearest
+                guess = nearest(text, [str(a) for a in known])
+                raise PlanError(f"{text} is neither in the file nor in state", where="--target",
+                                hint=f"did you mean {guess!r}?" if guess else None)
+            out.append(address)
+        return out
+
+    def read_live(self, state: State) -> Live:
+        """Live attributes of every kind, read concurrently, one batch per kind."""
+        wanted: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+        for address, spec in self.stack.resources.items():
+            wanted[address.kind][address.name] = spec.attrs
+        for address, entry in state.resources.items():
+            if address.kind in wanted:
+                wanted[address.kind].setdefault(entry.id, None)
+        kinds = [k for k in KINDS if wanted[k]]
+        cloud = self.cloud
+        with self.stats.phase("read"), ThreadPoolExecutor(max_workers=max(1, len(kinds))) as pool:
+            futures = {kind: pool.submit(KINDS[kind].read, cloud, wanted[kind]) for kind in kinds}
+            return {kind: future.result() for kind, future in futures.items()}
+
+    def plan(self, state: State, targets: Collection[str] = ()) -> Plan:
+        addresses = self.parse_targets(targets, state)
+        live = self.read_live(state)
+        with self.stats.phase("diff"):
+            return make_plan(self.stack, live, state, targets=addresses)
+
+    def apply(self, plan: Plan, state: State, *, parallelism: int, progress: Progress | None = None) -> list[Outcome]:
+        ctx = ApplyContext(cloud=self.cloud, stack=self.stack.name)
+        with self.stats.phase("apply"):
+            return Applier(plan, state, self.backend.write, ctx, parallelism=parallelism, progress=progress).run()

@@ -1,0 +1,144 @@
+"""What a plan is: a list of changes, each with an action.
+
+Like Terraform's ``plans.Action``, an action's value is its symbol.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from .addresses import Address
+
+
+class Unknown:
+    """A value that is known only once apply has made what it depends on."""
+
+    _instance: "Unknown | None" = None
+
+    def __new__(cls) -> "Unknown":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "(known after apply)"
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        return (Unknown, ())
+
+
+UNKNOWN = Unknown()
+
+
+def contains_unknown(value: Any) -> bool:
+    if value is UNKNOWN:
+        return True
+    if isinstance(value, dict):
+        return any(contains_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_unknown(v) for v in value)
+    return False
+
+
+class Action(enum.Enum):
+    NOOP = " "
+    CREATE = "+"
+    UPDATE = "~"
+    REPLACE = "-/+"                 # delete, then create
+    CREATE_THEN_DELETE = "+/-"      # create the new one first
+    DELETE = "-"
+
+    @property
+    def symbol(self) -> str:
+        return self.value
+
+    @property
+    def verb(self) -> str:
+        return {
+            Action.NOOP: "is up to date",
+            Action.CREATE: "will be created",
+            Action.UPDATE: "will be updated in place",
+            Action.REPLACE: "must be replaced",
+            Action.CREATE_THEN_DELETE: "must be replaced (new one created first)",
+            Action.DELETE: "will be destroyed",
+        }[self]
+
+    @property
+    def json_actions(self) -> list[str]:
+        return {
+            Action.NOOP: ["no-op"], Action.CREATE: ["create"], Action.UPDATE: ["update"],
+            Action.REPLACE: ["delete", "create"], Action.CREATE_THEN_DELETE: ["create", "delete"],
+            Action.DELETE: ["delete"],
+        }[self]
+
+
+@dataclass
+class Change:
+    """One resource's change.
+
+    ``before`` is the live value as recon compares it (None when it does not exist);
+    ``after`` the desired value (None when it is to be deleted), with UNKNOWN where a
+    value depends on a resource not made yet. ``changed_paths`` are dotted attribute
+    paths; ``replace_paths`` the subset that forces replacement.
+    """
+
+    address: Address
+    action: Action
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    changed_paths: list[str] = field(default_factory=list)
+    replace_paths: list[str] = field(default_factory=list)
+    sensitive_paths: list[str] = field(default_factory=list)
+    reason: str = ""
+    #: In state, and the cloud no longer has it (drift), or its attributes moved since apply.
+    drift: str | None = None
+    depends_on: list[Address] = field(default_factory=list)
+    # For apply, not shown: the resolved desired attributes, the live and the prior (state) ones.
+    desired: dict[str, Any] | None = field(default=None, repr=False)
+    live: dict[str, Any] | None = field(default=None, repr=False)
+    prior: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.address.kind
+
+    @property
+    def name(self) -> str:
+        return self.address.name
+
+
+@dataclass
+class Plan:
+    stack: str
+    changes: list[Change]
+    #: State entries that leave state without any cloud call (removed from the file
+    #: for a kind that keeps its resources, or already gone from the cloud).
+    forget: list[Address] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def actionable(self) -> list[Change]:
+        return [c for c in self.changes if c.action is not Action.NOOP]
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actionable)
+
+    def summary(self) -> dict[str, int]:
+        add = change = destroy = 0
+        for c in self.actionable:
+            if c.action is Action.CREATE:
+                add += 1
+            elif c.action is Action.UPDATE:
+                change += 1
+            elif c.action is Action.DELETE:
+                destroy += 1
+            else:
+                add += 1
+                destroy += 1
+        return {"add": add, "change": change, "destroy": destroy}

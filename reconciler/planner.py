@@ -1,0 +1,164 @@
+"""The planner: a pure function of (desired, live, state) to a Plan.
+
+No I/O happens here. Resources are visited in reference order so that a reference to
+a resource that is unchanged resolves to its live value, and one to a resource that
+is still to be made stays UNKNOWN until apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+from typing import Any, Collection, Mapping
+
+from .addresses import Address, Reference
+from .config import ResourceSpec, Stack
+from .diff import changed_paths
+from .errors import PlanError
+from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
+from .resolve import resolve
+from .resources import KINDS
+from .schema import nearest
+from .state.model import State
+
+Live = Mapping[str, Mapping[str, dict[str, Any]]]  # kind -> cloud name -> attributes
+
+
+@dataclass
+class Planned:
+    """What the planner knows about a desired resource once visited."""
+
+    change: Change
+    resolved: dict[str, Any]
+    live: dict[str, Any] | None
+
+
+def order(resources: Mapping[Address, ResourceSpec]) -> list[Address]:
+    graph = {address: spec.dependencies() & set(resources) for address, spec in resources.items()}
+    sorter = TopologicalSorter(graph)
+    return list(sorter.static_order())
+
+
+def closure(targets: Collection[Address], resources: Mapping[Address, ResourceSpec]) -> set[Address]:
+    """The targets and everything they depend on."""
+    seen: set[Address] = set()
+    stack = list(targets)
+    while stack:
+        address = stack.pop()
+        if address in seen:
+            continue
+        seen.add(address)
+        if address in resources:
+            stack.extend(resources[address].dependencies())
+    return seen
+
+
+def get_path(value: Any, path: str) -> Any:
+    for part in path.split(".") if path else []:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Address] = ()) -> Plan:
+    kinds_settings = stack.settings
+    selected = closure(targets, stack.resources) if targets else None
+    planned: dict[Address, Planned] = {}
+    problems: list[str] = []
+    plan = Plan(stack=stack.name, changes=[])
+
+    def lookup(ref: Reference) -> Any:
+        target = planned.get(ref.address)
+        if target is None:
+            return UNKNOWN
+        kind = KINDS[ref.address.kind]
+        change = target.change
+        after_value = target.resolved.get(ref.attr, None)
+        if change.action in (Action.CREATE, Action.REPLACE, Action.CREATE_THEN_DELETE):
+            return after_value if after_value is not None and not contains_unknown(after_value) \
+                and ref.attr in kind.fields else UNKNOWN
+        merged = {**(target.live or {}), **{k: v for k, v in target.resolved.items() if k in kind.fields}}
+        value = kind.output(ref.address.name, merged, ref.attr)
+        return UNKNOWN if value is None or contains_unknown(value) else value
+
+    for address in order(stack.resources):
+        if selected is not None and address not in selected:
+            continue
+        spec = stack.resources[address]
+        kind = KINDS[address.kind]
+        prior_entry = state.resources.get(address)
+        prior = prior_entry.attrs if prior_entry else None
+        resolved = resolve(spec.attrs, lookup)
+        if not contains_unknown(resolved):
+            resolved = kind.finalize(address.name, resolved)
+        cloud_name = kind.live_name(address.name, resolved)
+        live_attrs = None if cloud_name is UNKNOWN else live.get(address.kind, {}).get(cloud_name)
+        deps = sorted(spec.dependencies())
+        sensitive = sorted(kind.sensitive_paths(resolved, live_attrs))
+
+        if live_attrs is None:
+            pending = any(planned[d].change.action is not Action.NOOP for d in deps if d in planned)
+            if not kind.creatable(resolved) and not pending:
+                known = live.get(address.kind, {})
+                guess = nearest(str(cloud_name), list(known)) if known else None
+                problems.append(f"{address}: {kind.missing_message(cloud_name)}"
+                                + (f" (did you mean {guess!r}?)" if guess else ""))
+                continue
+            change = Change(address, Action.CREATE, None, kind.display_view(resolved),
+                            changed_paths=sorted(kind.display_view(resolved)), sensitive_paths=sensitive,
+                            drift="missing" if prior_entry else None, depends_on=deps,
+                            reason="gone from the cloud" if prior_entry else "")
+        elif contains_unknown(resolved):
+            want = {k: v for k, v in kind.display_view(resolved).items()}
+            have = {k: v for k, v in live_attrs.items() if k in want}
+            change = _compare(address, kind, want, have, prior, deps, sensitive)
+        else:
+            want, have = kind.compare_view(address.name, resolved, live_attrs, prior)
+            change = _compare(address, kind, want, have, prior, deps, sensitive)
+        planned[address] = Planned(change, resolved, live_attrs)
+        change.desired = resolved
+        change.live = live_attrs
+        change.prior = prior
+        plan.changes.append(change)
+
+    for address, entry in sorted(state.resources.items()):
+        if address in stack.resources or (selected is not None and address not in selected):
+            continue
+        kind = KINDS.get(address.kind)
+        if kind is None:
+            problems.append(f"{address}: state holds a kind this recon does not know")
+            continue
+        live_attrs = live.get(address.kind, {}).get(entry.id)
+        if kind.removal(address.name, kinds_settings.get(address.kind, {})) == "forget" or live_attrs is None:
+            plan.forget.append(address)
+            continue
+        before = {k: v for k, v in live_attrs.items() if k in entry.attrs}
+        change = Change(address, Action.DELETE, before, None, changed_paths=sorted(before),
+                        sensitive_paths=sorted(kind.sensitive_paths(entry.attrs, live_attrs)),
+                        depends_on=list(entry.depends_on), reason="removed from the file")
+        change.desired, change.live, change.prior = None, live_attrs, entry.attrs
+        plan.changes.append(change)
+
+    if problems:
+        raise PlanError("cannot plan:\n  " + "\n  ".join(problems))
+    return plan
+
+
+def _compare(address: Address, kind, want: dict[str, Any], have: dict[str, Any],
+             prior: dict[str, Any] | None, deps: list[Address], sensitive: list[str]) -> Change:
+    paths = changed_paths(have, want, kind.set_attrs)
+    if not paths:
+        return Change(address, Action.NOOP, have, want, depends_on=deps, sensitive_paths=sensitive)
+    replace = [p for p in paths if p.split(".")[0] in kind.replace_on]
+    if replace:
+        action = Action.CREATE_THEN_DELETE if kind.create_before_destroy else Action.REPLACE
+    else:
+        action = Action.UPDATE
+    drifted = []
+    if prior is not None:
+        drifted = [p for p in paths if get_path(prior, p) == get_path(want, p) and get_path(want, p) is not None]
+    return Change(address, action, have, want, changed_paths=paths, replace_paths=replace,
+                  sensitive_paths=sensitive, depends_on=deps,
+                  drift="changed" if drifted else None,
+                  reason=("changed outside recon: " + ", ".join(drifted)) if drifted else "")

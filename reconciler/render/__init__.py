@@ -1,0 +1,1 @@
+"""Plan and drift output: text for terminals, JSON for machines."""

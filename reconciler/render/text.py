@@ -1,0 +1,117 @@
+"""Terraform-like text: one block per change, changed attributes only, a summary line."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from ..plan import Action, Change, Plan
+from .values import get_path, masked_change, show
+
+COLORS = {Action.CREATE: "32", Action.UPDATE: "33", Action.DELETE: "31",
+          Action.REPLACE: "35", Action.CREATE_THEN_DELETE: "35"}
+
+
+class Style:
+    def __init__(self, color: bool):
+        self.color = color
+
+    def paint(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def bold(self, text: str) -> str:
+        return self.paint(text, "1")
+
+
+def _attribute_lines(change: Change, style: Style) -> Iterable[str]:
+    before, after = masked_change(change)
+    if change.action is Action.CREATE:
+        for key in sorted(after or {}):
+            yield f"      {style.paint('+', '32')} {key} = {show(after[key])}"
+        return
+    if change.action is Action.DELETE:
+        for key in sorted(before or {}):
+            yield f"      {style.paint('-', '31')} {key} = {show(before[key])}"
+        return
+    for path in change.changed_paths:
+        old, new = get_path(before, path), get_path(after, path)
+        forces = style.paint("  # forces replacement", "31") if path in change.replace_paths else ""
+        if isinstance(old, list) and isinstance(new, list):
+            yield f"      {style.paint('~', '33')} {path}{forces}"
+            for item in old:
+                if item not in new:
+                    yield f"          {style.paint('-', '31')} {show(item)}"
+            for item in new:
+                if item not in old:
+                    yield f"          {style.paint('+', '32')} {show(item)}"
+        else:
+            yield f"      {style.paint('~', '33')} {path}: {show(old)} -> {show(new)}{forces}"
+
+
+def change_block(change: Change, style: Style) -> list[str]:
+    symbol = style.paint(change.action.symbol, COLORS.get(change.action, "0"))
+    why = f" ({change.reason})" if change.reason else ""
+    lines = [f"  # {style.bold(str(change.address))} {change.action.verb}{why}",
+             f"  {symbol} {change.address}"]
+    lines.extend(_attribute_lines(change, style))
+    return lines
+
+
+def summary_line(plan: Plan) -> str:
+    counts = plan.summary()
+    return f"Plan: {counts['add']} to add, {counts['change']} to change, {counts['destroy']} to destroy."
+
+
+def render_plan(plan: Plan, *, color: bool = False) -> str:
+    style = Style(color)
+    lines: list[str] = []
+    for warning in plan.warnings:
+        lines.append(style.paint(f"Warning: {warning}", "33"))
+    if not plan.has_changes:
+        lines.append("No changes. The cloud matches the file.")
+        if plan.forget:
+            lines.append(_forget_note(plan))
+        return "\n".join(lines) + "\n"
+    lines.append("recon will perform the following actions:")
+    lines.append("")
+    for change in plan.actionable:
+        lines.extend(change_block(change, style))
+        lines.append("")
+    if plan.forget:
+        lines.append(_forget_note(plan))
+        lines.append("")
+    lines.append(style.bold(summary_line(plan)))
+    return "\n".join(lines) + "\n"
+
+
+def _forget_note(plan: Plan) -> str:
+    names = ", ".join(str(a) for a in plan.forget)
+    return f"No longer managed (left as they are in the cloud, dropped from state): {names}"
+
+
+DRIFT_GROUPS = (("changed", "changed outside recon"), ("missing", "gone from the cloud"),
+                ("pending", "in the file, not yet applied"))
+
+
+def drift_groups(plan: Plan) -> dict[str, list[Change]]:
+    groups: dict[str, list[Change]] = {key: [] for key, _ in DRIFT_GROUPS}
+    for change in plan.actionable:
+        groups[change.drift or "pending"].append(change)
+    return groups
+
+
+def render_drift(plan: Plan, *, color: bool = False) -> str:
+    style = Style(color)
+    groups = drift_groups(plan)
+    if not plan.has_changes:
+        return f"No drift: the cloud matches {plan.stack}'s file.\n"
+    lines = [style.bold(f"Drift in stack {plan.stack}: the cloud does not match the file."), ""]
+    for key, title in DRIFT_GROUPS:
+        if not groups[key]:
+            continue
+        lines.append(f"{title.capitalize()} ({len(groups[key])}):")
+        for change in groups[key]:
+            lines.extend(change_block(change, style))
+        lines.append("")
+    counts = ", ".join(f"{len(groups[key])} {key}" for key, _ in DRIFT_GROUPS)
+    lines.append(f"Drift: {counts}. Run `recon apply` to repair.")
+    return "\n".join(lines) + "\n"

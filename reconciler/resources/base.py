@@ -1,0 +1,137 @@
+"""What every resource kind provides.
+
+A kind reads all of its live resources in a constant number of calls, normalizes
+them to plain dicts, and creates, updates or deletes one resource at a time. The
+planner compares the normalized desired dict with the normalized live dict, so both
+sides must use the same shape: sorted lists for sets, strings where the cloud speaks
+strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Collection, Mapping
+
+from ..errors import ConfigError
+from ..schema import Field, Problems
+
+if TYPE_CHECKING:
+    from ..cloud import Cloud
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What normalizing a desired block may use: the file's folder, never the cloud."""
+
+    base_dir: Path
+    source: str  # the desired file's name, for error messages
+    stack: str
+
+    def read_companion(self, relative: str, where: str, *, limit: int = 1 << 20) -> bytes:
+        """Read a file named in the desired file (relative to it), bounded in size."""
+        path = (self.base_dir / relative)
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(limit + 1)
+        except FileNotFoundError:
+            raise ConfigError(f"file {relative!r} not found (looked in {self.base_dir})", where=where)
+        except (IsADirectoryError, PermissionError, OSError) as exc:
+            raise ConfigError(f"cannot read {relative!r}: {exc.strerror or exc}", where=where)
+        if len(data) > limit:
+            raise ConfigError(f"file {relative!r} is larger than {limit} bytes", where=where)
+        return data
+
+
+class Kind:
+    """Base of the resource kinds; subclasses set the class attributes and the cloud methods."""
+
+    name: str = ""
+    #: Fields of one resource's table.
+    fields: Mapping[str, Field] = {}
+    #: Top-level attributes whose change forces replacement.
+    replace_on: frozenset[str] = frozenset()
+    #: Top-level attributes that are sets: compared regardless of order.
+    set_attrs: frozenset[str] = frozenset()
+    #: Top-level attributes that are never shown or stored in clear text.
+    sensitive: frozenset[str] = frozenset()
+    #: Outputs other resources may reference, with a one-line description.
+    outputs: Mapping[str, str] = {}
+    #: Replacement creates the new resource before deleting the old one.
+    create_before_destroy: bool = False
+    #: Removing the resource from the file leaves it in the cloud (only forgets it).
+    keep_on_removal: bool = False
+    #: Order of reading and of listing, cosmetic.
+    order: int = 50
+
+    # --- desired side (pure, no cloud) -------------------------------------------------
+    def split_table(self, table: Mapping[str, Any], problems: "Problems") -> tuple[dict[str, Any], dict[str, Any]]:
+        """Split a kind's table into resource blocks and kind-wide settings (none by default)."""
+        return dict(table), {}
+
+    def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
+        """The canonical desired attributes of one block (references left in place)."""
+        return dict(block)
+
+    def finalize(self, name: str, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Canonicalize attributes after references were resolved (e.g. sort sets)."""
+        return attrs
+
+    # --- comparison -------------------------------------------------------------------
+    def compare_view(self, name: str, desired: dict[str, Any], live: dict[str, Any],
+                     prior: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The pair the planner diffs. By default attributes the file leaves out are not managed."""
+        return desired, {key: value for key, value in live.items() if key in desired}
+
+    def output(self, name: str, attrs: Mapping[str, Any], attr: str) -> Any:
+        """The value of an output, from live or applied attributes."""
+        return attrs.get(attr)
+
+    def live_name(self, name: str, attrs: Mapping[str, Any]) -> str:
+        """The name the cloud knows the resource by (the block name unless the kind says)."""
+        return name
+
+    # --- cloud side ---------------------------------------------------------------------
+    def read(self, cloud: "Cloud", wanted: Mapping[str, dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
+        """Live attributes by cloud name, in a constant number of calls.
+
+        ``wanted`` maps the cloud names recon cares about to their desired attributes
+        (None for resources only in state); a kind may return more than asked.
+        """
+        raise NotImplementedError
+
+    def create(self, cloud: "Cloud", name: str, attrs: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def update(self, cloud: "Cloud", name: str, before: dict[str, Any], after: dict[str, Any],
+               changed: Collection[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def delete(self, cloud: "Cloud", name: str, before: dict[str, Any],
+               prior: dict[str, Any] | None) -> None:
+        """Delete the resource; ``before`` is its live view, ``prior`` what state recorded."""
+        raise NotImplementedError
+
+    def removal(self, name: str, settings: Mapping[str, Any]) -> str:
+        """What leaving the file means: "delete" it from the cloud, or "forget" it."""
+        return "delete"
+
+    def sensitive_paths(self, desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None) -> frozenset[str]:
+        """Attributes to mask in output for this resource."""
+        return self.sensitive
+
+    def creatable(self, attrs: Mapping[str, Any]) -> bool:
+        """Whether recon can make this resource when the cloud lacks it."""
+        return True
+
+    def missing_message(self, cloud_name: Any) -> str:
+        return f"{cloud_name!r} does not exist in the cloud"
+
+    def state_attrs(self, name: str, attrs: Mapping[str, Any], live: Mapping[str, Any],
+                    prior: Mapping[str, Any] | None) -> dict[str, Any]:
+        """What state records for a resource: applied attributes plus live outputs, no secrets."""
+        return {**{k: v for k, v in live.items() if k in self.outputs}, **attrs}
+
+    def display_view(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """The desired attributes as a plan shows them for a resource to be created."""
+        return dict(attrs)

@@ -1,0 +1,116 @@
+"""Key pairs, imported from a public key the file names (``euca-import-keypair``).
+
+The cloud keeps only a fingerprint, and clouds differ in how they compute it (AWS
+and moto: MD5 of the DER public key; OpenSSH-style MD5 of the key blob; SHA-256), so
+recon accepts any of them as the fingerprint of the desired key. A different key
+under the same name is a replacement: delete, then import.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any, Mapping
+
+from cryptography.hazmat.primitives import serialization
+
+from ..errors import ConfigError
+from ..schema import Field
+from .base import Kind, LoadContext
+
+MAX_KEY_BYTES = 16 << 10
+
+
+def _colons(hex_digest: str) -> str:
+    return ":".join(hex_digest[i:i + 2] for i in range(0, len(hex_digest), 2))
+
+
+def parse_public_key(text: str, where: str) -> str:
+    """The OpenSSH public key line without its comment; ConfigError if it is not one."""
+    parts = text.strip().split()
+    if len(parts) < 2:
+        raise ConfigError("not an OpenSSH public key (expected 'ssh-rsa AAAA… [comment]')", where=where)
+    line = f"{parts[0]} {parts[1]}"
+    try:
+        serialization.load_ssh_public_key(line.encode())
+    except (ValueError, TypeError, UnicodeEncodeError) as exc:
+        raise ConfigError(f"not a valid OpenSSH public key: {exc}", where=where)
+    return line
+
+
+def fingerprints(public_key: str) -> list[str]:
+    """Every fingerprint a cloud may show for this key, the AWS form first."""
+    key = serialization.load_ssh_public_key(public_key.encode())
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    blob = base64.b64decode(public_key.split()[1])
+    return [
+        _colons(hashlib.md5(der).hexdigest()),
+        _colons(hashlib.md5(blob).hexdigest()),
+        _colons(hashlib.sha1(der).hexdigest()),
+        _colons(hashlib.sha256(der).hexdigest()),
+        hashlib.sha256(der).hexdigest(),
+        "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("="),
+    ]
+
+
+class KeyPairs(Kind):
+    name = "keypairs"
+    fields = {
+        "public_key_file": Field("string", "OpenSSH public key file, relative to this file.", references=False),
+        "public_key": Field("string", "OpenSSH public key, inline (instead of public_key_file).",
+                            references=False),
+    }
+    outputs = {"name": "the key pair's name", "fingerprint": "the fingerprint the cloud shows"}
+    replace_on = frozenset({"fingerprint"})
+    order = 20
+
+    def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
+        where = f"keypairs.{name}"
+        if ("public_key_file" in block) == ("public_key" in block):
+            raise ConfigError("give exactly one of public_key_file or public_key", where=where)
+        if "public_key_file" in block:
+            key_where = f"{where}.public_key_file"
+            data = ctx.read_companion(block["public_key_file"], key_where, limit=MAX_KEY_BYTES)
+            if b"PRIVATE KEY" in data:
+                raise ConfigError("this is a private key; give the public key (.pub) file", where=key_where)
+            try:
+                text = data.decode("ascii")
+            except UnicodeDecodeError:
+                raise ConfigError("not an OpenSSH public key (non-ASCII bytes)", where=key_where)
+        else:
+            key_where, text = f"{where}.public_key", block["public_key"]
+        public_key = parse_public_key(text, key_where)
+        return {"public_key": public_key, "fingerprint": fingerprints(public_key)[0]}
+
+    def compare_view(self, name, desired, live, prior):
+        candidates = fingerprints(desired["public_key"])
+        live_fp = live.get("fingerprint")
+        return {"fingerprint": live_fp if live_fp in candidates else candidates[0]}, {"fingerprint": live_fp}
+
+    def display_view(self, attrs):
+        return {"fingerprint": attrs["fingerprint"], "public_key": attrs["public_key"]}
+
+    def output(self, name, attrs, attr):
+        return name if attr == "name" else attrs.get(attr)
+
+    def read(self, cloud, wanted):
+        reply = cloud.call("ec2", "describe_key_pairs", where="keypairs")
+        return {kp["KeyName"]: {"fingerprint": kp.get("KeyFingerprint")} for kp in reply.get("KeyPairs", [])}
+
+    def create(self, ctx, name, attrs):
+        where = f"keypairs.{name}"
+        reply = ctx.cloud.call("ec2", "import_key_pair", where=where, ignore_codes=("InvalidKeyPair.Duplicate",),
+                           KeyName=name, PublicKeyMaterial=attrs["public_key"].encode())
+        if reply is None:  # an earlier attempt of this very call went through
+            reply = ctx.cloud.call("ec2", "describe_key_pairs", where=where, KeyNames=[name])["KeyPairs"][0]
+        return {"public_key": attrs["public_key"], "fingerprint": reply.get("KeyFingerprint")}
+
+    def update(self, ctx, name, before, after, changed):  # every change replaces
+        self.delete(ctx, name, before, None)
+        return self.create(ctx, name, after)
+
+    def delete(self, ctx, name, before, prior):
+        ctx.cloud.call("ec2", "delete_key_pair", where=f"keypairs.{name}", KeyName=name)
+
+
+KIND = KeyPairs()

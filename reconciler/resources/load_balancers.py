@@ -1,0 +1,254 @@
+"""Classic load balancers (``eulb-create-lb``, ``eulb-create-lb-listeners``, …).
+
+Zones, listeners and instances are sets; a change adds and removes the difference
+(a listener whose protocol or instance port changes is deleted and created again).
+The health check and attributes are updated in place. Reading costs one paginated
+DescribeLoadBalancers call, plus one DescribeLoadBalancerAttributes per load
+balancer whose block declares ``attributes`` (the ELB API has no batch form).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from ..schema import Field
+from .base import Kind, LoadContext
+from .tags import ownership_tags
+
+LB_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "SSL")
+TARGET_RE = re.compile(r"^(HTTP|HTTPS):\d{1,5}(/\S*)?$|^(TCP|SSL):\d{1,5}$")
+
+LISTENER_FIELDS = {
+    "lb_port": Field("integer", "Port the load balancer listens on.", required=True, minimum=1, maximum=65535,
+                     references=False),
+    "protocol": Field("string", "HTTP, HTTPS, TCP or SSL.", required=True, choices=LB_PROTOCOLS, references=False),
+    "instance_port": Field("integer", "Port on the instances.", required=True, minimum=1, maximum=65535,
+                           references=False),
+    "instance_protocol": Field("string", "Protocol to the instances (default: like protocol).",
+                               choices=LB_PROTOCOLS, references=False),
+    "ssl_certificate_id": Field("string", "Server certificate ARN for HTTPS/SSL listeners."),
+}
+HEALTH_FIELDS = {
+    "target": Field("string", 'What to check, e.g. "HTTP:80/" or "TCP:22".', required=True, references=False,
+                    check=lambda v: None if TARGET_RE.match(v) else
+                    'expected PROTOCOL:PORT[/PATH], e.g. "HTTP:80/index.html" or "TCP:22"'),
+    "interval": Field("integer", "Seconds between checks.", required=True, minimum=5, maximum=300, references=False),
+    "timeout": Field("integer", "Seconds a check may take.", required=True, minimum=2, maximum=60, references=False),
+    "healthy_threshold": Field("integer", "Successes before healthy.", required=True, minimum=2, maximum=10,
+                               references=False),
+    "unhealthy_threshold": Field("integer", "Failures before unhealthy.", required=True, minimum=2, maximum=10,
+                                 references=False),
+}
+ATTRIBUTE_FIELDS = {
+    "cross_zone_load_balancing": Field("boolean", "Spread requests across zones.", references=False),
+    "idle_timeout": Field("integer", "Connection idle timeout (seconds).", minimum=1, maximum=3600,
+                          references=False),
+    "connection_draining": Field("boolean", "Let in-flight requests finish on deregistration.", references=False),
+    "connection_draining_timeout": Field("integer", "Seconds to drain.", minimum=1, maximum=3600, references=False),
+}
+
+
+def listener_key(listener: Mapping[str, Any]) -> tuple:
+    return (listener["lb_port"], listener["protocol"])
+
+
+def canonical_listener(block: Mapping[str, Any]) -> dict[str, Any]:
+    listener = {
+        "lb_port": block["lb_port"],
+        "protocol": block["protocol"].upper(),
+        "instance_port": block["instance_port"],
+        "instance_protocol": (block.get("instance_protocol") or block["protocol"]).upper(),
+    }
+    if block.get("ssl_certificate_id"):
+        listener["ssl_certificate_id"] = block["ssl_certificate_id"]
+    return listener
+
+
+def api_listener(listener: Mapping[str, Any]) -> dict[str, Any]:
+    out = {"LoadBalancerPort": listener["lb_port"], "Protocol": listener["protocol"],
+           "InstancePort": listener["instance_port"], "InstanceProtocol": listener["instance_protocol"]}
+    if listener.get("ssl_certificate_id"):
+        out["SSLCertificateId"] = listener["ssl_certificate_id"]
+    return out
+
+
+def attributes_from_api(reply: Mapping[str, Any]) -> dict[str, Any]:
+    attrs = reply.get("LoadBalancerAttributes", {})
+    draining = attrs.get("ConnectionDraining", {})
+    return {
+        "cross_zone_load_balancing": bool(attrs.get("CrossZoneLoadBalancing", {}).get("Enabled", False)),
+        "idle_timeout": attrs.get("ConnectionSettings", {}).get("IdleTimeout", 60),
+        "connection_draining": bool(draining.get("Enabled", False)),
+        "connection_draining_timeout": draining.get("Timeout", 300),
+    }
+
+
+def attributes_to_api(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "cross_zone_load_balancing" in attrs:
+        out["CrossZoneLoadBalancing"] = {"Enabled": attrs["cross_zone_load_balancing"]}
+    if "idle_timeout" in attrs:
+        out["ConnectionSettings"] = {"IdleTimeout": attrs["idle_timeout"]}
+    if "connection_draining" in attrs or "connection_draining_timeout" in attrs:
+        draining: dict[str, Any] = {"Enabled": attrs.get("connection_draining", True)}
+        if "connection_draining_timeout" in attrs:
+            draining["Timeout"] = attrs["connection_draining_timeout"]
+        out["ConnectionDraining"] = draining
+    return out
+
+
+class LoadBalancers(Kind):
+    name = "load_balancers"
+    fields = {
+        "zones": Field("list", "Availability zones.", required=True, items=Field("string")),
+        "listeners": Field("list", "Listeners.", required=True, items=Field("table", fields=LISTENER_FIELDS)),
+        "health_check": Field("table", "Health check.", fields=HEALTH_FIELDS, references=False),
+        "instances": Field("list", "Registered instance ids (often a reference to docker_hosts).",
+                           items=Field("string")),
+        "attributes": Field("table", "Load balancer attributes.", fields=ATTRIBUTE_FIELDS, references=False),
+        "scheme": Field("string", "internet-facing or internal (changing it replaces the load balancer).",
+                        choices=("internet-facing", "internal"), references=False),
+    }
+    outputs = {"name": "the load balancer's name", "dns_name": "its DNS name",
+               "source_security_group": "the security group the cloud made for it",
+               "zones": "its availability zones"}
+    set_attrs = frozenset({"zones", "listeners", "instances"})
+    replace_on = frozenset({"scheme"})
+    order = 40
+
+    def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
+        where = f"load_balancers.{name}"
+        if len(name) > 32 or not re.fullmatch(r"[A-Za-z0-9-]+", name) or name.startswith("-") or name.endswith("-"):
+            raise ConfigError("a load balancer name is 1-32 letters, digits and inner hyphens", where=where)
+        attrs = dict(block)
+        if not block["listeners"]:
+            raise ConfigError("a load balancer needs at least one listener", where=f"{where}.listeners")
+        if not block["zones"]:
+            raise ConfigError("a load balancer needs at least one zone", where=f"{where}.zones")
+        listeners = [canonical_listener(item) for item in block["listeners"]]
+        ports = [item["lb_port"] for item in listeners]
+        duplicates = sorted({port for port in ports if ports.count(port) > 1})
+        if duplicates:
+            raise ConfigError(f"more than one listener on port {duplicates[0]}", where=f"{where}.listeners")
+        attrs["listeners"] = listeners
+        return self.finalize(name, attrs)
+
+    def finalize(self, name, attrs):
+        attrs = dict(attrs)
+        for key in ("zones", "instances"):
+            if isinstance(attrs.get(key), list):
+                attrs[key] = sorted(set(attrs[key]))
+        if isinstance(attrs.get("listeners"), list):
+            attrs["listeners"] = sorted(attrs["listeners"], key=listener_key)
+        return attrs
+
+    def compare_view(self, name, desired, live, prior):
+        want, have = super().compare_view(name, desired, live, prior)
+        if "attributes" in want:  # only the attributes the file names are managed
+            have["attributes"] = {k: v for k, v in live.get("attributes", {}).items() if k in want["attributes"]}
+        return want, have
+
+    def output(self, name, attrs, attr):
+        return attrs.get(attr, name if attr == "name" else None)
+
+    def read(self, cloud, wanted):
+        descriptions = cloud.paginate("elb", "describe_load_balancers", "LoadBalancerDescriptions",
+                                      where="load_balancers")
+        live: dict[str, dict[str, Any]] = {}
+        for lb in descriptions:
+            check = lb.get("HealthCheck") or {}
+            live[lb["LoadBalancerName"]] = {
+                "zones": sorted(lb.get("AvailabilityZones", [])),
+                "listeners": sorted((canonical_listener({
+                    "lb_port": d["Listener"]["LoadBalancerPort"], "protocol": d["Listener"]["Protocol"],
+                    "instance_port": d["Listener"]["InstancePort"],
+                    "instance_protocol": d["Listener"].get("InstanceProtocol"),
+                    "ssl_certificate_id": d["Listener"].get("SSLCertificateId"),
+                }) for d in lb.get("ListenerDescriptions", [])), key=listener_key),
+                "health_check": {
+                    "target": check.get("Target"), "interval": check.get("Interval"),
+                    "timeout": check.get("Timeout"), "healthy_threshold": check.get("HealthyThreshold"),
+                    "unhealthy_threshold": check.get("UnhealthyThreshold"),
+                },
+                "instances": sorted(i["InstanceId"] for i in lb.get("Instances", [])),
+                "scheme": lb.get("Scheme", "internet-facing"),
+                "dns_name": lb.get("DNSName"),
+                "source_security_group": (lb.get("SourceSecurityGroup") or {}).get("GroupName"),
+            }
+        for lb_name, desired in wanted.items():
+            if lb_name in live and desired and "attributes" in desired:
+                reply = cloud.call("elb", "describe_load_balancer_attributes", where=f"load_balancers.{lb_name}",
+                                   LoadBalancerName=lb_name)
+                live[lb_name]["attributes"] = attributes_from_api(reply)
+        return live
+
+    def create(self, ctx, name, attrs):
+        where = f"load_balancers.{name}"
+        params: dict[str, Any] = {"LoadBalancerName": name, "AvailabilityZones": attrs["zones"],
+                                  "Listeners": [api_listener(item) for item in attrs["listeners"]],
+                                  "Tags": ownership_tags(ctx.stack, where)}
+        if "scheme" in attrs:
+            params["Scheme"] = attrs["scheme"]
+        ctx.cloud.call("elb", "create_load_balancer", where=where, **params)
+        self._configure(ctx, name, attrs, set(attrs) - {"zones", "listeners", "scheme"}, {})
+        return self._live(ctx, name)
+
+    def update(self, ctx, name, before, after, changed):
+        self._configure(ctx, name, after, set(changed), before)
+        return self._live(ctx, name)
+
+    def _configure(self, ctx, name: str, after: Mapping[str, Any], changed: set[str], before: Mapping[str, Any]):
+        where = f"load_balancers.{name}"
+        call = ctx.cloud.call
+        if "zones" in changed:
+            add = sorted(set(after["zones"]) - set(before.get("zones", [])))
+            remove = sorted(set(before.get("zones", [])) - set(after["zones"]))
+            if add:
+                call("elb", "enable_availability_zones_for_load_balancer", where=where,
+                     LoadBalancerName=name, AvailabilityZones=add)
+            if remove:
+                call("elb", "disable_availability_zones_for_load_balancer", where=where,
+                     LoadBalancerName=name, AvailabilityZones=remove)
+        if "listeners" in changed:
+            old = {listener_key(item): item for item in before.get("listeners", [])}
+            new = {listener_key(item): item for item in after["listeners"]}
+            stale = [item for key, item in old.items() if new.get(key) != item]
+            fresh = [item for key, item in new.items() if old.get(key) != item]
+            if stale:
+                call("elb", "delete_load_balancer_listeners", where=where, LoadBalancerName=name,
+                     LoadBalancerPorts=sorted({item["lb_port"] for item in stale}))
+            if fresh:
+                call("elb", "create_load_balancer_listeners", where=where, LoadBalancerName=name,
+                     Listeners=[api_listener(item) for item in fresh])
+        if "health_check" in changed and after.get("health_check"):
+            check = after["health_check"]
+            call("elb", "configure_health_check", where=where, LoadBalancerName=name, HealthCheck={
+                "Target": check["target"], "Interval": check["interval"], "Timeout": check["timeout"],
+                "HealthyThreshold": check["healthy_threshold"], "UnhealthyThreshold": check["unhealthy_threshold"]})
+        if "instances" in changed:
+            add = sorted(set(after.get("instances", [])) - set(before.get("instances", [])))
+            remove = sorted(set(before.get("instances", [])) - set(after.get("instances", [])))
+            if add:
+                call("elb", "register_instances_with_load_balancer", where=where, LoadBalancerName=name,
+                     Instances=[{"InstanceId": i} for i in add])
+            if remove:
+                call("elb", "deregister_instances_from_load_balancer", where=where, LoadBalancerName=name,
+                     Instances=[{"InstanceId": i} for i in remove])
+        if "attributes" in changed and after.get("attributes"):
+            call("elb", "modify_load_balancer_attributes", where=where, LoadBalancerName=name,
+                 LoadBalancerAttributes=attributes_to_api(after["attributes"]))
+
+    def _live(self, ctx, name: str) -> dict[str, Any]:
+        reply = ctx.cloud.call("elb", "describe_load_balancers", where=f"load_balancers.{name}",
+                               LoadBalancerNames=[name])
+        lb = reply["LoadBalancerDescriptions"][0]
+        return {"dns_name": lb.get("DNSName"),
+                "source_security_group": (lb.get("SourceSecurityGroup") or {}).get("GroupName")}
+
+    def delete(self, ctx, name, before, prior):
+        ctx.cloud.call("elb", "delete_load_balancer", where=f"load_balancers.{name}", LoadBalancerName=name)
+
+
+KIND = LoadBalancers()

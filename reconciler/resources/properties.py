@@ -1,0 +1,104 @@
+"""Cloud properties (``euca-describe-properties`` / ``euca-modify-property``).
+
+A property is identified by its name and has one attribute, ``value``. Properties
+always exist; recon only changes their values. Removing one from the file leaves it
+alone unless it is listed in ``[properties] reset = [...]``, which resets it once.
+Hidden properties read back as ``********``: recon keeps a slow salted digest of the
+value it wrote, never the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Collection, Mapping
+
+from ..schema import Field, Problems
+from .base import Kind, LoadContext
+
+HIDDEN = "********"
+DIGEST_PREFIX = "scrypt:"
+
+
+def property_text(value: Any) -> str:
+    """A TOML value as Eucalyptus prints it: integers plainly, booleans lower case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def value_digest(name: str, value: str) -> str:
+    """A salted, deliberately slow digest of a hidden property's value."""
+    digest = hashlib.scrypt(value.encode(), salt=f"recon-property:{name}".encode(), n=2**14, r=8, p=1)
+    return DIGEST_PREFIX + digest.hex()
+
+
+class Properties(Kind):
+    name = "properties"
+    fields = {"value": Field("scalar", "The property's value (strings, integers, booleans).")}
+    outputs = {"value": "the property's value"}
+    order = 10
+
+    def split_table(self, table: Mapping[str, Any], problems: Problems) -> tuple[dict[str, Any], dict[str, Any]]:
+        blocks: dict[str, Any] = {}
+        settings: dict[str, Any] = {}
+        for key, value in table.items():
+            if key == "reset":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    problems.add("properties.reset", "expected an array of property names")
+                else:
+                    settings["reset"] = tuple(value)
+            elif isinstance(value, (dict, list)):
+                problems.add(f'properties."{key}"',
+                             "expected a string, integer or boolean value "
+                             f"(write \"{key}\" = VALUE under [properties])")
+            else:
+                blocks[key] = {"value": value}
+        return blocks, settings
+
+    def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
+        return {"value": property_text(block["value"])}
+
+    def finalize(self, name: str, attrs: dict[str, Any]) -> dict[str, Any]:
+        return {"value": property_text(attrs["value"])}
+
+    def compare_view(self, name, desired, live, prior):
+        if live.get("value") != HIDDEN:
+            return {"value": desired["value"]}, {"value": live.get("value")}
+        # Hidden: compare the digest of what the file wants with the digest recon wrote.
+        written = (prior or {}).get("value")
+        return {"value": value_digest(name, desired["value"])}, {"value": written if written and written.startswith(DIGEST_PREFIX) else HIDDEN}
+
+    def sensitive_paths(self, desired, live):
+        return frozenset({"value"}) if (live or {}).get("value") == HIDDEN else frozenset()
+
+    def creatable(self, attrs) -> bool:
+        return False
+
+    def missing_message(self, cloud_name) -> str:
+        return f"no property {cloud_name!r} on this cloud (recon sets properties, it cannot add them)"
+
+    def removal(self, name: str, settings: Mapping[str, Any]) -> str:
+        return "delete" if name in settings.get("reset", ()) else "forget"
+
+    def read(self, cloud, wanted):
+        return {item["name"]: {"value": item.get("value") or ""} for item in cloud.properties_describe()}
+
+    def state_attrs(self, name, attrs, live, prior):
+        if live.get("value") == HIDDEN and not attrs["value"].startswith(DIGEST_PREFIX):
+            return {"value": value_digest(name, attrs["value"])}
+        return {"value": attrs["value"]}
+
+    def create(self, ctx, name, attrs):  # properties exist already: "create" is never planned
+        return self.update(ctx, name, {}, attrs, ["value"])
+
+    def update(self, ctx, name, before, after, changed):
+        reply = ctx.cloud.modify_property(name, after["value"], where=f"properties.{name}")
+        was_hidden = str(before.get("value", "")).startswith((HIDDEN, DIGEST_PREFIX))
+        shown = HIDDEN if was_hidden else reply.get("value")
+        return self.state_attrs(name, after, {"value": shown}, None)
+
+    def delete(self, ctx, name, before, prior):
+        ctx.cloud.modify_property(name, reset=True, where=f"properties.{name}")
+
+
+KIND = Properties()

@@ -1,0 +1,194 @@
+"""Checking an uploaded instance-store bundle the way the cloud does at RegisterImage (DESIGN §6, §7).
+
+``verify_bundle`` reads ``PREFIX.manifest.xml`` and its parts through a ``fetch(key)`` callable and
+checks, in order: the manifest parses; its signature verifies with the user's certificate over the
+exact bytes of ``<machine_configuration>`` followed by ``<image>`` as they appear in the file; the
+AES key and IV decrypt with the cloud's private key (and, when given, agree with the user-encrypted
+copies); every part is there with its SHA1 digest; and the decrypted, gunzipped stream hashes to the
+image digest. Memory use is bounded by one part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+import xml.etree.ElementTree as ET
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+Fetch = Callable[[str], "bytes | None"]
+
+_MACHINE_CONFIGURATION = re.compile(rb"<machine_configuration\b[^>]*?(?:/>|>.*?</machine_configuration>)", re.S)
+_IMAGE = re.compile(rb"<image\b[^>]*?(?:/>|>.*?</image>)", re.S)
+
+
+class BundleError(Exception):
+    """The bundle named by an ImageLocation is missing or does not check out."""
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    name: str
+    image_type: str            # machine | kernel | ramdisk
+    architecture: str | None
+    kernel_id: str | None
+    ramdisk_id: str | None
+    size: int | None
+    parts: int
+
+
+def split_location(location: str) -> tuple[str, str]:
+    """``bucket/prefix.manifest.xml`` -> (bucket, key)."""
+    location = location.strip().lstrip("/")
+    bucket, _, key = location.partition("/")
+    if not bucket or not key:
+        raise BundleError(f"image location {location!r} is not of the form BUCKET/PREFIX.manifest.xml")
+    return bucket, key
+
+
+def _text(element: ET.Element | None, path: str) -> str | None:
+    if element is None:
+        return None
+    found = element.find(path)
+    if found is None or found.text is None:
+        return None
+    text = found.text.strip()
+    return text or None
+
+
+def _hex(value: str | None, what: str) -> bytes:
+    if not value:
+        raise BundleError(f"manifest has no {what}")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise BundleError(f"manifest {what} is not hex") from None
+
+
+def _decrypt_hex(key: rsa.RSAPrivateKey, value: str | None, what: str, size: int) -> bytes:
+    try:
+        plain = key.decrypt(_hex(value, what), rsa_padding.PKCS1v15())
+    except ValueError:
+        raise BundleError(f"{what} does not decrypt with the intended private key") from None
+    try:
+        raw = bytes.fromhex(plain.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        raise BundleError(f"decrypted {what} is not hex text") from None
+    if len(raw) != size:
+        raise BundleError(f"decrypted {what} is {len(raw)} bytes, expected {size}")
+    return raw
+
+
+def verify_bundle(
+    manifest_key: str,
+    fetch: Fetch,
+    *,
+    cloud_key: rsa.RSAPrivateKey,
+    user_cert: x509.Certificate,
+    user_key: rsa.RSAPrivateKey | None = None,
+) -> BundleInfo:
+    """Check the bundle whose manifest is ``manifest_key`` (a key in the bundle's bucket)."""
+    data = fetch(manifest_key)
+    if data is None:
+        raise BundleError(f"manifest {manifest_key} not found")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as err:
+        raise BundleError(f"manifest {manifest_key} is not well-formed XML: {err}") from None
+    if root.tag != "manifest":
+        raise BundleError(f"{manifest_key} is not a bundle manifest (root element <{root.tag}>)")
+    image = root.find("image")
+    if image is None:
+        raise BundleError("manifest has no <image> element")
+
+    # 1. signature by the user's key over <machine_configuration><image>, as written
+    mc = _MACHINE_CONFIGURATION.search(data)
+    im = _IMAGE.search(data)
+    if mc is None or im is None:
+        raise BundleError("manifest lacks <machine_configuration> or <image>")
+    signature = _hex(_text(root, "signature"), "signature")
+    try:
+        user_cert.public_key().verify(signature, mc.group(0) + im.group(0), rsa_padding.PKCS1v15(), hashes.SHA1())
+    except InvalidSignature:
+        raise BundleError("manifest signature does not verify with the user's certificate") from None
+
+    # 2. the key and IV, for the cloud (and for the user)
+    key = _decrypt_hex(cloud_key, _text(image, "ec2_encrypted_key"), "ec2_encrypted_key", 16)
+    iv = _decrypt_hex(cloud_key, _text(image, "ec2_encrypted_iv"), "ec2_encrypted_iv", 16)
+    if user_key is not None and _text(image, "user_encrypted_key"):
+        if _decrypt_hex(user_key, _text(image, "user_encrypted_key"), "user_encrypted_key", 16) != key:
+            raise BundleError("user_encrypted_key and ec2_encrypted_key differ")
+        if _text(image, "user_encrypted_iv") and \
+                _decrypt_hex(user_key, _text(image, "user_encrypted_iv"), "user_encrypted_iv", 16) != iv:
+            raise BundleError("user_encrypted_iv and ec2_encrypted_iv differ")
+
+    # 3. parts: present, digests right; stream decrypt -> unpad -> gunzip -> SHA1
+    digest = _text(image, "digest")
+    if not digest:
+        raise BundleError("manifest has no image digest")
+    parts_el = image.find("parts")
+    parts = [] if parts_el is None else parts_el.findall("part")
+    if not parts:
+        raise BundleError("manifest lists no parts")
+    if parts_el is not None and parts_el.get("count") and parts_el.get("count") != str(len(parts)):
+        raise BundleError(f"manifest says {parts_el.get('count')} parts but lists {len(parts)}")
+    try:
+        parts.sort(key=lambda p: int(p.get("index", "")))
+    except ValueError:
+        raise BundleError("a manifest part has no numeric index") from None
+    if [int(p.get("index")) for p in parts] != list(range(len(parts))):
+        raise BundleError("manifest part indexes are not 0..N-1")
+
+    directory = posixpath.dirname(manifest_key)
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    unpadder = padding.PKCS7(128).unpadder()
+    gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    tar_sha1 = hashlib.sha1()
+    bundled = 0
+    for part in parts:
+        filename = _text(part, "filename")
+        if not filename or "/" in filename:
+            raise BundleError(f"part {part.get('index')} has no usable filename")
+        body = fetch(posixpath.join(directory, filename) if directory else filename)
+        if body is None:
+            raise BundleError(f"bundle part {filename} not found")
+        expected = (_text(part, "digest") or "").lower()
+        if hashlib.sha1(body).hexdigest() != expected:
+            raise BundleError(f"bundle part {filename} does not match its SHA1 digest")
+        bundled += len(body)
+        try:
+            tar_sha1.update(gunzip.decompress(unpadder.update(decryptor.update(body))))
+        except zlib.error as err:
+            raise BundleError(f"bundle does not decompress: {err}") from None
+    try:
+        tail = unpadder.update(decryptor.finalize()) + unpadder.finalize()
+        tar_sha1.update(gunzip.decompress(tail) + gunzip.flush())
+    except ValueError:
+        raise BundleError("bundle does not decrypt with the cloud's key (bad padding)") from None
+    except zlib.error as err:
+        raise BundleError(f"bundle does not decompress: {err}") from None
+    if not gunzip.eof:
+        raise BundleError("bundle's compressed stream is truncated")
+    if tar_sha1.hexdigest() != digest.lower():
+        raise BundleError("bundle contents do not match the image digest")
+
+    size_text = _text(image, "size")
+    mc_el = root.find("machine_configuration")
+    return BundleInfo(
+        name=_text(image, "name") or "",
+        image_type=(_text(image, "type") or "machine").lower(),
+        architecture=_text(mc_el, "architecture"),
+        kernel_id=_text(mc_el, "kernel_id"),
+        ramdisk_id=_text(mc_el, "ramdisk_id"),
+        size=int(size_text) if size_text and size_text.isdigit() else None,
+        parts=len(parts),
+    )

@@ -1,0 +1,216 @@
+"""The sandbox cloud: one loopback HTTP server that looks like a Eucalyptus front end (DESIGN §7).
+
+``Sandbox`` serves in background threads of the calling process; ``serve`` is the blocking form
+behind ``python -m reconciler.sandbox`` and ``recon sandbox``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from ..errors import ReconError
+from . import credentials as creds
+from .credentials import Credentials
+from .properties import PropertiesApp, PropertyStore, default_properties, version_tuple
+from .zones import DEFAULT_ZONES, ZoneMap
+
+READY_PREFIX = "recon sandbox ready:"
+STOPPED_LINE = "recon sandbox stopped"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log lines; errors are still reported on stderr."""
+
+    def log_request(self, code="-", size="-") -> None:  # noqa: D401 - werkzeug API
+        pass
+
+
+def _check_loopback(host: str) -> None:
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ReconError(f"the sandbox listens on loopback only, not on {host!r}",
+                     hint="use 127.0.0.1 (the default) or ::1")
+
+
+class Sandbox:
+    """A Eucalyptus-compatible cloud on loopback, backed by moto, with its credentials folder.
+
+    >>> sb = Sandbox(Path(".recon-sandbox")); sb.start(); ...; sb.stop()
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        zones: Sequence[str] = DEFAULT_ZONES,
+        eucalyptus_version: str = "4.0",
+    ):
+        _check_loopback(host)
+        try:
+            version_tuple(eucalyptus_version)
+            self.zone_map = ZoneMap(zones)
+        except ValueError as err:
+            raise ReconError(str(err), where="sandbox") from None
+        if not 0 <= int(port) <= 65535:
+            raise ReconError(f"port {port} is out of range", where="sandbox")
+        self.directory = Path(directory)
+        self.host = host
+        self.port = int(port)
+        self.zones = self.zone_map.zones
+        self.eucalyptus_version = eucalyptus_version
+        self.url = ""
+        self.env: dict[str, str] = {}
+        self.credentials: Credentials | None = None
+        self.properties: PropertyStore | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Bind, write the credentials folder, and serve in a background thread."""
+        if self._server is not None:
+            raise ReconError("the sandbox is already running", where=self.url)
+        from . import services  # imports moto: keep `import reconciler.sandbox` cheap
+
+        services.patch_moto()
+        try:
+            server = make_server(self.host, self.port, _NotYet(), threaded=True, request_handler=_QuietHandler)
+        except OSError as err:
+            raise ReconError(f"cannot listen on {self.host}:{self.port}: {err.strerror or err}",
+                             where="sandbox") from None
+        self.port = server.server_address[1]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{host}:{self.port}"
+        try:
+            self.credentials = creds.write_credentials(self.directory, self.url)
+            self.directory = self.credentials.directory
+            self.env = dict(self.credentials.env)
+            server.app = self._build_app(services, self.credentials)
+        except BaseException:
+            server.server_close()
+            raise
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="recon-sandbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the port. Safe to call twice."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def eucarc(self) -> Path:
+        return self.directory / creds.EUCARC
+
+    def __enter__(self) -> "Sandbox":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- wiring --------------------------------------------------------------------------
+    def _build_app(self, services, credentials: Credentials):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        def private_key(path: Path):
+            return serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+        self.properties = PropertyStore(default_properties(self.eucalyptus_version))
+        properties = PropertiesApp(self.properties, admin_access_key=credentials.access_key,
+                                   eucalyptus_version=self.eucalyptus_version)
+        ec2 = services.EC2Service(
+            creds.COMPUTE_PATH, services.moto_app("ec2"), self.zone_map,
+            cloud_key=private_key(credentials.cloud_key),
+            user_cert=x509.load_pem_x509_certificate(credentials.user_cert.read_bytes()),
+            user_key=private_key(credentials.user_key),
+        )
+        elb = services.ELBService(creds.LOADBALANCING_PATH, services.moto_app("elb"), self.zone_map)
+        s3 = services.S3Service(creds.OBJECTSTORAGE_PATH, services.moto_app("s3"))
+        return services.Dispatcher([
+            (creds.COMPUTE_PATH, ec2),
+            (creds.OBJECTSTORAGE_PATH, s3),
+            (creds.LOADBALANCING_PATH, elb),
+            (creds.PROPERTIES_PATH, properties),
+            (creds.EMPYREAN_PATH, properties),
+            (creds.CONFIGURATION_PATH, properties),
+        ])
+
+
+class _NotYet:
+    """Placeholder application between bind and the credentials being written."""
+
+    def __call__(self, environ, start_response):
+        start_response("503 SERVICE UNAVAILABLE", [("Content-Type", "text/plain")])
+        return [b"recon sandbox is starting\n"]
+
+
+def ready_line(sandbox: Sandbox) -> str:
+    return f"{READY_PREFIX} {sandbox.url} (source {sandbox.eucarc})"
+
+
+def serve(
+    directory: Path,
+    *,
+    port: int = 0,
+    zones: Sequence[str] = DEFAULT_ZONES,
+    eucalyptus_version: str = "4.0",
+    host: str = "127.0.0.1",
+    parent_pid: int | None = None,
+) -> int:
+    """Run a sandbox until SIGINT or SIGTERM; print one ready line, then one stopped line.
+
+    With ``parent_pid``, also stop when that process is no longer this one's parent (the
+    parent died), so that a crashed test run leaves no cloud behind. Must be called from the
+    main thread (it installs signal handlers). Returns the exit code.
+    """
+    sandbox = Sandbox(directory, port=port, host=host, zones=zones, eucalyptus_version=eucalyptus_version)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        sandbox.start()
+        print(ready_line(sandbox), flush=True)
+        while not stop.wait(0.2):
+            if parent_pid is not None and os.getppid() != parent_pid:
+                print("recon sandbox: parent process is gone, stopping", file=sys.stderr, flush=True)
+                break
+            thread = sandbox._thread
+            if thread is not None and not thread.is_alive():
+                print("recon sandbox: server thread died", file=sys.stderr, flush=True)
+                return 1
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(STOPPED_LINE, flush=True)
+    return 0

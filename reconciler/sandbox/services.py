@@ -1,0 +1,564 @@
+"""The sandbox's WSGI applications: moto's EC2, S3 and ELB behind Eucalyptus' URL layout and
+behaviours, and the dispatcher that routes ``/services/...`` paths to them (DESIGN §6, §7).
+
+Every moto-backed service first gets the request the way moto expects it: the
+``/services/NAME`` prefix stripped and the SigV4 credential scope's region pinned to moto's
+``us-east-1`` (Eucalyptus has one region, whatever a client signs with). EC2 and ELB, which are
+query APIs, then have their parameters rewritten (zone names, image ids) and some actions handled
+or checked here before moto sees them; their responses are rewritten back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+import threading
+import traceback
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+from urllib.parse import quote
+
+from werkzeug.wrappers import Response
+
+from .bundles import BundleError, split_location, verify_bundle
+from .wire import (
+    Captured,
+    QueryRequest,
+    capture,
+    ec2_error,
+    elb_error,
+    query_error,
+    read_body,
+    request_id,
+    set_body,
+    xml_response,
+    xml_text,
+)
+from .zones import MOTO_REGION, ZoneMap
+
+REGION = "eucalyptus"
+
+_SCOPE_REGION = re.compile(r"(Credential=[^/,\s]+/\d{8}/)([^/,\s]+)(/)")
+_UA_REGION = re.compile(r"region/[A-Za-z0-9-]+")
+_EUCA_IMAGE_ID = re.compile(r"^e[mkr]i-([0-9a-f]{8,17})$")
+_MOTO_IMAGE_ID = re.compile(r"\bami-([0-9a-f]{8,17})\b")
+
+
+# ------------------------------------------------------------------------------------------
+# moto access
+
+
+def moto_account(access_key: str | None) -> str:
+    """The moto account a request with this access key acts in (moto's own rule)."""
+    from moto.iam.models import get_account_id_from
+
+    return get_account_id_from(access_key or "")
+
+
+def ec2_backend(account: str):
+    from moto.ec2.models import ec2_backends
+
+    return ec2_backends[account][MOTO_REGION]
+
+
+def elb_backend(account: str):
+    from moto.elb.models import elb_backends
+
+    return elb_backends[account][MOTO_REGION]
+
+
+def s3_backend(account: str):
+    from moto.s3.models import s3_backends
+
+    return s3_backends[account]["aws"]
+
+
+_patch_lock = threading.Lock()
+_patched = False
+
+
+def patch_moto() -> None:
+    """Process-wide adjustments of moto for a Eucalyptus-like cloud (idempotent).
+
+    * no Amazon public AMIs (a fresh Eucalyptus cloud has no images), and RunInstances checks
+      that its image exists;
+    * DescribeImages understands the filters Eucalyptus tools use that moto lacks
+      (manifest-location, image-type, root-device-type, ramdisk-id, description).
+    """
+    global _patched
+    import os
+
+    with _patch_lock:
+        if _patched:
+            return
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        from moto import settings
+        from moto.ec2.models.amis import Ami
+
+        settings.ENABLE_AMI_VALIDATION = True
+        original = Ami.get_filter_value
+        extra = {
+            "manifest-location": "image_location",
+            "image-type": "image_type",
+            "root-device-type": "root_device_type",
+            "ramdisk-id": "ramdisk_id",
+            "description": "description",
+        }
+
+        def get_filter_value(self, filter_name, method_name=None):
+            if filter_name in extra:
+                return getattr(self, extra[filter_name], None)
+            return original(self, filter_name, method_name)
+
+        Ami.get_filter_value = get_filter_value
+        _patched = True
+
+
+def moto_app(service: str):
+    from moto.moto_server.werkzeug_app import create_backend_app
+
+    return create_backend_app(service)
+
+
+# ------------------------------------------------------------------------------------------
+# request plumbing shared by all moto-backed services
+
+
+def pin_region(environ: dict) -> None:
+    """Make moto see ``us-east-1`` whatever region the client signed for."""
+    auth = environ.get("HTTP_AUTHORIZATION")
+    if auth:
+        environ["HTTP_AUTHORIZATION"] = _SCOPE_REGION.sub(rf"\g<1>{MOTO_REGION}\g<3>", auth)
+    agent = environ.get("HTTP_USER_AGENT")
+    if agent:
+        environ["HTTP_USER_AGENT"] = _UA_REGION.sub(f"region/{MOTO_REGION}", agent)
+
+
+def strip_prefix(environ: dict, prefix: str) -> None:
+    """Serve ``prefix/rest`` as ``/rest`` (PATH_INFO and the raw URIs moto reads)."""
+    path = environ.get("PATH_INFO", "")
+    rest = path[len(prefix):]
+    environ["PATH_INFO"] = rest if rest.startswith("/") else "/" + rest
+    for key in ("RAW_URI", "REQUEST_URI"):
+        raw = environ.get(key)
+        if raw is None:
+            continue
+        if raw.lower().startswith(prefix.lower()):
+            raw = raw[len(prefix):]
+            environ[key] = raw if raw.startswith("/") else "/" + raw
+
+
+def base_url(environ: dict) -> str:
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
+
+
+def _log_exception(what: str) -> None:
+    print(f"recon sandbox: error in {what}:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+
+
+class QueryService:
+    """A moto query API (EC2, ELB) with parameter and response rewriting."""
+
+    name = "service"
+
+    def __init__(self, prefix: str, app, zones: ZoneMap):
+        self.prefix = prefix
+        self.app = app
+        self.zones = zones
+
+    def error(self, code: str, message: str, status: int = 400) -> Response:
+        raise NotImplementedError
+
+    def __call__(self, environ: dict, start_response):
+        try:
+            strip_prefix(environ, self.prefix)
+            pin_region(environ)
+            params = QueryRequest.from_environ(environ)
+            answer = self.handle(params)
+            if isinstance(answer, Captured):
+                return answer.send(start_response)
+            return answer(environ, start_response)
+        except Exception as err:  # a moto crash must not look like a network failure
+            _log_exception(f"{self.name} {environ.get('PATH_INFO')}")
+            return self.error("InternalError", f"sandbox {self.name} failed: {err}", 500)(environ, start_response)
+
+    def handle(self, params: QueryRequest) -> Response | Captured:
+        return self.forward(params)
+
+    def translate_request(self, params: QueryRequest) -> None:
+        params.map(self.zones.request_translator(params.items()))
+
+    def translate_response(self, answer: Captured) -> Captured:
+        if answer.is_text():
+            answer.set_text(self.zones.response_text(answer.text()))
+        return answer
+
+    def forward(self, params: QueryRequest) -> Captured:
+        """Hand the request to moto (parameters translated) and translate its answer."""
+        self.translate_request(params)
+        return self.translate_response(capture(self.app, params.apply()))
+
+    def unknown_zone(self, params: QueryRequest) -> str | None:
+        unknown = self.zones.unknown_zones(params.items())
+        return unknown[0] if unknown else None
+
+
+# ------------------------------------------------------------------------------------------
+# EC2
+
+
+@dataclass
+class _TokenEntry:
+    fingerprint: str
+    instance_ids: list[str]
+
+
+_SIGNING_PARAMS = {"AWSAccessKeyId", "Signature", "SignatureMethod", "SignatureVersion", "Timestamp",
+                   "Expires", "Version", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date",
+                   "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"}
+
+
+class EC2Service(QueryService):
+    """moto EC2 as a Eucalyptus compute service.
+
+    Beyond the zone and region handling: DescribeAvailabilityZones lists only the configured
+    zones and DescribeRegions the one ``eucalyptus`` region; image ids read ``emi-``/``eki-``/
+    ``eri-``; RegisterImage with ImageLocation checks the bundle and records location, type,
+    architecture, kernel and ramdisk; RunInstances is idempotent on ClientToken.
+    """
+
+    name = "compute"
+
+    def __init__(self, prefix: str, app, zones: ZoneMap, *, cloud_key=None, user_cert=None, user_key=None):
+        super().__init__(prefix, app, zones)
+        self.cloud_key, self.user_cert, self.user_key = cloud_key, user_cert, user_key
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[str, str], _TokenEntry] = {}
+        self._image_prefix: dict[str, str] = {}  # moto hex id -> "eki" / "eri"
+
+    def error(self, code: str, message: str, status: int = 400) -> Response:
+        return ec2_error(code, message, status)
+
+    # -- translation ---------------------------------------------------------------------
+    def translate_request(self, params: QueryRequest) -> None:
+        super().translate_request(params)
+        params.map(lambda _k, v: _EUCA_IMAGE_ID.sub(r"ami-\1", v) if v.startswith(("emi-", "eki-", "eri-")) else v)
+
+    def translate_response(self, answer: Captured) -> Captured:
+        answer = super().translate_response(answer)
+        if answer.is_text():
+            text = _MOTO_IMAGE_ID.sub(lambda m: f"{self._image_prefix.get(m.group(1), 'emi')}-{m.group(1)}",
+                                      answer.text())
+            answer.set_text(text)
+        return answer
+
+    def namespace(self, params: QueryRequest) -> str:
+        return f"http://ec2.amazonaws.com/doc/{params.version or '2016-11-15'}/"
+
+    # -- actions -------------------------------------------------------------------------
+    def handle(self, params: QueryRequest) -> Response | Captured:
+        action = params.action
+        if action == "DescribeAvailabilityZones":
+            return self.describe_availability_zones(params)
+        if action == "DescribeRegions":
+            return self.describe_regions(params)
+        bad = self.unknown_zone(params)
+        if bad is not None:
+            return self.error("InvalidParameterValue", f"Invalid availability zone: [{bad}]")
+        if action == "RegisterImage" and params.get("ImageLocation"):
+            return self.register_image(params)
+        if action == "RunInstances" and params.get("ClientToken"):
+            return self.run_instances_idempotent(params)
+        return self.forward(params)
+
+    def describe_availability_zones(self, params: QueryRequest) -> Response:
+        wanted = [z for z in params.members("ZoneName") if z and z != "verbose"]
+        for zone in wanted:
+            if zone not in self.zones.to_moto:
+                return self.error("InvalidParameterValue", f"The zone '{zone}' does not exist.")
+        filters: dict[str, list[str]] = {}
+        for index in sorted({k.split(".")[1] for k, _ in params.items() if re.match(r"^Filter\.\d+\.Name$", k)}):
+            name = params.get(f"Filter.{index}.Name") or ""
+            filters[name] = params.members(f"Filter.{index}.Value")
+        items = []
+        for zone in self.zones.zones:
+            facts = {"zone-name": zone, "state": "available", "region-name": REGION}
+            if wanted and zone not in wanted:
+                continue
+            if any(name in facts and facts[name] not in values for name, values in filters.items()):
+                continue
+            items.append(
+                f"<item><zoneName>{xml_text(zone)}</zoneName><zoneState>available</zoneState>"
+                f"<regionName>{REGION}</regionName><messageSet/></item>"
+            )
+        body = (
+            f'<DescribeAvailabilityZonesResponse xmlns="{self.namespace(params)}">'
+            f"<requestId>{request_id()}</requestId>"
+            f"<availabilityZoneInfo>{''.join(items)}</availabilityZoneInfo>"
+            "</DescribeAvailabilityZonesResponse>"
+        )
+        return xml_response(body)
+
+    def describe_regions(self, params: QueryRequest) -> Response:
+        wanted = [r for r in params.members("RegionName") if r]
+        items = ""
+        if not wanted or REGION in wanted:
+            endpoint = base_url(params.environ) + self.prefix
+            items = (f"<item><regionName>{REGION}</regionName>"
+                     f"<regionEndpoint>{xml_text(endpoint)}</regionEndpoint></item>")
+        body = (
+            f'<DescribeRegionsResponse xmlns="{self.namespace(params)}">'
+            f"<requestId>{request_id()}</requestId><regionInfo>{items}</regionInfo>"
+            "</DescribeRegionsResponse>"
+        )
+        return xml_response(body)
+
+    # RegisterImage ----------------------------------------------------------------------
+    def register_image(self, params: QueryRequest) -> Response | Captured:
+        location = params.get("ImageLocation") or ""
+        account = moto_account(params.access_key)
+        try:
+            bucket, key = split_location(location)
+            info = self.check_bundle(account, bucket, key)
+        except BundleError as err:
+            return self.error("InvalidManifest", f"{location}: {err}")
+        answer = self.forward(params)
+        if answer.code != 200:
+            return answer
+        match = re.search(r"<imageId>e[mkr]i-([0-9a-f]+)</imageId>", answer.text())
+        if not match:
+            return answer
+        hex_id = match.group(1)
+        image = ec2_backend(account).amis.get(f"ami-{hex_id}")
+        if image is not None:
+            image.image_location = f"{bucket}/{key}"
+            image.image_type = info.image_type
+            image.root_device_type = "instance-store"
+            image.root_device_name = params.get("RootDeviceName") or "/dev/sda1"
+            image.architecture = params.get("Architecture") or info.architecture or "x86_64"
+            image.virtualization_type = params.get("VirtualizationType") or (
+                "paravirtual" if info.image_type != "machine" else "hvm")
+            kernel = params.get("KernelId") or info.kernel_id
+            ramdisk = params.get("RamdiskId") or info.ramdisk_id
+            image.kernel_id = _EUCA_IMAGE_ID.sub(r"ami-\1", kernel) if kernel else None
+            image.ramdisk_id = _EUCA_IMAGE_ID.sub(r"ami-\1", ramdisk) if ramdisk else None
+        prefix = {"kernel": "eki", "ramdisk": "eri"}.get(info.image_type)
+        if prefix:
+            with self._lock:
+                self._image_prefix[hex_id] = prefix
+            answer.set_text(answer.text().replace(f"emi-{hex_id}", f"{prefix}-{hex_id}"))
+        return answer
+
+    def check_bundle(self, account: str, bucket: str, key: str):
+        if self.cloud_key is None or self.user_cert is None:
+            raise BundleError("the sandbox has no cloud key to check bundles with")
+        backend = s3_backend(account)
+
+        def fetch(name: str) -> bytes | None:
+            try:
+                obj = backend.get_object(bucket, name)
+            except Exception:  # moto raises MissingBucket for an unknown bucket
+                return None
+            return None if obj is None else obj.value
+
+        return verify_bundle(key, fetch, cloud_key=self.cloud_key, user_cert=self.user_cert,
+                             user_key=self.user_key)
+
+    # RunInstances -----------------------------------------------------------------------
+    def run_instances_idempotent(self, params: QueryRequest) -> Response | Captured:
+        token = params.get("ClientToken") or ""
+        account = moto_account(params.access_key)
+        significant = sorted((k, v) for k, v in params.items() if k not in _SIGNING_PARAMS)
+        fingerprint = hashlib.sha256(repr(significant).encode()).hexdigest()
+        with self._lock:
+            entry = self._tokens.get((account, token))
+            if entry is not None:
+                if entry.fingerprint != fingerprint:
+                    return self.error(
+                        "IdempotentParameterMismatch",
+                        f"Arguments on this idempotent request are inconsistent with arguments used in "
+                        f"previous request(s) with client token {token}",
+                    )
+                return self.replay_run_instances(params, entry)
+            answer = self.forward(params)
+            if answer.code == 200:
+                ids = re.findall(r"<instanceId>(i-[0-9a-f]+)</instanceId>", answer.text())
+                if ids:
+                    self._tokens[(account, token)] = _TokenEntry(fingerprint, ids)
+            return answer
+
+    def replay_run_instances(self, params: QueryRequest, entry: _TokenEntry) -> Response | Captured:
+        """The RunInstances answer for an earlier reservation, built from DescribeInstances."""
+        describe = [("Action", "DescribeInstances"), ("Version", params.version or "2016-11-15")]
+        describe += [(f"InstanceId.{i}", iid) for i, iid in enumerate(entry.instance_ids, 1)]
+        params.query, params.form = [], describe
+        params.environ["REQUEST_METHOD"] = "POST"
+        params.environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded; charset=utf-8"
+        answer = self.forward(params)
+        if answer.code != 200:
+            return answer
+        root = ET.fromstring(answer.body)
+        ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+        q = (lambda tag: f"{{{ns}}}{tag}") if ns else (lambda tag: tag)
+        reservation = root.find(f"{q('reservationSet')}/{q('item')}")
+        if reservation is None:
+            return self.error("InternalError", "earlier reservation for this client token is gone", 500)
+        out = ET.Element(q("RunInstancesResponse"))
+        ET.SubElement(out, q("requestId")).text = request_id()
+        out.extend(list(reservation))
+        answer.body = ET.tostring(out, encoding="utf-8", default_namespace=ns or None)
+        return answer
+
+
+# ------------------------------------------------------------------------------------------
+# ELB
+
+
+# Actions whose LoadBalancerName must name an existing balancer; moto 5.x crashes (500) on
+# several of them when it does not.
+_ELB_NEEDS_BALANCER = {
+    "ApplySecurityGroupsToLoadBalancer", "AttachLoadBalancerToSubnets", "ConfigureHealthCheck",
+    "CreateAppCookieStickinessPolicy", "CreateLBCookieStickinessPolicy", "CreateLoadBalancerListeners",
+    "CreateLoadBalancerPolicy", "DeleteLoadBalancerListeners", "DeleteLoadBalancerPolicy",
+    "DeregisterInstancesFromLoadBalancer", "DescribeInstanceHealth", "DescribeLoadBalancerAttributes",
+    "DescribeLoadBalancerPolicies", "DetachLoadBalancerFromSubnets", "DisableAvailabilityZonesForLoadBalancer",
+    "EnableAvailabilityZonesForLoadBalancer", "ModifyLoadBalancerAttributes",
+    "RegisterInstancesWithLoadBalancer", "SetLoadBalancerListenerSSLCertificate",
+    "SetLoadBalancerPoliciesForBackendServer", "SetLoadBalancerPoliciesOfListener",
+}
+
+
+def internal_group_name(account: str, balancer: str) -> str:
+    """The security group Eucalyptus 4.0 makes for a load balancer's worker VMs."""
+    return f"euca-internal-{account}-{balancer}"
+
+
+class ELBService(QueryService):
+    """moto classic ELB as Eucalyptus' LoadBalancing service.
+
+    Unknown balancers get a clean ``LoadBalancerNotFound`` (moto answers some actions with a
+    500); unknown zones a ``ValidationError``; a balancer created without security groups gets
+    the ``euca-internal-ACCOUNT-NAME`` group a Eucalyptus 4.0 cloud makes, removed with it.
+    """
+
+    name = "LoadBalancing"
+
+    def error(self, code: str, message: str, status: int = 400) -> Response:
+        return elb_error(code, message, status)
+
+    def handle(self, params: QueryRequest) -> Response | Captured:
+        action = params.action
+        bad = self.unknown_zone(params)
+        if bad is not None:
+            return self.error("ValidationError", f"Unknown availability zone: {bad}")
+        account = moto_account(params.access_key)
+        if action in _ELB_NEEDS_BALANCER:
+            name = params.get("LoadBalancerName") or ""
+            if name not in elb_backend(account).load_balancers:
+                return self.error("LoadBalancerNotFound", f"There is no ACTIVE Load Balancer named '{name}'")
+        if action == "CreateLoadBalancer":
+            return self.create_load_balancer(params, account)
+        if action == "DeleteLoadBalancer":
+            return self.delete_load_balancer(params, account)
+        return self.forward(params)
+
+    def create_load_balancer(self, params: QueryRequest, account: str) -> Response | Captured:
+        name = params.get("LoadBalancerName") or ""
+        created = None
+        if (name and name not in elb_backend(account).load_balancers
+                and not params.members("SecurityGroups.member") and not params.members("Subnets.member")):
+            ec2 = ec2_backend(account)
+            group_name = internal_group_name(account, name)
+            group = ec2.get_security_group_by_name_or_id(group_name, ec2.default_vpc.id)
+            if group is None:
+                group = created = ec2.create_security_group(
+                    group_name, f"group for loadbalancer {name}", vpc_id=ec2.default_vpc.id)
+            params.add("SecurityGroups.member.1", group.id)
+        answer = self.forward(params)
+        if answer.code != 200 and created is not None:
+            ec2_backend(account).delete_security_group(group_id=created.id)
+        return answer
+
+    def delete_load_balancer(self, params: QueryRequest, account: str) -> Response | Captured:
+        name = params.get("LoadBalancerName") or ""
+        balancer = elb_backend(account).load_balancers.get(name)
+        answer = self.forward(params)
+        if answer.code == 200 and balancer is not None:
+            ec2 = ec2_backend(account)
+            group = ec2.get_security_group_by_name_or_id(internal_group_name(account, name), ec2.default_vpc.id)
+            if group is not None and group.id in (balancer.security_groups or []):
+                try:
+                    ec2.delete_security_group(group_id=group.id)
+                except Exception:  # still in use elsewhere: leave it, as the cloud would
+                    pass
+        return answer
+
+
+# ------------------------------------------------------------------------------------------
+# S3
+
+
+class S3Service:
+    """moto S3, path-style, under ``/services/objectstorage``. Responses stream through untouched."""
+
+    name = "objectstorage"
+
+    def __init__(self, prefix: str, app):
+        self.prefix = prefix
+        self.app = app
+
+    def __call__(self, environ: dict, start_response):
+        try:
+            strip_prefix(environ, self.prefix)
+            pin_region(environ)
+            self.drop_location_constraint(environ)
+            return self.app(environ, start_response)
+        except Exception as err:
+            _log_exception(f"objectstorage {environ.get('PATH_INFO')}")
+            return s3_error("InternalError", f"sandbox objectstorage failed: {err}", 500)(environ, start_response)
+
+    @staticmethod
+    def drop_location_constraint(environ: dict) -> None:
+        """Eucalyptus has one region: a CreateBucket LocationConstraint means nothing to it."""
+        if environ.get("REQUEST_METHOD") != "PUT" or environ.get("QUERY_STRING"):
+            return
+        path = environ.get("PATH_INFO", "").strip("/")
+        if not path or "/" in path:
+            return
+        if int(environ.get("CONTENT_LENGTH") or 0) or environ.get("HTTP_TRANSFER_ENCODING"):
+            body = read_body(environ)
+            if b"CreateBucketConfiguration" in body:
+                set_body(environ, b"")
+                environ.pop("HTTP_CONTENT_MD5", None)
+
+
+def s3_error(code: str, message: str, status: int) -> Response:
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{xml_text(code)}</Code>'
+            f"<Message>{xml_text(message)}</Message><RequestId>{request_id()}</RequestId></Error>")
+    return xml_response(body, status)
+
+
+# ------------------------------------------------------------------------------------------
+# dispatcher
+
+
+class Dispatcher:
+    """Routes ``/services/NAME[/...]`` to the application serving NAME (case-insensitively)."""
+
+    def __init__(self, routes: Sequence[tuple[str, Callable]]):
+        self.routes = [(prefix.rstrip("/"), app) for prefix, app in routes]
+
+    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        lowered = path.lower()
+        for prefix, app in self.routes:
+            p = prefix.lower()
+            if lowered == p or lowered.startswith(p + "/"):
+                environ["PATH_INFO"] = prefix + path[len(prefix):]
+                return app(environ, start_response)
+        known = ", ".join(prefix for prefix, _ in self.routes)
+        return query_error("NotFound", f"no service at {quote(path)}; this cloud serves {known}", 404)(
+            environ, start_response)

@@ -1,0 +1,178 @@
+"""A small declarative schema for the desired-state file.
+
+Each resource kind declares its fields with :class:`Field`; :func:`check` validates a
+TOML table against them, collecting every problem with its key path and, for a
+misspelt key, the nearest valid one. The same declarations produce the JSON Schema
+that ``recon schema`` prints.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .addresses import is_whole_reference, references_in
+
+# A scalar type name and the Python types that satisfy it.
+SCALARS: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "boolean": (bool,),
+    "scalar": (str, int, bool),
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a table.
+
+    ``type`` is a scalar name (see SCALARS), ``"list"`` (of ``items``), ``"table"``
+    (with ``fields``) or ``"map"`` (string keys, ``items`` values).
+    """
+
+    type: str
+    help: str = ""
+    required: bool = False
+    items: "Field | None" = None
+    fields: Mapping[str, "Field"] | None = None
+    choices: tuple[Any, ...] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    check: Callable[[Any], str | None] | None = None  # returns a problem or None
+    references: bool = True  # may the value be (or contain) ${…} references?
+
+
+@dataclass
+class Problems:
+    """Problems found while checking a file, each with its key path."""
+
+    items: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def add(self, path: str, message: str, hint: str | None = None) -> None:
+        self.items.append((path, message, hint))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+def python_type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "float", str: "string",
+            list: "array", dict: "table"}.get(type(value), type(value).__name__)
+
+
+def nearest(word: str, candidates: list[str] | tuple[str, ...] | set[str]) -> str | None:
+    match = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def check_table(table: Mapping[str, Any], fields: Mapping[str, Field], path: str,
+                problems: Problems) -> None:
+    """Check a table: unknown keys, missing required keys, and each value."""
+    for key, value in table.items():
+        spec = fields.get(key)
+        if spec is None:
+            guess = nearest(key, list(fields))
+            problems.add(f"{path}.{key}", f"unknown key {key!r}",
+                         f"did you mean {guess!r}?" if guess else
+                         f"valid keys here: {', '.join(sorted(fields))}")
+            continue
+        check_value(value, spec, f"{path}.{key}", problems)
+    for key, spec in fields.items():
+        if spec.required and key not in table:
+            problems.add(f"{path}.{key}", f"missing required key {key!r}", spec.help or None)
+
+
+def check_value(value: Any, spec: Field, path: str, problems: Problems) -> None:
+    if isinstance(value, str) and "${" in value:
+        if not spec.references:
+            problems.add(path, "references are not allowed here")
+            return
+        try:
+            references_in(value)
+        except ValueError as exc:
+            problems.add(path, str(exc))
+            return
+        if is_whole_reference(value) or spec.type in ("string", "scalar"):
+            return  # checked again once resolved
+        problems.add(path, f"expected {spec.type}, got a string with a reference inside")
+        return
+    if spec.type in SCALARS:
+        allowed = SCALARS[spec.type]
+        # bool is an int in Python; never let true stand for 1.
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            problems.add(path, f"expected {spec.type}, got {python_type_name(value)}")
+            return
+        if spec.choices is not None and value not in spec.choices:
+            guess = nearest(str(value), [str(c) for c in spec.choices])
+            problems.add(path, f"{value!r} is not one of {', '.join(map(repr, spec.choices))}",
+                         f"did you mean {guess!r}?" if guess else None)
+            return
+        if isinstance(value, int) and not isinstance(value, bool):
+            if spec.minimum is not None and value < spec.minimum:
+                problems.add(path, f"{value} is below the minimum {spec.minimum}")
+                return
+            if spec.maximum is not None and value > spec.maximum:
+                problems.add(path, f"{value} is above the maximum {spec.maximum}")
+                return
+        if isinstance(value, str) and "\x00" in value:
+            problems.add(path, "NUL characters are not allowed")
+            return
+    elif spec.type == "list":
+        if not isinstance(value, list):
+            problems.add(path, f"expected array, got {python_type_name(value)}")
+            return
+        for index, item in enumerate(value):
+            check_value(item, spec.items or Field("scalar"), f"{path}[{index}]", problems)
+    elif spec.type == "table":
+        if not isinstance(value, dict):
+            problems.add(path, f"expected table, got {python_type_name(value)}")
+            return
+        check_table(value, spec.fields or {}, path, problems)
+    elif spec.type == "map":
+        if not isinstance(value, dict):
+            problems.add(path, f"expected table, got {python_type_name(value)}")
+            return
+        for key, item in value.items():
+            check_value(item, spec.items or Field("string"), f"{path}.{key}", problems)
+    else:  # pragma: no cover - a programming error in a kind's declaration
+        raise AssertionError(f"unknown field type {spec.type}")
+    if spec.check is not None:
+        problem = spec.check(value)
+        if problem:
+            problems.add(path, problem)
+
+
+def json_schema(spec: Field) -> dict[str, Any]:
+    """The JSON Schema of one field (references are allowed wherever a string is)."""
+    out: dict[str, Any]
+    if spec.type in ("string", "integer", "boolean"):
+        out = {"type": spec.type}
+        if spec.choices is not None:
+            out["enum"] = list(spec.choices)
+        if spec.minimum is not None:
+            out["minimum"] = spec.minimum
+        if spec.maximum is not None:
+            out["maximum"] = spec.maximum
+    elif spec.type == "scalar":
+        out = {"type": ["string", "integer", "boolean"]}
+    elif spec.type == "list":
+        out = {"type": "array", "items": json_schema(spec.items or Field("scalar"))}
+    elif spec.type == "table":
+        out = table_schema(spec.fields or {})
+    else:
+        out = {"type": "object", "additionalProperties": json_schema(spec.items or Field("string"))}
+    if spec.references and spec.type not in ("string", "scalar"):
+        out = {"anyOf": [out, {"type": "string", "pattern": r"^\$\{[^}]+\}$"}]}
+    if spec.help:
+        out["description"] = spec.help
+    return out
+
+
+def table_schema(fields: Mapping[str, Field]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {key: json_schema(spec) for key, spec in fields.items()},
+        "required": [key for key, spec in fields.items() if spec.required],
+    }

@@ -1,0 +1,46 @@
+"""All output goes through here: colour when it helps, errors on stderr, never secrets."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+
+class Terminal:
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None):
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    @property
+    def color(self) -> bool:
+        return "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb" and self.out.isatty()
+
+    @property
+    def interactive(self) -> bool:
+        return sys.stdin.isatty()
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def line(self, text: str = "") -> None:
+        self.write(text + "\n")
+
+    def info(self, text: str) -> None:
+        """Progress and notes: stderr, so stdout stays machine-readable."""
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def error(self, text: str) -> None:
+        prefix = "\x1b[31mError:\x1b[0m " if self.color and self.err.isatty() else "Error: "
+        self.err.write(prefix + text + "\n")
+        self.err.flush()
+
+    def confirm(self, question: str) -> bool:
+        self.write(f"{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")
+        try:
+            answer = input()
+        except EOFError:
+            return False
+        return answer.strip() == "yes"
