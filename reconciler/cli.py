@@ -62,6 +62,7 @@ def validate(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Check the desired-state file without touching the cloud."""
     try:
         ws = Workspace.open(config)
+        ws.settings()  # checks [cloud] without connecting
     except ReconError as exc:
         _fail(exc)
     counts: dict[str, int] = {}

@@ -13,9 +13,9 @@ from typing import Any, Collection, Mapping
 
 from .addresses import Address
 from .apply import ApplyContext, Applier, Outcome, Progress
-from .cloud import CallStats, Cloud, RetryPolicy, resolve_settings
+from .cloud import CallStats, Cloud, CloudSettings, RetryPolicy, resolve_settings
 from .config import Stack, load
-from .errors import PlanError
+from .errors import ConfigError, PlanError
 from .plan import Plan
 from .planner import make_plan
 from .resources import KINDS
@@ -40,11 +40,19 @@ class Workspace:
         stack = load(path)
         return cls(stack, backend_for(stack), dict(os.environ if env is None else env))
 
+    def settings(self) -> CloudSettings:
+        """The cloud connection settings ([cloud] table and environment); no network."""
+        try:
+            return resolve_settings(self.stack.cloud, self.env, self.stack.base_dir)
+        except ConfigError as exc:
+            if exc.where and exc.where.startswith("[cloud]"):
+                exc.where = f"{self.stack.path}: {exc.where}"
+            raise
+
     @property
     def cloud(self) -> Cloud:
         if self._cloud is None:
-            settings = resolve_settings(self.stack.cloud, self.env, self.stack.base_dir)
-            self._cloud = Cloud(settings, self.env, stats=self.stats, retry=RetryPolicy.from_env(self.env))
+            self._cloud = Cloud(self.settings(), self.env, stats=self.stats, retry=RetryPolicy.from_env(self.env))
         return self._cloud
 
     def parse_targets(self, targets: Collection[str], state: State) -> list[Address]:

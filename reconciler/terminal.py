@@ -9,8 +9,16 @@ from typing import TextIO
 
 class Terminal:
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None):
-        self.out = out or sys.stdout
-        self.err = err or sys.stderr
+        self._out = out
+        self._err = err
+
+    @property
+    def out(self) -> TextIO:
+        return self._out or sys.stdout  # looked up at each use: tests and pagers swap them
+
+    @property
+    def err(self) -> TextIO:
+        return self._err or sys.stderr
 
     @property
     def color(self) -> bool:

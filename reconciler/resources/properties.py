@@ -53,6 +53,9 @@ class Properties(Kind):
                              f"(write \"{key}\" = VALUE under [properties])")
             else:
                 blocks[key] = {"value": value}
+        for name in settings.get("reset", ()):
+            if name in blocks:
+                problems.add("properties.reset", f"{name!r} is both set and listed in reset; keep one")
         return blocks, settings
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:

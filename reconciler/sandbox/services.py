@@ -113,6 +113,13 @@ def patch_moto() -> None:
             return original(self, filter_name, method_name)
 
         Ami.get_filter_value = get_filter_value
+
+        # moto 5.x maps the instance filter availability-zone to the Placement object, so it
+        # never matches a zone name; the zone is placement.zone.
+        from moto.ec2 import utils as ec2_utils
+
+        if ec2_utils.filter_dict_attribute_mapping.get("availability-zone") == "placement":
+            ec2_utils.filter_dict_attribute_mapping["availability-zone"] = "placement.zone"
         _patched = True
 
 
