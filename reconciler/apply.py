@@ -122,7 +122,7 @@ class Applier:
             kind.delete(self.ctx, name, change.before or {}, change.prior)
             self._record(change.address, None)
             return "done"
-        desired = resolve(change.desired, self._lookup)
+        desired = resolve(change.config, self._lookup)
         if contains_unknown(desired):
             raise PlanError("a value it references is still unknown after its dependencies were applied",
                             where=str(change.address))

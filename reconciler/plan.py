@@ -98,7 +98,9 @@ class Change:
     #: In state, and the cloud no longer has it (drift), or its attributes moved since apply.
     drift: str | None = None
     depends_on: list[Address] = field(default_factory=list)
-    # For apply, not shown: the resolved desired attributes, the live and the prior (state) ones.
+    # For apply, not shown: the file's attributes (references unresolved), the desired
+    # attributes as resolved at plan time, the live and the prior (state) ones.
+    config: dict[str, Any] | None = field(default=None, repr=False)
     desired: dict[str, Any] | None = field(default=None, repr=False)
     live: dict[str, Any] | None = field(default=None, repr=False)
     prior: dict[str, Any] | None = field(default=None, repr=False)

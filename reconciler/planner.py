@@ -74,10 +74,11 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
             return UNKNOWN
         kind = KINDS[ref.address.kind]
         change = target.change
-        after_value = target.resolved.get(ref.attr, None)
         if change.action in (Action.CREATE, Action.REPLACE, Action.CREATE_THEN_DELETE):
-            return after_value if after_value is not None and not contains_unknown(after_value) \
-                and ref.attr in kind.fields else UNKNOWN
+            if ref.attr in kind.computed:
+                return UNKNOWN
+            value = kind.output(ref.address.name, target.resolved, ref.attr)
+            return UNKNOWN if value is None or contains_unknown(value) else value
         merged = {**(target.live or {}), **{k: v for k, v in target.resolved.items() if k in kind.fields}}
         value = kind.output(ref.address.name, merged, ref.attr)
         return UNKNOWN if value is None or contains_unknown(value) else value
@@ -117,6 +118,7 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
             want, have = kind.compare_view(address.name, resolved, live_attrs, prior)
             change = _compare(address, kind, want, have, prior, deps, sensitive)
         planned[address] = Planned(change, resolved, live_attrs)
+        change.config = spec.attrs
         change.desired = resolved
         change.live = live_attrs
         change.prior = prior

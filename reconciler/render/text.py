@@ -73,7 +73,7 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
         return "\n".join(lines) + "\n"
     lines.append("recon will perform the following actions:")
     lines.append("")
-    for change in plan.actionable:
+    for change in sorted(plan.actionable, key=lambda c: c.address):
         lines.extend(change_block(change, style))
         lines.append("")
     if plan.forget:

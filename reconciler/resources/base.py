@@ -57,6 +57,8 @@ class Kind:
     sensitive: frozenset[str] = frozenset()
     #: Outputs other resources may reference, with a one-line description.
     outputs: Mapping[str, str] = {}
+    #: Outputs the cloud decides (ids, DNS names): unknown until the resource exists.
+    computed: frozenset[str] = frozenset()
     #: Replacement creates the new resource before deleting the old one.
     create_before_destroy: bool = False
     #: Removing the resource from the file leaves it in the cloud (only forgets it).

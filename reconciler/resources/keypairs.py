@@ -60,6 +60,7 @@ class KeyPairs(Kind):
         "public_key": Field("string", "OpenSSH public key, inline (instead of public_key_file).",
                             references=False),
     }
+    computed = frozenset({"fingerprint"})
     outputs = {"name": "the key pair's name", "fingerprint": "the fingerprint the cloud shows"}
     replace_on = frozenset({"fingerprint"})
     order = 20

@@ -111,6 +111,7 @@ class LoadBalancers(Kind):
         "scheme": Field("string", "internet-facing or internal (changing it replaces the load balancer).",
                         choices=("internet-facing", "internal"), references=False),
     }
+    computed = frozenset({"dns_name", "source_security_group"})
     outputs = {"name": "the load balancer's name", "dns_name": "its DNS name",
                "source_security_group": "the security group the cloud made for it",
                "zones": "its availability zones"}

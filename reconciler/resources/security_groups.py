@@ -138,6 +138,7 @@ class SecurityGroups(Kind):
                           references=False),
         "ingress": Field("list", "Ingress rules.", items=Field("table", fields=RULE_FIELDS)),
     }
+    computed = frozenset({"group_id"})
     outputs = {"name": "the group's name", "group_id": "the group's id (sg-…)"}
     set_attrs = frozenset({"ingress"})
     replace_on = frozenset({"description"})

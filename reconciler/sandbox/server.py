@@ -212,5 +212,8 @@ def serve(
         sandbox.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print(STOPPED_LINE, flush=True)
+    try:
+        print(STOPPED_LINE, flush=True)
+    except (BrokenPipeError, ValueError):  # nobody reads our stdout any more (parent gone)
+        sys.stdout = open(os.devnull, "w")
     return 0

@@ -85,7 +85,12 @@ def patch_moto() -> None:
     * no Amazon public AMIs (a fresh Eucalyptus cloud has no images), and RunInstances checks
       that its image exists;
     * DescribeImages understands the filters Eucalyptus tools use that moto lacks
-      (manifest-location, image-type, root-device-type, ramdisk-id, description).
+      (manifest-location, image-type, root-device-type, ramdisk-id, description);
+    * DescribeInstances' availability-zone filter compares the zone name (moto compares the
+      Placement object, so it never matches);
+    * a load balancer's SourceSecurityGroup is its (first) security group, not "default".
+
+    These are process-wide: a sandbox is meant to have its process to itself (``start_child``).
     """
     global _patched
     import os
@@ -120,6 +125,21 @@ def patch_moto() -> None:
 
         if ec2_utils.filter_dict_attribute_mapping.get("availability-zone") == "placement":
             ec2_utils.filter_dict_attribute_mapping["availability-zone"] = "placement.zone"
+
+        # moto 5.x always answers SourceSecurityGroup "default"; on Eucalyptus it is the group
+        # the balancer's workers run in (euca-internal-ACCOUNT-NAME).
+        from moto.elb.models import LoadBalancer
+
+        def source_security_group(self) -> dict[str, str]:
+            name = "default"
+            for group_id in self.security_groups or []:
+                group = ec2_backend(self.account_id).get_security_group_from_id(group_id)
+                if group is not None:
+                    name = group.name
+                    break
+            return {"OwnerAlias": self.account_id, "GroupName": name}
+
+        LoadBalancer.source_security_group = property(source_security_group)
         _patched = True
 
 
@@ -275,7 +295,7 @@ class EC2Service(QueryService):
         bad = self.unknown_zone(params)
         if bad is not None:
             return self.error("InvalidParameterValue", f"Invalid availability zone: [{bad}]")
-        if action == "RegisterImage" and params.get("ImageLocation"):
+        if action == "RegisterImage":
             return self.register_image(params)
         if action == "RunInstances" and params.get("ClientToken"):
             return self.run_instances_idempotent(params)
@@ -325,13 +345,18 @@ class EC2Service(QueryService):
 
     # RegisterImage ----------------------------------------------------------------------
     def register_image(self, params: QueryRequest) -> Response | Captured:
+        """moto's RegisterImage keeps only name and description: check the bundle an
+        ImageLocation names, then record location, type and the attributes moto drops."""
         location = params.get("ImageLocation") or ""
         account = moto_account(params.access_key)
-        try:
-            bucket, key = split_location(location)
-            info = self.check_bundle(account, bucket, key)
-        except BundleError as err:
-            return self.error("InvalidManifest", f"{location}: {err}")
+        info = None
+        if location:
+            try:
+                bucket, key = split_location(location)
+                info = self.check_bundle(account, bucket, key)
+            except BundleError as err:
+                return self.error("InvalidManifest", f"{location}: {err}")
+            location = f"{bucket}/{key}"
         answer = self.forward(params)
         if answer.code != 200:
             return answer
@@ -339,20 +364,25 @@ class EC2Service(QueryService):
         if not match:
             return answer
         hex_id = match.group(1)
+        image_type = info.image_type if info else "machine"
         image = ec2_backend(account).amis.get(f"ami-{hex_id}")
         if image is not None:
-            image.image_location = f"{bucket}/{key}"
-            image.image_type = info.image_type
-            image.root_device_type = "instance-store"
-            image.root_device_name = params.get("RootDeviceName") or "/dev/sda1"
-            image.architecture = params.get("Architecture") or info.architecture or "x86_64"
-            image.virtualization_type = params.get("VirtualizationType") or (
-                "paravirtual" if info.image_type != "machine" else "hvm")
-            kernel = params.get("KernelId") or info.kernel_id
-            ramdisk = params.get("RamdiskId") or info.ramdisk_id
+            kernel = params.get("KernelId") or (info.kernel_id if info else None)
+            ramdisk = params.get("RamdiskId") or (info.ramdisk_id if info else None)
+            image.image_type = image_type
+            image.architecture = params.get("Architecture") or (info and info.architecture) or "x86_64"
             image.kernel_id = _EUCA_IMAGE_ID.sub(r"ami-\1", kernel) if kernel else None
             image.ramdisk_id = _EUCA_IMAGE_ID.sub(r"ami-\1", ramdisk) if ramdisk else None
-        prefix = {"kernel": "eki", "ramdisk": "eri"}.get(info.image_type)
+            image.root_device_name = params.get("RootDeviceName") or "/dev/sda1"
+            if info is not None:
+                image.image_location = location
+                image.root_device_type = "instance-store"
+                default_virtualization = "hvm" if image_type == "machine" and not kernel else "paravirtual"
+            else:
+                image.root_device_type = "ebs"
+                default_virtualization = "hvm"
+            image.virtualization_type = params.get("VirtualizationType") or default_virtualization
+        prefix = {"kernel": "eki", "ramdisk": "eri"}.get(image_type)
         if prefix:
             with self._lock:
                 self._image_prefix[hex_id] = prefix

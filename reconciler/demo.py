@@ -1,0 +1,112 @@
+"""``recon demo``: the whole story on the embedded sandbox, with real commands.
+
+Starts a sandbox child process, copies the example stack into a work folder and runs
+``recon`` itself, step by step: plan, apply, plan again (no changes), a property and a
+listener changed by hand with plain boto3, drift, apply repairs, drift clean. The
+sandbox is stopped whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import boto3
+import botocore.session
+
+from . import models
+from .terminal import Terminal
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+STACK = "loadbalancer.toml"
+
+
+def plain_client(env: dict[str, str], service: str):
+    """A boto3 client for a sandbox (or any eucarc), as an administrator would make one.
+
+    ``properties`` uses the service model recon ships, as euca-modify-property speaks it.
+    """
+    urls = {"ec2": env["EC2_URL"], "elb": env["AWS_ELB_URL"], "s3": env["S3_URL"],
+            "properties": env.get("EUCA_PROPERTIES_URL")}
+    session = botocore.session.get_session()
+    if service == "properties":
+        models.add_to_session(session)
+    return boto3.Session(botocore_session=session).client(
+        service, endpoint_url=urls[service], region_name=env.get("AWS_DEFAULT_REGION", "eucalyptus"),
+        aws_access_key_id=env["EC2_ACCESS_KEY"], aws_secret_access_key=env["EC2_SECRET_KEY"])
+
+
+def example_dir() -> Path:
+    if not (EXAMPLES / STACK).exists():
+        raise FileNotFoundError(f"the example stack is missing ({EXAMPLES / STACK}); run from a source checkout")
+    return EXAMPLES
+
+
+class Story:
+    def __init__(self, term: Terminal, work: Path, env: dict[str, str]):
+        self.term = term
+        self.work = work
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "EUCA"))}, **env}
+        self.failures: list[str] = []
+
+    def say(self, text: str) -> None:
+        self.term.line("")
+        self.term.line(f"### {text}")
+
+    def recon(self, *args: str, expect: int) -> None:
+        self.term.line(f"$ recon {' '.join(args)}")
+        proc = subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=self.work, env=self.env,
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.term.write(proc.stdout)
+        self.term.line(f"(exit code {proc.returncode})")
+        if proc.returncode != expect:
+            self.failures.append(f"recon {' '.join(args)} exited {proc.returncode}, expected {expect}")
+
+    def run(self) -> int:
+        self.say("1. What would recon change on a fresh cloud?")
+        self.recon("plan", "-c", STACK, "--detailed-exitcode", expect=2)
+        self.say("2. Apply it")
+        self.recon("apply", "-c", STACK, "--auto-approve", expect=0)
+        self.say("3. Plan again: nothing to do")
+        self.recon("plan", "-c", STACK, "--detailed-exitcode", expect=0)
+        self.say("4. Someone changes the cloud by hand (plain boto3)")
+        self.term.line("$ euca-modify-property -p loadbalancing.loadbalancer_instance_type=m1.large")
+        plain_client(self.env, "properties").modify_property_value(
+            Name="loadbalancing.loadbalancer_instance_type", Value="m1.large")
+        self.term.line("$ eulb-delete-lb-listeners + eulb-create-lb-listeners: port 80 is now TCP to 8080")
+        elb = plain_client(self.env, "elb")
+        elb.delete_load_balancer_listeners(LoadBalancerName="TestLoadBalancer", LoadBalancerPorts=[80])
+        elb.create_load_balancer_listeners(LoadBalancerName="TestLoadBalancer", Listeners=[
+            {"Protocol": "TCP", "LoadBalancerPort": 80, "InstanceProtocol": "TCP", "InstancePort": 8080}])
+        self.say("5. The cron job notices")
+        self.recon("drift", "-c", STACK, expect=2)
+        self.say("6. Apply repairs it")
+        self.recon("apply", "-c", STACK, "--auto-approve", expect=0)
+        self.recon("drift", "-c", STACK, expect=0)
+        self.term.line("")
+        if self.failures:
+            for failure in self.failures:
+                self.term.error(failure)
+            return 1
+        self.term.line("Demo complete: plan, apply, no-op plan, drift detected, drift repaired.")
+        return 0
+
+
+def run_demo(term: Terminal, keep: Path | None = None) -> int:
+    from .sandbox import start_child
+
+    work_root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="recon-demo-"))
+    try:
+        work = work_root / "repo"
+        shutil.copytree(example_dir(), work, dirs_exist_ok=True)
+        term.line(f"Starting the sandbox cloud (work folder {work_root}) …")
+        with start_child(work_root / "sandbox") as cloud:
+            term.line(f"Sandbox ready at {cloud.url}; recon reads its eucarc like a real cloud's.")
+            return Story(term, work, dict(cloud.env)).run()
+    finally:
+        if keep is None:
+            shutil.rmtree(work_root, ignore_errors=True)
