@@ -16,15 +16,8 @@ from .errors import CloudError, PlanError, ReconError
 from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
 from .resolve import resolve
 from .resources import KINDS
+from .resources.base import CloudContext
 from .state.model import Entry, State
-
-
-@dataclass(frozen=True)
-class ApplyContext:
-    """What a kind's create/update/delete may use."""
-
-    cloud: Any
-    stack: str
 
 
 @dataclass
@@ -58,7 +51,7 @@ def apply_order(changes: list[Change]) -> dict[Address, set[Address]]:
 
 
 class Applier:
-    def __init__(self, plan: Plan, state: State, save: Callable[[State], None], ctx: ApplyContext,
+    def __init__(self, plan: Plan, state: State, save: Callable[[State], None], ctx: CloudContext,
                  *, parallelism: int = 10, progress: Progress | None = None):
         if parallelism < 1:
             raise PlanError("--parallelism must be at least 1")

@@ -133,7 +133,8 @@ def apply(
                 if not term.confirm("Do you want to perform these actions?"):
                     term.line("Apply cancelled.")
                     raise typer.Exit(1)
-            outcomes = ws.apply(the_plan, state, parallelism=parallelism, progress=_progress)
+            outcomes = ws.apply(the_plan, state, parallelism=parallelism, progress=_progress,
+                                report=lambda address, message: term.info(f"{address}: {message}"))
     except ReconError as exc:
         _fail(exc)
     if stats:

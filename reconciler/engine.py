@@ -9,16 +9,17 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from .addresses import Address
-from .apply import ApplyContext, Applier, Outcome, Progress
+from .apply import Applier, Outcome, Progress
 from .cloud import CallStats, Cloud, CloudSettings, RetryPolicy, resolve_settings
 from .config import Stack, load
 from .errors import ConfigError, PlanError
 from .plan import Plan
 from .planner import make_plan
 from .resources import KINDS
+from .resources.base import CloudContext
 from .state.local import LocalBackend, backend_for
 from .state.model import State
 
@@ -80,9 +81,9 @@ class Workspace:
             if address.kind in wanted:
                 wanted[address.kind].setdefault(entry.id, None)
         kinds = [k for k in KINDS if wanted[k]]
-        cloud = self.cloud
+        ctx = self.context()
         with self.stats.phase("read"), ThreadPoolExecutor(max_workers=max(1, len(kinds))) as pool:
-            futures = {kind: pool.submit(KINDS[kind].read, cloud, wanted[kind]) for kind in kinds}
+            futures = {kind: pool.submit(KINDS[kind].read, ctx, wanted[kind]) for kind in kinds}
             return {kind: future.result() for kind, future in futures.items()}
 
     def plan(self, state: State, targets: Collection[str] = ()) -> Plan:
@@ -91,7 +92,12 @@ class Workspace:
         with self.stats.phase("diff"):
             return make_plan(self.stack, live, state, targets=addresses)
 
-    def apply(self, plan: Plan, state: State, *, parallelism: int, progress: Progress | None = None) -> list[Outcome]:
-        ctx = ApplyContext(cloud=self.cloud, stack=self.stack.name)
+    def context(self, report: Callable[[str, str], None] | None = None) -> CloudContext:
+        return CloudContext(self.cloud, self.stack.name, self.stack.base_dir,
+                            report or (lambda address, message: None))
+
+    def apply(self, plan: Plan, state: State, *, parallelism: int, progress: Progress | None = None,
+              report: Callable[[str, str], None] | None = None) -> list[Outcome]:
+        ctx = self.context(report)
         with self.stats.phase("apply"):
             return Applier(plan, state, self.backend.write, ctx, parallelism=parallelism, progress=progress).run()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
 from ..errors import ConfigError
 from ..schema import Field, Problems
@@ -41,6 +41,17 @@ class LoadContext:
         if len(data) > limit:
             raise ConfigError(f"file {relative!r} is larger than {limit} bytes", where=where)
         return data
+
+
+@dataclass(frozen=True)
+class CloudContext:
+    """What a kind's read, create, update and delete may use."""
+
+    cloud: "Cloud"
+    stack: str
+    base_dir: Path
+    #: Progress for long steps (waits, uploads): report(address, message).
+    report: Callable[[str, str], None] = lambda address, message: None
 
 
 class Kind:
@@ -94,7 +105,7 @@ class Kind:
         return name
 
     # --- cloud side ---------------------------------------------------------------------
-    def read(self, cloud: "Cloud", wanted: Mapping[str, dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
+    def read(self, ctx: CloudContext, wanted: Mapping[str, dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
         """Live attributes by cloud name, in a constant number of calls.
 
         ``wanted`` maps the cloud names recon cares about to their desired attributes
@@ -102,14 +113,14 @@ class Kind:
         """
         raise NotImplementedError
 
-    def create(self, cloud: "Cloud", name: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: CloudContext, name: str, attrs: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def update(self, cloud: "Cloud", name: str, before: dict[str, Any], after: dict[str, Any],
+    def update(self, ctx: CloudContext, name: str, before: dict[str, Any], after: dict[str, Any],
                changed: Collection[str]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def delete(self, cloud: "Cloud", name: str, before: dict[str, Any],
+    def delete(self, ctx: CloudContext, name: str, before: dict[str, Any],
                prior: dict[str, Any] | None) -> None:
         """Delete the resource; ``before`` is its live view, ``prior`` what state recorded."""
         raise NotImplementedError

@@ -94,8 +94,8 @@ class KeyPairs(Kind):
     def output(self, name, attrs, attr):
         return name if attr == "name" else attrs.get(attr)
 
-    def read(self, cloud, wanted):
-        reply = cloud.call("ec2", "describe_key_pairs", where="keypairs")
+    def read(self, ctx, wanted):
+        reply = ctx.cloud.call("ec2", "describe_key_pairs", where="keypairs")
         return {kp["KeyName"]: {"fingerprint": kp.get("KeyFingerprint")} for kp in reply.get("KeyPairs", [])}
 
     def create(self, ctx, name, attrs):

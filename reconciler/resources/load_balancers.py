@@ -154,8 +154,8 @@ class LoadBalancers(Kind):
     def output(self, name, attrs, attr):
         return attrs.get(attr, name if attr == "name" else None)
 
-    def read(self, cloud, wanted):
-        descriptions = cloud.paginate("elb", "describe_load_balancers", "LoadBalancerDescriptions",
+    def read(self, ctx, wanted):
+        descriptions = ctx.cloud.paginate("elb", "describe_load_balancers", "LoadBalancerDescriptions",
                                       where="load_balancers")
         live: dict[str, dict[str, Any]] = {}
         for lb in descriptions:
@@ -180,7 +180,7 @@ class LoadBalancers(Kind):
             }
         for lb_name, desired in wanted.items():
             if lb_name in live and desired and "attributes" in desired:
-                reply = cloud.call("elb", "describe_load_balancer_attributes", where=f"load_balancers.{lb_name}",
+                reply = ctx.cloud.call("elb", "describe_load_balancer_attributes", where=f"load_balancers.{lb_name}",
                                    LoadBalancerName=lb_name)
                 live[lb_name]["attributes"] = attributes_from_api(reply)
         return live

@@ -83,8 +83,8 @@ class Properties(Kind):
     def removal(self, name: str, settings: Mapping[str, Any]) -> str:
         return "delete" if name in settings.get("reset", ()) else "forget"
 
-    def read(self, cloud, wanted):
-        return {item["name"]: {"value": item.get("value") or ""} for item in cloud.properties_describe()}
+    def read(self, ctx, wanted):
+        return {item["name"]: {"value": item.get("value") or ""} for item in ctx.cloud.properties_describe()}
 
     def state_attrs(self, name, attrs, live, prior):
         if live.get("value") == HIDDEN and not attrs["value"].startswith(DIGEST_PREFIX):

@@ -17,10 +17,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..errors import CloudError, ConfigError
+from ..errors import ConfigError
 from ..schema import Field
 from .base import Kind, LoadContext
+from ..waits import wait_until
 from .tags import ownership_tags
+
+#: How long to wait for a group the cloud makes (Eucalyptus creates it with the load balancer).
+EXISTING_GROUP_WAIT = 120.0
 
 PROTOCOLS = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "all": "-1",
              "6": "tcp", "17": "udp", "1": "icmp", "-1": "-1"}
@@ -182,8 +186,8 @@ class SecurityGroups(Kind):
     def output(self, name, attrs, attr):
         return attrs.get(attr, name if attr == "name" else None)
 
-    def read(self, cloud, wanted):
-        groups = cloud.paginate("ec2", "describe_security_groups", "SecurityGroups", where="security_groups")
+    def read(self, ctx, wanted):
+        groups = ctx.cloud.paginate("ec2", "describe_security_groups", "SecurityGroups", where="security_groups")
         names_by_id = {g["GroupId"]: g["GroupName"] for g in groups}
         live: dict[str, dict[str, Any]] = {}
         for group in groups:
@@ -214,19 +218,19 @@ class SecurityGroups(Kind):
                        ignore_codes=("InvalidPermission.Duplicate",),
                        IpPermissions=[Rule.parse(t).permission(ids) for t in sorted(add)])
 
-    def _live_group(self, cloud, group_name: str, where: str) -> dict[str, Any]:
-        ids = self._group_ids(cloud, {group_name}, where)
-        if group_name not in ids:
-            raise CloudError(f"security group {group_name!r} does not exist", where=where,
-                             hint="an existing = true group is made by the cloud (for a load balancer: "
-                                  "when the load balancer is created)")
-        return self.read(cloud, {}).get(group_name, {})
+    def _live_group(self, ctx, group_name: str, where: str) -> dict[str, Any]:
+        """The live group; an existing = true group may appear a little after its load balancer."""
+        def look() -> dict[str, Any] | None:
+            return self.read(ctx, {}).get(group_name)
+
+        return wait_until(look, what=f"security group {group_name!r} to exist (made by the cloud)",
+                          where=where, timeout=EXISTING_GROUP_WAIT, report=ctx.report)
 
     def create(self, ctx, name, attrs):
         where = f"security_groups.{name}"
         group_name = attrs["name"]
         if attrs.get("existing"):
-            live = self._live_group(ctx.cloud, group_name, where)
+            live = self._live_group(ctx, group_name, where)
             managed_before = set(live.get("ingress", []))
             self._change_rules(ctx.cloud, where, live["group_id"], set(attrs["ingress"]) - managed_before, set())
             return {**attrs, "group_id": live["group_id"]}
@@ -240,7 +244,7 @@ class SecurityGroups(Kind):
 
     def update(self, ctx, name, before, after, changed):
         where = f"security_groups.{name}"
-        live = self._live_group(ctx.cloud, after["name"], where)
+        live = self._live_group(ctx, after["name"], where)
         self._change_rules(ctx.cloud, where, live["group_id"], set(after["ingress"]) - set(before.get("ingress", [])),
                            set(before.get("ingress", [])) - set(after["ingress"]))
         return {**after, "group_id": live["group_id"]}
@@ -250,7 +254,7 @@ class SecurityGroups(Kind):
         prior = prior or {}
         group_name = prior.get("name", name)
         if prior.get("existing"):
-            live = self.read(ctx.cloud, {}).get(group_name)
+            live = self.read(ctx, {}).get(group_name)
             if live:
                 mine = set(live["ingress"]) & set(prior.get("ingress", []))
                 self._change_rules(ctx.cloud, where, live["group_id"], set(), mine)
