@@ -124,13 +124,17 @@ def _line_finder(text: str):
 
     def find(path: list[str]) -> int | None:
         table: list[str] = []
-        best = None
+        best = None          # the line of the longest key path that is a prefix of path
+        best_len = 0
         for number, line in enumerate(lines, start=1):
             header = header_re.match(line)
             if header:
                 table = split_dotted(header.group(1))
-                if table == path[: len(table)] and best is None and len(table) == len(path):
-                    return number
+                if table == path[: len(table)]:
+                    if len(table) == len(path):
+                        return number
+                    if len(table) > best_len:
+                        best, best_len = number, len(table)
                 continue
             key = key_re.match(line)
             if not key:
@@ -139,7 +143,8 @@ def _line_finder(text: str):
             if full == path[: len(full)] and full:
                 if len(full) == len(path):
                     return number
-                best = best or number
+                if len(full) > best_len:
+                    best, best_len = number, len(full)
         return best
 
     return find
@@ -307,14 +312,15 @@ def _check_references(resources: Mapping[Address, ResourceSpec], problems: Probl
 
 def _problems_error(problems: Problems, text: str, path: Path) -> ConfigError:
     find = _line_finder(text)
-    lines = []
+    located = []
     for key_path, message, hint in problems.items:
         line = find(_path_parts(key_path))
         loc = f"{path}:{line}" if line else str(path)
         entry = f"{loc}: {key_path}: {message}"
         if hint:
             entry += f" ({hint})"
-        lines.append(entry)
+        located.append((line or 0, entry))
+    lines = [entry for _, entry in sorted(located, key=lambda item: item[0])]
     count = len(lines)
     head = lines[0] if count == 1 else f"{count} problems in {path}:\n  " + "\n  ".join(lines)
     return ConfigError(head)

@@ -80,7 +80,7 @@ def check_table(table: Mapping[str, Any], fields: Mapping[str, Field], path: str
         check_value(value, spec, f"{path}.{key}", problems)
     for key, spec in fields.items():
         if spec.required and key not in table:
-            problems.add(f"{path}.{key}", f"missing required key {key!r}", spec.help or None)
+            problems.add(f"{path}.{key}", f"missing required key {key!r}")
 
 
 def check_value(value: Any, spec: Field, path: str, problems: Problems) -> None:
