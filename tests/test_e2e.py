@@ -162,7 +162,7 @@ def test_hidden_property_never_shown_or_stored(sandbox, tmp_path: Path) -> None:
         '[stack]\nname = "hidden"\n[properties]\n'
         f'"objectstorage.s3provider.s3secretkey" = "{secret}"\n')
     outputs = [recon(sandbox.env, "plan", cwd=work), recon(sandbox.env, "plan", "--format", "json", cwd=work)]
-    apply = recon(sandbox.env, "apply", "--auto-approve", cwd=work)
+    apply = recon(sandbox.env, "apply", "--auto-approve", "--parallelism", "1", cwd=work)
     assert apply.code == 0, apply.both
     outputs.append(apply)
     second = recon(sandbox.env, "plan", "--detailed-exitcode", cwd=work)
