@@ -37,7 +37,7 @@ def apply_order(changes: list[Change]) -> dict[Address, set[Address]]:
     by_address = {c.address: c for c in changes}
     graph: dict[Address, set[Address]] = {c.address: set() for c in changes}
     for change in changes:
-        for dep in change.depends_on:
+        for dep in {*change.depends_on, *change.prior_depends_on}:
             other = by_address.get(dep)
             if other is None:
                 continue
@@ -45,7 +45,7 @@ def apply_order(changes: list[Change]) -> dict[Address, set[Address]]:
                 graph[dep].add(change.address)        # delete dependents first
             elif other.action is Action.DELETE:
                 graph[dep].add(change.address)        # stop using it, then delete it
-            elif change.action is not Action.DELETE:
+            elif change.action is not Action.DELETE and dep in change.depends_on:
                 graph[change.address].add(dep)        # make what it needs first
     return graph
 

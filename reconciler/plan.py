@@ -98,6 +98,8 @@ class Change:
     #: In state, and the cloud no longer has it (drift), or its attributes moved since apply.
     drift: str | None = None
     depends_on: list[Address] = field(default_factory=list)
+    #: What it depended on when last applied: it stops using those before they are deleted.
+    prior_depends_on: list[Address] = field(default_factory=list, repr=False)
     # For apply, not shown: the file's attributes (references unresolved), the desired
     # attributes as resolved at plan time, the live and the prior (state) ones.
     config: dict[str, Any] | None = field(default=None, repr=False)

@@ -119,6 +119,7 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
             change = _compare(address, kind, want, have, prior, deps, sensitive)
         planned[address] = Planned(change, resolved, live_attrs)
         change.config = spec.attrs
+        change.prior_depends_on = list(prior_entry.depends_on) if prior_entry else []
         change.desired = resolved
         change.live = live_attrs
         change.prior = prior

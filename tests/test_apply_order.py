@@ -18,8 +18,8 @@ def sequence(changes: list[Change]) -> list[Address]:
     return list(TopologicalSorter(apply_order(changes)).static_order())
 
 
-def change(address: Address, action: Action, *deps: Address) -> Change:
-    return Change(address, action, None, None, depends_on=list(deps))
+def change(address: Address, action: Action, *deps: Address, before: tuple[Address, ...] = ()) -> Change:
+    return Change(address, action, None, None, depends_on=list(deps), prior_depends_on=list(before))
 
 
 def test_creates_follow_their_references() -> None:
@@ -35,8 +35,8 @@ def test_deletes_run_in_reverse() -> None:
 
 
 def test_a_resource_stops_using_what_is_deleted_first() -> None:
-    # the property referenced the key pair; the key pair leaves the file
-    order = sequence([change(KEY, Action.DELETE), change(PROP, Action.UPDATE, KEY)])
+    # the property referenced the key pair; now the key pair leaves the file and the property does not
+    order = sequence([change(KEY, Action.DELETE), change(PROP, Action.UPDATE, before=(KEY,))])
     assert order == [PROP, KEY]
 
 
