@@ -13,7 +13,7 @@ from typing import Any, Collection, Mapping
 
 from .addresses import Address, Reference
 from .config import ResourceSpec, Stack
-from .diff import changed_paths
+from .diff import changed_paths, get_path
 from .errors import PlanError
 from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
 from .resolve import resolve
@@ -51,14 +51,6 @@ def closure(targets: Collection[Address], resources: Mapping[Address, ResourceSp
         if address in resources:
             stack.extend(resources[address].dependencies())
     return seen
-
-
-def get_path(value: Any, path: str) -> Any:
-    for part in path.split(".") if path else []:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
 
 
 def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Address] = ()) -> Plan:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..plan import Action, Change, Plan
-from .values import get_path, masked_change, show
+from ..diff import get_path
+from .values import masked_change, show
 
 COLORS = {Action.CREATE: "32", Action.UPDATE: "33", Action.DELETE: "31",
           Action.REPLACE: "35", Action.CREATE_THEN_DELETE: "35"}

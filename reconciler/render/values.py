@@ -47,11 +47,3 @@ def show(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(show(v) for v in value) + "]"
     return json.dumps(value)
-
-
-def get_path(value: Any, path: str) -> Any:
-    for part in path.split(".") if path else []:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
