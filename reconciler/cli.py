@@ -10,12 +10,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import __version__
+from . import __version__, planfile
 from .apply import Outcome
 from .engine import Workspace
 from .errors import ReconError
 from .plan import Action, Change
 from .render import json_out, text
+from .render.markdown import render_markdown
 from .terminal import Terminal
 
 app = typer.Typer(
@@ -34,6 +35,12 @@ term = Terminal()
 class Format(str, Enum):
     text = "text"
     json = "json"
+
+
+class PlanFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
 
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", envvar="RECON_CONFIG",
@@ -75,7 +82,10 @@ def validate(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 @app.command()
 def plan(
     config: ConfigOpt = DEFAULT_CONFIG,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+    format: Annotated[PlanFormat, typer.Option("--format", "-f",
+                                               help="text, json, or markdown (a pull-request comment).")]
+        = PlanFormat.text,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Save the plan for `recon apply FILE`.")] = None,
     detailed_exitcode: Annotated[bool, typer.Option(
         "--detailed-exitcode", help="Exit 0 with no changes, 2 with changes, 1 on error.")] = False,
     target: TargetOpt = None,
@@ -86,12 +96,18 @@ def plan(
         ws = Workspace.open(config)
         state = ws.backend.read()
         the_plan = ws.plan(state, target or [])
+        if out is not None:
+            planfile.save(out, the_plan, ws.stack, state, str(config))
     except ReconError as exc:
         _fail(exc)
-    if format is Format.json:
+    if format is PlanFormat.json:
         term.write(json_out.dumps(json_out.plan_document(the_plan)))
+    elif format is PlanFormat.markdown:
+        term.write(render_markdown(the_plan))
     else:
         term.write(text.render_plan(the_plan, color=term.color))
+        if out is not None:
+            term.line(f"Saved the plan to {out}; `recon apply {out}` applies exactly these changes.")
     if stats:
         _print_stats(ws)
     if detailed_exitcode and the_plan.has_changes:
@@ -112,7 +128,11 @@ def _progress(event: str, change: Change, outcome: Outcome | None) -> None:
 
 @app.command()
 def apply(
-    config: ConfigOpt = DEFAULT_CONFIG,
+    plan_file: Annotated[Optional[Path], typer.Argument(
+        help="A plan saved by `recon plan --out`: apply exactly it, without asking.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="RECON_CONFIG",
+                                                   help="The desired-state file [default: recon.toml, "
+                                                        "or the one the saved plan names].")] = None,
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Apply without asking.")] = False,
     parallelism: Annotated[int, typer.Option("--parallelism", min=1, max=256,
                                              help="Changes made at once.")] = 10,
@@ -120,16 +140,25 @@ def apply(
     stats: StatsOpt = False,
 ) -> None:
     """Make the cloud match the file: plan, confirm, apply in dependency order."""
-    if not auto_approve and not term.interactive:
-        term.error("no terminal to confirm on: run `recon plan` to review, then `recon apply --auto-approve`")
+    if plan_file is None and not auto_approve and not term.interactive:
+        term.error("no terminal to confirm on: run `recon plan` to review, then `recon apply --auto-approve` "
+                   "(or save the plan with `recon plan --out FILE` and run `recon apply FILE`)")
+        raise typer.Exit(1)
+    if plan_file is not None and target:
+        term.error("--target cannot be combined with a saved plan (the plan already says what to change)")
         raise typer.Exit(1)
     try:
-        ws = Workspace.open(config)
+        saved = planfile.load(plan_file) if plan_file is not None else None
+        ws = Workspace.open(config or (Path(saved.config) if saved else DEFAULT_CONFIG))
         with ws.backend.lock("apply"):
             state = ws.backend.read()
+            if saved is not None:
+                planfile.check_inputs(saved, ws.stack, state)
             the_plan = ws.plan(state, target or [])
+            if saved is not None:
+                planfile.check_same(saved, the_plan)
             term.write(text.render_plan(the_plan, color=term.color))
-            if the_plan.has_changes and not auto_approve:
+            if the_plan.has_changes and saved is None and not auto_approve:
                 if not term.confirm("Do you want to perform these actions?"):
                     term.line("Apply cancelled.")
                     raise typer.Exit(1)

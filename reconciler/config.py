@@ -90,6 +90,8 @@ class Stack:
     state: dict[str, Any]
     resources: dict[Address, ResourceSpec]
     digest: str
+    #: sha256 of the companion files the stack read (public keys, cloud-init…), by path.
+    companions: dict[str, str] = field(default_factory=dict)
     #: Per-kind settings that are not resources (e.g. ``[properties] reset = […]``).
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -253,6 +255,7 @@ def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
     digest = hashlib.sha256(text.encode()).hexdigest()
     return Stack(path=path, name=stack_name, cloud=dict(document.get("cloud", {})),
                  state=dict(document.get("state", {})), resources=resources, digest=digest,
+                 companions=dict(ctx.companions),
                  settings=kind_settings)
 
 

@@ -9,7 +9,8 @@ strings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
@@ -27,6 +28,8 @@ class LoadContext:
     base_dir: Path
     source: str  # the desired file's name, for error messages
     stack: str
+    #: sha256 of every companion file read, by its path as written: saved plans check them.
+    companions: dict[str, str] = field(default_factory=dict)
 
     def read_companion(self, relative: str, where: str, *, limit: int = 1 << 20) -> bytes:
         """Read a file named in the desired file (relative to it), bounded in size."""
@@ -40,6 +43,7 @@ class LoadContext:
             raise ConfigError(f"cannot read {relative!r}: {exc.strerror or exc}", where=where)
         if len(data) > limit:
             raise ConfigError(f"file {relative!r} is larger than {limit} bytes", where=where)
+        self.companions[relative] = hashlib.sha256(data).hexdigest()
         return data
 
 

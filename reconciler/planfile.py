@@ -1,0 +1,102 @@
+"""Saved plans: ``recon plan --out FILE`` and ``recon apply FILE``.
+
+A plan file records what the plan was made from — recon's version, the stack, the
+state's lineage and serial, the sha256 of the desired file and of every file it read —
+and the plan itself as its (masked) JSON document. It holds no secret in clear text and
+is written 0600.
+
+``apply FILE`` refuses when any of those inputs moved. It then reads the cloud again and
+plans; if that plan differs from the saved one (the cloud changed since the review) it
+refuses too, naming the resources. Otherwise it applies: exactly the reviewed changes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Stack
+from .errors import PlanError
+from .plan import Plan
+from .render.json_out import plan_document
+from .state.local import write_atomic
+from .state.model import State
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def config(self) -> str:
+        return self.data["config"]
+
+
+def inputs_of(stack: Stack) -> dict[str, str]:
+    return {stack.path.name: stack.digest, **stack.companions}
+
+
+def save(path: Path, plan: Plan, stack: Stack, state: State, config: str) -> None:
+    data = {
+        "format": FORMAT,
+        "recon_version": __version__,
+        "stack": stack.name,
+        "config": config,
+        "lineage": state.lineage,
+        "serial": state.serial,
+        "inputs": inputs_of(stack),
+        "plan": plan_document(plan),
+    }
+    write_atomic(path, json.dumps(data, indent=2) + "\n", mode=0o600)
+
+
+def load(path: Path) -> SavedPlan:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlanError("plan file not found", where=str(path))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PlanError(f"not a recon plan file ({exc})", where=str(path))
+    if not isinstance(data, dict) or data.get("format") != FORMAT or "plan" not in data:
+        raise PlanError("not a recon plan file (or one from an incompatible recon)", where=str(path))
+    return SavedPlan(path, data)
+
+
+def check_inputs(saved: SavedPlan, stack: Stack, state: State) -> None:
+    """Refuse a plan whose stack, state or files moved since it was made."""
+    data = saved.data
+    moved = []
+    if data["recon_version"] != __version__:
+        moved.append(f"it was made by recon {data['recon_version']}, this is {__version__}")
+    if data["stack"] != stack.name:
+        moved.append(f"it is for stack {data['stack']!r}, the file is stack {stack.name!r}")
+    if data["lineage"] != state.lineage and data["serial"] != 0:
+        moved.append(f"the state was replaced (lineage {data['lineage']} is now {state.lineage})")
+    elif data["serial"] != state.serial:
+        moved.append(f"the state changed since the plan was made (serial {data['serial']} is now {state.serial}): "
+                     "another apply ran")
+    inputs = inputs_of(stack)
+    for name in sorted(set(data["inputs"]) | set(inputs)):
+        if data["inputs"].get(name) != inputs.get(name):
+            moved.append(f"{name} changed since the plan was made" if name in inputs and name in data["inputs"]
+                         else f"{name} is {'new' if name in inputs else 'no longer read'} since the plan was made")
+    if moved:
+        raise PlanError("refusing a stale plan: " + "; ".join(moved), where=str(saved.path),
+                        hint="make a new plan with `recon plan --out FILE` and review it")
+
+
+def check_same(saved: SavedPlan, plan: Plan) -> None:
+    """Refuse when the cloud moved since the plan was made: the plan would not be the reviewed one."""
+    before = {c["address"]: c for c in saved.data["plan"]["resource_changes"]}
+    now = {c["address"]: c for c in plan_document(plan)["resource_changes"]}
+    differing = sorted(a for a in set(before) | set(now) if before.get(a) != now.get(a))
+    if differing:
+        raise PlanError("refusing the saved plan: the cloud changed since it was made, so applying now would "
+                        f"not do what was reviewed (differs for {', '.join(differing)})", where=str(saved.path),
+                        hint="make a new plan with `recon plan --out FILE` and review it")

@@ -1,0 +1,58 @@
+"""A pull-request comment: counts and a destroy warning first, each change in a
+collapsible ``<details>``, sensitive values masked, under GitHub's comment limit."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from ..plan import Action, Plan
+from .text import Style, change_block, summary_line
+
+LIMIT = 60_000
+MARKER = "<!-- recon plan -->"  # lets a CI job find and update its own comment
+
+
+def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
+    counts = plan.summary()
+    head = [MARKER, f"### recon plan for stack `{plan.stack}`", ""]
+    if not plan.has_changes:
+        head.append("**No changes.** The cloud matches the file.")
+        return "\n".join(head) + "\n"
+    head.append(f"**{summary_line(plan)}**")
+    destroyed = [c for c in plan.actionable if c.action in (Action.DELETE, Action.REPLACE, Action.CREATE_THEN_DELETE)]
+    if destroyed:
+        names = ", ".join(f"`{c.address}`" for c in destroyed[:20])
+        more = f" and {len(destroyed) - 20} more" if len(destroyed) > 20 else ""
+        head += ["", f"> [!WARNING]\n> **{counts['destroy']} to destroy:** {names}{more}"]
+    for warning in plan.warnings:
+        head += ["", f"> [!NOTE]\n> {html.escape(warning)}"]
+    head.append("")
+
+    style = Style(color=False)
+    blocks = []
+    for change in sorted(plan.actionable, key=lambda c: c.address):
+        body = "\n".join(_diff_line(line) for line in change_block(change, style)[1:])
+        blocks.append(f"<details><summary><code>{change.action.symbol}</code> <code>{html.escape(str(change.address))}"
+                      f"</code> {html.escape(change.action.verb)}</summary>\n\n```diff\n{body}\n```\n</details>\n")
+
+    out = "\n".join(head) + "\n"
+    shown = 0
+    for block in blocks:
+        note_room = 200
+        if len(out) + len(block) + note_room > limit:
+            break
+        out += block
+        shown += 1
+    if shown < len(blocks):
+        out += (f"\n_{len(blocks) - shown} of {len(blocks)} changes are not shown to keep this comment under "
+                f"{limit:,} characters; run `recon plan` for all of them._\n")
+    return out
+
+
+def _diff_line(line: str) -> str:
+    """Put a +, - or ! in column 0, where GitHub's diff highlighting looks for it."""
+    match = re.match(r"^\s*(-/\+|\+/-|[+~-])(\s|$)", line)
+    symbol = match.group(1) if match else ""
+    mark = symbol if symbol in ("+", "-") else ("!" if symbol else " ")
+    return mark + line[1:]
