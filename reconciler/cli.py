@@ -12,6 +12,7 @@ import typer
 
 from . import __version__, planfile
 from .apply import Outcome
+from .drift import report as drift_report
 from .engine import Workspace
 from .errors import ReconError
 from .plan import Action, Change
@@ -199,13 +200,14 @@ def drift(
         the_plan = ws.plan(state)
     except ReconError as exc:
         _fail(exc)
+    found = drift_report(the_plan, ws.stack.drift_ignore)
     if format is Format.json:
-        term.write(json_out.dumps(json_out.drift_document(the_plan)))
+        term.write(json_out.dumps(json_out.drift_document(found)))
     else:
-        term.write(text.render_drift(the_plan, color=term.color))
+        term.write(text.render_drift(found, color=term.color))
     if stats:
         _print_stats(ws)
-    raise typer.Exit(2 if the_plan.has_changes else 0)
+    raise typer.Exit(0 if found.in_sync else 2)
 
 
 @app.command()

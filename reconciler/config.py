@@ -53,7 +53,11 @@ STATE_FIELDS = {
     "path": Field("string", "Local state folder, relative to this file (default: state).",
                   references=False),
 }
-TOP_LEVEL = {"stack": STACK_FIELDS, "cloud": CLOUD_FIELDS, "state": STATE_FIELDS}
+DRIFT_FIELDS = {
+    "ignore": Field("list", 'What `recon drift` does not report: addresses or "ADDRESS.attribute.path", '
+                    "with * and ? wildcards.", items=Field("string", references=False), references=False),
+}
+TOP_LEVEL = {"stack": STACK_FIELDS, "cloud": CLOUD_FIELDS, "state": STATE_FIELDS, "drift": DRIFT_FIELDS}
 
 
 @dataclass
@@ -92,6 +96,8 @@ class Stack:
     digest: str
     #: sha256 of the companion files the stack read (public keys, cloud-init…), by path.
     companions: dict[str, str] = field(default_factory=dict)
+    #: ``[drift] ignore`` patterns.
+    drift_ignore: tuple[str, ...] = ()
     #: Per-kind settings that are not resources (e.g. ``[properties] reset = […]``).
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -256,6 +262,7 @@ def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
     return Stack(path=path, name=stack_name, cloud=dict(document.get("cloud", {})),
                  state=dict(document.get("state", {})), resources=resources, digest=digest,
                  companions=dict(ctx.companions),
+                 drift_ignore=tuple(document.get("drift", {}).get("ignore", ())),
                  settings=kind_settings)
 
 

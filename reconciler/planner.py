@@ -18,6 +18,7 @@ from .errors import PlanError
 from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
 from .resolve import resolve
 from .resources import KINDS
+from .resources.tags import OWNER
 from .schema import nearest
 from .state.model import State
 
@@ -71,6 +72,8 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
                 return UNKNOWN
             value = kind.output(ref.address.name, target.resolved, ref.attr)
             return UNKNOWN if value is None or contains_unknown(value) else value
+        if ref.attr in kind.computed and any(p.split(".")[0] in kind.recompute_on for p in change.changed_paths):
+            return UNKNOWN  # e.g. the instance ids of hosts an update replaces
         merged = {**(target.live or {}), **{k: v for k, v in target.resolved.items() if k in kind.fields}}
         value = kind.output(ref.address.name, merged, ref.attr)
         return UNKNOWN if value is None or contains_unknown(value) else value
@@ -89,6 +92,14 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         live_attrs = None if cloud_name is UNKNOWN else live.get(address.kind, {}).get(cloud_name)
         deps = sorted(spec.dependencies())
         sensitive = sorted(kind.sensitive_paths(resolved, live_attrs))
+        made: dict[str, set[Any]] = {}
+        for dep in deps:
+            if dep in planned:
+                made.setdefault(dep.kind, set()).add(KINDS[dep.kind].live_name(dep.name, planned[dep].resolved))
+        found = kind.check(address.name, resolved, live, made)
+        if found:
+            problems.extend(f"{address}: {problem}" for problem in found)
+            continue
 
         if live_attrs is None:
             pending = any(planned[d].change.action is not Action.NOOP for d in deps if d in planned)
@@ -137,7 +148,25 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
 
     if problems:
         raise PlanError("cannot plan:\n  " + "\n  ".join(problems))
+    plan.unmanaged = unmanaged(stack, live, state)
     return plan
+
+
+def unmanaged(stack: Stack, live: Live, state: State) -> list[tuple[Address, str]]:
+    """Live resources tagged with this stack whose address is in neither the file nor the state."""
+    found = []
+    for kind_name, items in live.items():
+        for cloud_id, attrs in items.items():
+            owner = attrs.get(OWNER)
+            if not owner or owner.get("stack") != stack.name:
+                continue
+            try:
+                address = Address.parse(owner["address"].split("[", 1)[0])
+            except ValueError:
+                continue
+            if address not in stack.resources and address not in state.resources:
+                found.append((address, cloud_id))
+    return sorted(found)
 
 
 def _compare(address: Address, kind, want: dict[str, Any], have: dict[str, Any],

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..drift import DriftReport
 from ..plan import Change, Plan
-from .text import drift_groups
 from .values import jsonable, masked_change
 
 FORMAT_VERSION = "1.0"
@@ -35,19 +35,22 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "resource_changes": [change_json(c) for c in plan.actionable],
         "resource_drift": [{**change_json(c), "drift": c.drift} for c in plan.actionable if c.drift],
         "forget": [str(a) for a in plan.forget],
+        "unmanaged": [{"address": str(a), "id": i} for a, i in plan.unmanaged],
         "warnings": plan.warnings,
         "summary": plan.summary(),
     }
 
 
-def drift_document(plan: Plan) -> dict[str, Any]:
-    groups = drift_groups(plan)
+def drift_document(report: DriftReport) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
-        "stack": plan.stack,
-        "in_sync": not plan.has_changes,
-        **{key: [change_json(c) for c in items] for key, items in groups.items()},
-        "summary": {key: len(items) for key, items in groups.items()},
+        "stack": report.stack,
+        "in_sync": report.in_sync,
+        "changed": [change_json(c) for c in report.changed],
+        "missing": [change_json(c) for c in report.missing],
+        "unmanaged": [{"address": str(a), "kind": a.kind, "name": a.name, "id": i} for a, i in report.unmanaged],
+        "pending": [change_json(c) for c in report.pending],
+        "summary": report.counts(),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..drift import DriftReport
 from ..plan import Action, Change, Plan
 from ..diff import get_path
 from .values import masked_change, show
@@ -71,6 +72,8 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
         lines.append("No changes. The cloud matches the file.")
         if plan.forget:
             lines.append(_forget_note(plan))
+        if plan.unmanaged:
+            lines.append(_unmanaged_note(plan))
         return "\n".join(lines) + "\n"
     lines.append("recon will perform the following actions:")
     lines.append("")
@@ -80,8 +83,16 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
     if plan.forget:
         lines.append(_forget_note(plan))
         lines.append("")
+    if plan.unmanaged:
+        lines.append(_unmanaged_note(plan))
+        lines.append("")
     lines.append(style.bold(summary_line(plan)))
     return "\n".join(lines) + "\n"
+
+
+def _unmanaged_note(plan: Plan) -> str:
+    names = ", ".join(f"{a} ({i})" for a, i in plan.unmanaged)
+    return f"Note: tagged for stack {plan.stack} but in neither the file nor the state (recon leaves them): {names}"
 
 
 def _forget_note(plan: Plan) -> str:
@@ -90,29 +101,29 @@ def _forget_note(plan: Plan) -> str:
 
 
 DRIFT_GROUPS = (("changed", "changed outside recon"), ("missing", "gone from the cloud"),
+                ("unmanaged", "tagged for this stack but in neither the file nor the state"),
                 ("pending", "in the file, not yet applied"))
 
 
-def drift_groups(plan: Plan) -> dict[str, list[Change]]:
-    groups: dict[str, list[Change]] = {key: [] for key, _ in DRIFT_GROUPS}
-    for change in plan.actionable:
-        groups[change.drift or "pending"].append(change)
-    return groups
-
-
-def render_drift(plan: Plan, *, color: bool = False) -> str:
+def render_drift(report: DriftReport, *, color: bool = False) -> str:
     style = Style(color)
-    groups = drift_groups(plan)
-    if not plan.has_changes:
-        return f"No drift: the cloud matches {plan.stack}'s file.\n"
-    lines = [style.bold(f"Drift in stack {plan.stack}: the cloud does not match the file."), ""]
+    ignored = f" ({report.ignored} ignored by [drift] ignore)" if report.ignored else ""
+    if report.in_sync:
+        return f"No drift: the cloud matches stack {report.stack}'s file{ignored}.\n"
+    lines = [style.bold(f"Drift in stack {report.stack}: the cloud does not match the file."),
+             "(values shown as cloud -> file)", ""]
     for key, title in DRIFT_GROUPS:
-        if not groups[key]:
+        items = getattr(report, key)
+        if not items:
             continue
-        lines.append(f"{title.capitalize()} ({len(groups[key])}):")
-        for change in groups[key]:
-            lines.extend(change_block(change, style))
+        lines.append(f"{title[0].upper()}{title[1:]} ({len(items)}):")
+        for item in items:
+            if key == "unmanaged":
+                address, cloud_id = item
+                lines.append(f"  ? {address} ({cloud_id})")
+            else:
+                lines.extend(change_block(item, style))
         lines.append("")
-    counts = ", ".join(f"{len(groups[key])} {key}" for key, _ in DRIFT_GROUPS)
-    lines.append(f"Drift: {counts}. Run `recon apply` to repair.")
+    counts = ", ".join(f"{n} {key}" for key, n in report.counts().items() if key != "ignored")
+    lines.append(f"Drift: {counts}{ignored}. Run `recon apply` to repair (unmanaged resources: import or delete them).")
     return "\n".join(lines) + "\n"

@@ -3,8 +3,9 @@
 Zones, listeners and instances are sets; a change adds and removes the difference
 (a listener whose protocol or instance port changes is deleted and created again).
 The health check and attributes are updated in place. Reading costs one paginated
-DescribeLoadBalancers call, plus one DescribeLoadBalancerAttributes per load
-balancer whose block declares ``attributes`` (the ELB API has no batch form).
+DescribeLoadBalancers call, one DescribeTags per 20 load balancers (ownership tags), and
+one DescribeLoadBalancerAttributes per load balancer whose block declares
+``attributes`` (the ELB API has no batch form of that).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 from ..schema import Field
 from .base import Kind, LoadContext
-from .tags import ownership_tags
+from .tags import OWNER, owner_from_tags, ownership_tags
 
 LB_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "SSL")
+TAGS_BATCH = 20  # DescribeTags takes at most 20 load balancer names
 TARGET_RE = re.compile(r"^(HTTP|HTTPS):\d{1,5}(/\S*)?$|^(TCP|SSL):\d{1,5}$")
 
 LISTENER_FIELDS = {
@@ -178,6 +180,13 @@ class LoadBalancers(Kind):
                 "dns_name": lb.get("DNSName"),
                 "source_security_group": (lb.get("SourceSecurityGroup") or {}).get("GroupName"),
             }
+        names = sorted(live)
+        for start in range(0, len(names), TAGS_BATCH):
+            reply = ctx.cloud.call("elb", "describe_tags", where="load_balancers",
+                                   LoadBalancerNames=names[start:start + TAGS_BATCH])
+            for item in reply.get("TagDescriptions", []):
+                if item.get("LoadBalancerName") in live:
+                    live[item["LoadBalancerName"]][OWNER] = owner_from_tags(item.get("Tags"))
         for lb_name, desired in wanted.items():
             if lb_name in live and desired and "attributes" in desired:
                 reply = ctx.cloud.call("elb", "describe_load_balancer_attributes", where=f"load_balancers.{lb_name}",
@@ -197,7 +206,7 @@ class LoadBalancers(Kind):
         return self._live(ctx, name)
 
     def update(self, ctx, name, before, after, changed):
-        self._configure(ctx, name, after, set(changed), before)
+        self._configure(ctx, name, after, {path.split(".")[0] for path in changed}, before)
         return self._live(ctx, name)
 
     def _configure(self, ctx, name: str, after: Mapping[str, Any], changed: set[str], before: Mapping[str, Any]):

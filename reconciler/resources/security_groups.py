@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..schema import Field
 from .base import Kind, LoadContext
 from ..waits import wait_until
-from .tags import ownership_tags
+from .tags import OWNER, owner_from_tags, ownership_tags
 
 #: How long to wait for a group the cloud makes (Eucalyptus creates it with the load balancer).
 EXISTING_GROUP_WAIT = 120.0
@@ -196,6 +196,7 @@ class SecurityGroups(Kind):
                 "group_id": group["GroupId"],
                 "description": group.get("Description", ""),
                 "ingress": rules_from_permissions(group.get("IpPermissions", []), names_by_id),
+                OWNER: owner_from_tags(group.get("Tags")),
             }
         return live
 

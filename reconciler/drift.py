@@ -1,0 +1,64 @@
+"""The drift report: the plan seen from cron, in groups like driftctl's.
+
+- changed: managed resources whose attributes moved outside recon;
+- missing: in state, gone from the cloud;
+- unmanaged: carrying this stack's tags, in neither the file nor the state;
+- pending: the file asks for something never applied (an edit not yet rolled out).
+
+``[drift] ignore`` takes addresses or ``ADDRESS.attribute.path`` patterns with shell
+wildcards (``load_balancers.*.instances``, ``properties.cloud.*``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
+from typing import Sequence
+
+from .addresses import Address
+from .plan import Change, Plan
+
+
+@dataclass
+class DriftReport:
+    stack: str
+    changed: list[Change] = field(default_factory=list)
+    missing: list[Change] = field(default_factory=list)
+    pending: list[Change] = field(default_factory=list)
+    unmanaged: list[tuple[Address, str]] = field(default_factory=list)  # address, cloud id
+    ignored: int = 0
+
+    @property
+    def in_sync(self) -> bool:
+        return not (self.changed or self.missing or self.pending or self.unmanaged)
+
+    def counts(self) -> dict[str, int]:
+        return {"changed": len(self.changed), "missing": len(self.missing),
+                "unmanaged": len(self.unmanaged), "pending": len(self.pending), "ignored": self.ignored}
+
+
+def _matches(patterns: Sequence[str], text: str) -> bool:
+    return any(fnmatchcase(text, pattern) for pattern in patterns)
+
+
+def report(plan: Plan, ignore: Sequence[str] = ()) -> DriftReport:
+    out = DriftReport(plan.stack)
+    for change in sorted(plan.actionable, key=lambda c: c.address):
+        address = str(change.address)
+        if _matches(ignore, address):
+            out.ignored += 1
+            continue
+        kept = [p for p in change.changed_paths if not _matches(ignore, f"{address}.{p}")]
+        if change.changed_paths and not kept and change.drift != "missing":
+            out.ignored += 1
+            continue
+        if len(kept) != len(change.changed_paths):
+            change = replace(change, changed_paths=kept,
+                             replace_paths=[p for p in change.replace_paths if p in kept])
+        {"changed": out.changed, "missing": out.missing}.get(change.drift or "", out.pending).append(change)
+    for address, cloud_id in plan.unmanaged:
+        if _matches(ignore, str(address)):
+            out.ignored += 1
+        else:
+            out.unmanaged.append((address, cloud_id))
+    return out
