@@ -1,0 +1,180 @@
+"""One LB image revision: the base image with recon's files written into it (issue 4).
+
+``preview_revision`` renders the files, diffs the template and computes the revision's content
+digest without writing an image (what a plan shows); ``build_revision`` also writes a customized
+copy of the base image and checks its file system; ``build_image`` is ``recon image build ADDR --out
+DIR``: the image plus ``revision.json`` and ``haproxy_template.conf.diff`` beside it.
+
+The content digest is sha256 over a version line, the base image's sha256 and, for each rendered
+file in path order, its path, mode, owner, length and bytes; equal inputs give equal digests on
+any machine. Writes use the shipped template's modification time as the file system clock, so the
+same revision built twice gives byte-identical images (and so identical bundle parts).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from .disk import ExtFileSystem
+from .haproxy import HaproxyCheck, check_template, render_template
+from .source import BaseImage, prepare_base_image
+from .sysctl import SYSCTL_PATH, render_sysctl
+
+TEMPLATE_PATH = "/etc/load-balancer-servo/haproxy_template.conf"
+DIGEST_VERSION = b"recon-lb-image-revision 1\n"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What the desired file says about one ``lb_images`` revision."""
+
+    address: str                                   # lb_images.v3, for messages
+    source: Path
+    source_sha256: str | None = None
+    haproxy_global: Mapping[str, Any] = field(default_factory=dict)
+    haproxy_defaults: Mapping[str, Any] = field(default_factory=dict)
+    sysctl: Mapping[str, Any] = field(default_factory=dict)
+    partition: int = 1
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """A file recon writes into the image."""
+
+    path: str
+    content: bytes
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A rendered (and, where ``image`` is set, built) revision."""
+
+    address: str
+    base_sha256: str
+    files: tuple[RenderedFile, ...]
+    shipped_template: str
+    rendered_template: str
+    template_diff: str                             # unified, a/… b/… labels; empty when unchanged
+    haproxy_check: HaproxyCheck
+    digest: str
+    image: Path | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able description (no file contents but the template's)."""
+        return {
+            "address": self.address, "digest": self.digest, "base_sha256": self.base_sha256,
+            "image": str(self.image) if self.image else None,
+            "files": [{"path": f.path, "size": len(f.content), "uid": f.uid, "gid": f.gid, "mode": f"{f.mode:04o}",
+                       "sha256": hashlib.sha256(f.content).hexdigest()} for f in self.files],
+            "template_diff": self.template_diff,
+            "haproxy_check": asdict(self.haproxy_check),
+        }
+
+
+def revision_digest(base_sha256: str, files: tuple[RenderedFile, ...]) -> str:
+    """The revision's content digest (see the module docstring)."""
+    digest = hashlib.sha256(DIGEST_VERSION)
+    digest.update(f"base {base_sha256}\n".encode())
+    for f in sorted(files, key=lambda f: f.path):
+        digest.update(f"file {f.path} {f.mode:o} {f.uid} {f.gid} {len(f.content)}\n".encode())
+        digest.update(f.content)
+    return digest.hexdigest()
+
+
+def template_diff(shipped: str, rendered: str) -> str:
+    """Unified diff of the template, labelled like git's."""
+    name = TEMPLATE_PATH.lstrip("/")
+    return "".join(difflib.unified_diff(shipped.splitlines(keepends=True), rendered.splitlines(keepends=True),
+                                        fromfile=f"a/{name}", tofile=f"b/{name}"))
+
+
+def _render(spec: ImageSpec, fs: ExtFileSystem, base_sha256: str, *, haproxy: str | None) -> Revision:
+    info = fs.stat(TEMPLATE_PATH)
+    if info is None:
+        raise ConfigError(f"the base image has no {TEMPLATE_PATH}", where=f"{spec.address}.source",
+                          hint="is this a Eucalyptus load-balancer image?")
+    try:
+        shipped = fs.read(TEMPLATE_PATH).decode()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{TEMPLATE_PATH} in the base image is not UTF-8 text", where=f"{spec.address}.source")
+    rendered = render_template(shipped, global_settings=spec.haproxy_global, defaults_settings=spec.haproxy_defaults,
+                               where=f"{spec.address}.haproxy")
+    files = [RenderedFile(TEMPLATE_PATH, rendered.encode(), info.uid, info.gid, info.mode)]
+    if spec.sysctl:
+        files.append(RenderedFile(SYSCTL_PATH, render_sysctl(spec.sysctl, where=f"{spec.address}.sysctl").encode()))
+    check = check_template(rendered, haproxy=haproxy)
+    if check.status == "failed":
+        raise ConfigError("haproxy -c refuses the rendered template:\n" + check.output,
+                          where=f"{spec.address}.haproxy", hint="; ".join(check.adaptations))
+    return Revision(address=spec.address, base_sha256=base_sha256, files=tuple(files), shipped_template=shipped,
+                    rendered_template=rendered, template_diff=template_diff(shipped, rendered),
+                    haproxy_check=check, digest=revision_digest(base_sha256, tuple(files)))
+
+
+def _base(spec: ImageSpec, dest: Path) -> BaseImage:
+    return prepare_base_image(spec.source, dest, sha256=spec.source_sha256, where=f"{spec.address}.source")
+
+
+def preview_revision(spec: ImageSpec, *, haproxy: str | None = None) -> Revision:
+    """Render and check the revision without writing a customized image."""
+    with tempfile.TemporaryDirectory(prefix="recon-preview-") as tmp:
+        base = _base(spec, Path(tmp) / "base.img")
+        return _render(spec, ExtFileSystem.from_partition(base.path, spec.partition), base.sha256, haproxy=haproxy)
+
+
+def _write(fs: ExtFileSystem, revision: Revision, when: int) -> None:
+    for f in revision.files:
+        parent = str(Path(f.path).parent)
+        if fs.stat(parent) is None:
+            fs.mkdir(parent, uid=0, gid=0, mode=0o755, when=when)
+        if fs.stat(f.path) is not None and fs.read(f.path) == f.content:
+            continue
+        fs.write(f.path, f.content, uid=f.uid, gid=f.gid, mode=f.mode, when=when)
+
+
+def image_name(spec: ImageSpec) -> str:
+    """File name of the customized image: the source's name with an ``.img`` suffix."""
+    name = spec.source.name
+    for suffix in (".tar.gz", ".tgz", ".img", ".raw"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return f"{name}.img"
+
+
+def build_revision(spec: ImageSpec, work_dir: Path, *, haproxy: str | None = None) -> Revision:
+    """Copy the base image into ``work_dir``, write the revision's files, check the file system."""
+    base = _base(spec, Path(work_dir) / image_name(spec))
+    fs = ExtFileSystem.from_partition(base.path, spec.partition)
+    revision = _render(spec, fs, base.sha256, haproxy=haproxy)
+    info = fs.stat(TEMPLATE_PATH)
+    assert info is not None
+    _write(fs, revision, info.mtime)      # each write is read back and compared
+    fs.fsck()
+    return replace(revision, image=base.path)
+
+
+def build_image(spec: ImageSpec, out_dir: Path, *, haproxy: str | None = None) -> Revision:
+    """``recon image build``: the customized image, ``revision.json`` and the template diff in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".recon-build-", dir=out_dir) as tmp:
+        revision = build_revision(spec, Path(tmp), haproxy=haproxy)
+        assert revision.image is not None
+        image = out_dir / revision.image.name
+        shutil.move(revision.image, image)
+    revision = replace(revision, image=image)
+    (out_dir / "haproxy_template.conf.diff").write_text(revision.template_diff)
+    (out_dir / "revision.json").write_text(json.dumps(revision.summary(), indent=2) + "\n")
+    return revision
