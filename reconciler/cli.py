@@ -38,6 +38,11 @@ class Format(str, Enum):
     json = "json"
 
 
+class LockChoice(str, Enum):
+    true = "true"
+    false = "false"
+
+
 class PlanFormat(str, Enum):
     text = "text"
     json = "json"
@@ -139,6 +144,8 @@ def apply(
                                              help="Changes made at once.")] = 10,
     target: TargetOpt = None,
     stats: StatsOpt = False,
+    lock: Annotated[LockChoice, typer.Option("--lock", help="Lock the state (false: run unlocked, "
+                                             "for an object store without conditional writes).")] = LockChoice.true,
 ) -> None:
     """Make the cloud match the file: plan, confirm, apply in dependency order."""
     if plan_file is None and not auto_approve and not term.interactive:
@@ -150,7 +157,10 @@ def apply(
         raise typer.Exit(1)
     try:
         saved = planfile.load(plan_file) if plan_file is not None else None
-        ws = Workspace.open(config or (Path(saved.config) if saved else DEFAULT_CONFIG))
+        ws = Workspace.open(config or (Path(saved.config) if saved else DEFAULT_CONFIG), warn=term.warn)
+        if lock is LockChoice.false:
+            term.warn("running without a state lock (--lock=false): make sure nobody else applies this stack")
+            ws.unlocked()
         with ws.backend.lock("apply"):
             state = ws.backend.read()
             if saved is not None:

@@ -49,9 +49,14 @@ CLOUD_FIELDS = {
     "profile": Field("string", "AWS shared-credentials profile.", references=False),
 }
 STATE_FIELDS = {
-    "backend": Field("string", "Where state is kept.", choices=("local",), references=False),
+    "backend": Field("string", 'Where state is kept: "local" (a file) or "s3" (the cloud\'s object storage).',
+                     choices=("local", "s3"), references=False),
     "path": Field("string", "Local state folder, relative to this file (default: state).",
                   references=False),
+    "bucket": Field("string", "s3: the bucket holding the state.", references=False),
+    "key": Field("string", "s3: the state object's key (default: recon/STACK.json).", references=False),
+    "lease_seconds": Field("integer", "s3: how long a lock lives unless its holder renews it (default 60).",
+                           minimum=5, maximum=3600, references=False),
 }
 DRIFT_FIELDS = {
     "ignore": Field("list", 'What `recon drift` does not report: addresses or "ADDRESS.attribute.path", '
@@ -217,6 +222,14 @@ def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
             problems.add(key, f"unknown table {key!r}",
                          f"did you mean {guess!r}?" if guess else
                          f"valid tables: {', '.join(valid_tables)}")
+    state_table = document.get("state")
+    if isinstance(state_table, dict):
+        if state_table.get("backend") == "s3" and "bucket" not in state_table:
+            problems.add("state.bucket", 'backend = "s3" needs a bucket')
+        if state_table.get("backend", "local") == "local":
+            for key in ("bucket", "key", "lease_seconds"):
+                if key in state_table:
+                    problems.add(f"state.{key}", f'{key} is for backend = "s3"')
     if "stack" not in document:
         problems.add("stack", "missing [stack] table", 'add [stack] with name = "…"')
 

@@ -40,6 +40,11 @@ class Terminal:
         self.err.write(text + "\n")
         self.err.flush()
 
+    def warn(self, text: str) -> None:
+        prefix = "\x1b[33mWarning:\x1b[0m " if self.color and self.err.isatty() else "Warning: "
+        self.err.write(prefix + text + "\n")
+        self.err.flush()
+
     def error(self, text: str) -> None:
         prefix = "\x1b[31mError:\x1b[0m " if self.color and self.err.isatty() else "Error: "
         self.err.write(prefix + text + "\n")

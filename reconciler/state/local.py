@@ -8,40 +8,15 @@ what, so a refused process can say who holds it.
 
 from __future__ import annotations
 
-import datetime
-import getpass
-import json
 import os
-import socket
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import LockError, StateError
+from .lock import LockInfo
 from .model import State
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    id: str
-    who: str
-    operation: str
-    created: str
-
-    @classmethod
-    def new(cls, operation: str) -> "LockInfo":
-        try:
-            user = getpass.getuser()
-        except Exception:  # no user name in some containers
-            user = str(os.getuid())
-        who = f"{user}@{socket.gethostname()} (pid {os.getpid()})"
-        created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        return cls(str(uuid.uuid4()), who, operation, created)
-
-    def describe(self) -> str:
-        return f"{self.who}, for {self.operation}, since {self.created} (lock id {self.id})"
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
@@ -100,12 +75,11 @@ class LocalBackend:
     # --- locking ----------------------------------------------------------------------
     def current_lock(self) -> LockInfo | None:
         try:
-            data = json.loads(self.lock_path.read_text(encoding="utf-8"))
-            return LockInfo(**{k: str(data[k]) for k in ("id", "who", "operation", "created")})
+            return LockInfo.from_json(self.lock_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
-            return LockInfo("?", "unknown (unreadable lock file)", "?", "?")
+        except OSError:
+            return LockInfo.unreadable()
 
     @contextmanager
     def lock(self, operation: str) -> Iterator[LockInfo]:
@@ -120,7 +94,7 @@ class LocalBackend:
                             hint=f"wait for it to finish; if that process is gone: "
                                  f"recon force-unlock {holder.id if holder else 'ID'}")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(info.__dict__, handle)
+            handle.write(info.to_json())
             handle.flush()
             os.fsync(handle.fileno())
         try:
@@ -139,9 +113,3 @@ class LocalBackend:
                             where=str(self.path))
         self.lock_path.unlink()
         return holder
-
-
-def backend_for(stack) -> LocalBackend:
-    """The state backend a stack's [state] table names."""
-    directory = stack.base_dir / stack.state.get("path", "state")
-    return LocalBackend(directory, stack.name)

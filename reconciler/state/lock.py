@@ -1,0 +1,67 @@
+"""Lock information shared by the state backends: who holds the state, for what, since when."""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import json
+import os
+import socket
+import uuid
+from dataclasses import asdict, dataclass, replace
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    id: str
+    who: str
+    operation: str
+    created: str
+    #: For leased locks (remote state): when the lease runs out unless renewed. ISO 8601.
+    expires: str = ""
+
+    @classmethod
+    def new(cls, operation: str, lease_seconds: float | None = None) -> "LockInfo":
+        try:
+            user = getpass.getuser()
+        except Exception:  # no user name in some containers
+            user = str(os.getuid())
+        who = f"{user}@{socket.gethostname()} (pid {os.getpid()})"
+        info = cls(str(uuid.uuid4()), who, operation, now().isoformat(timespec="seconds"))
+        return info.renewed(lease_seconds) if lease_seconds else info
+
+    def renewed(self, lease_seconds: float) -> "LockInfo":
+        expires = now() + datetime.timedelta(seconds=lease_seconds)
+        return replace(self, expires=expires.isoformat(timespec="milliseconds"))
+
+    def expired(self) -> bool:
+        if not self.expires:
+            return False
+        try:
+            return datetime.datetime.fromisoformat(self.expires) <= now()
+        except ValueError:
+            return True
+
+    def describe(self) -> str:
+        lease = f", lease until {self.expires}" if self.expires else ""
+        return f"{self.who}, for {self.operation}, since {self.created}{lease} (lock id {self.id})"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "LockInfo":
+        try:
+            data = json.loads(text)
+            return cls(**{k: str(data[k]) for k in ("id", "who", "operation", "created")},
+                       expires=str(data.get("expires", "")))
+        except (ValueError, KeyError, TypeError):
+            return cls.unreadable()
+
+    @classmethod
+    def unreadable(cls) -> "LockInfo":
+        return cls("?", "unknown (unreadable lock)", "?", "?")

@@ -1,0 +1,145 @@
+"""Remote state on the sandbox's S3: locking with a leased lock object, takeover of a dead
+holder's lock, backups, and refusal of a store that ignores If-None-Match."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from e2e import client, copy_examples, recon
+
+STACK = "loadbalancer.toml"
+BUCKET = "recon-state"
+
+
+def use_remote_state(work: Path, lease: int = 60) -> None:
+    text = (work / STACK).read_text()
+    text = text.replace('[cloud]', f'[state]\nbackend = "s3"\nbucket = "{BUCKET}"\nkey = "stacks/lb.json"\n'
+                                   f'lease_seconds = {lease}\n\n[cloud]')
+    (work / STACK).write_text(text)
+
+
+def objects(env) -> dict[str, bytes]:
+    s3 = client(env, "s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    return {key: s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys}
+
+
+def test_remote_state_round_trip_and_backups(sandbox, tmp_path: Path) -> None:
+    env = sandbox.env
+    client(env, "s3").create_bucket(Bucket=BUCKET)
+    work = copy_examples(tmp_path / "repo")
+    use_remote_state(work)
+    run = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert run.code == 0, run.both
+    stored = objects(env)
+    state = json.loads(stored["stacks/lb.json"])
+    assert state["stack"] == "loadbalancer" and "load_balancers.TestLoadBalancer" in state["resources"]
+    backups = sorted(int(k.rsplit(".", 1)[1]) for k in stored if k.startswith("stacks/lb.json.backup."))
+    assert backups == list(range(1, state["serial"]))
+    assert "stacks/lb.json.lock" not in stored  # released
+    assert not [k for k in stored if ".probe-" in k]
+    assert not (work / "state").exists()
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+    shown = recon(env, "show", "-c", STACK, cwd=work)
+    assert f"s3://{BUCKET}/stacks/lb.json" in shown.out
+
+
+def test_second_apply_fails_naming_the_holder(sandbox, tmp_path: Path) -> None:
+    from reconciler.engine import Workspace
+
+    env = sandbox.env
+    client(env, "s3").create_bucket(Bucket=BUCKET)
+    work = copy_examples(tmp_path / "repo")
+    use_remote_state(work)
+    ws = Workspace.open(work / STACK, env=env)
+    with ws.backend.lock("apply") as held:
+        started = time.monotonic()
+        run = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+        assert run.code == 1 and time.monotonic() - started < 20
+        assert "state is locked by" in run.err and held.who in run.err and held.id in run.err
+        assert recon(env, "drift", "-c", STACK, cwd=work).code == 2  # drift takes no lock
+    assert client(env, "elb").describe_load_balancers()["LoadBalancerDescriptions"] == []
+    after = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert after.code == 0, after.both
+
+
+def test_killed_holders_lease_expires_and_is_taken_over(sandbox, tmp_path: Path) -> None:
+    env = sandbox.env
+    client(env, "s3").create_bucket(Bucket=BUCKET)
+    work = copy_examples(tmp_path / "repo")
+    use_remote_state(work, lease=5)
+    killed = recon({**env, "RECON_CRASH_AFTER": "elb.CreateLoadBalancer"}, "apply", "-c", STACK,
+                   "--auto-approve", cwd=work)
+    assert killed.code == -9
+    lock = json.loads(objects(env)["stacks/lb.json.lock"])
+    refused = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert refused.code == 1 and lock["id"] in refused.err
+    time.sleep(5.5)
+    taken = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert taken.code == 0, taken.both
+    assert "Warning: took over an expired lock" in taken.err and lock["who"] in taken.err
+    assert [lb["LoadBalancerName"] for lb in client(env, "elb").describe_load_balancers()
+            ["LoadBalancerDescriptions"]] == ["TestLoadBalancer"]
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+
+class StripIfNoneMatch:
+    """A loopback proxy to the sandbox that drops If-None-Match: a store that ignores it."""
+
+    def __init__(self, upstream: str):
+        target = urlsplit(upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def relay(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("if-none-match", "host")}
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                conn.request(self.command, self.path, body=body, headers=headers)
+                reply = conn.getresponse()
+                data = reply.read()
+                self.send_response(reply.status)
+                for key, value in reply.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = relay
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_store_ignoring_if_none_match_is_refused(sandbox, tmp_path: Path) -> None:
+    env = sandbox.env
+    client(env, "s3").create_bucket(Bucket=BUCKET)
+    work = copy_examples(tmp_path / "repo")
+    use_remote_state(work)
+    proxy = StripIfNoneMatch(sandbox.url)
+    try:
+        proxied = {**env, "S3_URL": f"{proxy.url}/services/objectstorage"}
+        run = recon(proxied, "apply", "-c", STACK, "--auto-approve", cwd=work)
+        assert run.code == 1
+        assert "ignores If-None-Match" in run.err and "--lock=false" in run.err
+        assert client(env, "elb").describe_load_balancers()["LoadBalancerDescriptions"] == []
+        unlocked = recon(proxied, "apply", "-c", STACK, "--auto-approve", "--lock=false", cwd=work)
+        assert unlocked.code == 0, unlocked.both
+        assert "Warning: running without a state lock" in unlocked.err
+    finally:
+        proxy.close()
+    assert "stacks/lb.json.lock" not in objects(env)
