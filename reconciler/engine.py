@@ -20,7 +20,7 @@ from .plan import Plan
 from .planner import make_plan
 from .resources import KINDS
 from .resources.base import CloudContext
-from .state.local import LocalBackend, backend_for
+from .state import Backend, Unlocked, backend_for
 from .state.model import State
 
 Live = dict[str, dict[str, dict[str, Any]]]
@@ -31,15 +31,29 @@ class Workspace:
     """One desired file with its state backend and (lazily) its cloud connection."""
 
     stack: Stack
-    backend: LocalBackend
     env: Mapping[str, str]
     stats: CallStats = field(default_factory=CallStats)
+    #: Where warnings go (a lock taken over, a lease lost).
+    warn: Callable[[str], None] = lambda message: None
     _cloud: Cloud | None = None
+    _backend: Backend | None = None
 
     @classmethod
-    def open(cls, path: Path | str, env: Mapping[str, str] | None = None) -> "Workspace":
+    def open(cls, path: Path | str, env: Mapping[str, str] | None = None,
+             warn: Callable[[str], None] | None = None) -> "Workspace":
         stack = load(path)
-        return cls(stack, backend_for(stack), dict(os.environ if env is None else env))
+        return cls(stack, dict(os.environ if env is None else env), warn=warn or (lambda message: None))
+
+    @property
+    def backend(self) -> Backend:
+        """The state backend the file's [state] table names (remote ones use the cloud)."""
+        if self._backend is None:
+            self._backend = backend_for(self.stack, lambda: self.cloud, self.warn)
+        return self._backend
+
+    def unlocked(self) -> None:
+        """Run without a state lock (--lock=false)."""
+        self._backend = Unlocked(self.backend)
 
     def settings(self) -> CloudSettings:
         """The cloud connection settings ([cloud] table and environment); no network."""
