@@ -13,11 +13,13 @@ import typer
 from . import __version__, planfile
 from .apply import Outcome
 from .drift import report as drift_report
+from .config import read_text
 from .engine import Workspace
 from .errors import ReconError
 from .plan import Action, Change
 from .render import json_out, text
 from .render.markdown import render_markdown
+from .state.local import write_atomic
 from .terminal import Terminal
 
 app = typer.Typer(
@@ -297,6 +299,44 @@ def demo(
     from .demo import run_demo
 
     raise typer.Exit(run_demo(term, keep))
+
+
+@app.command()
+def fmt(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    check: Annotated[bool, typer.Option("--check", help="Change nothing; exit 1 and show the diff if the "
+                                                         "file is not in canonical layout.")] = False,
+) -> None:
+    """Rewrite the file in its canonical layout, keeping comments (for CI: --check)."""
+    import difflib
+
+    from .fmt import format_text
+
+    try:
+        original = read_text(config)
+        formatted = format_text(original, str(config))
+    except ReconError as exc:
+        _fail(exc)
+    if formatted == original:
+        term.line(f"{config}: already formatted.")
+        return
+    if check:
+        term.write("".join(difflib.unified_diff(original.splitlines(True), formatted.splitlines(True),
+                                                f"a/{config}", f"b/{config}")))
+        term.error(f"{config} is not formatted; run `recon fmt -c {config}`")
+        raise typer.Exit(1)
+    write_atomic(config, formatted, mode=config.stat().st_mode & 0o777)
+    term.line(f"{config}: formatted.")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the desired-state file (for TOML editors such as Taplo)."""
+    from .config import TOP_LEVEL
+    from .resources import KINDS
+    from .schema import document_schema
+
+    term.write(json.dumps(document_schema(TOP_LEVEL, KINDS), indent=2) + "\n")
 
 
 @app.command()

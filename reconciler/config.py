@@ -173,9 +173,8 @@ def quote_key(key: str) -> str:
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
 
 
-def load(path: Path | str) -> Stack:
-    """Load and validate a desired-state file; raises ConfigError listing every problem."""
-    path = Path(path)
+def read_text(path: Path) -> str:
+    """The desired file's text: bounded, UTF-8, with errors that name the file."""
     where = str(path)
     try:
         raw = path.read_bytes()
@@ -193,6 +192,14 @@ def load(path: Path | str) -> Stack:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(f"not valid UTF-8 (byte {exc.start})", where=f"{where}:{line}")
+    return text
+
+
+def load(path: Path | str) -> Stack:
+    """Load and validate a desired-state file; raises ConfigError listing every problem."""
+    path = Path(path)
+    where = str(path)
+    text = read_text(path)
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -176,3 +176,22 @@ def table_schema(fields: Mapping[str, Field]) -> dict[str, Any]:
         "properties": {key: json_schema(spec) for key, spec in fields.items()},
         "required": [key for key, spec in fields.items() if spec.required],
     }
+
+
+def document_schema(top_level: Mapping[str, Mapping[str, Field]], kinds: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of a whole desired-state file, for editors (Taplo, Even Better TOML…)."""
+    properties: dict[str, Any] = {name: table_schema(fields) for name, fields in top_level.items()}
+    depends = Field("list", "Addresses (KIND.NAME) this resource must follow.",
+                    items=Field("string", references=False), references=False)
+    for name, kind in kinds.items():
+        properties[name] = kind.json_schema(table_schema({**kind.fields, "depends_on": depends}))
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "recon desired-state file",
+        "description": "One stack: [stack], [cloud], [state], [drift] and one table per resource kind; "
+                       "values may be ${KIND.NAME.ATTR} references.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["stack"],
+        "properties": properties,
+    }

@@ -58,6 +58,12 @@ class Properties(Kind):
                 problems.add("properties.reset", f"{name!r} is both set and listed in reset; keep one")
         return blocks, settings
 
+    def json_schema(self, block_schema):
+        return {"type": "object", "description": "Cloud properties: NAME = VALUE.",
+                "properties": {"reset": {"type": "array", "items": {"type": "string"},
+                                         "description": "Properties reset to their default when they leave the file."}},
+                "additionalProperties": {"type": ["string", "integer", "boolean"]}}
+
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         return {"value": property_text(block["value"])}
 
