@@ -51,6 +51,7 @@ from botocore.exceptions import (
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from reconciler import __version__, models
+from reconciler.crashpoints import CrashPoints
 from reconciler.errors import CloudError, ConfigError
 
 try:  # urllib3 is always there with botocore; be defensive about its layout anyway.
@@ -604,6 +605,7 @@ class Cloud:
         self.settings = settings
         self.stats = stats if stats is not None else CallStats()
         self.retry = retry if retry is not None else RetryPolicy.from_env(env)
+        self.crash_points = CrashPoints.from_env(env)  # test-only, see reconciler/crashpoints.py
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str | None], Any] = {}
         self._session, self.credential_source = self._make_session(settings, env)
@@ -757,7 +759,9 @@ class Cloud:
             return method(**params)
 
         try:
-            return self._retrying(f"{service}.{api_name}")(attempt)
+            reply = self._retrying(f"{service}.{api_name}")(attempt)
+            self.crash_points.after(service, api_name)
+            return reply
         except ClientError as exc:
             error = exc.response.get("Error") or {}
             code = str(error.get("Code") or "Unknown")

@@ -94,7 +94,8 @@ class Workspace:
         for address, entry in state.resources.items():
             if address.kind in wanted:
                 wanted[address.kind].setdefault(entry.id, None)
-        kinds = [k for k in KINDS if wanted[k]]
+        needed = {other for kind in KINDS if wanted[kind] for other in KINDS[kind].needs_live}
+        kinds = [k for k in KINDS if wanted[k] or k in needed]
         ctx = self.context()
         with self.stats.phase("read"), ThreadPoolExecutor(max_workers=max(1, len(kinds))) as pool:
             futures = {kind: pool.submit(KINDS[kind].read, ctx, wanted[kind]) for kind in kinds}

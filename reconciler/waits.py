@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable, TypeVar
 
@@ -9,13 +10,26 @@ from .errors import CloudError
 
 T = TypeVar("T")
 
+DEFAULT_INTERVAL = 2.0
+
+
+def poll_interval() -> float:
+    """Seconds between checks: ``RECON_WAIT_INTERVAL`` (tests make it short), else 2."""
+    try:
+        value = float(os.environ.get("RECON_WAIT_INTERVAL", DEFAULT_INTERVAL))
+    except ValueError:
+        return DEFAULT_INTERVAL
+    return value if 0 <= value <= 60 else DEFAULT_INTERVAL
+
 
 def wait_until(check: Callable[[], T | None], *, what: str, where: str, timeout: float = 300.0,
-               interval: float = 2.0, report: Callable[[str, str], None] | None = None) -> T:
+               interval: float | None = None, report: Callable[[str, str], None] | None = None) -> T:
     """Call ``check`` until it returns something other than None, at most ``timeout`` seconds.
 
-    Progress is reported every ~15 seconds through ``report(where, message)``.
+    Progress is reported every ~15 seconds through ``report(where, message)``. ``interval``
+    defaults to :func:`poll_interval`.
     """
+    interval = poll_interval() if interval is None else interval
     started = time.monotonic()
     last_report = started
     while True:

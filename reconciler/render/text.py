@@ -7,6 +7,7 @@ from typing import Iterable
 from ..drift import DriftReport
 from ..plan import Action, Change, Plan
 from ..diff import get_path
+from ..resources import KINDS
 from .values import masked_change, show
 
 COLORS = {Action.CREATE: "32", Action.UPDATE: "33", Action.DELETE: "31",
@@ -36,7 +37,11 @@ def _attribute_lines(change: Change, style: Style) -> Iterable[str]:
         return
     for path in change.changed_paths:
         old, new = get_path(before, path), get_path(after, path)
-        forces = style.paint("  # forces replacement", "31") if path in change.replace_paths else ""
+        forces = ""
+        if path in change.replace_paths:
+            forces = style.paint("  # forces replacement", "31")
+        elif path.split(".")[0] in KINDS[change.kind].replaces_instances:
+            forces = style.paint("  # replaces the instances, create before destroy", "35")
         if isinstance(old, list) and isinstance(new, list):
             yield f"      {style.paint('~', '33')} {path}{forces}"
             for item in old:

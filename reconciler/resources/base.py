@@ -76,6 +76,14 @@ class Kind:
     computed: frozenset[str] = frozenset()
     #: Replacement creates the new resource before deleting the old one.
     create_before_destroy: bool = False
+    #: Attributes whose change makes update() replace the resource's instances one by one
+    #: (shown in plans; the resource itself stays, so this is not ``replace_on``).
+    replaces_instances: frozenset[str] = frozenset()
+    #: Attributes whose change in an update gives the resource new computed outputs (new
+    #: instances, new ids): references to those outputs are unknown until apply.
+    recompute_on: frozenset[str] = frozenset()
+    #: Other kinds whose live resources :meth:`check` looks at (read even if the file has none).
+    needs_live: frozenset[str] = frozenset()
     #: Removing the resource from the file leaves it in the cloud (only forgets it).
     keep_on_removal: bool = False
     #: Order of reading and of listing, cosmetic.
@@ -99,6 +107,15 @@ class Kind:
                      prior: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The pair the planner diffs. By default attributes the file leaves out are not managed."""
         return desired, {key: value for key, value in live.items() if key in desired}
+
+    def check(self, name: str, resolved: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]],
+              made: Mapping[str, Collection[str]]) -> list[str]:
+        """Problems only the live read shows (a name naming nothing, or several things).
+
+        ``live`` is every kind's live read; ``made`` the cloud names, by kind, of the resources
+        of the file this one depends on (made before it). None by default.
+        """
+        return []
 
     def output(self, name: str, attrs: Mapping[str, Any], attr: str) -> Any:
         """The value of an output, from live or applied attributes."""

@@ -20,6 +20,7 @@ from ..errors import ReconError
 from . import credentials as creds
 from .credentials import Credentials
 from .properties import PropertiesApp, PropertyStore, default_properties, version_tuple
+from .seed import seed_runbook_images
 from .zones import DEFAULT_ZONES, ZoneMap
 
 READY_PREFIX = "recon sandbox ready:"
@@ -151,6 +152,7 @@ class Sandbox:
             user_cert=x509.load_pem_x509_certificate(credentials.user_cert.read_bytes()),
             user_key=private_key(credentials.user_key),
         )
+        seed_runbook_images(ec2, services.moto_account(credentials.access_key))
         elb = services.ELBService(creds.LOADBALANCING_PATH, services.moto_app("elb"), self.zone_map)
         s3 = services.S3Service(creds.OBJECTSTORAGE_PATH, services.moto_app("s3"))
         return services.Dispatcher([

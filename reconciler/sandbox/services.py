@@ -297,8 +297,8 @@ class EC2Service(QueryService):
             return self.error("InvalidParameterValue", f"Invalid availability zone: [{bad}]")
         if action == "RegisterImage":
             return self.register_image(params)
-        if action == "RunInstances" and params.get("ClientToken"):
-            return self.run_instances_idempotent(params)
+        if action == "RunInstances":
+            return self.run_instances(params)
         return self.forward(params)
 
     def describe_availability_zones(self, params: QueryRequest) -> Response:
@@ -364,30 +364,50 @@ class EC2Service(QueryService):
         if not match:
             return answer
         hex_id = match.group(1)
-        image_type = info.image_type if info else "machine"
         image = ec2_backend(account).amis.get(f"ami-{hex_id}")
-        if image is not None:
-            kernel = params.get("KernelId") or (info.kernel_id if info else None)
-            ramdisk = params.get("RamdiskId") or (info.ramdisk_id if info else None)
-            image.image_type = image_type
-            image.architecture = params.get("Architecture") or (info and info.architecture) or "x86_64"
-            image.kernel_id = _EUCA_IMAGE_ID.sub(r"ami-\1", kernel) if kernel else None
-            image.ramdisk_id = _EUCA_IMAGE_ID.sub(r"ami-\1", ramdisk) if ramdisk else None
-            image.root_device_name = params.get("RootDeviceName") or "/dev/sda1"
-            if info is not None:
-                image.image_location = location
-                image.root_device_type = "instance-store"
-                default_virtualization = "hvm" if image_type == "machine" and not kernel else "paravirtual"
-            else:
-                image.root_device_type = "ebs"
-                default_virtualization = "hvm"
-            image.virtualization_type = params.get("VirtualizationType") or default_virtualization
-        prefix = {"kernel": "eki", "ramdisk": "eri"}.get(image_type)
-        if prefix:
+        if image is None:
+            return answer
+        image_id = self.record_image(
+            image, info.image_type if info else "machine",
+            kernel=params.get("KernelId") or (info.kernel_id if info else None),
+            ramdisk=params.get("RamdiskId") or (info.ramdisk_id if info else None),
+            location=location if info is not None else None,
+            architecture=params.get("Architecture") or (info and info.architecture) or "x86_64",
+            root_device_name=params.get("RootDeviceName") or "/dev/sda1",
+            virtualization=params.get("VirtualizationType"))
+        answer.set_text(answer.text().replace(f"emi-{hex_id}", image_id))
+        return answer
+
+    def record_image(self, image, image_type: str, *, kernel: str | None, ramdisk: str | None,
+                     location: str | None, architecture: str = "x86_64", root_device_name: str = "/dev/sda1",
+                     virtualization: str | None = None) -> str:
+        """Give a moto image what a Eucalyptus one has (type, kernel, ramdisk, bundle location …);
+        returns its emi-/eki-/eri- id. An image with a location is an instance-store one."""
+        image.image_type = image_type
+        image.architecture = architecture
+        image.kernel_id = _EUCA_IMAGE_ID.sub(r"ami-\1", kernel) if kernel else None
+        image.ramdisk_id = _EUCA_IMAGE_ID.sub(r"ami-\1", ramdisk) if ramdisk else None
+        image.root_device_name = root_device_name
+        if location is not None:
+            image.image_location = location
+            image.root_device_type = "instance-store"
+            default_virtualization = "hvm" if image_type == "machine" and not kernel else "paravirtual"
+        else:
+            image.root_device_type = "ebs"
+            default_virtualization = "hvm"
+        image.virtualization_type = virtualization or default_virtualization
+        hex_id = image.id.split("-", 1)[1]
+        prefix = {"kernel": "eki", "ramdisk": "eri"}.get(image_type, "emi")
+        if prefix != "emi":
             with self._lock:
                 self._image_prefix[hex_id] = prefix
-            answer.set_text(answer.text().replace(f"emi-{hex_id}", f"{prefix}-{hex_id}"))
-        return answer
+        return f"{prefix}-{hex_id}"
+
+    def seed_image(self, account: str, name: str, image_type: str, location: str, *, description: str = "",
+                   kernel: str | None = None, ramdisk: str | None = None) -> str:
+        """Register an image as if its bundle had been uploaded already (see ``seed.py``)."""
+        image = ec2_backend(account).register_image(name=name, description=description)
+        return self.record_image(image, image_type, kernel=kernel, ramdisk=ramdisk, location=location)
 
     def check_bundle(self, account: str, bucket: str, key: str):
         if self.cloud_key is None or self.user_cert is None:
@@ -405,6 +425,24 @@ class EC2Service(QueryService):
                              user_key=self.user_key)
 
     # RunInstances -----------------------------------------------------------------------
+    def run_instances(self, params: QueryRequest) -> Response | Captured:
+        """RunInstances, idempotent on ClientToken, whose instances get the kernel and ramdisk asked
+        for, else their image's, as on Eucalyptus (moto keeps neither; DescribeInstances shows them,
+        the RunInstances reply itself still shows the image's kernel only)."""
+        kernel, ramdisk = params.get("KernelId"), params.get("RamdiskId")
+        answer = self.run_instances_idempotent(params) if params.get("ClientToken") else self.forward(params)
+        if not isinstance(answer, Captured) or answer.code != 200:
+            return answer
+        backend = ec2_backend(moto_account(params.access_key))
+        for instance_id in re.findall(r"<instanceId>(i-[0-9a-f]+)</instanceId>", answer.text()):
+            instance = backend.get_instance(instance_id)
+            image = backend.amis.get(instance.image_id)
+            instance.kernel_id = (_EUCA_IMAGE_ID.sub(r"ami-\1", kernel) if kernel
+                                  else getattr(image, "kernel_id", None))
+            instance.ramdisk_id = (_EUCA_IMAGE_ID.sub(r"ami-\1", ramdisk) if ramdisk
+                                   else getattr(image, "ramdisk_id", None))
+        return answer
+
     def run_instances_idempotent(self, params: QueryRequest) -> Response | Captured:
         token = params.get("ClientToken") or ""
         account = moto_account(params.access_key)
