@@ -301,6 +301,26 @@ def demo(
     raise typer.Exit(run_demo(term, keep))
 
 
+@app.command("import")
+def import_(
+    address: Annotated[str, typer.Argument(help="The address to give it, KIND.NAME.")],
+    cloud_id: Annotated[str, typer.Argument(help="What the cloud calls it: a name or an id.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    public_key_file: Annotated[Optional[str], typer.Option(
+        "--public-key-file", help="keypairs: the public key (the cloud keeps only its fingerprint).")] = None,
+) -> None:
+    """Adopt a live resource: write its block into the file (comments kept) and record it in state."""
+    from .importer import import_resource
+
+    try:
+        ws = Workspace.open(config, warn=term.warn)
+        imported = import_resource(ws, address, cloud_id, {"public_key_file": public_key_file})
+    except ReconError as exc:
+        _fail(exc)
+    term.line(f"Imported {cloud_id} as {imported}: its block is in {config} and it is recorded in state. "
+              "`recon plan` shows no change for it.")
+
+
 @app.command()
 def fmt(
     config: ConfigOpt = DEFAULT_CONFIG,

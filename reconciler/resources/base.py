@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ReconError
 from ..schema import Field, Problems
 
 if TYPE_CHECKING:
@@ -89,6 +89,11 @@ class Kind:
     #: Order of reading and of listing, cosmetic.
     order: int = 50
 
+    def json_schema(self, block_schema: dict[str, Any]) -> dict[str, Any]:
+        """The JSON Schema of this kind's table, given the schema of one block."""
+        return {"type": "object", "description": self.__doc__ or self.name,
+                "additionalProperties": block_schema}
+
     # --- desired side (pure, no cloud) -------------------------------------------------
     def split_table(self, table: Mapping[str, Any], problems: "Problems") -> tuple[dict[str, Any], dict[str, Any]]:
         """Split a kind's table into resource blocks and kind-wide settings (none by default)."""
@@ -153,6 +158,11 @@ class Kind:
     def sensitive_paths(self, desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None) -> frozenset[str]:
         """Attributes to mask in output for this resource."""
         return self.sensitive
+
+    def import_block(self, ctx: CloudContext, name: str, cloud_id: str,
+                     options: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """For ``recon import``: the file block that describes a live resource, and its cloud name."""
+        raise ReconError(f"recon import does not support {self.name} yet")
 
     def creatable(self, attrs: Mapping[str, Any]) -> bool:
         """Whether recon can make this resource when the cloud lacks it."""

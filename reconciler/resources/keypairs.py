@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from cryptography.hazmat.primitives import serialization
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ReconError
 from ..schema import Field
 from .base import Kind, LoadContext
 
@@ -93,6 +93,27 @@ class KeyPairs(Kind):
 
     def output(self, name, attrs, attr):
         return name if attr == "name" else attrs.get(attr)
+
+    def import_block(self, ctx, name, cloud_id, options):
+        """The cloud keeps only a fingerprint: the public key must come with --public-key-file."""
+        where = f"keypairs.{name}"
+        live = self.read(ctx, {}).get(cloud_id)
+        if live is None:
+            raise ReconError(f"no key pair {cloud_id!r} in the cloud", where=where)
+        if cloud_id != name:
+            raise ReconError("a key pair's block name is its name in the cloud", where=where,
+                             hint=f"import it as keypairs.{cloud_id}")
+        relative = options.get("public_key_file")
+        if not relative:
+            raise ReconError("the cloud keeps only the key's fingerprint", where=where,
+                             hint="give the public key with --public-key-file PATH (relative to the file)")
+        ctx_load = LoadContext(ctx.base_dir, "import", ctx.stack)
+        key = parse_public_key(ctx_load.read_companion(relative, where, limit=MAX_KEY_BYTES).decode("ascii", "replace"),
+                               where)
+        if live["fingerprint"] not in fingerprints(key):
+            raise ReconError(f"{relative} is not the key the cloud holds (fingerprint {live['fingerprint']})",
+                             where=where)
+        return {"public_key_file": relative}, cloud_id
 
     def read(self, ctx, wanted):
         reply = ctx.cloud.call("ec2", "describe_key_pairs", where="keypairs")

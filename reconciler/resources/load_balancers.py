@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ReconError
 from ..schema import Field
 from .base import Kind, LoadContext
 from .tags import OWNER, owner_from_tags, ownership_tags
@@ -193,6 +193,23 @@ class LoadBalancers(Kind):
                                    LoadBalancerName=lb_name)
                 live[lb_name]["attributes"] = attributes_from_api(reply)
         return live
+
+    def import_block(self, ctx, name, cloud_id, options):
+        where = f"load_balancers.{name}"
+        if cloud_id != name:
+            raise ReconError("a load balancer's block name is its name in the cloud", where=where,
+                             hint=f"import it as load_balancers.{cloud_id}")
+        live = self.read(ctx, {cloud_id: None}).get(cloud_id)
+        if live is None:
+            raise ReconError(f"no load balancer {cloud_id!r} in the cloud", where=where)
+        block: dict[str, Any] = {"zones": live["zones"], "listeners": live["listeners"]}
+        if live["health_check"].get("target"):
+            block["health_check"] = live["health_check"]
+        if live["instances"]:
+            block["instances"] = live["instances"]
+        if live["scheme"] != "internet-facing":
+            block["scheme"] = live["scheme"]
+        return block, cloud_id
 
     def create(self, ctx, name, attrs):
         where = f"load_balancers.{name}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Collection, Mapping
 
+from ..errors import ReconError
 from ..schema import Field, Problems
 from .base import Kind, LoadContext
 
@@ -88,6 +89,15 @@ class Properties(Kind):
 
     def removal(self, name: str, settings: Mapping[str, Any]) -> str:
         return "delete" if name in settings.get("reset", ()) else "forget"
+
+    def import_block(self, ctx, name, cloud_id, options):
+        live = self.read(ctx, {})
+        if cloud_id not in live:
+            raise ReconError(f"no property {cloud_id!r} on this cloud", where=f"properties.{name}")
+        if live[cloud_id]["value"] == HIDDEN:
+            raise ReconError("a hidden property's value cannot be read back; write it in the file instead",
+                             where=f"properties.{name}")
+        return {"value": live[cloud_id]["value"]}, cloud_id
 
     def read(self, ctx, wanted):
         return {item["name"]: {"value": item.get("value") or ""} for item in ctx.cloud.properties_describe()}

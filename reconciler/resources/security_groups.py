@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ReconError
 from ..schema import Field
 from .base import Kind, LoadContext
 from ..waits import wait_until
@@ -118,6 +118,21 @@ def rule_from_block(block: Mapping[str, Any], where: str) -> str:
     return str(Rule(protocol, low, high, source))
 
 
+def rule_block(text: str) -> dict[str, Any]:
+    """A canonical rule string as the file writes it."""
+    rule = Rule.parse(text)
+    block: dict[str, Any] = {"protocol": rule.protocol}
+    if rule.protocol == "icmp" and rule.low != -1:
+        block["ports"] = f"{rule.low}/{rule.high}" if rule.high != -1 else str(rule.low)
+    elif rule.protocol in ("tcp", "udp"):
+        block["ports"] = str(rule.low) if rule.low == rule.high else f"{rule.low}-{rule.high}"
+    if rule.source.startswith("sg:"):
+        block["group"] = rule.source[3:]
+    else:
+        block["cidr"] = rule.source
+    return block
+
+
 def rules_from_permissions(permissions: list[Mapping[str, Any]], names_by_id: Mapping[str, str]) -> list[str]:
     rules = set()
     for perm in permissions:
@@ -185,6 +200,20 @@ class SecurityGroups(Kind):
 
     def output(self, name, attrs, attr):
         return attrs.get(attr, name if attr == "name" else None)
+
+    def import_block(self, ctx, name, cloud_id, options):
+        """A group by name or id. ``euca-internal-…`` groups are the cloud's: imported as existing."""
+        live = self.read(ctx, {})
+        group = live.get(cloud_id) or next((g for g in live.values() if g["group_id"] == cloud_id), None)
+        if group is None:
+            raise ReconError(f"no security group {cloud_id!r} in the cloud", where=f"security_groups.{name}")
+        block: dict[str, Any] = {} if group["name"] == name else {"name": group["name"]}
+        if group["name"].startswith("euca-internal-"):
+            block["existing"] = True
+        else:
+            block["description"] = group["description"]
+        block["ingress"] = [rule_block(text) for text in group["ingress"]]
+        return block, group["name"]
 
     def read(self, ctx, wanted):
         groups = ctx.cloud.paginate("ec2", "describe_security_groups", "SecurityGroups", where="security_groups")
