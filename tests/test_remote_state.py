@@ -143,3 +143,22 @@ def test_store_ignoring_if_none_match_is_refused(sandbox, tmp_path: Path) -> Non
     finally:
         proxy.close()
     assert "stacks/lb.json.lock" not in objects(env)
+
+
+def test_force_unlock_remote(sandbox, tmp_path: Path) -> None:
+    env = sandbox.env
+    s3 = client(env, "s3")
+    s3.create_bucket(Bucket=BUCKET)
+    work = copy_examples(tmp_path / "repo")
+    use_remote_state(work)
+    s3.put_object(Bucket=BUCKET, Key="stacks/lb.json.lock", Body=json.dumps({
+        "id": "dead-beef", "who": "ci@runner-7 (pid 42)", "operation": "apply",
+        "created": "2026-01-01T00:00:00+00:00", "expires": "2999-01-01T00:00:00+00:00"}).encode())
+    locked = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert locked.code == 1 and "ci@runner-7 (pid 42)" in locked.err and "recon force-unlock dead-beef" in locked.err
+    wrong = recon(env, "force-unlock", "other", "-c", STACK, cwd=work)
+    assert wrong.code == 1 and "does not match" in wrong.err
+    unlocked = recon(env, "force-unlock", "dead-beef", "-c", STACK, cwd=work)
+    assert unlocked.code == 0 and "ci@runner-7" in unlocked.out
+    assert "stacks/lb.json.lock" not in objects(env)
+    assert recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
