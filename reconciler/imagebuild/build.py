@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ReconError
 from .disk import ExtFileSystem
 from .haproxy import HaproxyCheck, check_template, render_template
 from .source import BaseImage, prepare_base_image
@@ -122,15 +122,21 @@ def _render(spec: ImageSpec, fs: ExtFileSystem, base_sha256: str, *, haproxy: st
                     haproxy_check=check, digest=revision_digest(base_sha256, tuple(files)))
 
 
-def _base(spec: ImageSpec, dest: Path) -> BaseImage:
-    return prepare_base_image(spec.source, dest, sha256=spec.source_sha256, where=f"{spec.address}.source")
+def _base(spec: ImageSpec, dest: Path) -> tuple[BaseImage, ExtFileSystem]:
+    """The base image at ``dest`` and its root file system; errors name the source."""
+    where = f"{spec.address}.source"
+    base = prepare_base_image(spec.source, dest, sha256=spec.source_sha256, where=where)
+    try:
+        return base, ExtFileSystem.from_partition(base.path, spec.partition)
+    except ReconError as err:
+        raise ConfigError(f"{spec.source.name}: {err.message}", where=where, hint=err.hint) from None
 
 
 def preview_revision(spec: ImageSpec, *, haproxy: str | None = None) -> Revision:
     """Render and check the revision without writing a customized image."""
     with tempfile.TemporaryDirectory(prefix="recon-preview-") as tmp:
-        base = _base(spec, Path(tmp) / "base.img")
-        return _render(spec, ExtFileSystem.from_partition(base.path, spec.partition), base.sha256, haproxy=haproxy)
+        base, fs = _base(spec, Path(tmp) / "base.img")
+        return _render(spec, fs, base.sha256, haproxy=haproxy)
 
 
 def _write(fs: ExtFileSystem, revision: Revision, when: int) -> None:
@@ -155,8 +161,7 @@ def image_name(spec: ImageSpec) -> str:
 
 def build_revision(spec: ImageSpec, work_dir: Path, *, haproxy: str | None = None) -> Revision:
     """Copy the base image into ``work_dir``, write the revision's files, check the file system."""
-    base = _base(spec, Path(work_dir) / image_name(spec))
-    fs = ExtFileSystem.from_partition(base.path, spec.partition)
+    base, fs = _base(spec, Path(work_dir) / image_name(spec))
     revision = _render(spec, fs, base.sha256, haproxy=haproxy)
     info = fs.stat(TEMPLATE_PATH)
     assert info is not None

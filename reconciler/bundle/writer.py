@@ -1,0 +1,225 @@
+"""Streaming instance-store bundler: tar → SHA1 → gzip → AES-128-CBC → 10 MiB parts (DESIGN §6).
+
+One pass over the image with bounded memory. The tar stream (one member, the image: mode 0644,
+uid/gid 0, mtime 0, GNU format) is cut into 1 MiB blocks; the main thread hashes each block (SHA1:
+the image digest; CRC-32: the gzip trailer) while a thread pool deflates the blocks in parallel the
+way pigz does: each block is a raw deflate stream primed with the previous block's last 32 KiB as
+its dictionary and ended with a sync flush, so the concatenation, after one gzip header and before
+an empty final block and the trailer, is ONE standard gzip member that gzip and pigz read. At most
+``2 × workers + 1`` blocks are in flight. The compressed stream is encrypted (AES-128-CBC, PKCS#7
+padding) and cut into parts of ``PART_SIZE`` handed, in order, to a sink: ``DirectorySink`` writes
+``PREFIX.part.NN`` files; an uploader can pass its own callable instead.
+
+The output is a pure function of the image, the key, the level and the block size (zlib is
+deterministic, and the blocks do not depend on how threads are scheduled), so bundling the same
+image with the same ``BundleKey`` gives byte-identical parts: a resumed upload can skip the parts
+already stored with the right digest. ``BundleKey.derive`` makes such a key (see its docstring).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import hmac
+import os
+import re
+import struct
+import tarfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from ..errors import ReconError
+
+PART_SIZE = 10 * 1024 * 1024
+BLOCK_SIZE = 1 << 20
+WINDOW = 32 * 1024                     # deflate's window: the dictionary each block gets
+GZIP_LEVEL = 6                         # gzip's default
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"   # no name, mtime 0, Unix: as `tar | gzip` writes
+FINAL_BLOCK = b"\x03\x00"              # an empty final fixed-Huffman block
+AES_BLOCK = 16
+PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+KEY_LABEL = b"recon-bundle-key\0"
+
+
+@dataclass(frozen=True)
+class BundleKey:
+    """The AES-128 key and IV of one bundle (raw bytes; the manifest carries them as hex text)."""
+
+    key: bytes = field(repr=False)
+    iv: bytes = field(repr=False)
+
+    @classmethod
+    def derive(cls, user_key: rsa.RSAPrivateKey, content_id: str) -> "BundleKey":
+        """Key and IV = HMAC-SHA256(user private key as PKCS#8 DER, "recon-bundle-key\\0" + content_id).
+
+        Only the holder of the user key (or the cloud, through the manifest) can compute them, and the
+        same content gives the same key, hence the same parts. ``content_id`` must identify the image
+        bytes, e.g. the revision's content digest; bundling different bytes under one id would reuse
+        a key and IV.
+        """
+        secret = user_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+        mac = hmac.new(secret, KEY_LABEL + content_id.encode(), hashlib.sha256).digest()
+        return cls(mac[:16], mac[16:32])
+
+    @classmethod
+    def random(cls) -> "BundleKey":
+        return cls(os.urandom(16), os.urandom(16))
+
+
+@dataclass(frozen=True)
+class BundlePart:
+    """One part as written: its S3 key name, size, SHA1 (for the manifest) and MD5 (an S3 ETag)."""
+
+    index: int
+    filename: str
+    size: int
+    sha1: str
+    md5: str
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """What the manifest needs to know about a bundled image."""
+
+    prefix: str
+    image_size: int
+    digest: str                        # SHA1 of the uncompressed tar stream
+    bundled_size: int
+    parts: tuple[BundlePart, ...]
+    key: BundleKey
+
+
+PartSink = Callable[[BundlePart, bytes], None]
+
+
+class DirectorySink:
+    """Writes each part as ``DIRECTORY/PREFIX.part.NN``."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, part: BundlePart, data: bytes) -> None:
+        (self.directory / part.filename).write_bytes(data)
+
+
+def tar_header(name: str, size: int) -> bytes:
+    """The deterministic header of the bundle's single tar member."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = size, 0o644, 0, 0, 0, "", ""
+    return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _tar_blocks(f: BinaryIO, header: bytes, size: int, where: str) -> Iterator[bytearray]:
+    """The tar stream of one member (``header`` then ``size`` bytes of ``f``) in BLOCK_SIZE blocks."""
+    end = _round_up(_round_up(len(header) + size, tarfile.BLOCKSIZE) + 2 * tarfile.BLOCKSIZE, tarfile.RECORDSIZE)
+    block, filled = bytearray(BLOCK_SIZE), len(header)
+    block[:filled] = header
+    remaining = size
+    while remaining:
+        with memoryview(block) as view:
+            count = f.readinto(view[filled: filled + min(BLOCK_SIZE - filled, remaining)])
+        if not count:
+            raise ReconError(f"the image ended {remaining} bytes early: did it change while being bundled?",
+                             where=where)
+        filled += count
+        remaining -= count
+        if filled == BLOCK_SIZE:
+            yield block
+            block, filled = bytearray(BLOCK_SIZE), 0
+    tail = end - (len(header) + size)          # data padding, two end-of-archive blocks, record padding
+    while tail:
+        step = min(BLOCK_SIZE - filled, tail)
+        filled += step                          # the block is zero-filled already
+        tail -= step
+        if filled == BLOCK_SIZE or not tail:
+            yield block if filled == BLOCK_SIZE else block[:filled]
+            block, filled = bytearray(BLOCK_SIZE), 0
+
+
+def _deflate(block: bytearray, dictionary: bytes, level: int) -> bytes:
+    """One block as raw deflate, primed with ``dictionary``, ending on a byte boundary (sync flush)."""
+    extra = {"zdict": dictionary} if dictionary else {}
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY, **extra)
+    return compressor.compress(block) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+class _PartWriter:
+    """Encrypts the compressed stream and cuts it into parts for the sink."""
+
+    def __init__(self, key: BundleKey, prefix: str, sink: PartSink):
+        self.encryptor = Cipher(algorithms.AES(key.key), modes.CBC(key.iv)).encryptor()
+        self.prefix, self.sink = prefix, sink
+        self.buffer = bytearray()
+        self.parts: list[BundlePart] = []
+        self.plain = 0
+
+    def write(self, data: bytes) -> None:
+        self.plain += len(data)
+        self.buffer += self.encryptor.update(data)
+        while len(self.buffer) >= PART_SIZE:
+            self._emit(PART_SIZE)
+
+    def close(self) -> tuple[BundlePart, ...]:
+        pad = AES_BLOCK - self.plain % AES_BLOCK                # PKCS#7
+        self.buffer += self.encryptor.update(bytes([pad]) * pad) + self.encryptor.finalize()
+        while self.buffer:
+            self._emit(min(PART_SIZE, len(self.buffer)))
+        return tuple(self.parts)
+
+    def _emit(self, size: int) -> None:
+        with memoryview(self.buffer) as view:
+            data = bytes(view[:size])
+        del self.buffer[:size]
+        index = len(self.parts)
+        part = BundlePart(index, f"{self.prefix}.part.{index:02d}", size, hashlib.sha1(data).hexdigest(),
+                          hashlib.md5(data, usedforsecurity=False).hexdigest())
+        self.sink(part, data)
+        self.parts.append(part)
+
+
+def bundle_image(image: Path, prefix: str, key: BundleKey, sink: PartSink, *, member_name: str | None = None,
+                 level: int = GZIP_LEVEL, workers: int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> Bundle:
+    """Bundle ``image`` in one pass, handing each part to ``sink`` in order; ``progress(done, total)``."""
+    if not PREFIX_RE.match(prefix):
+        raise ReconError(f"bundle prefix {prefix!r} must be letters, digits, '.', '_' and '-'")
+    image = Path(image)
+    workers = workers or min(os.cpu_count() or 1, 8)
+    writer = _PartWriter(key, prefix, sink)
+    sha1, crc, length = hashlib.sha1(), 0, 0
+    with open(image, "rb", buffering=0) as f, \
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recon-deflate") as pool:
+        size = os.fstat(f.fileno()).st_size
+        header = tar_header(member_name or image.name, size)
+        writer.write(GZIP_HEADER)
+        pending: collections.deque = collections.deque()
+        dictionary = b""
+        for block in _tar_blocks(f, header, size, str(image)):
+            sha1.update(block)
+            crc = zlib.crc32(block, crc)
+            length += len(block)
+            pending.append(pool.submit(_deflate, block, dictionary, level))
+            dictionary = bytes(block[-WINDOW:])
+            while len(pending) > 2 * workers:
+                writer.write(pending.popleft().result())
+            if progress:
+                progress(min(length, size), size)
+        while pending:
+            writer.write(pending.popleft().result())
+    writer.write(FINAL_BLOCK + struct.pack("<II", crc, length & 0xFFFFFFFF))
+    parts = writer.close()
+    return Bundle(prefix=prefix, image_size=size, digest=sha1.hexdigest(),
+                  bundled_size=sum(part.size for part in parts), parts=parts, key=key)
