@@ -37,7 +37,7 @@ from ..errors import CloudError, ConfigError, PlanError
 from ..schema import Field
 from ..waits import wait_until
 from .base import CloudContext, Kind, LoadContext
-from .tags import ADDRESS_TAG, STACK_TAG, ownership_tags
+from .tags import ADDRESS_TAG, OWNER, STACK_TAG, ownership_tags
 
 GENERATION_TAG = "recon:generation"
 USER_DATA_TAG = "recon:user-data-sha256"
@@ -225,7 +225,8 @@ class DockerHosts(Kind):
         for host in self._hosts(ctx, "docker_hosts"):
             if host.present:
                 by_name.setdefault(host.name, []).append(host)
-        live = {name: self._view(hosts) for name, hosts in by_name.items()}
+        live = {name: {**self._view(hosts), OWNER: {"stack": ctx.stack, "address": f"docker_hosts.{name}"}}
+                for name, hosts in by_name.items()}
         for name, attrs in wanted.items():  # nothing to find is what count = 0 asks for
             if attrs is not None and attrs.get("count") == 0 and name not in live:
                 live[name] = self._view([])

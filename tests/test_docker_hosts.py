@@ -1,0 +1,268 @@
+"""End to end: docker_hosts against the sandbox, through the real CLI.
+
+Scaling keeps the survivors' indexes; a type change replaces the hosts one index at a time,
+create before destroy; a host terminated behind recon's back is drift and is recreated; an apply
+SIGKILLed right after RunInstances leaves a cloud the next apply converges without duplicates;
+the cloud-init document never shows anywhere but in the instances' user data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+from e2e import client, copy_examples, recon
+
+STACK = "hosts.toml"
+ADDRESS = "docker_hosts.web"
+SECRET = "PLANTED-S3CRET-7f3a9c"  # planted in the cloud-init document: must never be shown
+
+CLOUD_INIT = f"""#cloud-config
+package_update: true
+packages: [docker.io]
+write_files:
+  - path: /etc/docker/registry-token
+    permissions: "0600"
+    content: {SECRET}
+"""
+
+
+def write_stack(work: Path, *, count: int, instance_type: str = "m1.small", max_unavailable: int = 1,
+                key_name: str = "${keypairs.admin.name}") -> None:
+    (work / STACK).write_text(f"""[stack]
+name = "hosts"
+
+[images.rootfs]
+name = "ubuntu-raring-docker-rootfs"
+
+[keypairs.admin]
+public_key_file = "keys/docker-admin.pub"
+
+[docker_hosts.web]
+image = "${{images.rootfs.id}}"
+instance_type = "{instance_type}"
+key_name = "{key_name}"
+zone = "ViciousLiesAndDangerousRumors"
+count = {count}
+max_unavailable = {max_unavailable}
+cloud_init = "cloud-init.yaml"
+tags = {{ role = "docker" }}
+""")
+
+
+def setup(tmp_path: Path) -> Path:
+    work = copy_examples(tmp_path / "repo")
+    (work / "cloud-init.yaml").write_text(CLOUD_INIT)
+    return work
+
+
+def env_for(sandbox) -> dict[str, str]:
+    return {**sandbox.env, "RECON_WAIT_INTERVAL": "0.05"}
+
+
+def hosts(env: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(recon:address, instance id, type) of the stack's pending or running instances, sorted."""
+    reply = client(env, "ec2").describe_instances(Filters=[
+        {"Name": "tag:recon:stack", "Values": ["hosts"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    found = []
+    for reservation in reply["Reservations"]:
+        for item in reservation["Instances"]:
+            tags = {t["Key"]: t["Value"] for t in item["Tags"]}
+            found.append((tags["recon:address"], item["InstanceId"], item["InstanceType"]))
+    return sorted(found)
+
+
+def apply(env: dict[str, str], work: Path, **extra: str):
+    return recon({**env, **extra}, "apply", "-c", STACK, "--auto-approve", cwd=work)
+
+
+def crash_and_unlock(env: dict[str, str], work: Path) -> None:
+    """An apply SIGKILLed right after its first RunInstances returned, then its lock removed
+    the way an administrator would: with the id the next apply names."""
+    crashed = apply(env, work, RECON_CRASH_AFTER="ec2.RunInstances")
+    assert crashed.code == -signal.SIGKILL, crashed.both
+    locked = apply(env, work)
+    assert locked.code == 1, locked.both
+    lock_id = re.search(r"recon force-unlock (\S+)", locked.err).group(1)
+    assert recon(env, "force-unlock", lock_id, "-c", STACK, cwd=work).code == 0
+
+
+class RunningCounter(threading.Thread):
+    """Counts the stack's running instances as fast as it can while an apply runs."""
+
+    def __init__(self, env: dict[str, str]):
+        super().__init__(daemon=True)
+        self.env = env
+        self.samples: list[int] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        ec2 = client(self.env, "ec2")
+        while not self.done.is_set():
+            reply = ec2.describe_instances(Filters=[{"Name": "tag:recon:stack", "Values": ["hosts"]},
+                                                    {"Name": "instance-state-name", "Values": ["running"]}])
+            self.samples.append(sum(len(r["Instances"]) for r in reply["Reservations"]))
+            time.sleep(0.005)
+
+
+def running_from_progress(stderr: str, start: int) -> list[int]:
+    """The running count after each launch and termination recon reported."""
+    counts, running = [start], start
+    for line in stderr.splitlines():
+        if re.match(rf"{re.escape(ADDRESS)}: \[\d+\] i-\w+ running", line):
+            running += 1
+        elif line.startswith(f"{ADDRESS}: terminating"):
+            running -= 1
+        else:
+            continue
+        counts.append(running)
+    return counts
+
+
+def test_scale_and_rolling_replacement(sandbox, tmp_path: Path) -> None:
+    env, work = env_for(sandbox), setup(tmp_path)
+    write_stack(work, count=3)
+    first = apply(env, work)
+    assert first.code == 0, first.both
+    three = hosts(env)
+    assert [h[0] for h in three] == [f"{ADDRESS}[{i}]" for i in range(3)]
+    assert {h[2] for h in three} == {"m1.small"}
+    [item] = client(env, "ec2").describe_instances(InstanceIds=[three[0][1]])["Reservations"][0]["Instances"]
+    tags = {t["Key"]: t["Value"] for t in item["Tags"]}
+    assert tags["recon:stack"] == "hosts" and tags["role"] == "docker" and tags["recon:generation"] == "0"
+    assert item["KeyName"] == "admin" and item["State"]["Name"] == "running"
+    state = json.loads((work / "state" / "hosts.json").read_text())["resources"][ADDRESS]["attrs"]
+    assert state["instance_ids"] == [h[1] for h in three] and len(state["private_ips"]) == 3
+
+    # A new type: each index gets a new host that runs before its old one is terminated.
+    write_stack(work, count=3, instance_type="m1.large")
+    plan = recon(env, "plan", "-c", STACK, cwd=work)
+    assert 'instance_type: "m1.small" -> "m1.large"  # replaces the instances, create before destroy' in plan.out
+    counter = RunningCounter(env)
+    counter.start()
+    roll = apply(env, work)
+    counter.done.set()
+    counter.join()
+    assert roll.code == 0, roll.both
+    rolled = hosts(env)
+    assert [h[0] for h in rolled] == [f"{ADDRESS}[{i}]" for i in range(3)]
+    assert {h[2] for h in rolled} == {"m1.large"} and not {h[1] for h in rolled} & {h[1] for h in three}
+    timeline = running_from_progress(roll.err, start=3)
+    assert min(timeline) >= 3 - 1 and max(timeline) <= 3 + 1, roll.err
+    assert len(timeline) == 7  # three launches and three terminations, one index at a time
+    assert counter.samples and min(counter.samples) >= 3 - 1 and max(counter.samples) <= 3 + 1
+
+    again = recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work)
+    assert again.code == 0 and "No changes" in again.out, again.both
+
+    # Scale to 1: the highest indexes go, index 0 keeps its host.
+    write_stack(work, count=1, instance_type="m1.large")
+    down = apply(env, work)
+    assert down.code == 0, down.both
+    assert hosts(env) == [rolled[0]]
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+    # Back to 2 with max_unavailable 2: index 1 is new, index 0 is still the same host.
+    write_stack(work, count=2, instance_type="m1.large", max_unavailable=2)
+    up = apply(env, work)
+    assert up.code == 0, up.both
+    two = hosts(env)
+    assert two[0] == rolled[0] and two[1][0] == f"{ADDRESS}[1]" and two[1][1] != rolled[1][1]
+
+
+def test_drift_lost_state_and_crash_safety(sandbox, tmp_path: Path) -> None:
+    env, work = env_for(sandbox), setup(tmp_path)
+    write_stack(work, count=2)
+
+    # Killed right after the first RunInstances returned, before anything was recorded.
+    crash_and_unlock(env, work)
+    assert [h[0] for h in hosts(env)] == [f"{ADDRESS}[0]"]
+    state_file = work / "state" / "hosts.json"
+    assert ADDRESS not in json.loads(state_file.read_text())["resources"]
+    resumed = apply(env, work)
+    assert resumed.code == 0, resumed.both
+    assert "launching [0]" not in resumed.err  # found by its tags, not launched again
+    two = hosts(env)
+    assert [h[0] for h in two] == [f"{ADDRESS}[0]", f"{ADDRESS}[1]"]
+
+    # Killed mid-replacement: index 0 has its old and its new host; the next apply finishes the roll.
+    write_stack(work, count=2, instance_type="m1.medium")
+    crash_and_unlock(env, work)
+    assert [h[0] for h in hosts(env)] == [f"{ADDRESS}[0]", f"{ADDRESS}[0]", f"{ADDRESS}[1]"]
+    plan = recon(env, "plan", "-c", STACK, cwd=work)
+    assert 'instance_type: ["m1.medium", "m1.small"] -> "m1.medium"' in plan.out, plan.out
+    resumed = apply(env, work)
+    assert resumed.code == 0, resumed.both
+    after = hosts(env)
+    assert [(h[0], h[2]) for h in after] == [(f"{ADDRESS}[0]", "m1.medium"), (f"{ADDRESS}[1]", "m1.medium")]
+    assert after[0][1] not in {h[1] for h in two}
+    assert json.loads(state_file.read_text())["resources"][ADDRESS]["attrs"]["instance_ids"] == [h[1] for h in after]
+
+    # A host terminated behind recon's back is drift, and apply brings it back.
+    client(env, "ec2").terminate_instances(InstanceIds=[after[1][1]])
+    drift = recon(env, "drift", "-c", STACK, cwd=work)
+    assert drift.code == 2 and ADDRESS in drift.out and "count: 1 -> 2" in drift.out, drift.both
+    repaired = apply(env, work)
+    assert repaired.code == 0, repaired.both
+    now = hosts(env)
+    assert now[0] == after[0] and now[1][0] == f"{ADDRESS}[1]" and now[1][1] != after[1][1]
+    assert recon(env, "drift", "-c", STACK, cwd=work).code == 0
+
+    # The state file lost: the hosts are found by their tags, nothing is launched again, and
+    # the next apply writes them into state.
+    state_file.unlink()
+    lost = recon(env, "plan", "-c", STACK, cwd=work)
+    assert lost.code == 0 and "No changes" in lost.out, lost.out
+    assert apply(env, work).code == 0
+    assert json.loads(state_file.read_text())["resources"][ADDRESS]["attrs"]["instance_ids"] == [h[1] for h in now]
+
+    # Removed from the file: terminated.
+    stack_text = (work / STACK).read_text()
+    (work / STACK).write_text(stack_text[:stack_text.index("[docker_hosts.web]")])
+    removed = apply(env, work)
+    assert removed.code == 0 and "docker_hosts.web will be destroyed" in removed.out, removed.both
+    assert hosts(env) == []
+
+
+def test_user_data_is_never_shown(sandbox, tmp_path: Path) -> None:
+    env, work = env_for(sandbox), setup(tmp_path)
+    write_stack(work, count=1)
+    outputs = [recon(env, "plan", "-c", STACK, cwd=work), recon(env, "plan", "-c", STACK, "-f", "json", cwd=work),
+               recon(env, "plan", "-c", STACK, "--out", "saved.plan", cwd=work), apply(env, work)]
+    assert outputs[-1].code == 0, outputs[-1].both
+    outputs += [recon(env, "show", "-c", STACK, cwd=work), recon(env, "show", "-c", STACK, "-f", "json", cwd=work)]
+    (work / "cloud-init.yaml").write_text(CLOUD_INIT.replace("docker.io", "docker-ce"))
+    changed = recon(env, "plan", "-c", STACK, "-f", "json", cwd=work)
+    outputs += [changed, recon(env, "drift", "-c", STACK, "-f", "json", cwd=work)]
+    [update] = json.loads(changed.out)["resource_changes"]
+    assert update["changed_paths"] == ["user_data_sha256"] and len(update["after"]["user_data_sha256"]) == 64
+    (work / "cloud-init.yaml").write_text(CLOUD_INIT + f"  - {SECRET}: [unclosed\n")
+    outputs.append(recon(env, "plan", "-c", STACK, cwd=work))
+    assert outputs[-1].code == 1 and "not valid YAML at line" in outputs[-1].err, outputs[-1].both
+    for run in outputs:
+        assert SECRET not in run.out and SECRET not in run.err
+    for path in work.rglob("*"):
+        if path.is_file() and path.name != "cloud-init.yaml":
+            assert SECRET.encode() not in path.read_bytes(), path
+    # ... and yet the hosts got it, as user data.
+    [(_, instance_id, _)] = hosts(env)
+    data = client(env, "ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    assert SECRET in base64.b64decode(data["UserData"]["Value"]).decode()
+
+
+def test_key_name_must_name_a_key_pair(sandbox, tmp_path: Path) -> None:
+    env, work = env_for(sandbox), setup(tmp_path)
+    write_stack(work, count=1, key_name="nobody")
+    plan = recon(env, "plan", "-c", STACK, cwd=work)
+    assert plan.code == 1 and "key_name 'nobody' names no key pair in the cloud" in plan.err, plan.both
+    write_stack(work, count=1, key_name="admin")  # in the file, but not referenced: not imported first
+    assert "key_name 'admin' names no key pair" in recon(env, "plan", "-c", STACK, cwd=work).err
+    client(env, "ec2").import_key_pair(KeyName="admin",
+                                       PublicKeyMaterial=(work / "keys" / "docker-admin.pub").read_bytes())
+    assert recon(env, "plan", "-c", STACK, cwd=work).code == 0
