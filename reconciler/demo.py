@@ -2,8 +2,9 @@
 
 Starts a sandbox child process, copies the example stack into a work folder and runs
 ``recon`` itself, step by step: plan, apply, plan again (no changes), a property and a
-listener changed by hand with plain boto3, drift, apply repairs, drift clean. The
-sandbox is stopped whatever happens.
+listener changed by hand with plain boto3, drift, apply repairs, drift clean; then the
+Docker stack: the image published, two hosts behind a load balancer, one terminated by
+hand, drift, apply replaces it. The sandbox is stopped whatever happens.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .terminal import Terminal
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 STACK = "loadbalancer.toml"
+DOCKER_STACK = "docker.toml"
 
 
 def plain_client(env: dict[str, str], service: str):
@@ -87,13 +89,31 @@ class Story:
         self.say("6. Apply repairs it")
         self.recon("apply", "-c", STACK, "--auto-approve", expect=0)
         self.recon("drift", "-c", STACK, expect=0)
+        self.docker_story()
         self.term.line("")
         if self.failures:
             for failure in self.failures:
                 self.term.error(failure)
             return 1
-        self.term.line("Demo complete: plan, apply, no-op plan, drift detected, drift repaired.")
+        self.term.line("Demo complete: plan, apply, no-op plan, drift detected, drift repaired; "
+                       "Docker image published, hosts running behind a load balancer, a lost host replaced.")
         return 0
+
+    def docker_story(self) -> None:
+        """The runbook's second half: publish the Docker image, run hosts from it behind a load balancer."""
+        self.say("7. Publish the Docker image to every account; two Docker hosts behind a load balancer")
+        self.recon("apply", "-c", DOCKER_STACK, "--auto-approve", expect=0)
+        self.say("8. Someone terminates a Docker host by hand; the cron job notices")
+        ec2 = plain_client(self.env, "ec2")
+        reply = ec2.describe_instances(Filters=[{"Name": "tag:recon:address", "Values": ["docker_hosts.docker[1]"]},
+                                                {"Name": "instance-state-name", "Values": ["running"]}])
+        ids = [item["InstanceId"] for r in reply["Reservations"] for item in r["Instances"]]
+        self.term.line(f"$ euca-terminate-instances {' '.join(ids)}")
+        ec2.terminate_instances(InstanceIds=ids)
+        self.recon("drift", "-c", DOCKER_STACK, expect=2)
+        self.say("9. Apply starts a new host in its place and registers it with the load balancer")
+        self.recon("apply", "-c", DOCKER_STACK, "--auto-approve", expect=0)
+        self.recon("drift", "-c", DOCKER_STACK, expect=0)
 
 
 def run_demo(term: Terminal, keep: Path | None = None) -> int:

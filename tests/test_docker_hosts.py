@@ -176,6 +176,41 @@ def test_scale_and_rolling_replacement(sandbox, tmp_path: Path) -> None:
     assert two[0] == rolled[0] and two[1][0] == f"{ADDRESS}[1]" and two[1][1] != rolled[1][1]
 
 
+def test_example_stack_keeps_the_load_balancer_on_the_current_hosts(sandbox, tmp_path: Path) -> None:
+    env, work = env_for(sandbox), copy_examples(tmp_path / "repo")
+    first = recon(env, "apply", "-c", "docker.toml", "--auto-approve", cwd=work)
+    assert first.code == 0, first.both
+    elb, ec2 = client(env, "elb"), client(env, "ec2")
+
+    def registered() -> list[str]:
+        [lb] = elb.describe_load_balancers(LoadBalancerNames=["DockerLoadBalancer"])["LoadBalancerDescriptions"]
+        return sorted(i["InstanceId"] for i in lb["Instances"])
+
+    def docker_hosts() -> list[str]:
+        state = json.loads((work / "state" / "docker.json").read_text())
+        return state["resources"]["docker_hosts.docker"]["attrs"]["instance_ids"]
+
+    old = docker_hosts()
+    assert len(old) == 2 and registered() == sorted(old)
+    [item] = ec2.describe_instances(InstanceIds=old[:1])["Reservations"][0]["Instances"]
+    images = {i["Name"]: i for i in ec2.describe_images(Owners=["self"])["Images"]}
+    assert item["ImageId"] == images["ubuntu-raring-docker-rootfs"]["ImageId"]
+    assert item["KernelId"] == images["ubuntu-raring-vmlinuz"]["ImageId"]
+    assert item["RamdiskId"] == images["ubuntu-raring-initrd"]["ImageId"]
+    assert [g["GroupName"] for g in item["SecurityGroups"]] == ["docker"]
+
+    # A new cloud-init document replaces both hosts; the load balancer follows them.
+    with (work / "cloud-init-docker.yaml").open("a") as handle:
+        handle.write("timezone: Etc/UTC\n")
+    plan = recon(env, "plan", "-c", "docker.toml", cwd=work)
+    assert "~ user_data_sha256:" in plan.out and "instances: [" in plan.out and "(known after apply)" in plan.out
+    rolled = recon(env, "apply", "-c", "docker.toml", "--auto-approve", cwd=work)
+    assert rolled.code == 0, rolled.both
+    new = docker_hosts()
+    assert len(new) == 2 and not set(new) & set(old) and registered() == sorted(new)
+    assert recon(env, "plan", "-c", "docker.toml", "--detailed-exitcode", cwd=work).code == 0
+
+
 def test_drift_lost_state_and_crash_safety(sandbox, tmp_path: Path) -> None:
     env, work = env_for(sandbox), setup(tmp_path)
     write_stack(work, count=2)

@@ -174,15 +174,11 @@ class DockerHosts(Kind):
 
     # --- desired side -------------------------------------------------------------------
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
-        attrs = {key: value for key, value in block.items() if key != "cloud_init"}
-        attrs.setdefault("count", 1)
-        attrs.setdefault("max_unavailable", 1)
-        attrs["user_data_sha256"] = None
-        if "cloud_init" in block:
+        attrs = {"count": 1, "max_unavailable": 1, **block, "user_data_sha256": None}
+        if "cloud_init" in block:  # only its digest is kept: the document is read again at launch
             where = f"docker_hosts.{name}.cloud_init"
             data = ctx.read_companion(block["cloud_init"], where, limit=MAX_USER_DATA)
             check_cloud_config(data, where)
-            attrs["cloud_init"] = block["cloud_init"]
             attrs["user_data_sha256"] = hashlib.sha256(data).hexdigest()
         return self.finalize(name, attrs)
 

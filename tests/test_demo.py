@@ -1,0 +1,16 @@
+"""`recon demo` runs the whole story, the Docker stack included, on its own sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from e2e import recon
+
+
+def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
+    run = recon({}, "demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path, timeout=180)
+    assert run.code == 0, run.both
+    assert "Demo complete" in run.out
+    assert "### 9. Apply starts a new host in its place" in run.out
+    assert "docker_hosts.docker: launching [1] (generation 1)" in run.out  # the terminated host's successor
+    assert run.out.count("No drift: the cloud matches") == 2
