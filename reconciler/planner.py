@@ -55,6 +55,12 @@ def closure(targets: Collection[Address], resources: Mapping[Address, ResourceSp
 
 
 def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Address] = ()) -> Plan:
+    if state.resources and not any(live.values()):
+        raise PlanError(
+            f"the cloud returned no resources of any kind, yet state holds {len(state.resources)}: that is a wrong "
+            "endpoint or wrong credentials, not an empty cloud; refusing to plan their re-creation or deletion",
+            hint="check EC2_URL / [cloud] and the access key (recon validate; euca-describe-properties); if the "
+                 "cloud really lost everything, move the state file away and plan again")
     kinds_settings = stack.settings
     selected = closure(targets, stack.resources) if targets else None
     planned: dict[Address, Planned] = {}
