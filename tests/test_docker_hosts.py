@@ -239,12 +239,17 @@ def test_drift_lost_state_and_crash_safety(sandbox, tmp_path: Path) -> None:
     assert after[0][1] not in {h[1] for h in two}
     assert json.loads(state_file.read_text())["resources"][ADDRESS]["attrs"]["instance_ids"] == [h[1] for h in after]
 
-    # A host terminated behind recon's back is drift, and apply brings it back.
-    client(env, "ec2").terminate_instances(InstanceIds=[after[1][1]])
+    # A host terminated behind recon's back is drift, and apply brings it back. Its tags are gone
+    # too (as a terminated instance vanishes from EC2 after a while), so recon first computes the
+    # ClientToken of that very launch, gets the terminated instance back, and takes a new one.
+    ec2 = client(env, "ec2")
+    ec2.terminate_instances(InstanceIds=[after[1][1]])
+    ec2.delete_tags(Resources=[after[1][1]], Tags=[{"Key": "recon:address"}])
     drift = recon(env, "drift", "-c", STACK, cwd=work)
     assert drift.code == 2 and ADDRESS in drift.out and "count: 1 -> 2" in drift.out, drift.both
     repaired = apply(env, work)
     assert repaired.code == 0, repaired.both
+    assert "launching [1] (generation 1)" in repaired.err and "launching [1] (generation 2)" in repaired.err
     now = hosts(env)
     assert now[0] == after[0] and now[1][0] == f"{ADDRESS}[1]" and now[1][1] != after[1][1]
     assert recon(env, "drift", "-c", STACK, cwd=work).code == 0
