@@ -1,8 +1,8 @@
 """Reading a bundle back: the image bytes, decrypted with the cloud's key or the user's key.
 
 ``read_manifest`` parses ``PREFIX.manifest.xml``; ``bundle_key`` recovers the AES key and IV with
-either private key (the ``user_*`` copies, then the ``ec2_*`` ones); ``iter_image`` streams the
-parts through ``fetch(filename)``, checks each part's SHA1, decrypts, gunzips (refusing anything
+either private key (the ``user_*`` copies, then the ``ec2_*`` ones); ``iter_image`` (also used by
+the sandbox's RegisterImage check) streams the parts through ``fetch(filename)``, checks each part's SHA1, decrypts, gunzips (refusing anything
 but exactly one gzip member), checks the tar stream's SHA1 against the image digest and yields the
 image's bytes. Memory use is bounded by one part.
 """
@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
@@ -28,6 +28,7 @@ from .writer import BundleKey
 
 CHUNK = 1 << 20
 Fetch = Callable[[str], bytes]
+Parts = Sequence[tuple[str, str]]     # (filename, sha1 hex) in index order
 
 
 class BundleError(ReconError):
@@ -101,13 +102,13 @@ def _inflate(gunzip: "zlib._Decompress", data: bytes, digest: "hashlib._Hash") -
         yield out
 
 
-def _tar_stream(manifest: Manifest, key: BundleKey, fetch: Fetch, digest: "hashlib._Hash") -> Iterator[bytes]:
+def _tar_stream(parts: Parts, key: BundleKey, fetch: Fetch, digest: "hashlib._Hash") -> Iterator[bytes]:
     """The uncompressed tar stream, hashed into ``digest`` as it goes."""
     decryptor = Cipher(algorithms.AES(key.key), modes.CBC(key.iv)).decryptor()
     unpadder = padding.PKCS7(128).unpadder()
     gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        for filename, sha1 in manifest.parts:
+        for filename, sha1 in parts:
             body = fetch(filename)
             if hashlib.sha1(body).hexdigest() != sha1:
                 raise BundleError(f"part {filename} does not match its SHA1 digest")
@@ -144,10 +145,11 @@ class _ChunkReader(io.RawIOBase):
         return count
 
 
-def iter_image(manifest: Manifest, key: BundleKey, fetch: Fetch) -> Iterator[bytes]:
-    """The image's bytes; raises BundleError (after the last chunk, for the digest) if anything is off."""
+def iter_image(parts: Parts, image_digest: str, key: BundleKey, fetch: Fetch) -> Iterator[bytes]:
+    """The image's bytes from ``parts`` ((filename, sha1) in order); raises BundleError (after the
+    last chunk, for the image digest, the SHA1 of the tar stream) if anything is off."""
     digest = hashlib.sha1()
-    stream = io.BufferedReader(_ChunkReader(_tar_stream(manifest, key, fetch, digest)), CHUNK)
+    stream = io.BufferedReader(_ChunkReader(_tar_stream(parts, key, fetch, digest)), CHUNK)
     found = False
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
@@ -162,7 +164,7 @@ def iter_image(manifest: Manifest, key: BundleKey, fetch: Fetch) -> Iterator[byt
         pass
     if not found:
         raise BundleError("the bundle's tar holds no image")
-    if digest.hexdigest() != manifest.digest:
+    if digest.hexdigest() != image_digest:
         raise BundleError("the bundle's tar stream does not match the manifest's image digest")
 
 
@@ -180,6 +182,6 @@ def extract_image(manifest_path: Path, private_key: rsa.RSAPrivateKey, dest: Pat
             raise BundleError(f"part {filename} not found") from None
 
     with open(dest, "wb") as out:
-        for chunk in iter_image(manifest, bundle_key(manifest, private_key), fetch):
+        for chunk in iter_image(manifest.parts, manifest.digest, bundle_key(manifest, private_key), fetch):
             out.write(chunk)
     return Path(dest)

@@ -4,26 +4,28 @@
 checks, in order: the manifest parses; its signature verifies with the user's certificate over the
 exact bytes of ``<machine_configuration>`` followed by ``<image>`` as they appear in the file; the
 AES key and IV decrypt with the cloud's private key (and, when given, agree with the user-encrypted
-copies); every part is there with its SHA1 digest; and the decrypted, gunzipped stream hashes to the
-image digest. Memory use is bounded by one part.
+copies); every part is there with its SHA1 digest; and the decrypted stream is one gzip member whose
+tar stream hashes to the image digest (``reconciler.bundle.reader`` does this part). Memory use is
+bounded by one part.
 """
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 import xml.etree.ElementTree as ET
-import zlib
 from dataclasses import dataclass
 from typing import Callable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from ..bundle.reader import BundleError as ReaderError
+from ..bundle.reader import iter_image
+from ..bundle.writer import BundleKey
 
 Fetch = Callable[[str], "bytes | None"]
 
@@ -149,37 +151,24 @@ def verify_bundle(
         raise BundleError("manifest part indexes are not 0..N-1")
 
     directory = posixpath.dirname(manifest_key)
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-    unpadder = padding.PKCS7(128).unpadder()
-    gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    tar_sha1 = hashlib.sha1()
-    bundled = 0
+    listed = []
     for part in parts:
         filename = _text(part, "filename")
         if not filename or "/" in filename:
             raise BundleError(f"part {part.get('index')} has no usable filename")
+        listed.append((filename, (_text(part, "digest") or "").lower()))
+
+    def fetch_part(filename: str) -> bytes:
         body = fetch(posixpath.join(directory, filename) if directory else filename)
         if body is None:
             raise BundleError(f"bundle part {filename} not found")
-        expected = (_text(part, "digest") or "").lower()
-        if hashlib.sha1(body).hexdigest() != expected:
-            raise BundleError(f"bundle part {filename} does not match its SHA1 digest")
-        bundled += len(body)
-        try:
-            tar_sha1.update(gunzip.decompress(unpadder.update(decryptor.update(body))))
-        except zlib.error as err:
-            raise BundleError(f"bundle does not decompress: {err}") from None
-    try:
-        tail = unpadder.update(decryptor.finalize()) + unpadder.finalize()
-        tar_sha1.update(gunzip.decompress(tail) + gunzip.flush())
-    except ValueError:
-        raise BundleError("bundle does not decrypt with the cloud's key (bad padding)") from None
-    except zlib.error as err:
-        raise BundleError(f"bundle does not decompress: {err}") from None
-    if not gunzip.eof:
-        raise BundleError("bundle's compressed stream is truncated")
-    if tar_sha1.hexdigest() != digest.lower():
-        raise BundleError("bundle contents do not match the image digest")
+        return body
+
+    try:  # each part's SHA1, the padding, one whole gzip member, the image digest; memory bounded
+        for _chunk in iter_image(listed, digest.lower(), BundleKey(key, iv), fetch_part):
+            pass
+    except ReaderError as err:
+        raise BundleError(err.message) from None
 
     size_text = _text(image, "size")
     mc_el = root.find("machine_configuration")
