@@ -171,10 +171,13 @@ def test_compressed_stream_is_one_standard_gzip_member(bundled, image, tmp_path)
 
 def test_parts_are_deterministic_and_streamed_to_a_sink_in_order(bundled, image, keys):
     bundle, out = bundled
-    received = []
+    received, progress = [], []
     again = bundle_image(image, "eucalyptus-load-balancer-image", BundleKey.derive(keys["user_key"], "rev-1"),
-                         lambda part, data: received.append((part, data)), workers=3)
+                         lambda part, data: received.append((part, data)), workers=3,
+                         progress=lambda done, total: progress.append((done, total)))
     assert again == bundle
+    size = image.stat().st_size
+    assert progress[-1] == (size, size) and [done for done, _ in progress] == sorted(done for done, _ in progress)
     assert [part.index for part, _ in received] == [0, 1]
     for part, data in received:
         assert data == (out / part.filename).read_bytes()
