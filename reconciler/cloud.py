@@ -739,12 +739,15 @@ class Cloud:
         *,
         where: str | None = None,
         ignore_codes: Collection[str] = (),
+        done_if_retried: Collection[str] = (),
         **params: Any,
     ) -> dict | None:
         """Call ``operation`` (botocore method name, ``"describe_key_pairs"``) with ``params``.
 
         Transient failures are retried per :attr:`retry`. An error whose code is in
-        ``ignore_codes`` returns ``None``. Anything else raises :class:`CloudError`.
+        ``ignore_codes`` returns ``None``, and so does one in ``done_if_retried`` on a
+        retried attempt: an earlier attempt took effect but its reply was lost (a create
+        then says "already exists"). Anything else raises :class:`CloudError`.
         """
         client = self._client_for(service, operation)
         method = getattr(client, operation, None)
@@ -765,8 +768,8 @@ class Cloud:
         except ClientError as exc:
             error = exc.response.get("Error") or {}
             code = str(error.get("Code") or "Unknown")
-            if code in ignore_codes:
-                log.debug("%s.%s: %s ignored", service, api_name, code)
+            if code in ignore_codes or (attempts > 1 and code in done_if_retried):
+                log.debug("%s.%s: %s ignored (attempt %d)", service, api_name, code, attempts)
                 return None
             message = str(error.get("Message") or "").strip()
             text = f"{api_name} failed: {code}" + (f": {message}" if message else "")

@@ -121,7 +121,7 @@ class KeyPairs(Kind):
 
     def create(self, ctx, name, attrs):
         where = f"keypairs.{name}"
-        reply = ctx.cloud.call("ec2", "import_key_pair", where=where, ignore_codes=("InvalidKeyPair.Duplicate",),
+        reply = ctx.cloud.call("ec2", "import_key_pair", where=where, done_if_retried=("InvalidKeyPair.Duplicate",),
                            KeyName=name, PublicKeyMaterial=attrs["public_key"].encode())
         if reply is None:  # an earlier attempt of this very call went through
             reply = ctx.cloud.call("ec2", "describe_key_pairs", where=where, KeyNames=[name])["KeyPairs"][0]

@@ -218,7 +218,8 @@ class LoadBalancers(Kind):
                                   "Tags": ownership_tags(ctx.stack, where)}
         if "scheme" in attrs:
             params["Scheme"] = attrs["scheme"]
-        ctx.cloud.call("elb", "create_load_balancer", where=where, **params)
+        ctx.cloud.call("elb", "create_load_balancer", where=where, done_if_retried=("DuplicateLoadBalancerName",),
+                       **params)
         self._configure(ctx, name, attrs, set(attrs) - {"zones", "listeners", "scheme"}, {})
         return self._live(ctx, name)
 
@@ -275,7 +276,8 @@ class LoadBalancers(Kind):
                 "source_security_group": (lb.get("SourceSecurityGroup") or {}).get("GroupName")}
 
     def delete(self, ctx, name, before, prior):
-        ctx.cloud.call("elb", "delete_load_balancer", where=f"load_balancers.{name}", LoadBalancerName=name)
+        ctx.cloud.call("elb", "delete_load_balancer", where=f"load_balancers.{name}", LoadBalancerName=name,
+                       done_if_retried=("LoadBalancerNotFound",))
 
 
 KIND = LoadBalancers()

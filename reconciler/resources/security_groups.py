@@ -265,8 +265,8 @@ class SecurityGroups(Kind):
             self._change_rules(ctx.cloud, where, live["group_id"], set(attrs["ingress"]) - managed_before, set())
             return {**attrs, "group_id": live["group_id"]}
         reply = ctx.cloud.call("ec2", "create_security_group", where=where, GroupName=group_name,
-                           Description=attrs["description"])
-        group_id = reply["GroupId"]
+                               Description=attrs["description"], done_if_retried=("InvalidGroup.Duplicate",))
+        group_id = reply["GroupId"] if reply else self._group_ids(ctx.cloud, {group_name}, where)[group_name]
         ctx.cloud.call("ec2", "create_tags", where=where, Resources=[group_id],
                    Tags=ownership_tags(ctx.stack, f"security_groups.{name}"))
         self._change_rules(ctx.cloud, where, group_id, set(attrs["ingress"]), set())

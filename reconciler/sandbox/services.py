@@ -515,7 +515,7 @@ class ELBService(QueryService):
     """moto classic ELB as Eucalyptus' LoadBalancing service.
 
     Unknown balancers get a clean ``LoadBalancerNotFound`` (moto answers some actions with a
-    500); unknown zones a ``ValidationError``; a balancer created without security groups gets
+    500); unknown zones a ``ValidationError``; registering an instance twice lists it once; a balancer created without security groups gets
     the ``euca-internal-ACCOUNT-NAME`` group a Eucalyptus 4.0 cloud makes, removed with it.
     """
 
@@ -538,7 +538,17 @@ class ELBService(QueryService):
             return self.create_load_balancer(params, account)
         if action == "DeleteLoadBalancer":
             return self.delete_load_balancer(params, account)
-        return self.forward(params)
+        answer = self.forward(params)
+        if action == "RegisterInstancesWithLoadBalancer":
+            self.dedupe_instances(params.get("LoadBalancerName") or "", account)
+        return answer
+
+    @staticmethod
+    def dedupe_instances(name: str, account: str) -> None:
+        """Registering an instance twice is a no-op on ELB; moto would list it twice."""
+        balancer = elb_backend(account).load_balancers.get(name)
+        if balancer is not None:
+            balancer.instance_ids = list(dict.fromkeys(balancer.instance_ids))
 
     def create_load_balancer(self, params: QueryRequest, account: str) -> Response | Captured:
         name = params.get("LoadBalancerName") or ""

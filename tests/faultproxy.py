@@ -1,0 +1,140 @@
+"""A loopback proxy between recon and the sandbox that misbehaves on purpose.
+
+A share of requests gets a fault instead of (or after) the real answer: a throttling
+error in the service's own dialect, a 500 or 503, a connection reset before the request
+reached the cloud, a reset after the cloud acted (the reply is lost — the case that tests
+idempotency), or a delay. ``latency`` adds a fixed delay to every request (benchmarks).
+Every decision comes from a seeded random generator, so a run can be repeated.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+FAULTS = ("throttle", "500", "503", "reset-before", "reset-after", "delay")
+
+THROTTLE = {
+    "compute": (503, "RequestLimitExceeded", "Request limit exceeded."),
+    "LoadBalancing": (400, "Throttling", "Rate exceeded"),
+    "Properties": (400, "Throttling", "Rate exceeded"),
+    "Empyrean": (400, "Throttling", "Rate exceeded"),
+    "objectstorage": (503, "SlowDown", "Please reduce your request rate."),
+}
+
+
+def error_body(service: str, code: str, message: str) -> bytes:
+    if service == "compute":
+        return (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+                f"<RequestID>fault</RequestID></Response>").encode()
+    if service == "objectstorage":
+        return f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+    return (f"<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<RequestId>fault</RequestId></ErrorResponse>").encode()
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, *, share: float = 0.0, faults=FAULTS, seed: int = 1,
+                 latency: float = 0.0, delay: float = 0.3):
+        self.target = urlsplit(upstream)
+        self.share = share
+        self.faults = tuple(faults)
+        self.random = random.Random(seed)
+        self.latency = latency
+        self.delay = delay
+        self.injected: Counter = Counter()
+        self.requests: Counter = Counter()
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_any(self):
+                proxy.handle(self)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def env(self, sandbox_env: dict[str, str]) -> dict[str, str]:
+        """The sandbox's eucarc variables, pointed at this proxy."""
+        up = f"{self.target.scheme}://{self.target.netloc}"
+        return {k: (v.replace(up, self.url) if isinstance(v, str) else v) for k, v in sandbox_env.items()}
+
+    def _choose(self) -> str | None:
+        with self._lock:
+            if self.share and self.random.random() < self.share:
+                return self.random.choice(self.faults)
+        return None
+
+    @staticmethod
+    def _reset(handler) -> None:
+        # RST instead of FIN: the client sees "connection reset by peer"
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        handler.close_connection = True
+        handler.connection.close()
+
+    def handle(self, handler) -> None:
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        parts = handler.path.split("/")
+        service = parts[2] if len(parts) > 2 and parts[1] == "services" else "?"
+        action = (parse_qs(body.decode("latin-1")).get("Action") or parse_qs(urlsplit(handler.path).query)
+                  .get("Action") or [handler.command])[0]
+        fault = self._choose()
+        with self._lock:
+            self.requests[f"{service}.{action}"] += 1
+            if fault:
+                self.injected[fault] += 1
+        if self.latency:
+            time.sleep(self.latency)
+        if fault == "delay":
+            time.sleep(self.delay)
+        elif fault == "reset-before":
+            return self._reset(handler)
+        elif fault in ("throttle", "500", "503"):
+            status, code, message = {"500": (500, "InternalError", "We encountered an internal error."),
+                                     "503": (503, "ServiceUnavailable", "Service is unavailable.")}.get(
+                fault, THROTTLE.get(service, (503, "Throttling", "Rate exceeded")))
+            data = error_body(service, code, message)
+            handler.send_response(status)
+            handler.send_header("Content-Type", "text/xml")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+            return
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection")}
+        conn = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=60)
+        try:
+            conn.request(handler.command, handler.path, body=body, headers=headers)
+            reply = conn.getresponse()
+            data = reply.read()
+        finally:
+            conn.close()
+        if fault == "reset-after":
+            return self._reset(handler)
+        handler.send_response(reply.status)
+        for key, value in reply.getheaders():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(data)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
