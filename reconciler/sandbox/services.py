@@ -548,7 +548,7 @@ class ELBService(QueryService):
         """Registering an instance twice is a no-op on ELB; moto would list it twice."""
         balancer = elb_backend(account).load_balancers.get(name)
         if balancer is not None:
-            balancer.instance_ids = list(dict.fromkeys(balancer.instance_ids))
+            balancer.instance_sparse_ids = list(dict.fromkeys(balancer.instance_sparse_ids))
 
     def create_load_balancer(self, params: QueryRequest, account: str) -> Response | Captured:
         name = params.get("LoadBalancerName") or ""
