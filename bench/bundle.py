@@ -195,8 +195,8 @@ def main() -> None:
         print(f"pipeline: tar | gzip -{GZIP_LEVEL} | openssl enc -aes-128-cbc | split -b 10M: {best_pipeline:.1f} s, "
               f"{size / MIB / best_pipeline:.1f} MiB/s, {pipeline_bytes / MIB:.1f} MiB of parts")
         print(f"recon:    bundle_image (level {GZIP_LEVEL}, {os.cpu_count()} deflate threads): {best_recon:.1f} s, "
-              f"{size / MIB / best_recon:.1f} MiB/s, {report['bundled_size'] / MIB:.1f} MiB in {report['parts']} parts, "
-              f"peak RSS {max(peaks) / MIB:.0f} MiB")
+              f"{size / MIB / best_recon:.1f} MiB/s, {report['bundled_size'] / MIB:.1f} MiB in "
+              f"{report['parts']} parts, peak RSS {max(peaks) / MIB:.0f} MiB")
         print(f"ratio:    recon is {best_pipeline / best_recon:.2f}x the pipeline's throughput")
         print(f"check:    {check_recon_output(work / 'recon', report)}")
     finally:

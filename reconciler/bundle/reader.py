@@ -2,9 +2,10 @@
 
 ``read_manifest`` parses ``PREFIX.manifest.xml``; ``bundle_key`` recovers the AES key and IV with
 either private key (the ``user_*`` copies, then the ``ec2_*`` ones); ``iter_image`` (also used by
-the sandbox's RegisterImage check) streams the parts through ``fetch(filename)``, checks each part's SHA1, decrypts, gunzips (refusing anything
-but exactly one gzip member), checks the tar stream's SHA1 against the image digest and yields the
-image's bytes. Memory use is bounded by one part.
+the sandbox's RegisterImage check) streams the parts through ``fetch(filename)``, checks each
+part's SHA1, decrypts, gunzips (refusing anything but exactly one gzip member), checks the tar
+stream's SHA1 against the image digest and yields the image's bytes. Memory use is bounded by one
+part.
 """
 
 from __future__ import annotations
