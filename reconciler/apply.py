@@ -32,21 +32,28 @@ class Outcome:
 Progress = Callable[[str, Change, Outcome | None], None]
 
 
-def apply_order(changes: list[Change]) -> dict[Address, set[Address]]:
-    """Predecessors of each actionable change: what must finish before it starts."""
-    by_address = {c.address: c for c in changes}
-    graph: dict[Address, set[Address]] = {c.address: set() for c in changes}
+Key = tuple[Address, str]
+
+
+def apply_order(changes: list[Change]) -> dict[Key, set[Key]]:
+    """Predecessors of each actionable change (by ``Change.key``): what must finish before it starts."""
+    main = {c.address: c for c in changes if c.deposed_id is None}
+    graph: dict[Key, set[Key]] = {c.key: set() for c in changes}
     for change in changes:
+        if change.deposed_id is not None:
+            # the old object goes once its replacement exists and everything using it moved on
+            if change.address in main:
+                graph[change.key].add(main[change.address].key)
+            graph[change.key].update(c.key for c in changes if change.address in c.depends_on)
+            continue
         for dep in {*change.depends_on, *change.prior_depends_on}:
-            other = by_address.get(dep)
+            other = main.get(dep)
             if other is None:
                 continue
-            if change.action is Action.DELETE and other.action is Action.DELETE:
-                graph[dep].add(change.address)        # delete dependents first
-            elif other.action is Action.DELETE:
-                graph[dep].add(change.address)        # stop using it, then delete it
+            if other.action is Action.DELETE:
+                graph[other.key].add(change.key)      # delete dependents first / stop using it, then delete it
             elif change.action is not Action.DELETE and dep in change.depends_on:
-                graph[change.address].add(dep)        # make what it needs first
+                graph[change.key].add(other.key)      # make what it needs first
     return graph
 
 
@@ -113,7 +120,10 @@ class Applier:
         name = change.name
         if change.action is Action.DELETE:
             kind.delete(self.ctx, name, change.before or {}, change.prior)
-            self._record(change.address, None)
+            if change.deposed_id is None:
+                self._record(change.address, None)
+            else:
+                self._forget_deposed(change.address, change.deposed_id)
             return "done"
         desired = resolve(change.config, self._lookup)
         if contains_unknown(desired):
@@ -131,13 +141,23 @@ class Applier:
             if change.action is Action.REPLACE:
                 kind.delete(self.ctx, name, change.before or {}, change.prior)
             result = kind.create(self.ctx, name, desired)
-            if change.action is Action.CREATE_THEN_DELETE:
-                kind.delete(self.ctx, name, change.before or {}, change.prior)
         attrs = {**desired, **(result or {})}
         self._current[change.address] = {**(change.live or {}), **attrs}
+        old = self.state.resources.get(change.address)
+        deposed = list(old.deposed) if old else []
+        if change.action is Action.CREATE_THEN_DELETE and old is not None:
+            deposed.append({"id": old.id, "attrs": old.attrs})   # deleted by its own change, later
         self._record(change.address, Entry(change.address, str(kind.live_name(name, desired)),
-                                           kind.state_attrs(name, attrs, {}, None), list(change.depends_on)))
+                                           kind.state_attrs(name, attrs, {}, None), list(change.depends_on),
+                                           deposed))
         return "done"
+
+    def _forget_deposed(self, address: Address, cloud_id: str) -> None:
+        with self._state_lock:
+            entry = self.state.resources.get(address)
+            if entry is not None:
+                entry.deposed = [item for item in entry.deposed if item["id"] != cloud_id]
+                self.save(self.state)
 
     def _run_one(self, change: Change) -> Outcome:
         started = time.monotonic()
@@ -147,48 +167,49 @@ class Applier:
             outcome = Outcome(change.address, change.action, status, time.monotonic() - started)
         except ReconError as exc:
             outcome = Outcome(change.address, change.action, "failed", time.monotonic() - started,
-                              error=str(exc) if exc.where else f"{change.address}: {exc}")
+                              error=str(exc) if exc.where else f"{change.label}: {exc}")
         except Exception as exc:  # a bug or an unexpected library error: report, keep the rest consistent
             outcome = Outcome(change.address, change.action, "failed", time.monotonic() - started,
-                              error=f"{change.address}: unexpected {type(exc).__name__}: {exc}")
+                              error=f"{change.label}: unexpected {type(exc).__name__}: {exc}")
         self.progress("end", change, outcome)
         return outcome
 
     # --- the whole plan -------------------------------------------------------------------
     def run(self) -> list[Outcome]:
         self._prepare_state()
-        changes = {c.address: c for c in self.plan.actionable}
+        changes = {c.key: c for c in self.plan.actionable}
         graph = apply_order(list(changes.values()))
         sorter = TopologicalSorter(graph)
         sorter.prepare()
-        outcomes: dict[Address, Outcome] = {}
-        failed: set[Address] = set()
-        running: dict[Future, Address] = {}
+        outcomes: dict[Key, Outcome] = {}
+        failed: set[Key] = set()
+        running: dict[Future, Key] = {}
         with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="recon-apply") as pool:
             try:
                 while sorter.is_active():
-                    for address in sorter.get_ready():
-                        blocked = [p for p in graph[address] if p in failed]
+                    for key in sorter.get_ready():
+                        change = changes[key]
+                        blocked = [changes[p].label for p in graph[key] if p in failed]
                         if blocked:
-                            outcomes[address] = Outcome(address, changes[address].action, "skipped",
-                                                        error=f"{address}: not attempted: {blocked[0]} failed")
-                            failed.add(address)
-                            self.progress("end", changes[address], outcomes[address])
-                            sorter.done(address)
+                            outcomes[key] = Outcome(change.address, change.action, "skipped",
+                                                    error=f"{change.label}: not attempted: {blocked[0]} failed")
+                            failed.add(key)
+                            self.progress("end", change, outcomes[key])
+                            sorter.done(key)
                             continue
-                        running[pool.submit(self._run_one, changes[address])] = address
+                        running[pool.submit(self._run_one, change)] = key
                     if not running:
                         continue
                     finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
                     for future in finished:
-                        address = running.pop(future)
+                        key = running.pop(future)
                         outcome = future.result()
-                        outcomes[address] = outcome
+                        outcomes[key] = outcome
                         if outcome.status == "failed":
-                            failed.add(address)
-                        sorter.done(address)
+                            failed.add(key)
+                        sorter.done(key)
             except KeyboardInterrupt:
                 for future in running:
                     future.cancel()
                 raise
-        return [outcomes[a] for a in changes if a in outcomes]
+        return [outcomes[k] for k in changes if k in outcomes]

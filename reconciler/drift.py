@@ -43,7 +43,7 @@ def _matches(patterns: Sequence[str], text: str) -> bool:
 
 def report(plan: Plan, ignore: Sequence[str] = ()) -> DriftReport:
     out = DriftReport(plan.stack)
-    for change in sorted(plan.actionable, key=lambda c: c.address):
+    for change in sorted(plan.actionable, key=lambda c: c.key):
         address = str(change.address)
         if _matches(ignore, address):
             out.ignored += 1

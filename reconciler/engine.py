@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
 
@@ -104,12 +104,21 @@ class Workspace:
     def plan(self, state: State, targets: Collection[str] = ()) -> Plan:
         addresses = self.parse_targets(targets, state)
         live = self.read_live(state)
+        with self.stats.phase("prepare"):
+            stack = self.prepared()
         with self.stats.phase("diff"):
-            return make_plan(self.stack, live, state, targets=addresses)
+            return make_plan(stack, live, state, targets=addresses)
+
+    def prepared(self) -> Stack:
+        """The stack with each kind's local preparation done (e.g. LB image revisions rendered)."""
+        resources = {address: replace(spec, attrs=KINDS[address.kind].prepare(address.name, spec.attrs,
+                                                                                self.stack.base_dir))
+                     for address, spec in self.stack.resources.items()}
+        return replace(self.stack, resources=resources)
 
     def context(self, report: Callable[[str, str], None] | None = None) -> CloudContext:
         return CloudContext(self.cloud, self.stack.name, self.stack.base_dir,
-                            report or (lambda address, message: None))
+                            report or (lambda address, message: None), self.env)
 
     def apply(self, plan: Plan, state: State, *, parallelism: int, progress: Progress | None = None,
               report: Callable[[str, str], None] | None = None) -> list[Outcome]:

@@ -95,6 +95,8 @@ class Change:
     replace_paths: list[str] = field(default_factory=list)
     sensitive_paths: list[str] = field(default_factory=list)
     reason: str = ""
+    #: Lines shown under the change, such as a unified diff of a file it writes.
+    notes: list[str] = field(default_factory=list)
     #: In state, and the cloud no longer has it (drift), or its attributes moved since apply.
     drift: str | None = None
     depends_on: list[Address] = field(default_factory=list)
@@ -106,6 +108,18 @@ class Change:
     desired: dict[str, Any] | None = field(default=None, repr=False)
     live: dict[str, Any] | None = field(default=None, repr=False)
     prior: dict[str, Any] | None = field(default=None, repr=False)
+
+    #: For the delete of a deposed object (the old one a create-before-destroy replaced): its id.
+    deposed_id: str | None = None
+
+    @property
+    def key(self) -> tuple[Address, str]:
+        """Unique within a plan: a resource's change and the deletes of its deposed objects."""
+        return (self.address, self.deposed_id or "")
+
+    @property
+    def label(self) -> str:
+        return f"{self.address} (deposed {self.deposed_id[:20]})" if self.deposed_id else str(self.address)
 
     @property
     def kind(self) -> str:
@@ -144,6 +158,8 @@ class Plan:
                 change += 1
             elif c.action is Action.DELETE:
                 destroy += 1
+            elif c.action is Action.CREATE_THEN_DELETE:
+                add += 1   # its delete is the separate change of the deposed object
             else:
                 add += 1
                 destroy += 1

@@ -93,8 +93,11 @@ def check_inputs(saved: SavedPlan, stack: Stack, state: State) -> None:
 
 def check_same(saved: SavedPlan, plan: Plan) -> None:
     """Refuse when the cloud moved since the plan was made: the plan would not be the reviewed one."""
-    before = {c["address"]: c for c in saved.data["plan"]["resource_changes"]}
-    now = {c["address"]: c for c in plan_document(plan)["resource_changes"]}
+    def keyed(changes):
+        return {f'{c["address"]} {c.get("deposed", "")}'.strip(): c for c in changes}
+
+    before = keyed(saved.data["plan"]["resource_changes"])
+    now = keyed(plan_document(plan)["resource_changes"])
     differing = sorted(a for a in set(before) | set(now) if before.get(a) != now.get(a))
     if differing:
         raise PlanError("refusing the saved plan: the cloud changed since it was made, so applying now would "

@@ -115,10 +115,25 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
                 problems.append(f"{address}: {kind.missing_message(cloud_name)}"
                                 + (f" (did you mean {guess!r}?)" if guess else ""))
                 continue
-            change = Change(address, Action.CREATE, None, kind.display_view(resolved),
-                            changed_paths=sorted(kind.display_view(resolved)), sensitive_paths=sensitive,
-                            drift="missing" if prior_entry else None, depends_on=deps,
-                            reason="gone from the cloud" if prior_entry else "")
+            # The resource now has another identity in the cloud (a renamed group, a new image
+            # revision): the old one is replaced, after the new one exists where the kind allows.
+            moved_from = (live.get(address.kind, {}).get(prior_entry.id)
+                          if prior_entry and cloud_name is not UNKNOWN and prior_entry.id != cloud_name else None)
+            if moved_from is not None:
+                before = {k: v for k, v in moved_from.items() if k in prior_entry.attrs}
+                change = Change(address, Action.REPLACE, before, kind.display_view(resolved),
+                                changed_paths=sorted(kind.display_view(resolved)), sensitive_paths=sensitive,
+                                depends_on=deps, reason=f"replaces {prior_entry.id}")
+                if kind.create_before_destroy:
+                    change.action = Action.CREATE_THEN_DELETE
+                    change.reason = f"replaces {prior_entry.id}, deleted once nothing uses it"
+                    plan.changes.append(_delete(address, prior_entry.id, before, prior_entry.attrs, kind,
+                                                deposed=True))
+            else:
+                change = Change(address, Action.CREATE, None, kind.display_view(resolved),
+                                changed_paths=sorted(kind.display_view(resolved)), sensitive_paths=sensitive,
+                                drift="missing" if prior_entry else None, depends_on=deps,
+                                reason="gone from the cloud" if prior_entry else "")
         elif contains_unknown(resolved):
             want = {k: v for k, v in kind.display_view(resolved).items()}
             have = {k: v for k, v in live_attrs.items() if k in want}
@@ -128,6 +143,8 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
             change = _compare(address, kind, want, have, prior, deps, sensitive)
         planned[address] = Planned(change, resolved, live_attrs)
         change.config = spec.attrs
+        if change.action is not Action.NOOP and not contains_unknown(resolved):
+            change.notes = kind.notes(resolved)
         change.prior_depends_on = list(prior_entry.depends_on) if prior_entry else []
         change.desired = resolved
         change.live = live_attrs
@@ -135,7 +152,10 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         plan.changes.append(change)
 
     for address, entry in sorted(state.resources.items()):
-        if address in stack.resources or (selected is not None and address not in selected):
+        if selected is not None and address not in selected:
+            continue
+        plan.changes.extend(deposed_deletes(address, entry, live))
+        if address in stack.resources:
             continue
         kind = KINDS.get(address.kind)
         if kind is None:
@@ -146,11 +166,7 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
             plan.forget.append(address)
             continue
         before = {k: v for k, v in live_attrs.items() if k in entry.attrs}
-        change = Change(address, Action.DELETE, before, None, changed_paths=sorted(before),
-                        sensitive_paths=sorted(kind.sensitive_paths(entry.attrs, live_attrs)),
-                        depends_on=list(entry.depends_on), reason="removed from the file")
-        change.desired, change.live, change.prior = None, live_attrs, entry.attrs
-        plan.changes.append(change)
+        plan.changes.append(_delete(address, entry.id, before, entry.attrs, kind, depends_on=list(entry.depends_on)))
 
     if problems:
         raise PlanError("cannot plan:\n  " + "\n  ".join(problems))
@@ -173,6 +189,28 @@ def unmanaged(stack: Stack, live: Live, state: State) -> list[tuple[Address, str
             if address not in stack.resources and address not in state.resources:
                 found.append((address, cloud_id))
     return sorted(found)
+
+
+def _delete(address: Address, cloud_id: str, before: dict[str, Any], prior: dict[str, Any], kind, *,
+            deposed: bool = False, depends_on: list[Address] | None = None) -> Change:
+    change = Change(address, Action.DELETE, before, None, changed_paths=sorted(before),
+                    sensitive_paths=sorted(kind.sensitive_paths(prior, before)), depends_on=depends_on or [],
+                    reason="replaced" if deposed else "removed from the file",
+                    deposed_id=cloud_id if deposed else None)
+    change.live, change.prior = before, prior
+    return change
+
+
+def deposed_deletes(address: Address, entry, live: Live) -> list[Change]:
+    """Deletes of the objects a create-before-destroy replaced and an earlier apply left behind."""
+    kind = KINDS[address.kind]
+    out = []
+    for item in entry.deposed:
+        old = live.get(address.kind, {}).get(item["id"])
+        if old is not None:
+            out.append(_delete(address, item["id"], {k: v for k, v in old.items() if k in item["attrs"]},
+                               item["attrs"], kind, deposed=True))
+    return out
 
 
 def _compare(address: Address, kind, want: dict[str, Any], have: dict[str, Any],

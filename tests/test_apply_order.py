@@ -15,7 +15,7 @@ PROP = Address("properties", "loadbalancing.loadbalancer_vm_keyname")
 
 
 def sequence(changes: list[Change]) -> list[Address]:
-    return list(TopologicalSorter(apply_order(changes)).static_order())
+    return [address for address, _ in TopologicalSorter(apply_order(changes)).static_order()]
 
 
 def change(address: Address, action: Action, *deps: Address, before: tuple[Address, ...] = ()) -> Change:
@@ -43,3 +43,13 @@ def test_a_resource_stops_using_what_is_deleted_first() -> None:
 def test_independent_changes_have_no_edges() -> None:
     graph = apply_order([change(LB, Action.CREATE), change(KEY, Action.CREATE), change(PROP, Action.UPDATE)])
     assert all(not preds for preds in graph.values())
+
+
+def test_a_deposed_object_goes_after_its_replacement_and_its_users() -> None:
+    image = Address("lb_images", "v3")
+    emi = Address("properties", "loadbalancing.loadbalancer_emi")
+    new = change(image, Action.CREATE_THEN_DELETE)
+    old = Change(image, Action.DELETE, {}, None, deposed_id="digest-of-v2")
+    graph = apply_order([old, change(emi, Action.UPDATE, image), new])
+    order = list(TopologicalSorter(graph).static_order())
+    assert order.index(new.key) < order.index((emi, "")) < order.index(old.key)

@@ -25,6 +25,8 @@ def change_json(change: Change) -> dict[str, Any]:
         "replace_paths": change.replace_paths,
         "sensitive_paths": change.sensitive_paths,
         "reason": change.reason,
+        "notes": change.notes,
+        **({"deposed": change.deposed_id} if change.deposed_id else {}),
     }
 
 

@@ -22,7 +22,7 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
     head.append(f"**{summary_line(plan)}**")
     destroyed = [c for c in plan.actionable if c.action in (Action.DELETE, Action.REPLACE, Action.CREATE_THEN_DELETE)]
     if destroyed:
-        names = ", ".join(f"`{c.address}`" for c in destroyed[:20])
+        names = ", ".join(f"`{c.label}`" for c in destroyed[:20])
         more = f" and {len(destroyed) - 20} more" if len(destroyed) > 20 else ""
         head += ["", f"> [!WARNING]\n> **{counts['destroy']} to destroy:** {names}{more}"]
     for warning in plan.warnings:
@@ -31,9 +31,9 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
 
     style = Style(color=False)
     blocks = []
-    for change in sorted(plan.actionable, key=lambda c: c.address):
+    for change in sorted(plan.actionable, key=lambda c: c.key):
         body = "\n".join(_diff_line(line) for line in change_block(change, style)[1:])
-        blocks.append(f"<details><summary><code>{change.action.symbol}</code> <code>{html.escape(str(change.address))}"
+        blocks.append(f"<details><summary><code>{change.action.symbol}</code> <code>{html.escape(change.label)}"
                       f"</code> {html.escape(change.action.verb)}</summary>\n\n```diff\n{body}\n```\n</details>\n")
 
     out = "\n".join(head) + "\n"

@@ -57,9 +57,10 @@ def _attribute_lines(change: Change, style: Style) -> Iterable[str]:
 def change_block(change: Change, style: Style) -> list[str]:
     symbol = style.paint(change.action.symbol, COLORS.get(change.action, "0"))
     why = f" ({change.reason})" if change.reason else ""
-    lines = [f"  # {style.bold(str(change.address))} {change.action.verb}{why}",
-             f"  {symbol} {change.address}"]
+    lines = [f"  # {style.bold(change.label)} {change.action.verb}{why}",
+             f"  {symbol} {change.label}"]
     lines.extend(_attribute_lines(change, style))
+    lines.extend(f"      {note}" for note in change.notes)
     return lines
 
 
@@ -82,7 +83,7 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
         return "\n".join(lines) + "\n"
     lines.append("recon will perform the following actions:")
     lines.append("")
-    for change in sorted(plan.actionable, key=lambda c: c.address):
+    for change in sorted(plan.actionable, key=lambda c: c.key):
         lines.extend(change_block(change, style))
         lines.append("")
     if plan.forget:

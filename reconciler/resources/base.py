@@ -56,6 +56,8 @@ class CloudContext:
     base_dir: Path
     #: Progress for long steps (waits, uploads): report(address, message).
     report: Callable[[str, str], None] = lambda address, message: None
+    #: The environment (a sourced eucarc: EC2_CERT, EC2_PRIVATE_KEY, EUCALYPTUS_CERT for bundling).
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 class Kind:
@@ -102,6 +104,14 @@ class Kind:
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         """The canonical desired attributes of one block (references left in place)."""
         return dict(block)
+
+    def prepare(self, name: str, attrs: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+        """Local work a plan needs and validate does not (reading a base image): more attributes."""
+        return attrs
+
+    def notes(self, attrs: Mapping[str, Any]) -> list[str]:
+        """Lines a plan shows under a change (e.g. a unified diff of a file); none by default."""
+        return []
 
     def finalize(self, name: str, attrs: dict[str, Any]) -> dict[str, Any]:
         """Canonicalize attributes after references were resolved (e.g. sort sets)."""

@@ -24,10 +24,15 @@ class Entry:
     id: str                          # the cloud's name or id for it
     attrs: dict[str, Any]
     depends_on: list[Address] = field(default_factory=list)
+    #: Earlier objects of this resource, replaced but not yet deleted: [{"id": …, "attrs": {…}}].
+    deposed: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.address.kind, "name": self.address.name, "id": self.id,
-                "attrs": self.attrs, "depends_on": [str(a) for a in self.depends_on]}
+        out = {"kind": self.address.kind, "name": self.address.name, "id": self.id,
+               "attrs": self.attrs, "depends_on": [str(a) for a in self.depends_on]}
+        if self.deposed:
+            out["deposed"] = self.deposed
+        return out
 
 
 @dataclass
@@ -68,7 +73,8 @@ class State:
             for key, item in data["resources"].items():
                 address = Address(item["kind"], item["name"])
                 resources[address] = Entry(address, str(item["id"]), dict(item["attrs"]),
-                                           [Address.parse(a) for a in item.get("depends_on", [])])
+                                           [Address.parse(a) for a in item.get("depends_on", [])],
+                                           [dict(d) for d in item.get("deposed", [])])
             return cls(stack=str(data["stack"]), lineage=str(data["lineage"]), serial=int(data["serial"]),
                        resources=resources, recon_version=str(data.get("recon_version", "")))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
