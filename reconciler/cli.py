@@ -321,6 +321,69 @@ def import_(
               "`recon plan` shows no change for it.")
 
 
+image_app = typer.Typer(help="Load-balancer image revisions, without the cloud.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+@image_app.command("build")
+def image_build(
+    address: Annotated[str, typer.Argument(help="The revision, lb_images.NAME.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the image, revision.json and the template diff.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Build a customized LB image locally (no cloud): for CI on pull requests."""
+    from .imagebuild.build import build_image
+    from .resources.lb_images import KIND as LB_IMAGES
+
+    try:
+        ws = Workspace.open(config)
+        spec = ws.stack.resources.get(_address(address, "lb_images"))
+        if spec is None:
+            raise ReconError(f"{address} is not in {config}", where="image build")
+        revision = build_image(LB_IMAGES.spec(spec.name, spec.attrs, ws.stack.base_dir), out)
+    except ReconError as exc:
+        _fail(exc)
+    term.write(revision.template_diff or "(template unchanged from the base image)\n")
+    term.line(f"haproxy -c: {revision.haproxy_check.status}")
+    term.line(f"Built {revision.image} (revision {revision.digest}).")
+
+
+def _address(text: str, kind: str):
+    from .addresses import Address
+
+    try:
+        address = Address.parse(text)
+    except ValueError as exc:
+        raise ReconError(str(exc))
+    if address.kind != kind:
+        raise ReconError(f"{text} is not a {kind} address ({kind}.NAME)")
+    return address
+
+
+@app.command()
+def images(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """List installed load-balancer image versions, like `euca-install-load-balancer --list`.
+
+    The enabled one (the image the emi property names) is marked with *.
+    """
+    from .resources.lb_images import enabled_images, installed_images
+
+    try:
+        ws = Workspace.open(config)
+        found = installed_images(ws.cloud, "images")
+        enabled = enabled_images(ws.cloud, "images")
+    except ReconError as exc:
+        _fail(exc)
+    if not found:
+        term.line("No load-balancer images are installed.")
+        return
+    term.line(f"   {'VERSION':<8} {'EMI':<22} {'LOCATION':<62} DESCRIPTION")
+    for item in found:
+        mark = "*" if item["image_id"] in enabled else " "
+        version = f"v{item['version']}" if item["version"] else "?"
+        term.line(f"{mark}  {version:<8} {item['image_id']:<22} {item['location']:<62} {item['description']}")
+
+
 @app.command()
 def fmt(
     config: ConfigOpt = DEFAULT_CONFIG,

@@ -88,7 +88,7 @@ def import_resource(ws, address_text: str, cloud_id: str, options: Mapping[str, 
                          hint=f"did you mean {guess!r}?" if guess else f"kinds: {', '.join(KINDS)}")
     path: Path = ws.stack.path
     if address in ws.stack.resources:
-        raise ReconError(f"{address} is already in {path}", where="import")
+        return _adopt(ws, kind, address, cloud_id)
     with ws.backend.lock("import"):
         state = ws.backend.read()
         if address in state.resources:
@@ -112,5 +112,21 @@ def import_resource(ws, address_text: str, cloud_id: str, options: Mapping[str, 
         attrs = kind.finalize(address.name, spec.attrs) if not spec.references() else spec.attrs
         entry_attrs = kind.state_attrs(address.name, attrs, live.get(address.kind, {}).get(live_name, {}), None)
         state.resources[address] = Entry(address, live_name, entry_attrs, sorted(spec.dependencies()))
+        ws.backend.write(state)
+    return address
+
+
+def _adopt(ws, kind, address: Address, cloud_id: str) -> Address:
+    """The block is in the file already: make ``cloud_id`` that resource (kinds that can say so)."""
+    with ws.backend.lock("import"):
+        state = ws.backend.read()
+        if address in state.resources:
+            raise ReconError(f"{address} is already managed (id {state.resources[address].id})", where="import")
+        spec = ws.stack.resources[address]
+        attrs = kind.prepare(address.name, spec.attrs, ws.stack.base_dir)
+        live = kind.adopt(ws.context(), address.name, cloud_id, attrs)
+        state.resources[address] = Entry(address, str(kind.live_name(address.name, attrs)),
+                                         kind.state_attrs(address.name, attrs, live, None),
+                                         sorted(spec.dependencies()))
         ws.backend.write(state)
     return address

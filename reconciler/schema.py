@@ -21,6 +21,7 @@ SCALARS: dict[str, tuple[type, ...]] = {
     "boolean": (bool,),
     "scalar": (str, int, bool),
 }
+#: "setting": a scalar or an array of scalars (an HAProxy keyword's value or values).
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,12 @@ def check_value(value: Any, spec: Field, path: str, problems: Problems) -> None:
             return  # checked again once resolved
         problems.add(path, f"expected {spec.type}, got a string with a reference inside")
         return
+    if spec.type == "setting":
+        items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items):
+            check_value(item, Field("scalar", references=False), f"{path}[{index}]" if isinstance(value, list)
+                        else path, problems)
+        return
     if spec.type in SCALARS:
         allowed = SCALARS[spec.type]
         # bool is an int in Python; never let true stand for 1.
@@ -156,6 +163,9 @@ def json_schema(spec: Field) -> dict[str, Any]:
             out["maximum"] = spec.maximum
     elif spec.type == "scalar":
         out = {"type": ["string", "integer", "boolean"]}
+    elif spec.type == "setting":
+        scalar = {"type": ["string", "integer", "boolean"]}
+        out = {"anyOf": [scalar, {"type": "array", "items": scalar}]}
     elif spec.type == "list":
         out = {"type": "array", "items": json_schema(spec.items or Field("scalar"))}
     elif spec.type == "table":

@@ -174,6 +174,10 @@ class Kind:
         """For ``recon import``: the file block that describes a live resource, and its cloud name."""
         raise ReconError(f"recon import does not support {self.name} yet")
 
+    def adopt(self, ctx: CloudContext, name: str, cloud_id: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """For ``recon import`` of a block already in the file: make ``cloud_id`` that resource; its live attrs."""
+        raise ReconError(f"{self.name}.{name} is already in the file")
+
     def creatable(self, attrs: Mapping[str, Any]) -> bool:
         """Whether recon can make this resource when the cloud lacks it."""
         return True

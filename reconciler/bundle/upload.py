@@ -1,0 +1,57 @@
+"""Uploading a bundle's parts to object storage as the bundler makes them.
+
+``PartUploader`` is a part sink: each part goes to ``BUCKET/PART`` on a small thread pool
+while the bundler goes on; at most ``workers + 1`` parts are held in memory. A part that
+the bucket already holds with the same MD5 (its ETag) is not sent again, so an interrupted
+install resumes where it stopped (the bundler makes identical parts for the same revision).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
+
+from .writer import BundlePart
+
+
+class PartUploader:
+    def __init__(self, cloud, bucket: str, existing: dict[str, str], *, where: str, workers: int = 4,
+                 progress: Callable[[int, int, int], None] | None = None):
+        self.cloud = cloud
+        self.bucket = bucket
+        self.existing = existing          # object name -> ETag without quotes
+        self.where = where
+        self.progress = progress or (lambda sent, skipped, size: None)
+        self.sent = self.skipped = self.bytes = 0
+        self._slots = threading.BoundedSemaphore(workers + 1)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recon-upload")
+        self._futures: list[Future] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, part: BundlePart, data: bytes) -> None:
+        if self.existing.get(part.filename) == part.md5:
+            with self._lock:
+                self.skipped += 1
+                self.bytes += part.size
+            return
+        self._slots.acquire()
+        self._futures.append(self._pool.submit(self._put, part, data))
+
+    def _put(self, part: BundlePart, data: bytes) -> None:
+        try:
+            self.cloud.call("s3", "put_object", where=self.where, Bucket=self.bucket, Key=part.filename, Body=data)
+            with self._lock:
+                self.sent += 1
+                self.bytes += part.size
+                self.progress(self.sent, self.skipped, self.bytes)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        """Wait for every upload; raise the first failure."""
+        try:
+            for future in self._futures:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True)

@@ -1,0 +1,275 @@
+"""Load-balancer image revisions (``euca-install-load-balancer``, the runbook's first half).
+
+A block names a base image (the ``.tgz`` the Eucalyptus package ships, or a bare ``.img``)
+and the HAProxy and sysctl settings to write into it. A plan renders the revision without
+root (``debugfs`` on a copy), checks the template with ``haproxy -c``, and shows the
+template as a unified diff and the revision's content digest. The digest is the resource's
+identity in the cloud: installed images carry it as the tag ``recon:revision``.
+
+Install = build the customized image, bundle it (deterministic parts, so an interrupted
+upload resumes), upload the parts and then the manifest to bucket ``loadbalancer-vN``,
+register ``eucalyptus-load-balancer-image-vN`` (hvm, x86_64, "Installed on …") and tag it.
+A revision whose digest differs from the installed one is a new version N+1, created before
+the old one is retired; the old image is deregistered and its bundle deleted once nothing
+uses it — and never while a load-balancer emi property names it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ..bundle.manifest import MachineConfiguration, manifest_name, manifest_xml
+from ..bundle.upload import PartUploader
+from ..bundle.writer import BundleKey, bundle_image
+from ..errors import CloudError, ConfigError, ReconError
+from ..imagebuild.build import TEMPLATE_PATH, ImageSpec, build_revision, preview_revision
+from ..imagebuild.haproxy import render_template
+from ..imagebuild.sysctl import render_sysctl
+from ..schema import Field
+from .base import CloudContext, Kind, LoadContext
+from .tags import OWNER, owner_from_tags, ownership_tags
+
+IMAGE_PREFIX = "eucalyptus-load-balancer-image"
+REVISION_TAG = "recon:revision"
+LOCATION_RE = re.compile(r"^loadbalancer[-_]v(\d+)/")
+EMI_PROPERTIES = ("loadbalancing.loadbalancer_emi", "services.loadbalancing.worker.image")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+SETTINGS = Field("map", "HAProxy keyword = value (a list for options / log).", items=Field("setting"),
+                 references=False)
+
+
+def version_of(location: str) -> int | None:
+    match = LOCATION_RE.match(location or "")
+    return int(match.group(1)) if match else None
+
+
+def installed_images(cloud, where: str) -> list[dict[str, Any]]:
+    """Every installed LB image version (recon's and hand-installed), one DescribeImages call."""
+    reply = cloud.call("ec2", "describe_images", where=where, Owners=["self"])
+    found = []
+    for image in reply.get("Images", []):
+        location = image.get("ImageLocation", "")
+        if IMAGE_PREFIX not in location and not image.get("Name", "").startswith(IMAGE_PREFIX):
+            continue
+        tags = image.get("Tags") or []
+        found.append({
+            "image_id": image["ImageId"], "version": version_of(location), "location": location,
+            "name": image.get("Name", ""), "description": image.get("Description", ""),
+            "digest": {t["Key"]: t["Value"] for t in tags}.get(REVISION_TAG), OWNER: owner_from_tags(tags),
+        })
+    return sorted(found, key=lambda item: (item["version"] or 0, item["image_id"]))
+
+
+def enabled_images(cloud, where: str) -> set[str]:
+    """The image ids the load-balancer emi property (4.0 or 4.2+ name) names."""
+    return {item.get("value") for item in cloud.properties_describe(list(EMI_PROPERTIES), where=where)
+            if item.get("name") in EMI_PROPERTIES}
+
+
+def _signing(env: Mapping[str, str], where: str) -> dict[str, Any]:
+    """The certificates and key a bundle is made with, from a sourced eucarc."""
+    paths = {}
+    for variable in ("EC2_CERT", "EC2_PRIVATE_KEY", "EUCALYPTUS_CERT"):
+        if not env.get(variable):
+            raise ConfigError(f"installing a load-balancer image needs {variable} (the user certificate, its key and "
+                              "the cloud certificate)", where=where, hint="source the cloud's eucarc")
+        paths[variable] = Path(env[variable])
+    account = env.get("EC2_USER_ID") or env.get("EC2_ACCOUNT_NUMBER")
+    if not account:
+        raise ConfigError("installing a load-balancer image needs EC2_USER_ID (the account number)", where=where,
+                          hint="source the cloud's eucarc")
+    try:
+        user_cert = x509.load_pem_x509_certificate(paths["EC2_CERT"].read_bytes())
+        cloud_cert = x509.load_pem_x509_certificate(paths["EUCALYPTUS_CERT"].read_bytes())
+        user_key = serialization.load_pem_private_key(paths["EC2_PRIVATE_KEY"].read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot read the bundling certificates or key: {type(exc).__name__}", where=where)
+    return {"account_id": account, "user_cert": user_cert, "cloud_cert": cloud_cert, "user_key": user_key}
+
+
+class LbImages(Kind):
+    name = "lb_images"
+    fields = {
+        "source": Field("string", "The base image: the package's .tgz or a bare .img, relative to this file.",
+                        required=True, references=False),
+        "source_sha256": Field("string", "Expected sha256 of the source file.", references=False,
+                               check=lambda v: None if SHA256_RE.match(v) else "must be 64 lower-case hex digits"),
+        "haproxy": Field("table", "HAProxy settings for the servo's template.", references=False, fields={
+            "global": SETTINGS, "defaults": SETTINGS}),
+        "sysctl": Field("map", "Kernel settings written to /etc/sysctl.d.", items=Field("scalar"),
+                        references=False),
+    }
+    outputs = {"image_id": "the registered image (emi-…)", "version": "the N of loadbalancer-vN",
+               "digest": "the revision's content digest", "location": "bucket/manifest"}
+    computed = frozenset({"image_id", "version", "location"})
+    create_before_destroy = True
+    order = 5
+
+    def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
+        where = f"lb_images.{name}"
+        source = ctx.base_dir / block["source"]
+        if not source.is_file():
+            raise ConfigError(f"base image {block['source']!r} not found (looked in {ctx.base_dir})",
+                              where=f"{where}.source")
+        haproxy = block.get("haproxy", {})
+        # the settings alone can be checked now; the template they go into is read at plan time
+        render_template("global\ndefaults\n", global_settings=haproxy.get("global", {}),
+                        defaults_settings=haproxy.get("defaults", {}), where=f"{where}.haproxy")
+        if block.get("sysctl"):
+            render_sysctl(block["sysctl"], where=f"{where}.sysctl")
+        return {"source": block["source"], **({"source_sha256": block["source_sha256"]}
+                                               if "source_sha256" in block else {}),
+                "haproxy": {k: dict(v) for k, v in haproxy.items()}, "sysctl": dict(block.get("sysctl", {}))}
+
+    def spec(self, name: str, attrs: Mapping[str, Any], base_dir: Path) -> ImageSpec:
+        return ImageSpec(address=f"lb_images.{name}", source=base_dir / attrs["source"],
+                         source_sha256=attrs.get("source_sha256"),
+                         haproxy_global=attrs["haproxy"].get("global", {}),
+                         haproxy_defaults=attrs["haproxy"].get("defaults", {}), sysctl=attrs["sysctl"])
+
+    def prepare(self, name, attrs, base_dir):
+        revision = preview_revision(self.spec(name, attrs, base_dir))
+        others = {f.path: f.content.decode(errors="replace") for f in revision.files if f.path != TEMPLATE_PATH}
+        return {**attrs, "digest": revision.digest, "base_sha256": revision.base_sha256,
+                "haproxy_check": revision.haproxy_check.status, "template_diff": revision.template_diff,
+                "other_files": others}
+
+    def notes(self, attrs):
+        diff = attrs.get("template_diff", "")
+        check = attrs.get("haproxy_check")
+        lines = [f"haproxy -c: {check}" + (" (haproxy is not installed here)" if check == "skipped" else "")]
+        lines += diff.rstrip("\n").splitlines() if diff else ["(template unchanged from the base image)"]
+        for path, content in sorted(attrs.get("other_files", {}).items()):
+            lines += [f"+++ {path}", *(f"+{line}" for line in content.rstrip("\n").splitlines())]
+        return lines
+
+    def display_view(self, attrs):
+        return {k: attrs[k] for k in ("source", "base_sha256", "digest") if k in attrs}
+
+    def live_name(self, name, attrs):
+        return attrs.get("digest", name)
+
+    def compare_view(self, name, desired, live, prior):
+        return {"digest": desired.get("digest")}, {"digest": live.get("digest")}
+
+    def state_attrs(self, name, attrs, live, prior):
+        keep = ("source", "source_sha256", "base_sha256", "digest", "image_id", "version", "location")
+        return {k: v for k, v in {**live, **attrs}.items() if k in keep}
+
+    def read(self, ctx, wanted):
+        return {item["digest"]: item for item in installed_images(ctx.cloud, "lb_images") if item["digest"]}
+
+    # --- install ---------------------------------------------------------------------------
+    def create(self, ctx: CloudContext, name, attrs):
+        where = f"lb_images.{name}"
+        signing = _signing(ctx.env, where)
+        cloud = ctx.cloud
+        with tempfile.TemporaryDirectory(prefix="recon-lb-image-") as work:
+            revision = build_revision(self.spec(name, attrs, ctx.base_dir), Path(work))
+            if revision.digest != attrs["digest"]:
+                raise ReconError("the base image or settings changed since the plan (digest differs); plan again",
+                                 where=where)
+            existing = self._registered(cloud, revision.digest, where)
+            if existing:       # registered by an apply that died before recording it
+                return existing
+            version = self._version_for(cloud, revision.digest, where)
+            bucket = f"loadbalancer-v{version}"
+            prefix = IMAGE_PREFIX
+            cloud.call("s3", "create_bucket", where=where, Bucket=bucket,
+                       ignore_codes=("BucketAlreadyOwnedByYou", "BucketAlreadyExists"))
+            cloud.call("s3", "put_object", where=where, Bucket=bucket, Key="recon-revision", Body=revision.digest.encode())
+            stored = {o["Key"]: o.get("ETag", "").strip('"')
+                      for o in cloud.paginate("s3", "list_objects_v2", "Contents", where=where, Bucket=bucket) or []}
+            ctx.report(where, f"bundling and uploading to {bucket} ({revision.image.stat().st_size >> 20} MiB image)")
+            uploader = PartUploader(cloud, bucket, stored, where=where, progress=lambda sent, skipped, size:
+                                    ctx.report(where, f"uploaded {sent} parts ({size >> 20} MiB; {skipped} "
+                                                      "already there)") if sent % 10 == 0 else None)
+            key = BundleKey.derive(signing["user_key"], revision.digest)
+            try:
+                bundle = bundle_image(revision.image, prefix, key, uploader, member_name=f"{prefix}.img")
+            finally:
+                uploader.close()
+            manifest = manifest_xml(bundle, account_id=signing["account_id"], cloud_cert=signing["cloud_cert"],
+                                    user_cert=signing["user_cert"], user_key=signing["user_key"],
+                                    machine=MachineConfiguration(architecture="x86_64"))
+            cloud.call("s3", "put_object", where=where, Bucket=bucket, Key=manifest_name(prefix), Body=manifest)
+            ctx.report(where, f"{len(bundle.parts)} parts in {bucket} ({uploader.skipped} were already there)")
+        location = f"{bucket}/{manifest_name(prefix)}"
+        today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        reply = cloud.call("ec2", "register_image", where=where, ImageLocation=location,
+                           Name=f"{IMAGE_PREFIX}-v{version}", Description=f"Installed on {today}",
+                           Architecture="x86_64", VirtualizationType="hvm")
+        image_id = reply["ImageId"]
+        cloud.call("ec2", "create_tags", where=where, Resources=[image_id],
+                   Tags=[*ownership_tags(ctx.stack, where), {"Key": REVISION_TAG, "Value": revision.digest}])
+        return {"image_id": image_id, "version": version, "location": location, "digest": revision.digest}
+
+    def _registered(self, cloud, digest: str, where: str) -> dict[str, Any] | None:
+        """An image already registered from this revision's bucket (tagging may not have happened)."""
+        for item in installed_images(cloud, where):
+            if item["digest"] == digest:
+                return {k: item[k] for k in ("image_id", "version", "location", "digest")}
+        return None
+
+    def _version_for(self, cloud, digest: str, where: str) -> int:
+        """The bucket an interrupted install of this revision used, else one past every version."""
+        buckets = [b["Name"] for b in cloud.call("s3", "list_buckets", where=where).get("Buckets", [])]
+        versions = {int(m.group(1)): b for b in buckets if (m := re.match(r"^loadbalancer[-_]v(\d+)$", b))}
+        registered = {item["version"] for item in installed_images(cloud, where) if item["version"]}
+        for version, bucket in sorted(versions.items()):
+            if version in registered:
+                continue
+            marker = cloud.call("s3", "get_object", where=where, Bucket=bucket, Key="recon-revision",
+                                ignore_codes=("NoSuchKey",))
+            if marker is not None and marker["Body"].read().decode(errors="replace") == digest:
+                return version
+        return max([0, *versions, *registered]) + 1
+
+    def update(self, ctx, name, before, after, changed):  # a new digest is a new version: never in place
+        return self.create(ctx, name, after)
+
+    # --- retire ----------------------------------------------------------------------------
+    def delete(self, ctx: CloudContext, name, before, prior):
+        where = f"lb_images.{name}"
+        prior = prior or {}
+        image_id = prior.get("image_id") or before.get("image_id")
+        if image_id in enabled_images(ctx.cloud, where):
+            raise CloudError(f"not retiring {image_id}: the load-balancer emi property still names it", where=where,
+                             hint="point the property at another revision (e.g. ${lb_images.NEW.image_id}) first")
+        if image_id:
+            ctx.cloud.call("ec2", "deregister_image", where=where, ImageId=image_id,
+                           ignore_codes=("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"))
+        bucket = (prior.get("location") or before.get("location") or "").split("/", 1)[0]
+        if bucket and version_of(bucket + "/"):
+            keys = [o["Key"] for o in ctx.cloud.paginate("s3", "list_objects_v2", "Contents", where=where,
+                                                         Bucket=bucket) or []]
+            for start in range(0, len(keys), 1000):
+                ctx.cloud.call("s3", "delete_objects", where=where, Bucket=bucket,
+                               Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+            ctx.cloud.call("s3", "delete_bucket", where=where, Bucket=bucket, ignore_codes=("NoSuchBucket",))
+
+    # --- adopt -----------------------------------------------------------------------------
+    def adopt(self, ctx: CloudContext, name: str, cloud_id: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """``recon import lb_images.NAME emi-…|vN``: the block in the file describes a version installed
+        before (by hand, or by euca-install-load-balancer); tag that image as this revision."""
+        where = f"lb_images.{name}"
+        images = installed_images(ctx.cloud, where)
+        match = [i for i in images if cloud_id in (i["image_id"], f"v{i['version']}", str(i["version"]))]
+        if not match:
+            raise ReconError(f"no installed load-balancer image {cloud_id!r}", where=where,
+                             hint="`recon images` lists them")
+        image = match[0]
+        ctx.cloud.call("ec2", "create_tags", where=where, Resources=[image["image_id"]],
+                       Tags=[*ownership_tags(ctx.stack, where), {"Key": REVISION_TAG, "Value": attrs["digest"]}])
+        return {**image, "digest": attrs["digest"]}
+
+
+KIND = LbImages()
