@@ -140,6 +140,40 @@ def patch_moto() -> None:
             return {"OwnerAlias": self.account_id, "GroupName": name}
 
         LoadBalancer.source_security_group = property(source_security_group)
+
+        # moto 5.x finds one resource's tags by scanning every tag of the account with a regex
+        # per tag, so describing or launching N tagged instances costs O(N^2): minutes at a few
+        # thousand instances (bench/plan_scale.py). Look the resource up by its id instead --
+        # the same answer, since an id holds no wildcard.
+        from moto.ec2.models.core import TaggedEC2Resource
+        from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+        scan_tags = TaggedEC2Resource.get_tags
+
+        def get_tags(self) -> list[dict[str, str]]:
+            resource_id = self.id
+            if not resource_id or any(c in resource_id for c in "*?["):
+                return scan_tags(self)
+            tags = self.ec2_backend.tags.get(resource_id) or {}
+            kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+            return [{"resource_id": resource_id, "key": key, "value": value, "resource_type": kind}
+                    for key, value in list(tags.items())]
+
+        TaggedEC2Resource.get_tags = get_tags
+
+        # get_instance (every RunInstances, AttachVolume, ...) copies every reservation to find
+        # one instance; walk them in place instead (same instance objects, no copies).
+        from moto.ec2.exceptions import InvalidInstanceIdError
+        from moto.ec2.models.instances import InstanceBackend
+
+        def get_instance(self, instance_id: str):
+            for reservation in list(self.reservations.values()):
+                for instance in reservation.instances:
+                    if instance.id == instance_id:
+                        return instance
+            raise InvalidInstanceIdError(instance_id)
+
+        InstanceBackend.get_instance = get_instance
         _patched = True
 
 
