@@ -304,17 +304,21 @@ def demo(
 @app.command("import")
 def import_(
     address: Annotated[str, typer.Argument(help="The address to give it, KIND.NAME.")],
-    cloud_id: Annotated[str, typer.Argument(help="What the cloud calls it: a name or an id.")],
+    cloud_id: Annotated[str, typer.Argument(help="What the cloud calls it: a name or an id (docker_hosts: "
+                                                 "instance ids, comma-separated; lb_images: emi-… or vN).")],
     config: ConfigOpt = DEFAULT_CONFIG,
     public_key_file: Annotated[Optional[str], typer.Option(
         "--public-key-file", help="keypairs: the public key (the cloud keeps only its fingerprint).")] = None,
+    cloud_init: Annotated[Optional[str], typer.Option(
+        "--cloud-init", help="docker_hosts: the cloud-config file the instances were launched with.")] = None,
 ) -> None:
     """Adopt a live resource: write its block into the file (comments kept) and record it in state."""
     from .importer import import_resource
 
     try:
         ws = Workspace.open(config, warn=term.warn)
-        imported = import_resource(ws, address, cloud_id, {"public_key_file": public_key_file})
+        imported = import_resource(ws, address, cloud_id, {"public_key_file": public_key_file,
+                                                           "cloud_init": cloud_init})
     except ReconError as exc:
         _fail(exc)
     term.line(f"Imported {cloud_id} as {imported}: its block is in {config} and it is recorded in state. "

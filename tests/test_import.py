@@ -98,3 +98,38 @@ def test_import_refusals(sandbox, tmp_path: Path) -> None:
     other.write_text("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 x\n")
     wrong = recon(env, "import", "keypairs.euca-elb", "euca-elb", "--public-key-file", "keys/other.pub", cwd=work)
     assert wrong.code == 1 and (work / "recon.toml").read_text() == HEAD
+
+
+def test_import_images_and_hand_launched_hosts(sandbox, tmp_path: Path) -> None:
+    env = sandbox.env
+    work = tmp_path / "repo"
+    shutil.copytree(EXAMPLES / "keys", work / "keys")
+    shutil.copy(EXAMPLES / "cloud-init-docker.yaml", work / "cloud-init-docker.yaml")
+    head = '# hosts launched by hand in 2014\n[stack]\nname = "handmade"\n'
+    (work / "recon.toml").write_text(head)
+    ec2 = client(env, "ec2")
+    image = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["ubuntu-raring-docker-rootfs"]}])[
+        "Images"][0]["ImageId"]
+    ec2.modify_image_attribute(ImageId=image, Attribute="launchPermission",
+                               LaunchPermission={"Add": [{"Group": "all"}]})
+    ec2.import_key_pair(KeyName="docker-admin", PublicKeyMaterial=(work / "keys" / "docker-admin.pub").read_bytes())
+    user_data = (work / "cloud-init-docker.yaml").read_text()
+    launched = ec2.run_instances(ImageId=image, MinCount=2, MaxCount=2, InstanceType="m1.medium",
+                                 KeyName="docker-admin", UserData=user_data,
+                                 Placement={"AvailabilityZone": "ViciousLiesAndDangerousRumors"})
+    ids = [i["InstanceId"] for i in launched["Instances"]]
+
+    assert recon(env, "import", "images.rootfs", image, cwd=work).code == 0
+    assert recon(env, "plan", "--detailed-exitcode", cwd=work).code == 0
+    no_user_data = recon(env, "import", "docker_hosts.web", ",".join(ids), cwd=work)
+    assert no_user_data.code == 1 and "--cloud-init" in no_user_data.err
+    run = recon(env, "import", "docker_hosts.web", ",".join(ids), "--cloud-init", "cloud-init-docker.yaml", cwd=work)
+    assert run.code == 0, run.both
+    text = (work / "recon.toml").read_text()
+    assert text.startswith(head) and 'cloud_init = "cloud-init-docker.yaml"' in text and "count = 2" in text
+    assert "apt" not in text  # the document stays in its file
+    plan = recon(env, "plan", "--detailed-exitcode", cwd=work)
+    assert plan.code == 0, plan.both
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_instances(InstanceIds=[ids[1]])["Reservations"][0][
+        "Instances"][0]["Tags"]}
+    assert tags["recon:address"] == "docker_hosts.web[1]" and tags["recon:stack"] == "handmade"

@@ -139,3 +139,20 @@ def test_image_build_without_cloud(work: Path, tmp_path: Path) -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", revision["digest"]) and revision["haproxy_check"]["status"] == "passed"
     assert "+ timeout connect 5s" in (out / "haproxy_template.conf.diff").read_text()
     assert (out / "eucalyptus-load-balancer-image-1.1.0.img").stat().st_size == (90 << 20) + 2048 * 512
+
+
+def test_adopt_a_version_installed_before(sandbox, work: Path) -> None:
+    env = sandbox.env
+    (work / "recon.toml").write_text(stack("images/eucalyptus-load-balancer-image-1.1.0.tgz", {"v1": "5s"}, "v1"))
+    assert recon(env, "apply", "--auto-approve", cwd=work).code == 0
+    # make it look hand-installed: no recon tags, no state
+    (image,) = installed(env)
+    client(env, "ec2").delete_tags(Resources=[image["ImageId"]], Tags=[{"Key": t["Key"]} for t in image["Tags"]])
+    shutil.rmtree(work / "state")
+    listing = recon(env, "images", cwd=work)
+    assert re.search(rf"^\*\s+v1\s+{image['ImageId']}\s", listing.out, re.M)
+    assert "lb_images.v1 will be created" in recon(env, "plan", cwd=work).out
+    adopted = recon(env, "import", "lb_images.v1", "v1", cwd=work)
+    assert adopted.code == 0, adopted.both
+    assert recon(env, "plan", "--detailed-exitcode", cwd=work).code == 0
+    assert [i["ImageId"] for i in installed(env)] == [image["ImageId"]]

@@ -25,6 +25,7 @@ the document is read again from the file when instances are launched.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -33,7 +34,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from ..errors import CloudError, ConfigError, PlanError
+from ..errors import CloudError, ConfigError, PlanError, ReconError
 from ..schema import Field
 from ..waits import wait_until
 from .base import CloudContext, Kind, LoadContext
@@ -249,6 +250,58 @@ class DockerHosts(Kind):
         address = f"docker_hosts.{name}"
         self._terminate(ctx, address, [h for h in self._hosts(ctx, address) if h.name == name and h.present],
                         "removed from the file")
+
+    def import_block(self, ctx, name, cloud_id, options):
+        """Hosts launched by hand (``i-1,i-2``, indexes in that order) become ``docker_hosts.NAME``:
+        they are tagged as recon tags its own hosts, and their user data must be ``--cloud-init FILE``."""
+        where = f"docker_hosts.{name}"
+        ids = [i for i in cloud_id.split(",") if i]
+        items = ctx.cloud.paginate("ec2", "describe_instances", "Reservations[].Instances[]", where=where,
+                                   InstanceIds=ids)
+        by_id = {item["InstanceId"]: item for item in items if (item.get("State") or {}).get("Name") in PRESENT}
+        missing = [i for i in ids if i not in by_id]
+        if missing or not ids:
+            raise ReconError(f"no running instance {missing[0] if missing else cloud_id!r}", where=where)
+        for item in by_id.values():
+            if any(t["Key"] == ADDRESS_TAG for t in item.get("Tags", [])):
+                raise ReconError(f"{item['InstanceId']} is recon's already", where=where)
+        hosts = [Host.from_api({**by_id[i], "Tags": [{"Key": ADDRESS_TAG, "Value": f"{where}[{n}]"},
+                                                      *by_id[i].get("Tags", [])]}) for n, i in enumerate(ids)]
+        spec = {key: hosts[0].launch[key] for key in LAUNCH_ATTRS if key != "user_data_sha256"}
+        differing = sorted(k for k in spec for h in hosts if h.launch[k] != spec[k])
+        if differing:
+            raise ReconError(f"the instances differ in {differing[0]}: import them as separate blocks", where=where)
+        digest, relative = self._imported_user_data(ctx, where, ids, options.get("cloud_init"))
+        for index, instance_id in enumerate(ids):
+            tags = ownership_tags(ctx.stack, f"{where}[{index}]") + [{"Key": GENERATION_TAG, "Value": "1"}]
+            if digest:
+                tags.append({"Key": USER_DATA_TAG, "Value": digest})
+            ctx.cloud.call("ec2", "create_tags", where=where, Resources=[instance_id], Tags=tags)
+        block = {key: value for key, value in spec.items() if value not in (None, [])}
+        block["count"] = len(ids)
+        if relative:
+            block["cloud_init"] = relative
+        common = set.intersection(*(set(h.tags.items()) for h in hosts))
+        if common:
+            block["tags"] = dict(sorted(common))
+        return block, name
+
+    def _imported_user_data(self, ctx, where: str, ids: list[str], relative: str | None):
+        """The user data every instance has must be the given cloud-init file's (digest, path)."""
+        data = None
+        if relative:
+            data = LoadContext(ctx.base_dir, "import", ctx.stack).read_companion(relative, where, limit=MAX_USER_DATA)
+            check_cloud_config(data, f"{where}.cloud_init")
+        for instance_id in ids:
+            reply = ctx.cloud.call("ec2", "describe_instance_attribute", where=where, InstanceId=instance_id,
+                                   Attribute="userData")
+            encoded = (reply.get("UserData") or {}).get("Value")
+            live = base64.b64decode(encoded) if encoded else None
+            if live != data:
+                raise ReconError(f"{instance_id}'s user data is not "
+                                 + (f"{relative!r}" if relative else "empty: give it with --cloud-init FILE"),
+                                 where=where)
+        return (hashlib.sha256(data).hexdigest() if data else None), relative
 
     # --- converging -----------------------------------------------------------------------
     def _converge(self, ctx: CloudContext, name: str, want: Mapping[str, Any], remove_tags: set[str]) -> dict:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ReconError
 from ..schema import Field
 from .base import Kind, LoadContext
 
@@ -110,6 +110,12 @@ class Images(Kind):
                                        ImageId=image["id"], Attribute="launchPermission")
                 image["launch_permission"] = sorted({permission_name(p) for p in reply.get("LaunchPermissions", [])})
         return live
+
+    def import_block(self, ctx, name, cloud_id, options):
+        image = self.read(ctx, {cloud_id: None}).get(cloud_id)
+        if image is None:
+            raise ReconError(f"no image {cloud_id!r} owned by this account", where=f"images.{name}")
+        return {"id": image["id"], "launch_permission": image.get("launch_permission", [])}, image["id"]
 
     @staticmethod
     def _named(wanted: Mapping[str, dict[str, Any] | None]) -> list[str]:
