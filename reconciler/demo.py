@@ -25,6 +25,7 @@ from .terminal import Terminal
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 STACK = "loadbalancer.toml"
 DOCKER_STACK = "docker.toml"
+LB_IMAGE_STACK = "lb-image.toml"
 
 
 def plain_client(env: dict[str, str], service: str):
@@ -90,13 +91,15 @@ class Story:
         self.recon("apply", "-c", STACK, "--auto-approve", expect=0)
         self.recon("drift", "-c", STACK, expect=0)
         self.docker_story()
+        self.lb_image_story()
         self.term.line("")
         if self.failures:
             for failure in self.failures:
                 self.term.error(failure)
             return 1
         self.term.line("Demo complete: plan, apply, no-op plan, drift detected, drift repaired; "
-                       "Docker image published, hosts running behind a load balancer, a lost host replaced.")
+                       "Docker image published, hosts running behind a load balancer, a lost host replaced; "
+                       "a customized LB image installed, enabled, changed and the old revision retired.")
         return 0
 
     def docker_story(self) -> None:
@@ -114,6 +117,24 @@ class Story:
         self.say("9. Apply starts a new host in its place and registers it with the load balancer")
         self.recon("apply", "-c", DOCKER_STACK, "--auto-approve", expect=0)
         self.recon("drift", "-c", DOCKER_STACK, expect=0)
+
+
+    def lb_image_story(self) -> None:
+        """The runbook's first half: customize the LB image's HAProxy template, install, enable."""
+        from .imagebuild.testimage import make_test_image, pack_tgz
+
+        self.say("10. Customize the load-balancer image (a small stand-in for the package's) and install it")
+        with tempfile.TemporaryDirectory() as tmp:
+            image = make_test_image(Path(tmp) / "eucalyptus-load-balancer-image.img")
+            pack_tgz(image, self.work / "images" / "eucalyptus-load-balancer-image.tgz")
+        self.recon("plan", "-c", LB_IMAGE_STACK, "--detailed-exitcode", expect=2)
+        self.recon("apply", "-c", LB_IMAGE_STACK, "--auto-approve", expect=0)
+        self.recon("images", "-c", LB_IMAGE_STACK, expect=0)
+        self.say("11. A longer connect timeout: a new revision v2 is installed and enabled, then v1 retired")
+        stack = self.work / LB_IMAGE_STACK
+        stack.write_text(stack.read_text().replace('"timeout connect" = "5s"', '"timeout connect" = "7s"'))
+        self.recon("apply", "-c", LB_IMAGE_STACK, "--auto-approve", expect=0)
+        self.recon("images", "-c", LB_IMAGE_STACK, expect=0)
 
 
 def run_demo(term: Terminal, keep: Path | None = None) -> int:

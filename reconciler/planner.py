@@ -120,13 +120,15 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
             moved_from = (live.get(address.kind, {}).get(prior_entry.id)
                           if prior_entry and cloud_name is not UNKNOWN and prior_entry.id != cloud_name else None)
             if moved_from is not None:
-                before = {k: v for k, v in moved_from.items() if k in prior_entry.attrs}
-                change = Change(address, Action.REPLACE, before, kind.display_view(resolved),
-                                changed_paths=sorted(kind.display_view(resolved)), sensitive_paths=sensitive,
-                                depends_on=deps, reason=f"replaces {prior_entry.id}")
+                before = {k: moved_from.get(k, v) for k, v in prior_entry.attrs.items()}
+                after = kind.display_view(resolved)
+                change = Change(address, Action.REPLACE, before, after,
+                                changed_paths=sorted(k for k in after if before.get(k) != after[k]),
+                                sensitive_paths=sensitive, depends_on=deps,
+                                reason=f"replaces {prior_entry.id[:24]}")
                 if kind.create_before_destroy:
                     change.action = Action.CREATE_THEN_DELETE
-                    change.reason = f"replaces {prior_entry.id}, deleted once nothing uses it"
+                    change.reason += ", deleted once nothing uses it"
                     plan.changes.append(_delete(address, prior_entry.id, before, prior_entry.attrs, kind,
                                                 deposed=True))
             else:

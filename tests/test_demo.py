@@ -14,3 +14,6 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert "### 9. Apply starts a new host in its place" in run.out
     assert "docker_hosts.docker: launching [1] (generation 1)" in run.out  # the terminated host's successor
     assert run.out.count("No drift: the cloud matches") == 2
+    assert "### 11. A longer connect timeout" in run.out and "+ timeout connect 7s" in run.out
+    assert run.out.count("haproxy -c: passed") >= 2
+    assert "lb_images.v1 (deposed" in run.out  # v1 retired once the property names v2
