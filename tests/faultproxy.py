@@ -3,7 +3,8 @@
 A share of requests gets a fault instead of (or after) the real answer: a throttling
 error in the service's own dialect, a 500 or 503, a connection reset before the request
 reached the cloud, a reset after the cloud acted (the reply is lost — the case that tests
-idempotency), or a delay. ``latency`` adds a fixed delay to every request (benchmarks).
+idempotency), or a delay. ``latency`` adds a fixed delay to every request (benchmarks);
+``drop_headers`` removes request headers (a store that ignores ``If-None-Match``).
 Every decision comes from a seeded random generator, so a run can be repeated.
 """
 
@@ -42,13 +43,14 @@ def error_body(service: str, code: str, message: str) -> bytes:
 
 class FaultProxy:
     def __init__(self, upstream: str, *, share: float = 0.0, faults=FAULTS, seed: int = 1,
-                 latency: float = 0.0, delay: float = 0.3):
+                 latency: float = 0.0, delay: float = 0.3, drop_headers: tuple[str, ...] = ()):
         self.target = urlsplit(upstream)
         self.share = share
         self.faults = tuple(faults)
         self.random = random.Random(seed)
         self.latency = latency
         self.delay = delay
+        self.drop_headers = {"host", "connection", *(h.lower() for h in drop_headers)}
         self.injected: Counter = Counter()
         self.requests: Counter = Counter()
         self._lock = threading.Lock()
@@ -116,7 +118,7 @@ class FaultProxy:
             handler.end_headers()
             handler.wfile.write(data)
             return
-        headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection")}
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in self.drop_headers}
         conn = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=60)
         try:
             conn.request(handler.command, handler.path, body=body, headers=headers)

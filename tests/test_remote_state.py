@@ -3,15 +3,12 @@ holder's lock, backups, and refusal of a store that ignores If-None-Match."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from e2e import client, copy_examples, recon
+from faultproxy import FaultProxy
 
 STACK = "loadbalancer.toml"
 BUCKET = "recon-state"
@@ -89,48 +86,12 @@ def test_killed_holders_lease_expires_and_is_taken_over(sandbox, tmp_path: Path)
     assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
 
 
-class StripIfNoneMatch:
-    """A loopback proxy to the sandbox that drops If-None-Match: a store that ignores it."""
-
-    def __init__(self, upstream: str):
-        target = urlsplit(upstream)
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def relay(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("if-none-match", "host")}
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                conn.request(self.command, self.path, body=body, headers=headers)
-                reply = conn.getresponse()
-                data = reply.read()
-                self.send_response(reply.status)
-                for key, value in reply.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = relay
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_store_ignoring_if_none_match_is_refused(sandbox, tmp_path: Path) -> None:
     env = sandbox.env
     client(env, "s3").create_bucket(Bucket=BUCKET)
     work = copy_examples(tmp_path / "repo")
     use_remote_state(work)
-    proxy = StripIfNoneMatch(sandbox.url)
+    proxy = FaultProxy(sandbox.url, drop_headers=("If-None-Match",))  # a store that ignores it
     try:
         proxied = {**env, "S3_URL": f"{proxy.url}/services/objectstorage"}
         run = recon(proxied, "apply", "-c", STACK, "--auto-approve", cwd=work)
