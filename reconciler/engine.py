@@ -95,7 +95,8 @@ class Workspace:
             if address.kind in wanted:
                 wanted[address.kind].setdefault(entry.id, None)
         needed = {other for kind in KINDS if wanted[kind] for other in KINDS[kind].needs_live}
-        kinds = [k for k in KINDS if wanted[k] or k in needed]
+        # kinds that tag what recon makes are always read: drift reports their unmanaged resources
+        kinds = [k for k in KINDS if wanted[k] or k in needed or KINDS[k].owner_tags]
         ctx = self.context()
         with self.stats.phase("read"), ThreadPoolExecutor(max_workers=max(1, len(kinds))) as pool:
             futures = {kind: pool.submit(KINDS[kind].read, ctx, wanted[kind]) for kind in kinds}

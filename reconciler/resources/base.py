@@ -86,8 +86,8 @@ class Kind:
     recompute_on: frozenset[str] = frozenset()
     #: Other kinds whose live resources :meth:`check` looks at (read even if the file has none).
     needs_live: frozenset[str] = frozenset()
-    #: Removing the resource from the file leaves it in the cloud (only forgets it).
-    keep_on_removal: bool = False
+    #: Its live resources carry recon's ownership tags (so unmanaged ones can be found).
+    owner_tags: bool = False
     #: Order of reading and of listing, cosmetic.
     order: int = 50
 
