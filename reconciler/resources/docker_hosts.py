@@ -168,6 +168,7 @@ class DockerHosts(Kind):
     outputs = {"instance_ids": "the hosts' instance ids, by index", "private_ips": "their private addresses, by index"}
     computed = frozenset({"instance_ids", "private_ips"})
     set_attrs = frozenset({"security_groups"})
+    owner_tags = True
     replaces_instances = frozenset(LAUNCH_ATTRS)
     recompute_on = frozenset({*LAUNCH_ATTRS, "count", "indexes"})
     needs_live = frozenset({"keypairs"})

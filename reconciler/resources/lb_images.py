@@ -111,14 +111,19 @@ class LbImages(Kind):
                "digest": "the revision's content digest", "location": "bucket/manifest"}
     computed = frozenset({"image_id", "version", "location"})
     create_before_destroy = True
+    owner_tags = True
     order = 5
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         where = f"lb_images.{name}"
         source = ctx.base_dir / block["source"]
-        if not source.is_file():
-            raise ConfigError(f"base image {block['source']!r} not found (looked in {ctx.base_dir})",
-                              where=f"{where}.source")
+        try:
+            found = "file" if source.is_file() else "other" if source.exists() else None
+        except OSError as exc:   # a name too long for the file system
+            raise ConfigError(f"base image {block['source'][:80]!r}: {exc.strerror}", where=f"{where}.source")
+        if found != "file":
+            what = "is not a file" if found else f"not found (looked in {ctx.base_dir})"
+            raise ConfigError(f"base image {block['source']!r} {what}", where=f"{where}.source")
         haproxy = block.get("haproxy", {})
         # the settings alone can be checked now; the template they go into is read at plan time
         render_template("global\ndefaults\n", global_settings=haproxy.get("global", {}),

@@ -118,6 +118,7 @@ class LoadBalancers(Kind):
                "source_security_group": "the security group the cloud made for it",
                "zones": "its availability zones"}
     set_attrs = frozenset({"zones", "listeners", "instances"})
+    owner_tags = True
     replace_on = frozenset({"scheme"})
     order = 40
 

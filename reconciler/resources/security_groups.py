@@ -160,6 +160,7 @@ class SecurityGroups(Kind):
     computed = frozenset({"group_id"})
     outputs = {"name": "the group's name", "group_id": "the group's id (sg-…)"}
     set_attrs = frozenset({"ingress"})
+    owner_tags = True
     replace_on = frozenset({"description"})
     order = 30
 
