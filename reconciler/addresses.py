@@ -52,6 +52,8 @@ def references_in(value: object) -> list[Reference]:
     found: list[Reference] = []
     if isinstance(value, str):
         found.extend(Reference.parse(m.group(1)) for m in REF_RE.finditer(value))
+        if "${" in REF_RE.sub("", value):
+            raise ValueError("'${' without its closing '}': write references as ${KIND.NAME.ATTR}")
     elif isinstance(value, dict):
         for item in value.values():
             found.extend(references_in(item))

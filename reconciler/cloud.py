@@ -214,7 +214,11 @@ _REGION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def _check_url(value: str, where: str, *, front_end: bool = False) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port    # raises for a port that is not a number or out of range
+    except ValueError as exc:   # e.g. "http://[::1" (an unclosed IPv6 address)
+        raise ConfigError(f"{value!r} is not a valid URL: {exc}", where=where) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
             f"{value!r} is not an http(s) URL",
@@ -361,10 +365,15 @@ def resolve_settings(cloud_table: Mapping[str, Any] | None, env: Mapping[str, st
 
     ca_bundle = _file_string(table, "ca_bundle")
     if ca_bundle is not None:
-        path = Path(ca_bundle).expanduser()
-        if not path.is_absolute():
-            path = Path(base_dir) / path
-        if not path.is_file():
+        try:
+            path = Path(ca_bundle).expanduser()
+            if not path.is_absolute():
+                path = Path(base_dir) / path
+            found = path.is_file()
+        except (OSError, RuntimeError) as exc:   # a name too long, ~user without a home
+            raise ConfigError(f"cannot use {ca_bundle[:80]!r}: {getattr(exc, 'strerror', None) or exc}",
+                              where="[cloud].ca_bundle") from None
+        if not found:
             raise ConfigError(f"no such file: {str(path)!r}", where="[cloud].ca_bundle",
                               hint="the path is relative to the desired-state file")
         ca_bundle = str(path)

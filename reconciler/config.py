@@ -19,9 +19,10 @@ from .addresses import Address, Reference, references_in
 from .errors import ConfigError
 from .resources import KINDS
 from .resources.base import LoadContext
-from .schema import Field, Problems, check_table, nearest
+from .schema import Field, Problems, check_table, nearest, python_type_name
 
 MAX_FILE_BYTES = 4 << 20
+MAX_DEPTH = 32            # arrays and tables inside one another; real files use < 8
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=,/-]{0,254}$")
 STACK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
@@ -148,6 +149,8 @@ def _line_finder(text: str):
                         return number
                     if len(table) > best_len:
                         best, best_len = number, len(table)
+                elif table[: len(path)] == path and path:
+                    return number     # [KIND.NAME] for a problem about the whole KIND table
                 continue
             key = key_re.match(line)
             if not key:
@@ -177,7 +180,8 @@ def read_text(path: Path) -> str:
     """The desired file's text: bounded, UTF-8, with errors that name the file."""
     where = str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:   # bounded: /dev/zero or a runaway pipe is refused, not read whole
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError("file not found", where=where,
                           hint="give the file with -c FILE (default: recon.toml in this folder)")
@@ -206,14 +210,36 @@ def load(path: Path | str) -> Stack:
         message = str(exc)
         match = re.search(r"\(at line (\d+), column (\d+)\)", message)
         loc = f"{where}:{match.group(1)}:{match.group(2)}" if match else where
+        if "(at end of document)" in message:
+            loc = f"{where}:{max(1, len(text.splitlines()))}"
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
         raise ConfigError(f"invalid TOML: {message}", where=loc)
+    except RecursionError:
+        raise ConfigError(f"invalid TOML: arrays or tables nested more than {MAX_DEPTH} deep", where=where) from None
     return build(document, text, path)
+
+
+def _too_deep(document: Mapping[str, Any]) -> str | None:
+    """The key path of a value nested deeper than MAX_DEPTH (checked without recursion), else None."""
+    pending: list[tuple[Any, str, int]] = [(document, "", 0)]
+    while pending:
+        value, where, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            return where
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            inner = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{quote_key(str(key))}".lstrip(".")
+            pending.append((item, inner, depth + 1))
+    return None
 
 
 def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
     """Validate a parsed document and build the Stack."""
     problems = Problems()
+    deep = _too_deep(document)
+    if deep is not None:
+        problems.add(deep.split("[", 1)[0], f"arrays or tables nested more than {MAX_DEPTH} deep")
+        raise _problems_error(problems, text, path)
     valid_tables = sorted([*TOP_LEVEL, *KINDS])
     for key, value in document.items():
         if key in TOP_LEVEL:
@@ -257,7 +283,7 @@ def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
                 problems.add(key, f"invalid name {name!r}: use letters, digits and ._:@+=,/- (at most 255)")
                 continue
             if not isinstance(block, dict):
-                problems.add(key, f"must be a table, got {type(block).__name__}")
+                problems.add(key, f"must be a table, got {python_type_name(block)}")
                 continue
             block = dict(block)
             depends_raw = block.pop("depends_on", [])
@@ -340,6 +366,11 @@ def _check_references(resources: Mapping[Address, ResourceSpec], problems: Probl
         problems.add(str(exc.args[1][0]), f"reference cycle: {cycle}")
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped: names and keys from the file never drive the terminal."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: repr(m.group())[1:-1], text)
+
+
 def _problems_error(problems: Problems, text: str, path: Path) -> ConfigError:
     find = _line_finder(text)
     located = []
@@ -349,7 +380,7 @@ def _problems_error(problems: Problems, text: str, path: Path) -> ConfigError:
         entry = f"{loc}: {key_path}: {message}"
         if hint:
             entry += f" ({hint})"
-        located.append((line or 0, entry))
+        located.append((line or 0, _printable(entry)))
     lines = [entry for _, entry in sorted(located, key=lambda item: item[0])]
     count = len(lines)
     head = lines[0] if count == 1 else f"{count} problems in {path}:\n  " + "\n  ".join(lines)

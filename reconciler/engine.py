@@ -104,17 +104,23 @@ class Workspace:
 
     def plan(self, state: State, targets: Collection[str] = ()) -> Plan:
         addresses = self.parse_targets(targets, state)
-        live = self.read_live(state)
+        # local work first: a bad base image or template is refused before the cloud is called
         with self.stats.phase("prepare"):
             stack = self.prepared()
+        live = self.read_live(state)
         with self.stats.phase("diff"):
             return make_plan(stack, live, state, targets=addresses)
 
     def prepared(self) -> Stack:
         """The stack with each kind's local preparation done (e.g. LB image revisions rendered)."""
-        resources = {address: replace(spec, attrs=KINDS[address.kind].prepare(address.name, spec.attrs,
-                                                                                self.stack.base_dir))
-                     for address, spec in self.stack.resources.items()}
+        try:
+            resources = {address: replace(spec, attrs=KINDS[address.kind].prepare(address.name, spec.attrs,
+                                                                                    self.stack.base_dir))
+                         for address, spec in self.stack.resources.items()}
+        except ConfigError as exc:   # name the desired file, as load's errors do
+            if exc.where and not exc.where.startswith(str(self.stack.path)):
+                exc.where = f"{self.stack.path}: {exc.where}"
+            raise
         return replace(self.stack, resources=resources)
 
     def context(self, report: Callable[[str, str], None] | None = None) -> CloudContext:

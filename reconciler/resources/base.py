@@ -10,6 +10,8 @@ strings.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
@@ -19,6 +21,26 @@ from ..schema import Field, Problems
 
 if TYPE_CHECKING:
     from ..cloud import Cloud
+
+
+class _NotRegular(OSError):
+    """A path names a folder, a FIFO, a device…: what it is, in words."""
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of a regular file; never blocks on a FIFO nor reads a device forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _NotRegular("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+                          "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(limit + 1)
 
 
 @dataclass(frozen=True)
@@ -35,8 +57,9 @@ class LoadContext:
         """Read a file named in the desired file (relative to it), bounded in size."""
         path = (self.base_dir / relative)
         try:
-            with path.open("rb") as handle:
-                data = handle.read(limit + 1)
+            data = read_regular(path, limit)
+        except _NotRegular as exc:
+            raise ConfigError(f"{relative!r} is {exc}, not a regular file", where=where)
         except FileNotFoundError:
             raise ConfigError(f"file {relative!r} not found (looked in {self.base_dir})", where=where)
         except (IsADirectoryError, PermissionError, OSError) as exc:

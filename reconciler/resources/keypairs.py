@@ -12,6 +12,7 @@ import base64
 import hashlib
 from typing import Any, Mapping
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from ..errors import ConfigError, ReconError
@@ -35,6 +36,8 @@ def parse_public_key(text: str, where: str) -> str:
         serialization.load_ssh_public_key(line.encode())
     except (ValueError, TypeError, UnicodeEncodeError) as exc:
         raise ConfigError(f"not a valid OpenSSH public key: {exc}", where=where)
+    except UnsupportedAlgorithm:
+        raise ConfigError(f"not an OpenSSH public key: unsupported key type {parts[0][:40]!r}", where=where) from None
     return line
 
 
