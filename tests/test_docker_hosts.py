@@ -306,3 +306,16 @@ def test_key_name_must_name_a_key_pair(sandbox, tmp_path: Path) -> None:
     client(env, "ec2").import_key_pair(KeyName="admin",
                                        PublicKeyMaterial=(work / "keys" / "docker-admin.pub").read_bytes())
     assert recon(env, "plan", "-c", STACK, cwd=work).code == 0
+
+
+def test_more_hosts_than_one_describe_page(sandbox, tmp_path: Path) -> None:
+    """The wait for new hosts follows pagination: the sandbox pages DescribeInstances by 100
+    reservations even for given ids, and 130 hosts must not wait out the instance timeout."""
+    env, work = env_for(sandbox), setup(tmp_path)
+    write_stack(work, count=130)
+    run = recon(env, "apply", "-c", STACK, "--auto-approve", "--stats", cwd=work, timeout=90)
+    assert run.code == 0, run.both
+    pages = client(env, "ec2").get_paginator("describe_instances").paginate(
+        Filters=[{"Name": "tag:recon:stack", "Values": ["hosts"]}])
+    assert len({i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]}) == 130
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0

@@ -410,11 +410,11 @@ class DockerHosts(Kind):
 
     def _wait_running(self, ctx: CloudContext, address: str, ids: list[str]) -> list[Host]:
         def look() -> list[Host] | None:
-            reply = ctx.cloud.call("ec2", "describe_instances", where=address, InstanceIds=ids,
-                                   ignore_codes=("InvalidInstanceID.NotFound",))
-            if reply is None:  # not visible yet: eventual consistency right after RunInstances
-                return None
-            items = [i for r in reply.get("Reservations", []) for i in r.get("Instances", [])]
+            # Paginated: a cloud may page even a reply for given ids (moto does, 100 reservations
+            # a page), and a launch of more hosts than one page would otherwise wait forever.
+            # NotFound (not visible yet right after RunInstances) reads as nothing found.
+            items = ctx.cloud.paginate("ec2", "describe_instances", "Reservations[].Instances[]", where=address,
+                                       InstanceIds=ids, ignore_codes=("InvalidInstanceID.NotFound",))
             hosts = [h for h in map(Host.from_api, items) if h is not None]
             for host in hosts:
                 if host.state in GONE:
