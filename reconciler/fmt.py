@@ -70,6 +70,8 @@ def format_text(text: str, where: str) -> str:
         document = tomlkit.parse(text)
     except (tomllib.TOMLDecodeError, TOMLKitError) as exc:
         raise ConfigError(f"invalid TOML: {exc}", where=where)
+    except RecursionError:
+        raise ConfigError("invalid TOML: arrays or tables nested too deep", where=where) from None
     _canonical_items(document)
     formatted = _canonical_lines(document.as_string())
     if tomllib.loads(formatted) != before:  # pragma: no cover - a safety net, never expected to trip

@@ -457,6 +457,24 @@ def test_generated_bad_input(name: str, tripwire: Tripwire, tmp_path: Path) -> N
     assert sorted(p.name for p in folder.iterdir()) == before, "bad input changed the stack's folder"
 
 
+@pytest.mark.parametrize("name", ["deeply_nested", "huge_desired_file"])
+def test_fmt_refuses_generated(name: str, tmp_path: Path) -> None:
+    desired = GENERATED[name].build(tmp_path)
+    before = desired.read_bytes()
+    result = CliRunner().invoke(app, ["fmt", "-c", str(desired)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "recon.toml" in result.output and ("invalid TOML" in result.output or "larger than" in result.output)
+    assert desired.read_bytes() == before
+
+
+def test_fmt_never_crashes_on_the_corpus(tmp_path: Path) -> None:
+    """`recon fmt --check` reads the same files: it says formatted, not formatted, or why not -- no traceback."""
+    for path in sorted(BAD.glob("*.toml")):
+        result = CliRunner().invoke(app, ["fmt", "--check", "-c", str(path)])
+        assert result.exit_code in (0, 1), (path.name, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (path.name, result.exception)
+
+
 def test_huge_file(tmp_path: Path) -> None:
     path = tmp_path / "huge.toml"
     path.write_text('[stack]\nname = "x"\n' + "# padding\n" * 500_000)
