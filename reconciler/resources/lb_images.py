@@ -111,7 +111,6 @@ class LbImages(Kind):
                "digest": "the revision's content digest", "location": "bucket/manifest"}
     computed = frozenset({"image_id", "version", "location"})
     create_before_destroy = True
-    owner_tags = True
     order = 5
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
