@@ -58,6 +58,9 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as separate writes: with Nagle on, the body waits for the
+            # client's delayed ACK (~40 ms a reply), which would swamp a fixed ``latency``.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
