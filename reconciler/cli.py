@@ -336,32 +336,13 @@ def image_build(
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """Build a customized LB image locally (no cloud): for CI on pull requests."""
-    from .imagebuild.build import build_image
-    from .resources.lb_images import KIND as LB_IMAGES
-
     try:
-        ws = Workspace.open(config)
-        spec = ws.stack.resources.get(_address(address, "lb_images"))
-        if spec is None:
-            raise ReconError(f"{address} is not in {config}", where="image build")
-        revision = build_image(LB_IMAGES.spec(spec.name, spec.attrs, ws.stack.base_dir), out)
+        revision = Workspace.open(config).build_image(address, out)
     except ReconError as exc:
         _fail(exc)
     term.write(revision.template_diff or "(template unchanged from the base image)\n")
     term.line(f"haproxy -c: {revision.haproxy_check.status}")
     term.line(f"Built {revision.image} (revision {revision.digest}).")
-
-
-def _address(text: str, kind: str):
-    from .addresses import Address
-
-    try:
-        address = Address.parse(text)
-    except ValueError as exc:
-        raise ReconError(str(exc))
-    if address.kind != kind:
-        raise ReconError(f"{text} is not a {kind} address ({kind}.NAME)")
-    return address
 
 
 @app.command()

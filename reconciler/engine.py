@@ -6,10 +6,11 @@ The CLI strings these together; nothing here prints.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Collection, Mapping
+from typing import Any, Callable, Collection, Iterator, Mapping
 
 from .addresses import Address
 from .apply import Applier, Outcome, Progress
@@ -113,15 +114,35 @@ class Workspace:
 
     def prepared(self) -> Stack:
         """The stack with each kind's local preparation done (e.g. LB image revisions rendered)."""
-        try:
+        with self.naming_file():
             resources = {address: replace(spec, attrs=KINDS[address.kind].prepare(address.name, spec.attrs,
                                                                                     self.stack.base_dir))
                          for address, spec in self.stack.resources.items()}
-        except ConfigError as exc:   # name the desired file, as load's errors do
+        return replace(self.stack, resources=resources)
+
+    @contextmanager
+    def naming_file(self) -> Iterator[None]:
+        """Config errors from local work on the file's blocks name the desired file, as load's do."""
+        try:
+            yield
+        except ConfigError as exc:
             if exc.where and not exc.where.startswith(str(self.stack.path)):
                 exc.where = f"{self.stack.path}: {exc.where}"
             raise
-        return replace(self.stack, resources=resources)
+
+    def build_image(self, address_text: str, out: Path):
+        """``recon image build``: the customized LB image of one ``lb_images`` block, no cloud."""
+        from .imagebuild.build import build_image
+
+        try:
+            address = Address.parse(address_text)
+        except ValueError as exc:
+            raise PlanError(str(exc), where="image build")
+        spec = self.stack.resources.get(address)
+        if address.kind != "lb_images" or spec is None:
+            raise PlanError(f"{address_text} is not an lb_images block of {self.stack.path}", where="image build")
+        with self.naming_file():
+            return build_image(KINDS["lb_images"].spec(address.name, spec.attrs, self.stack.base_dir), out)
 
     def context(self, report: Callable[[str, str], None] | None = None) -> CloudContext:
         return CloudContext(self.cloud, self.stack.name, self.stack.base_dir,
