@@ -174,6 +174,42 @@ def patch_moto() -> None:
             raise InvalidInstanceIdError(instance_id)
 
         InstanceBackend.get_instance = get_instance
+
+        # DescribeInstances pages by 100 reservations, and moto filters (and copies) every
+        # reservation of the account again for each page: reading N instances costs O(N^2/100).
+        # A page after the first one starts where the previous one ended (NextToken is the id of
+        # its last reservation) and filters only until it has one more than a page -- the same
+        # pages, in O(N) for all of them. The first page, ids, dry runs: moto as it is.
+        import copy as _copy
+
+        from moto.core.responses import ActionResult
+        from moto.ec2.responses.instances import InstanceResponse
+        from moto.ec2.utils import filter_reservations
+
+        describe_all = InstanceResponse.describe_instances
+
+        def describe_instances(self):
+            token = self._get_param("NextToken")
+            if not token or self._get_param("InstanceIds", []) or self._get_param("DryRun", False):
+                return describe_all(self)
+            reservations = self.ec2_backend.reservations
+            ids = list(reservations)
+            if token not in reservations:
+                return describe_all(self)
+            filters = self._filters_from_querystring()
+            max_results = int(self._get_param("MaxResults", 100))
+            page = []
+            for reservation_id in ids[ids.index(token) + 1:]:
+                reservation = reservations.get(reservation_id)
+                if reservation is not None:
+                    page += filter_reservations([_copy.copy(reservation)], filters)
+                    if len(page) > max_results:
+                        break
+            more = len(page) > max_results
+            page = page[:max_results]
+            return ActionResult({"Reservations": page, "NextToken": page[-1].id if more else None})
+
+        InstanceResponse.describe_instances = describe_instances
         _patched = True
 
 
