@@ -104,11 +104,11 @@ def main() -> int:
     parser.add_argument("--parallelism", default="1,10")
     args = parser.parse_args()
     levels = [int(p) for p in args.parallelism.split(",")]
-    base = Path(tempfile.mkdtemp(prefix="recon-bench-parallel-"))
     changes = args.groups + args.keypairs
     print(f"{changes} independent changes ({args.groups} security groups, {args.keypairs} key pairs), "
           f"{args.latency * 1000:.0f} ms added to every request")
-    rows = [one_run(level, args, base) for level in levels]
+    with tempfile.TemporaryDirectory(prefix="recon-bench-parallel-") as base:
+        rows = [one_run(level, args, Path(base)) for level in levels]
     print()
     print(f"{'parallelism':>11} {'calls':>6} {'apply s':>8} {'wall s':>7} {'speed-up':>9}")
     for row in rows:

@@ -224,12 +224,21 @@ def main() -> int:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="recon-bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
+    try:
+        return run(args, sizes, work)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args, sizes: list[int], work: Path) -> int:
     (work / "keys").mkdir(exist_ok=True)
     shutil.copy(EXAMPLES / "keys" / "docker-admin.pub", work / "keys" / "docker-admin.pub")
     shutil.copy(EXAMPLES / "cloud-init-docker.yaml", work / "cloud-init.yaml")
     paginated = paginated_operations() | BATCHED
     print(f"machine: {machine()}")
-    print(f"work folder: {work}")
+    if args.work:
+        print(f"work folder: {work}")
     rows: list[Row] = []
     bench_started = time.perf_counter()
     with start_child(work / "sandbox", timeout=60) as cloud:
