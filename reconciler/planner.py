@@ -197,7 +197,7 @@ def _delete(address: Address, cloud_id: str, before: dict[str, Any], prior: dict
             deposed: bool = False, depends_on: list[Address] | None = None) -> Change:
     change = Change(address, Action.DELETE, before, None, changed_paths=sorted(before),
                     sensitive_paths=sorted(kind.sensitive_paths(prior, before)), depends_on=depends_on or [],
-                    reason="replaced" if deposed else "removed from the file",
+                    reason="replaced" if deposed else kind.removal_reason(prior),
                     deposed_id=cloud_id if deposed else None)
     change.live, change.prior = before, prior
     return change

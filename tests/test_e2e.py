@@ -81,7 +81,8 @@ def test_the_whole_story(sandbox, tmp_path: Path) -> None:
     (work / STACK).write_text(text)
     shrink_plan = recon(env, "plan", "-c", STACK, cwd=work)
     assert "load_balancers.TestLoadBalancer will be destroyed" in shrink_plan.out
-    assert "security_groups.elb-internal will be destroyed" in shrink_plan.out  # its rules, not the group
+    assert "security_groups.elb-internal will be destroyed (removed from the file: only the rules recon added " \
+           "are revoked, the group is the cloud's)" in shrink_plan.out
     assert "Plan: 0 to add, 0 to change, 2 to destroy." in shrink_plan.out
     assert "loadbalancing.loadbalancer_instance_type" in shrink_plan.out  # named as no longer managed
     shrink = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)

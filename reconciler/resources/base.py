@@ -188,6 +188,10 @@ class Kind:
         """What leaving the file means: "delete" it from the cloud, or "forget" it."""
         return "delete"
 
+    def removal_reason(self, prior: Mapping[str, Any]) -> str:
+        """Why a plan deletes a resource that left the file, and what the delete does."""
+        return "removed from the file"
+
     def sensitive_paths(self, desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None) -> frozenset[str]:
         """Attributes to mask in output for this resource."""
         return self.sensitive

@@ -64,6 +64,9 @@ class Images(Kind):
             attrs["launch_permission"] = sorted(set(block["launch_permission"]))
         return attrs
 
+    def removal_reason(self, prior):
+        return "removed from the file: the launch permissions recon granted are revoked, the image stays"
+
     def live_name(self, name, attrs):
         return attrs.get("id") or attrs["name"]
 

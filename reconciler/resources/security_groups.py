@@ -188,6 +188,11 @@ class SecurityGroups(Kind):
         return (f"security group {cloud_name!r} does not exist; an existing = true group is made by the cloud "
                 "(reference the load balancer that makes it, or add depends_on)")
 
+    def removal_reason(self, prior):
+        if prior.get("existing"):
+            return "removed from the file: only the rules recon added are revoked, the group is the cloud's"
+        return "removed from the file"
+
     def live_name(self, name, attrs):
         return attrs.get("name", name)
 
