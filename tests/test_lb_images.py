@@ -156,3 +156,22 @@ def test_adopt_a_version_installed_before(sandbox, work: Path) -> None:
     assert adopted.code == 0, adopted.both
     assert recon(env, "plan", "--detailed-exitcode", cwd=work).code == 0
     assert [i["ImageId"] for i in installed(env)] == [image["ImageId"]]
+
+
+def test_plans_reuse_the_rendered_revision_until_the_source_changes(work: Path) -> None:
+    import os
+
+    from reconciler.engine import Workspace
+
+    (work / "recon.toml").write_text(stack("images/eucalyptus-load-balancer-image-1.1.0.tgz", {"v1": "5s"}, "v1"))
+    first = Workspace.open(work / "recon.toml", env={}).prepared()
+    cache = list((work / ".recon-cache" / "lb_images").iterdir())
+    assert len(cache) == 1
+    again = Workspace.open(work / "recon.toml", env={}).prepared()
+    assert again.resources == first.resources and len(list(cache[0].parent.iterdir())) == 1
+    source = work / "images" / "eucalyptus-load-balancer-image-1.1.0.tgz"
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 1_000_000_000))
+    touched = Workspace.open(work / "recon.toml", env={}).prepared()
+    assert len(list(cache[0].parent.iterdir())) == 2  # a new key: rendered again from the source
+    spec = next(iter(touched.resources.values()))
+    assert spec.attrs["digest"] == next(iter(first.resources.values())).attrs["digest"]

@@ -17,6 +17,8 @@ uses it — and never while a load-balancer emi property names it.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any, Mapping
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from .. import __version__
 from ..bundle.manifest import MachineConfiguration, manifest_name, manifest_xml
 from ..bundle.upload import PartUploader
 from ..bundle.writer import BundleKey, bundle_image
@@ -33,10 +36,12 @@ from ..imagebuild.build import TEMPLATE_PATH, ImageSpec, build_revision, preview
 from ..imagebuild.haproxy import render_template
 from ..imagebuild.sysctl import render_sysctl
 from ..schema import Field
+from ..state.local import write_atomic
 from .base import CloudContext, Kind, LoadContext
 from .tags import OWNER, owner_from_tags, ownership_tags
 
 IMAGE_PREFIX = "eucalyptus-load-balancer-image"
+CACHE_DIR = ".recon-cache/lb_images"   # beside the desired file; ignored by git
 REVISION_TAG = "recon:revision"
 LOCATION_RE = re.compile(r"^loadbalancer[-_]v(\d+)/")
 EMI_PROPERTIES = ("loadbalancing.loadbalancer_emi", "services.loadbalancing.worker.image")
@@ -140,11 +145,33 @@ class LbImages(Kind):
                          haproxy_defaults=attrs["haproxy"].get("defaults", {}), sysctl=attrs["sysctl"])
 
     def prepare(self, name, attrs, base_dir):
+        """Render the revision (reading the base image), or take it from the cache beside the file.
+
+        The cache key is the source file's path, size and modification time, the settings and
+        recon's version, so a plan of an unchanged block does not unpack a 1 GiB image again;
+        apply always builds from the source and checks the digest it gets against the plan's.
+        """
+        source = base_dir / attrs["source"]
+        info = source.stat()
+        key = hashlib.sha256(json.dumps([__version__, str(source.resolve()), info.st_size, info.st_mtime_ns,
+                                         {k: v for k, v in attrs.items() if k != "source"}],
+                                        sort_keys=True, default=str).encode()).hexdigest()
+        cached = base_dir / CACHE_DIR / f"{key}.json"
+        try:
+            return {**attrs, **json.loads(cached.read_text())}
+        except (OSError, ValueError):
+            pass
         revision = preview_revision(self.spec(name, attrs, base_dir))
         others = {f.path: f.content.decode(errors="replace") for f in revision.files if f.path != TEMPLATE_PATH}
-        return {**attrs, "digest": revision.digest, "base_sha256": revision.base_sha256,
-                "haproxy_check": revision.haproxy_check.status, "template_diff": revision.template_diff,
-                "other_files": others}
+        prepared = {"digest": revision.digest, "base_sha256": revision.base_sha256,
+                    "haproxy_check": revision.haproxy_check.status, "template_diff": revision.template_diff,
+                    "other_files": others}
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(cached, json.dumps(prepared), mode=0o644)
+        except OSError:  # a read-only checkout plans all the same, only slower
+            pass
+        return {**attrs, **prepared}
 
     def notes(self, attrs):
         diff = attrs.get("template_diff", "")
