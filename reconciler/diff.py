@@ -30,12 +30,6 @@ def changed_paths(before: dict[str, Any], after: dict[str, Any], set_attrs: Coll
     return sorted(paths)
 
 
-def set_difference(before: list[Any] | None, after: list[Any] | None) -> tuple[list[Any], list[Any]]:
-    """Elements removed and added between two lists compared as sets."""
-    before, after = before or [], after or []
-    return [x for x in before if x not in after], [x for x in after if x not in before]
-
-
 def get_path(value: Any, path: str) -> Any:
     """The value at a dotted attribute path (None where it stops existing)."""
     for part in path.split(".") if path else []:
