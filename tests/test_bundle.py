@@ -1,4 +1,5 @@
-"""Instance-store bundles (reconciler.bundle): round trips, the manifest's format, determinism, one gzip member.
+"""Instance-store bundles (reconciler.bundle): round trips, the manifest's format, determinism, one gzip
+member, and the upload to object storage (against the sandbox).
 
 Keys and certificates come from the sandbox's credentials writer (a cloud certificate and key, a
 user certificate issued by it and the user's key), as a real cloud's credentials folder has them.
@@ -23,10 +24,13 @@ from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from e2e import client
 from reconciler.bundle import write_bundle
 from reconciler.bundle.manifest import MachineConfiguration, manifest_xml
 from reconciler.bundle.reader import BundleError, bundle_key, extract_image, iter_image, read_manifest
+from reconciler.bundle.upload import PartUploader
 from reconciler.bundle.writer import PART_SIZE, BundleKey, DirectorySink, bundle_image
+from reconciler.cloud import Cloud, resolve_settings
 from reconciler.errors import ReconError
 from reconciler.sandbox.bundles import verify_bundle
 from reconciler.sandbox.credentials import write_credentials
@@ -136,15 +140,32 @@ def test_manifest_is_laid_out_as_the_design_says(bundled, image, keys):
                                           rsa_padding.PKCS1v15(), hashes.SHA1())
 
 
+def test_manifest_bytes_are_what_euca2ools_writes(bundled):
+    """lxml's declaration and a newline, then the document on one line, ASCII, no trailing newline."""
+    _, out = bundled
+    data = (out / "eucalyptus-load-balancer-image.manifest.xml").read_bytes()
+    assert data.startswith(b"<?xml version='1.0' encoding='ASCII'?>\n<manifest><version>2007-10-10</version>")
+    assert data.endswith(b"</signature></manifest>") and data.count(b"\n") == 1
+    data.decode("ascii")
+
+
 def test_machine_configuration_options(bundled, keys):
     bundle, _ = bundled
     machine = MachineConfiguration(kernel_id="eki-12345678", ramdisk_id="eri-12345678",
                                    block_device_mapping={"root": "/dev/sda1", "ami": "sda1"})
     root = ET.fromstring(manifest_xml(bundle, machine=machine, **signing(keys)))
     config = root.find("machine_configuration")
-    assert [child.tag for child in config] == ["architecture", "kernel_id", "ramdisk_id", "block_device_mapping"]
+    assert [child.tag for child in config] == ["architecture", "block_device_mapping", "kernel_id", "ramdisk_id"]
     assert [(m.findtext("virtual"), m.findtext("device")) for m in config.find("block_device_mapping")] == [
         ("ami", "sda1"), ("root", "/dev/sda1")]
+    # anything beyond ASCII is a character reference, inside the signed text as well
+    data = manifest_xml(bundle, machine=MachineConfiguration(architecture="x86_64", block_device_mapping={
+        "ephemeral0": "/dev/sd\u00e9"}), **signing(keys))
+    assert b"<device>/dev/sd&#233;</device>" in data and data.decode("ascii")
+    assert ET.fromstring(data).findtext("machine_configuration/block_device_mapping/mapping/device") == "/dev/sd\u00e9"
+    start, end = data.index(b"<machine_configuration>"), data.index(b"</image>") + len(b"</image>")
+    keys["user_cert"].public_key().verify(bytes.fromhex(ET.fromstring(data).findtext("signature")), data[start:end],
+                                          rsa_padding.PKCS1v15(), hashes.SHA1())
     with pytest.raises(ReconError, match="image type"):
         manifest_xml(bundle, image_type="disk", **signing(keys))
 
@@ -160,11 +181,14 @@ def test_compressed_stream_is_one_standard_gzip_member(bundled, image, tmp_path)
     if shutil.which("gzip"):
         assert subprocess.run(["gzip", "-t"], input=stream).returncode == 0
         assert subprocess.run(["gzip", "-dc"], input=stream, capture_output=True).stdout == tar_bytes
-    # one member, deterministic header, the image's bytes
+    # one member named after the image (the manifest's <image><name>, as euca2ools names it),
+    # deterministic header, the image's bytes
+    name = ET.fromstring((out / "eucalyptus-load-balancer-image.manifest.xml").read_bytes()).findtext("image/name")
+    assert name == "eucalyptus-load-balancer-image"
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
         [member] = tar.getmembers()
         assert (member.name, member.size, member.mode, member.mtime, member.uid, member.gid) == (
-            "lb.img", image.stat().st_size, 0o644, 0, 0, 0)
+            name, image.stat().st_size, 0o644, 0, 0, 0)
         assert tar.extractfile(member).read() == image.read_bytes()
     assert len(tar_bytes) % tarfile.RECORDSIZE == 0
 
@@ -223,3 +247,43 @@ def test_bad_prefixes_are_refused(image, tmp_path):
     for prefix in ("../x", "a/b", "", ".hidden"):
         with pytest.raises(ReconError, match="bundle prefix"):
             bundle_image(image, prefix, BundleKey.random(), DirectorySink(tmp_path))
+
+
+def test_uploads_carry_aws_exec_read_and_resume_by_etag(sandbox, tmp_path):
+    """Parts and manifest go up with the canned ACL aws-exec-read (GetObjectAcl shows the owner's
+    FULL_CONTROL and Eucalyptus' READ grant to the cloud), the cloud registers the bundle, and
+    uploading the same revision again sends no part (identical parts, same ETags)."""
+    env = sandbox.env
+    signer = dict(account_id=env["EC2_USER_ID"],
+                  cloud_cert=x509.load_pem_x509_certificate(Path(env["EUCALYPTUS_CERT"]).read_bytes()),
+                  user_cert=x509.load_pem_x509_certificate(Path(env["EC2_CERT"]).read_bytes()),
+                  user_key=serialization.load_pem_private_key(Path(env["EC2_PRIVATE_KEY"]).read_bytes(), None))
+    image = tmp_path / "small.img"
+    image.write_bytes(os.urandom(PART_SIZE + 4096))            # incompressible: two parts
+    cloud = Cloud(resolve_settings({}, env, tmp_path), env)
+    s3 = client(env, "s3")
+    s3.create_bucket(Bucket="bundles")
+    key = BundleKey.derive(signer["user_key"], "rev-1")
+
+    def upload(existing: dict[str, str]) -> tuple:
+        uploader = PartUploader(cloud, "bundles", existing, where="test")
+        try:
+            bundle = bundle_image(image, "small", key, uploader)
+        finally:
+            uploader.close()
+        uploader.put_manifest("small.manifest.xml", manifest_xml(bundle, **signer))
+        return bundle, uploader
+
+    bundle, first = upload({})
+    assert (first.sent, first.skipped) == (2, 0)
+    for name in [part.filename for part in bundle.parts] + ["small.manifest.xml"]:
+        acl = s3.get_object_acl(Bucket="bundles", Key=name)
+        grants = {(grant["Grantee"].get("URI") or grant["Grantee"].get("ID"), grant["Permission"])
+                  for grant in acl["Grants"]}
+        assert grants == {(acl["Owner"]["ID"], "FULL_CONTROL"), ("http://acs.amazonaws.com/groups/s3/zateam", "READ")}
+    image_id = client(env, "ec2").register_image(Name="small", ImageLocation="bundles/small.manifest.xml",
+                                                 Architecture="x86_64", VirtualizationType="hvm")["ImageId"]
+    assert image_id.startswith("emi-")
+    stored = {o["Key"]: o["ETag"].strip('"') for o in s3.list_objects_v2(Bucket="bundles")["Contents"]}
+    again, resumed = upload(stored)
+    assert (resumed.sent, resumed.skipped) == (0, 2) and again.parts == bundle.parts

@@ -391,14 +391,15 @@ def bundle_keys(cloud):
     )
 
 
-def upload(s3, bucket: str, files: dict[str, bytes]) -> None:
+def upload(s3, bucket: str, files: dict[str, bytes], acl: str = "aws-exec-read") -> None:
+    """Upload a bundle as euca2ools does: with the canned ACL aws-exec-read unless told otherwise."""
     try:
         s3.create_bucket(Bucket=bucket)
     except ClientError as err:
         if err.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
     for name, data in files.items():
-        s3.put_object(Bucket=bucket, Key=name, Body=data)
+        s3.put_object(Bucket=bucket, Key=name, Body=data, ACL=acl)
 
 
 def test_register_image_checks_the_bundle_and_keeps_its_location(ec2, s3, bundle_keys):
@@ -442,6 +443,30 @@ def test_register_image_refuses_bad_bundles(ec2, s3, bundle_keys, cloud):
         ec2.register_image(Name="bad-o", ImageLocation="othercloud/o.manifest.xml")
     assert "decrypt" in err.value.response["Error"]["Message"]
     assert not ec2.describe_images(Filters=[{"Name": "name", "Values": ["bad-x", "bad-t", "bad-s", "bad-o"]}])["Images"]
+
+
+def test_register_image_refuses_a_bundle_the_cloud_cannot_read(ec2, s3, bundle_keys):
+    # uploaded private: the manifest is refused in Eucalyptus' words
+    upload(s3, "private", make_bundle(b"p" * 9000, "p", **bundle_keys), acl="private")
+    with pytest.raises(ClientError) as err:
+        ec2.register_image(Name="bad-p", ImageLocation="private/p.manifest.xml", VirtualizationType="hvm")
+    assert err.value.response["Error"]["Code"] == "InvalidManifest"
+    assert "Failed to read manifest file: private/p.manifest.xml" in err.value.response["Error"]["Message"]
+    assert "aws-exec-read" in err.value.response["Error"]["Message"]
+    # a readable manifest whose part is private
+    files = make_bundle(os.urandom(9000), "q", **bundle_keys)        # incompressible: three parts
+    assert "q.part.02" in files
+    upload(s3, "onepart", files)
+    s3.put_object_acl(Bucket="onepart", Key="q.part.01", ACL="private")
+    with pytest.raises(ClientError) as err:
+        ec2.register_image(Name="bad-q", ImageLocation="onepart/q.manifest.xml", VirtualizationType="hvm")
+    assert "Failed to read bundle part: onepart/q.part.01" in err.value.response["Error"]["Message"]
+    assert not ec2.describe_images(Filters=[{"Name": "name", "Values": ["bad-p", "bad-q"]}])["Images"]
+    # what the cloud can read: the canned ACLs that grant it (or everybody) READ
+    s3.put_object_acl(Bucket="onepart", Key="q.part.01", ACL="public-read")
+    s3.put_object_acl(Bucket="onepart", Key="q.part.02", ACL="authenticated-read")
+    assert ec2.register_image(Name="good-q", ImageLocation="onepart/q.manifest.xml",
+                              VirtualizationType="hvm")["ImageId"].startswith("emi-")
 
 
 def test_kernel_bundle_registers_as_eki(ec2, s3, bundle_keys):

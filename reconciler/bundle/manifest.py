@@ -1,11 +1,14 @@
 """``PREFIX.manifest.xml`` of an instance-store bundle, exactly as DESIGN §6 describes it.
 
-The document is written as one line of XML with a fixed element order; the signature is RSA-SHA1
-(PKCS#1 v1.5) by the user's private key over the bytes of ``<machine_configuration>…</machine_configuration>``
-followed by ``<image>…</image>`` exactly as they appear in the file. The AES key and IV, as hex
-text, are RSA PKCS#1 v1.5 encrypted for the cloud certificate (``ec2_*``) and the user certificate
-(``user_*``) and hex-encoded. PKCS#1 v1.5 encryption is randomized, so two manifests of the same
-bundle differ in those four fields (and so in the signature) while the parts are identical.
+The bytes are laid out as euca2ools 3 (``BundleManifest.dump_to_str``) writes them: lxml's XML
+declaration ``<?xml version='1.0' encoding='ASCII'?>`` and a newline, then the document on one line
+in euca2ools' element order, ASCII with character references, no trailing newline. The signature
+is RSA-SHA1 (PKCS#1 v1.5) by the user's private key over the bytes of
+``<machine_configuration>…</machine_configuration>`` followed by ``<image>…</image>`` exactly as
+they appear in the file. The AES key and IV, as hex text, are RSA PKCS#1 v1.5 encrypted for the
+cloud certificate (``ec2_*``) and the user certificate (``user_*``) and hex-encoded. PKCS#1 v1.5
+encryption is randomized, so two manifests of the same bundle differ in those four fields (and so
+in the signature) while the parts are identical.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..errors import ReconError
 from .writer import Bundle
 
 MANIFEST_VERSION = "2007-10-10"
+XML_DECLARATION = b"<?xml version='1.0' encoding='ASCII'?>\n"    # lxml.etree.tostring(xml_declaration=True)
 IMAGE_TYPES = ("machine", "kernel", "ramdisk")
 ACCOUNT_RE = re.compile(r"^[0-9A-Za-z]{1,64}$")
 
@@ -44,16 +48,21 @@ def _element(tag: str, text: str | int, **attributes: str) -> str:
     return f"<{tag}{attrs}>{escape(str(text))}</{tag}>"
 
 
+def _ascii(text: str) -> bytes:
+    """``text`` as the declaration says: ASCII, anything else as a character reference (as lxml does)."""
+    return text.encode("ascii", "xmlcharrefreplace")
+
+
 def _machine_configuration(machine: MachineConfiguration) -> str:
     inner = _element("architecture", machine.architecture)
-    if machine.kernel_id:
-        inner += _element("kernel_id", machine.kernel_id)
-    if machine.ramdisk_id:
-        inner += _element("ramdisk_id", machine.ramdisk_id)
     if machine.block_device_mapping:
         mappings = "".join(f"<mapping>{_element('virtual', virtual)}{_element('device', device)}</mapping>"
                            for virtual, device in sorted(machine.block_device_mapping.items()))
         inner += f"<block_device_mapping>{mappings}</block_device_mapping>"
+    if machine.kernel_id:
+        inner += _element("kernel_id", machine.kernel_id)
+    if machine.ramdisk_id:
+        inner += _element("ramdisk_id", machine.ramdisk_id)
     return f"<machine_configuration>{inner}</machine_configuration>"
 
 
@@ -95,12 +104,11 @@ def manifest_xml(bundle: Bundle, *, account_id: str, cloud_cert: x509.Certificat
         raise ReconError(f"image type {image_type!r} is not one of {', '.join(IMAGE_TYPES)}")
     if not ACCOUNT_RE.match(account_id):
         raise ReconError(f"account id {account_id!r} is not an account number")
-    signed = (_machine_configuration(machine)
-              + _image(bundle, account_id, image_type, cloud_cert, user_cert)).encode()
+    signed = _ascii(_machine_configuration(machine) + _image(bundle, account_id, image_type, cloud_cert, user_cert))
     signature = user_key.sign(signed, padding.PKCS1v15(), hashes.SHA1()).hex()
     bundler = _element("name", "recon") + _element("version", __version__) + _element("release", "0")
-    return (f"<manifest>{_element('version', MANIFEST_VERSION)}<bundler>{bundler}</bundler>".encode()
-            + signed + f"{_element('signature', signature)}</manifest>\n".encode())
+    return (XML_DECLARATION + _ascii(f"<manifest>{_element('version', MANIFEST_VERSION)}<bundler>{bundler}</bundler>")
+            + signed + _ascii(f"{_element('signature', signature)}</manifest>"))
 
 
 def manifest_name(prefix: str) -> str:

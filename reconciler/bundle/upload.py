@@ -1,9 +1,15 @@
-"""Uploading a bundle's parts to object storage as the bundler makes them.
+"""Uploading a bundle to object storage: the parts as the bundler makes them, then the manifest.
 
 ``PartUploader`` is a part sink: each part goes to ``BUCKET/PART`` on a small thread pool
 while the bundler goes on; at most ``workers + 1`` parts are held in memory. A part that
 the bucket already holds with the same MD5 (its ETag) is not sent again, so an interrupted
 install resumes where it stopped (the bundler makes identical parts for the same revision).
+``put_manifest`` uploads the manifest once every part is there.
+
+Parts and manifest carry the canned ACL ``BUNDLE_ACL``, ``aws-exec-read``, as euca2ools uploads
+them (its ``--acl`` default, sent as the ``x-amz-acl`` header): the owner keeps full control and
+the cloud may read the bundle it is to launch (Eucalyptus grants READ to its ``aws-exec-read``
+group, AWS to EC2).
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 from .writer import BundlePart
+
+BUNDLE_ACL = "aws-exec-read"
 
 
 class PartUploader:
@@ -40,7 +48,8 @@ class PartUploader:
 
     def _put(self, part: BundlePart, data: bytes) -> None:
         try:
-            self.cloud.call("s3", "put_object", where=self.where, Bucket=self.bucket, Key=part.filename, Body=data)
+            self.cloud.call("s3", "put_object", where=self.where, Bucket=self.bucket, Key=part.filename, Body=data,
+                            ACL=BUNDLE_ACL)
             with self._lock:
                 self.sent += 1
                 self.bytes += part.size
@@ -55,3 +64,8 @@ class PartUploader:
                 future.result()
         finally:
             self._pool.shutdown(wait=True)
+
+    def put_manifest(self, name: str, body: bytes) -> None:
+        """Upload the manifest, after ``close``: the cloud must never see a manifest without its parts."""
+        self.cloud.call("s3", "put_object", where=self.where, Bucket=self.bucket, Key=name, Body=body,
+                        ACL=BUNDLE_ACL)

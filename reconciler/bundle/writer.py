@@ -1,11 +1,13 @@
 """Streaming instance-store bundler: tar → SHA1 → gzip → AES-128-CBC → 10 MiB parts (DESIGN §6).
 
-One pass over the image with bounded memory. The tar stream (one member, the image: mode 0644,
-uid/gid 0, mtime 0, GNU format) is cut into 1 MiB blocks; the main thread hashes each block (SHA1:
-the image digest; CRC-32: the gzip trailer) while a thread pool deflates the blocks in parallel the
-way pigz does: each block is a raw deflate stream primed with the previous block's last 32 KiB as
-its dictionary and ended with a sync flush, so the concatenation, after one gzip header and before
-an empty final block and the trailer, is ONE standard gzip member that gzip and pigz read. At most
+One pass over the image with bounded memory. The tar stream is one member, the image, with the
+header euca2ools' ``tarfile.TarInfo(prefix)`` makes: named after the bundle's prefix (which is also the
+manifest's image name), mode 0644, uid/gid 0, mtime 0, GNU format. It is cut into 1 MiB blocks; the
+main thread hashes each block (SHA1: the image digest; CRC-32: the gzip trailer) while a thread pool
+deflates the blocks in parallel the way pigz does: each block is a raw deflate stream primed with the
+previous block's last 32 KiB as its dictionary and ended with a sync flush, so the concatenation,
+after one gzip header and before an empty final block and the trailer, is ONE standard gzip member
+that gzip and pigz read. At most
 ``2 × workers + 1`` blocks are in flight. The compressed stream is encrypted (AES-128-CBC, PKCS#7
 padding) and cut into parts of ``PART_SIZE`` handed, in order, to a sink: ``DirectorySink`` writes
 ``PREFIX.part.NN`` files; an uploader can pass its own callable instead.
@@ -190,10 +192,12 @@ class _PartWriter:
         self.parts.append(part)
 
 
-def bundle_image(image: Path, prefix: str, key: BundleKey, sink: PartSink, *, member_name: str | None = None,
-                 level: int = GZIP_LEVEL, workers: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> Bundle:
-    """Bundle ``image`` in one pass, handing each part to ``sink`` in order; ``progress(done, total)``."""
+def bundle_image(image: Path, prefix: str, key: BundleKey, sink: PartSink, *, level: int = GZIP_LEVEL,
+                 workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> Bundle:
+    """Bundle ``image`` in one pass, handing each part to ``sink`` in order; ``progress(done, total)``.
+
+    The tar member is named ``prefix``, as the manifest's ``<image><name>`` is: euca2ools names both
+    after its ``--prefix`` (by default the image file's name)."""
     if not PREFIX_RE.match(prefix):
         raise ReconError(f"bundle prefix {prefix!r} must be letters, digits, '.', '_' and '-'")
     image = Path(image)
@@ -203,7 +207,7 @@ def bundle_image(image: Path, prefix: str, key: BundleKey, sink: PartSink, *, me
     with open(image, "rb", buffering=0) as f, \
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recon-deflate") as pool:
         size = os.fstat(f.fileno()).st_size
-        header = tar_header(member_name or image.name, size)
+        header = tar_header(prefix, size)
         writer.write(GZIP_HEADER)
         pending: collections.deque = collections.deque()
         dictionary = b""

@@ -225,13 +225,13 @@ class LbImages(Kind):
                                                       "already there)") if sent % 10 == 0 else None)
             key = BundleKey.derive(signing["user_key"], revision.digest)
             try:
-                bundle = bundle_image(revision.image, prefix, key, uploader, member_name=f"{prefix}.img")
+                bundle = bundle_image(revision.image, prefix, key, uploader)
             finally:
                 uploader.close()
             manifest = manifest_xml(bundle, account_id=signing["account_id"], cloud_cert=signing["cloud_cert"],
                                     user_cert=signing["user_cert"], user_key=signing["user_key"],
                                     machine=MachineConfiguration(architecture="x86_64"))
-            cloud.call("s3", "put_object", where=where, Bucket=bucket, Key=manifest_name(prefix), Body=manifest)
+            uploader.put_manifest(manifest_name(prefix), manifest)
             ctx.report(where, f"{len(bundle.parts)} parts in {bucket} ({uploader.skipped} were already there)")
         location = f"{bucket}/{manifest_name(prefix)}"
         today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -7,6 +7,12 @@ AES key and IV decrypt with the cloud's private key (and, when given, agree with
 copies); every part is there with its SHA1 digest; and the decrypted stream is one gzip member whose
 tar stream hashes to the image digest (``reconciler.bundle.reader`` does this part). Memory use is
 bounded by one part.
+
+The caller's ``fetch`` reads the objects as the cloud does: ``require_cloud_read`` refuses one
+whose ACL grants the cloud nothing (``acls.cloud_can_read``), in the words Eucalyptus uses when it
+cannot read a manifest. Like Eucalyptus (``ImageManifests``, which parses the manifest with a DOM
+parser and cuts the signed text out by ``indexOf``, and euca2ools' unbundlers, which take the tar's
+first member whatever its name), the check requires no XML declaration and no tar member name.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ..bundle.reader import BundleError as ReaderError
 from ..bundle.reader import iter_image
 from ..bundle.writer import BundleKey
+from .acls import cloud_can_read
 
 Fetch = Callable[[str], "bytes | None"]
 
@@ -46,6 +53,14 @@ class BundleInfo:
     ramdisk_id: str | None
     size: int | None
     parts: int
+
+
+def require_cloud_read(acl, bucket: str, name: str, *, manifest_key: str) -> None:
+    """Refuse the bundle if the cloud may not read ``bucket/name`` (moto's ``FakeAcl`` ``acl``)."""
+    if not cloud_can_read(acl):
+        what = "manifest file" if name == manifest_key else "bundle part"
+        raise BundleError(f"Failed to read {what}: {bucket}/{name} (its ACL does not let the cloud read it; "
+                          "upload the bundle with the canned ACL aws-exec-read)")
 
 
 def split_location(location: str) -> tuple[str, str]:

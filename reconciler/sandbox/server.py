@@ -86,9 +86,10 @@ class Sandbox:
         """Bind, write the credentials folder, and serve in a background thread."""
         if self._server is not None:
             raise ReconError("the sandbox is already running", where=self.url)
-        from . import services  # imports moto: keep `import reconciler.sandbox` cheap
+        from . import acls, services  # they import moto: keep `import reconciler.sandbox` cheap
 
         services.patch_moto()
+        acls.patch_canned_acls()
         try:
             server = make_server(self.host, self.port, _NotYet(), threaded=True, request_handler=_QuietHandler)
         except OSError as err:

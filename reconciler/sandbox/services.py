@@ -480,6 +480,9 @@ class EC2Service(QueryService):
         return self.record_image(image, image_type, kernel=kernel, ramdisk=ramdisk, location=location)
 
     def check_bundle(self, account: str, bucket: str, key: str):
+        """Verify the bundle as the cloud reads it: every object must be readable by the cloud."""
+        from .bundles import require_cloud_read
+
         if self.cloud_key is None or self.user_cert is None:
             raise BundleError("the sandbox has no cloud key to check bundles with")
         backend = s3_backend(account)
@@ -489,7 +492,10 @@ class EC2Service(QueryService):
                 obj = backend.get_object(bucket, name)
             except Exception:  # moto raises MissingBucket for an unknown bucket
                 return None
-            return None if obj is None else obj.value
+            if obj is None:
+                return None
+            require_cloud_read(obj.acl, bucket, name, manifest_key=key)
+            return obj.value
 
         return verify_bundle(key, fetch, cloud_key=self.cloud_key, user_cert=self.user_cert,
                              user_key=self.user_key)
