@@ -245,7 +245,7 @@ def test_errors_show_no_secret(scan: Scan) -> None:
     # Credentials the cloud refuses, and a cloud that is not there.
     denied = run("plan", "-c", STACK, "--stats", expect=1,
                  env={"EC2_ACCESS_KEY": "AKIDNOTADMIN0000", "AWS_ACCESS_KEY_ID": "AKIDNOTADMIN0000"})
-    assert "AccessDenied" in denied.err
+    assert "refused the credentials" in denied.err
     gone = {name: "http://127.0.0.1:9/services/" + path for name, path in (
         ("EC2_URL", "compute"), ("S3_URL", "objectstorage"), ("AWS_ELB_URL", "LoadBalancing"),
         ("EUCA_PROPERTIES_URL", "Properties"))}
