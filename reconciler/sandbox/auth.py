@@ -207,14 +207,18 @@ class _Request:
 
 def _parse_sigv4_time(text: str | None) -> float | None:
     try:
-        return datetime.strptime(text or "", _SIGV4_TIME).replace(tzinfo=timezone.utc).timestamp()
+        return _utc_seconds(datetime.strptime(text or "", _SIGV4_TIME))
     except ValueError:
         return None
 
 
+def _utc_seconds(value: datetime) -> float:
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def _parse_http_date(text: str | None) -> float | None:
     try:
-        return parsedate_to_datetime(text or "").timestamp()
+        return _utc_seconds(parsedate_to_datetime(text or ""))
     except (TypeError, ValueError, IndexError):
         return None
 
@@ -222,12 +226,9 @@ def _parse_http_date(text: str | None) -> float | None:
 def _parse_iso8601(text: str | None) -> float | None:
     """SigV2's Timestamp / Expires: ISO 8601, ``Z`` or an offset, fractional seconds allowed."""
     try:
-        value = datetime.fromisoformat((text or "").strip())
+        return _utc_seconds(datetime.fromisoformat((text or "").strip()))
     except ValueError:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.timestamp()
 
 
 def _remove_dot_segments(path: str) -> str:
