@@ -24,6 +24,10 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from botocore.auth import S3SigV4Auth, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
 FAULTS = ("throttle", "500", "503", "reset-before", "reset-after", "delay")
 
 THROTTLE = {
@@ -152,17 +156,14 @@ class FaultProxy:
 
     def _resign(self, method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
         """``headers`` without the dropped ones, SigV4-signed again for the same scope."""
-        from botocore.auth import S3SigV4Auth, SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.credentials import Credentials
-
-        scope = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/", headers.get("Authorization", ""))
-        kept = {k: v for k, v in headers.items()
-                if k.lower() not in self.drop_headers and k.lower() not in ("authorization", "x-amz-date")}
-        if scope is None:  # not SigV4: forward it as it is, for the cloud to refuse
+        kept = {k: v for k, v in headers.items() if k.lower() not in self.drop_headers}
+        lookup = {k.lower(): v for k, v in kept.items()}
+        scope = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/", lookup.get("authorization", ""))
+        if scope is None:  # not SigV4: left as it is, for the cloud to refuse
             return kept
         region, service = scope.groups()
-        request = AWSRequest(method=method, url=f"http://{headers.get('Host')}{path}", data=body, headers=kept)
+        kept = {k: v for k, v in kept.items() if k.lower() not in ("authorization", "x-amz-date")}
+        request = AWSRequest(method=method, url=f"http://{lookup.get('host')}{path}", data=body, headers=kept)
         signer = S3SigV4Auth if service == "s3" else SigV4Auth
         signer(Credentials(*self.credentials), service, region).add_auth(request)
         return dict(request.headers.items())
