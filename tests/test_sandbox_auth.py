@@ -367,6 +367,21 @@ def test_sigv2_with_expires_instead_of_a_timestamp(front):
     assert through(front, request, timegm(deadline.timetuple()) + 1) == (400, "RequestExpired")
 
 
+@pytest.mark.parametrize("path, params, headers, refused", [
+    ("/services/compute", {"Action": "DescribeRegions", "AWSAccessKeyId": CREDS.access_key}, {},
+     (400, "IncompleteSignature")),
+    ("/services/compute", {"Action": "DescribeRegions"}, {"Authorization": "Bearer abc"}, (400, "IncompleteSignature")),
+    ("/services/Properties", {"Action": "DescribeProperties"},
+     {"Authorization": f"AWS4-HMAC-SHA256 Credential={CREDS.access_key}/20260101/eucalyptus/properties/aws4_request"},
+     (400, "IncompleteSignature")),
+    ("/services/objectstorage/b/k", {"AWSAccessKeyId": CREDS.access_key, "Signature": "abc"}, {},
+     (403, "AccessDenied")),
+], ids=["sigv2-without-signature", "other-scheme", "sigv4-without-signature", "s3-presigned-without-expires"])
+def test_incomplete_signatures_are_refused(front, path, params, headers, refused):
+    request = AWSRequest(method="GET", url=FRONT + path, params=params, headers=headers)
+    assert through(front, request, time.time()) == refused
+
+
 def sha1_signature(request: AWSRequest, params: dict) -> str:
     """SigV2 with HmacSHA1, as older tools sign (botocore signs HmacSHA256 only)."""
     split = urlsplit(request.url)

@@ -11,11 +11,11 @@ issued before any service sees it, as a Eucalyptus front end checks its users' k
   (``AWSAccessKeyId``, ``Expires``, ``Signature``), as euca2ools' bundle upload and presigned
   GET URLs use them.
 
-Everything is computed from the request exactly as it arrived: the path before the
-``/services/NAME`` prefix is stripped, the query string and the body as sent. The region in a
-SigV4 credential scope may be any (Eucalyptus has one region), but the signature must be made
-for the scope the request names. A refusal is answered in the service's own error format with
-the status and code AWS gives for it.
+Everything is computed from the request exactly as it arrived: the path as sent (with its
+``/services/NAME`` prefix, which the dispatcher strips later), the query string and the body.
+The region in a SigV4 credential scope may be any (Eucalyptus has one region), but the signature
+must be made for the scope the request names. A refusal is answered in the service's own error
+format with the status and code AWS gives for it.
 """
 
 from __future__ import annotations
