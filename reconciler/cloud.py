@@ -118,6 +118,7 @@ _CREDENTIALS_HINT = (
     "set EC2_ACCESS_KEY and EC2_SECRET_KEY (source your eucarc), or AWS_ACCESS_KEY_ID and "
     "AWS_SECRET_ACCESS_KEY, or name a profile with [cloud].profile or AWS_PROFILE"
 )
+_DEFAULT_CHAIN = "botocore's default credential chain"
 
 
 # --------------------------------------------------------------------------- settings
@@ -536,6 +537,7 @@ _AUTH_CODES = frozenset({
     "InvalidSecurity",
     "ExpiredToken",
     "RequestExpired",
+    "RequestTimeTooSkewed",
 })
 _DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "NotAuthorized"})
 
@@ -643,17 +645,17 @@ class Cloud:
         env_profile = _env_string(env, "AWS_PROFILE")
         if settings.profile and settings.profile != env_profile:  # [cloud].profile wins over env keys
             use_profile(settings.profile, "[cloud].profile")
-            return session, f"profile {settings.profile!r}"
+            return session, f"profile {settings.profile!r} ([cloud].profile)"
 
-        for key_name, secret_name, token_names in (
-            ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")),
-            ("EC2_ACCESS_KEY", "EC2_SECRET_KEY", ()),
+        for kind, key_name, secret_name, token_names in (
+            ("AWS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")),
+            ("eucarc", "EC2_ACCESS_KEY", "EC2_SECRET_KEY", ()),
         ):
             key, secret = _env_string(env, key_name), _env_string(env, secret_name)
             if key and secret:
                 token = _first(env, *token_names)
                 session.set_credentials(key, secret, token[1] if token else None)
-                return session, f"environment ({key_name})"
+                return session, f"the {kind} variables {key_name} / {secret_name} in the environment"
             if key or secret:
                 present, missing = (key_name, secret_name) if key else (secret_name, key_name)
                 raise ConfigError(f"{present} is set but {missing} is not", where="environment",
@@ -661,8 +663,8 @@ class Cloud:
 
         if settings.profile:
             use_profile(settings.profile, "environment variable AWS_PROFILE")
-            return session, f"profile {settings.profile!r}"
-        return session, "default credential chain"
+            return session, f"profile {settings.profile!r} (AWS_PROFILE)"
+        return session, _DEFAULT_CHAIN
 
     def endpoint_url(self, service: str, operation: str | None = None) -> str | None:
         """The URL a call goes to (``None``: botocore's default for the region)."""
@@ -781,7 +783,8 @@ class Cloud:
                 log.debug("%s.%s: %s ignored (attempt %d)", service, api_name, code, attempts)
                 return None
             message = str(error.get("Message") or "").strip()
-            text = f"{api_name} failed: {code}" + (f": {message}" if message else "")
+            refused = f"{self._refused(client)}: " if code in _AUTH_CODES else ""
+            text = f"{api_name} failed: {refused}{code}" + (f": {message}" if message else "")
             if attempts > 1:
                 text += f" (after {attempts} attempts)"
             raise CloudError(text, where=where, hint=self._hint_for(service, code), code=code,
@@ -837,6 +840,18 @@ class Cloud:
             before_sleep=before_sleep,
             reraise=True,
         )
+
+    def _refused(self, client) -> str:
+        """Who refused which credentials, from where: never the secret."""
+        try:
+            credentials = self._session.get_credentials()
+        except BotoCoreError:
+            credentials = None
+        source = self.credential_source
+        if source == _DEFAULT_CHAIN and credentials is not None:
+            source += f" ({credentials.method})"
+        key = f"access key {credentials.access_key} from " if credentials is not None else ""
+        return f"{client.meta.endpoint_url} refused the credentials ({key}{source})"
 
     @staticmethod
     def _hint_for(service: str, code: str) -> str | None:

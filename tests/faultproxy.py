@@ -4,7 +4,10 @@ A share of requests gets a fault instead of (or after) the real answer: a thrott
 error in the service's own dialect, a 500 or 503, a connection reset before the request
 reached the cloud, a reset after the cloud acted (the reply is lost — the case that tests
 idempotency), or a delay. ``latency`` adds a fixed delay to every request (benchmarks);
-``drop_headers`` removes request headers (a store that ignores ``If-None-Match``).
+``drop_headers`` removes request headers (a store that ignores ``If-None-Match``) and signs the
+request again without them, with ``credentials``: the sandbox checks signatures, and a store that
+ignores a header still checks the signature of the request as it was sent.
+Requests go on with their own Host header, so that their signatures still hold.
 Every decision comes from a seeded random generator, so a run can be repeated.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import random
+import re
 import socket
 import struct
 import threading
@@ -19,6 +23,10 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from botocore.auth import S3SigV4Auth, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 FAULTS = ("throttle", "500", "503", "reset-before", "reset-after", "delay")
 
@@ -43,14 +51,18 @@ def error_body(service: str, code: str, message: str) -> bytes:
 
 class FaultProxy:
     def __init__(self, upstream: str, *, share: float = 0.0, faults=FAULTS, seed: int = 1,
-                 latency: float = 0.0, delay: float = 0.3, drop_headers: tuple[str, ...] = ()):
+                 latency: float = 0.0, delay: float = 0.3, drop_headers: tuple[str, ...] = (),
+                 credentials: tuple[str, str] | None = None):
+        if drop_headers and credentials is None:
+            raise ValueError("dropping request headers needs the credentials to sign the request again")
         self.target = urlsplit(upstream)
         self.share = share
         self.faults = tuple(faults)
         self.random = random.Random(seed)
         self.latency = latency
         self.delay = delay
-        self.drop_headers = {"host", "connection", *(h.lower() for h in drop_headers)}
+        self.drop_headers = {h.lower() for h in drop_headers}
+        self.credentials = credentials
         self.injected: Counter = Counter()
         self.requests: Counter = Counter()
         self._lock = threading.Lock()
@@ -121,7 +133,9 @@ class FaultProxy:
             handler.end_headers()
             handler.wfile.write(data)
             return
-        headers = {k: v for k, v in handler.headers.items() if k.lower() not in self.drop_headers}
+        headers = {k: v for k, v in handler.headers.items() if k.lower() != "connection"}
+        if any(k.lower() in self.drop_headers for k in headers):
+            headers = self._resign(handler.command, handler.path, headers, body)
         conn = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=60)
         try:
             conn.request(handler.command, handler.path, body=body, headers=headers)
@@ -139,6 +153,20 @@ class FaultProxy:
         handler.end_headers()
         if handler.command != "HEAD":
             handler.wfile.write(data)
+
+    def _resign(self, method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
+        """``headers`` without the dropped ones, SigV4-signed again for the same scope."""
+        kept = {k: v for k, v in headers.items() if k.lower() not in self.drop_headers}
+        lookup = {k.lower(): v for k, v in kept.items()}
+        scope = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/", lookup.get("authorization", ""))
+        if scope is None:  # not SigV4: left as it is, for the cloud to refuse
+            return kept
+        region, service = scope.groups()
+        kept = {k: v for k, v in kept.items() if k.lower() not in ("authorization", "x-amz-date")}
+        request = AWSRequest(method=method, url=f"http://{lookup.get('host')}{path}", data=body, headers=kept)
+        signer = S3SigV4Auth if service == "s3" else SigV4Auth
+        signer(Credentials(*self.credentials), service, region).add_auth(request)
+        return dict(request.headers.items())
 
     def close(self) -> None:
         self.server.shutdown()

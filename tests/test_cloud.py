@@ -406,6 +406,10 @@ def test_auth_and_permission_errors_have_hints(front):
     with pytest.raises(CloudError) as info:
         cloud.call("ec2", "describe_key_pairs")
     assert "EC2_ACCESS_KEY" in info.value.hint and cloud.stats.calls == 1
+    assert str(info.value).startswith(
+        f"DescribeKeyPairs failed: {front.url}/services/compute refused the credentials (access key AKIDEUCA "
+        "from the eucarc variables EC2_ACCESS_KEY / EC2_SECRET_KEY in the environment): AuthFailure: bad key")
+    assert KEYS["EC2_SECRET_KEY"] not in str(info.value)
     front.default = (403, PROPERTIES_ERROR.format(code="AccessDenied", message="not an admin"))
     with pytest.raises(CloudError) as info:
         cloud.properties_describe()

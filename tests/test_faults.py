@@ -99,4 +99,4 @@ def test_non_transient_errors_fail_fast(sandbox, tmp_path: Path) -> None:
     started = time.monotonic()
     denied = recon(wrong_key, "plan", "-c", "loadbalancer.toml", cwd=work)
     assert denied.code == 1 and time.monotonic() - started < 15
-    assert "DescribeProperties" in denied.err and "AccessDenied" in denied.err
+    assert "refused the credentials (access key AKIDNOTADMIN0000 from the AWS variables" in denied.err

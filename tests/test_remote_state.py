@@ -91,7 +91,8 @@ def test_store_ignoring_if_none_match_is_refused(sandbox, tmp_path: Path) -> Non
     client(env, "s3").create_bucket(Bucket=BUCKET)
     work = copy_examples(tmp_path / "repo")
     use_remote_state(work)
-    proxy = FaultProxy(sandbox.url, drop_headers=("If-None-Match",))  # a store that ignores it
+    proxy = FaultProxy(sandbox.url, drop_headers=("If-None-Match",),  # a store that ignores it
+                       credentials=(env["EC2_ACCESS_KEY"], env["EC2_SECRET_KEY"]))
     try:
         proxied = {**env, "S3_URL": f"{proxy.url}/services/objectstorage"}
         run = recon(proxied, "apply", "-c", STACK, "--auto-approve", cwd=work)

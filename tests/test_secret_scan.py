@@ -1,15 +1,16 @@
 """Secret scan: marker secrets planted where recon meets secrets never come out of it.
 
-Planted: the secret key of the credentials (in the environment, as a sourced eucarc sets it), the
-user data of the Docker hosts (in the cloud-init file), the value of a hidden property
-(``objectstorage.s3provider.s3secretkey``, in the desired file) and the user's private key that
-signs LB image bundles (``EC2_PRIVATE_KEY``). Then every command ``recon --help`` lists (but
-``sandbox`` and ``demo``, which bring their own cloud and credentials) runs, in every output format,
-with ``--stats`` where it takes it, through a change of every secret, drift, imports and error paths;
-and no marker may appear in stdout, stderr, the state file or its backup, the saved plan, or any
-file recon wrote under the work folder or its temporary folder. The desired file may hold the
-hidden property's value (the user wrote it there), and nothing else secret; the cloud-init file
-holds the user data. The sandbox's own folder and log are the cloud's, and are not scanned.
+Planted: the secret key of the credentials (the sandbox's own, which it checks every request
+against; in the environment, as a sourced eucarc sets it), the user data of the Docker hosts (in
+the cloud-init file), the value of a hidden property (``objectstorage.s3provider.s3secretkey``, in
+the desired file) and the user's private key that signs LB image bundles (``EC2_PRIVATE_KEY``).
+Then every command ``recon --help`` lists (but ``sandbox`` and ``demo``, which bring their own
+cloud and credentials) runs, in every output format, with ``--stats`` where it takes it, through a
+change of every secret, drift, imports and error paths; and no marker may appear in stdout, stderr,
+the state file or its backup, the saved plan, or any file recon wrote under the work folder or its
+temporary folder. The desired file may hold the hidden property's value (the user wrote it there),
+and nothing else secret; the cloud-init file holds the user data. The sandbox's own folder and log
+are the cloud's, and are not scanned.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from reconciler.imagebuild.testimage import make_test_image, pack_tgz
 
 STACK = "secrets.toml"
 HIDDEN = "objectstorage.s3provider.s3secretkey"
-SECRET_KEY = "SecretKeyMarker0c6f2d8b41e9a7"
 USER_DATA = ["userdata-marker-5be1c93f", "userdata-marker-2-77ad0e4c"]
 PROPERTY = ["property-marker-d4a8e7f3", "property-marker-2-3c91b5aa"]
 #: Commands that bring their own cloud, credentials and files: nothing planted reaches them.
@@ -101,8 +101,8 @@ class Scan:
         pack_tgz(image, self.work / "images" / "eucalyptus-load-balancer-image-1.1.0.tgz")
         image.unlink()
         self.cloud_env = sandbox.env
-        self.env = {**sandbox.env, "EC2_SECRET_KEY": SECRET_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-                    "AWS_SECRET_KEY": SECRET_KEY, "RECON_WAIT_INTERVAL": "0.05", "TMPDIR": str(self.tmp)}
+        self.secret_key = sandbox.env["EC2_SECRET_KEY"]  # 40 random hex digits: a marker of its own
+        self.env = {**sandbox.env, "RECON_WAIT_INTERVAL": "0.05", "TMPDIR": str(self.tmp)}
         private_key = Path(sandbox.env["EC2_PRIVATE_KEY"]).read_text().splitlines()
         body = [line for line in private_key if line and not line.startswith("-----")]
         assert len(body) > 10
@@ -111,7 +111,7 @@ class Scan:
         self.commands: set[str] = set()
 
     def markers(self) -> list[str]:
-        return [SECRET_KEY, *USER_DATA, *PROPERTY, *self.key_lines]
+        return [self.secret_key, *USER_DATA, *PROPERTY, *self.key_lines]
 
     def run(self, *args: str, expect: int | tuple[int, ...] = 0, env: dict[str, str] | None = None):
         result = recon({**self.env, **(env or {})}, *args, cwd=self.work, timeout=180)
@@ -245,7 +245,7 @@ def test_errors_show_no_secret(scan: Scan) -> None:
     # Credentials the cloud refuses, and a cloud that is not there.
     denied = run("plan", "-c", STACK, "--stats", expect=1,
                  env={"EC2_ACCESS_KEY": "AKIDNOTADMIN0000", "AWS_ACCESS_KEY_ID": "AKIDNOTADMIN0000"})
-    assert "AccessDenied" in denied.err
+    assert "refused the credentials" in denied.err
     gone = {name: "http://127.0.0.1:9/services/" + path for name, path in (
         ("EC2_URL", "compute"), ("S3_URL", "objectstorage"), ("AWS_ELB_URL", "LoadBalancing"),
         ("EUCA_PROPERTIES_URL", "Properties"))}

@@ -141,6 +141,8 @@ class Sandbox:
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
 
+        from . import auth
+
         def private_key(path: Path):
             return serialization.load_pem_private_key(path.read_bytes(), password=None)
 
@@ -156,14 +158,17 @@ class Sandbox:
         seed_runbook_images(ec2, services.moto_account(credentials.access_key))
         elb = services.ELBService(creds.LOADBALANCING_PATH, services.moto_app("elb"), self.zone_map)
         s3 = services.S3Service(creds.OBJECTSTORAGE_PATH, services.moto_app("s3"))
-        return services.Dispatcher([
-            (creds.COMPUTE_PATH, ec2),
-            (creds.OBJECTSTORAGE_PATH, s3),
-            (creds.LOADBALANCING_PATH, elb),
-            (creds.PROPERTIES_PATH, properties),
-            (creds.EMPYREAN_PATH, properties),
-            (creds.CONFIGURATION_PATH, properties),
-        ])
+        routes = [  # path, service, how it refuses a request that does not authenticate
+            (creds.COMPUTE_PATH, ec2, auth.EC2),
+            (creds.OBJECTSTORAGE_PATH, s3, auth.S3),
+            (creds.LOADBALANCING_PATH, elb, auth.ELB),
+            (creds.PROPERTIES_PATH, properties, auth.PROPERTIES),
+            (creds.EMPYREAN_PATH, properties, auth.PROPERTIES),
+            (creds.CONFIGURATION_PATH, properties, auth.PROPERTIES),
+        ]
+        dispatcher = services.Dispatcher([(path, app) for path, app, _ in routes])
+        return auth.Authenticator(dispatcher, [(path, dialect) for path, _, dialect in routes],
+                                  access_key=credentials.access_key, secret_key=credentials.secret_key)
 
 
 class _NotYet:
