@@ -247,7 +247,7 @@ class PropertyStore:
             raise Refused("Duration must be in number type and bigger than 0 (in hours)")
         if number <= 0:  # 4.0's listener reuses the instance-type listener's words here
             raise Refused("Could not change ELB app cookie duration" if self._v42 else
-                          "Could not change instance type", "java.lang.Exception")
+                          "Could not change instance type")
 
     def _check_dns(self, current: str, new: str) -> None:
         if not _host_specifier(new):
