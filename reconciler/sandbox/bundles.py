@@ -127,16 +127,24 @@ def verify_bundle(
     if image is None:
         raise BundleError("manifest has no <image> element")
 
-    # 1. signature by the user's key over <machine_configuration><image>, as written
+    # 1. signature over <machine_configuration><image>, as written, by the user's key or, as
+    #    Eucalyptus also accepts (ImageManifests.checkManifestSignature), by the cloud's own
     mc = _MACHINE_CONFIGURATION.search(data)
     im = _IMAGE.search(data)
     if mc is None or im is None:
         raise BundleError("manifest lacks <machine_configuration> or <image>")
     signature = _hex(_text(root, "signature"), "signature")
-    try:
-        user_cert.public_key().verify(signature, mc.group(0) + im.group(0), rsa_padding.PKCS1v15(), hashes.SHA1())
-    except InvalidSignature:
-        raise BundleError("manifest signature does not verify with the user's certificate") from None
+    signed = mc.group(0) + im.group(0)
+
+    def signed_by(public_key) -> bool:
+        try:
+            public_key.verify(signature, signed, rsa_padding.PKCS1v15(), hashes.SHA1())
+        except InvalidSignature:
+            return False
+        return True
+
+    if not (signed_by(user_cert.public_key()) or signed_by(cloud_key.public_key())):
+        raise BundleError("manifest signature does not verify with the user's or the cloud's certificate")
 
     # 2. the key and IV, for the cloud (and for the user)
     key = _decrypt_hex(cloud_key, _text(image, "ec2_encrypted_key"), "ec2_encrypted_key", 16)

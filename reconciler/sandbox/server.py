@@ -19,7 +19,14 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from ..errors import ReconError
 from . import credentials as creds
 from .credentials import Credentials
-from .properties import PropertiesApp, PropertyStore, default_properties, version_tuple
+from .properties import (
+    DNS_DOMAIN,
+    PropertiesApp,
+    PropertyStore,
+    default_properties,
+    dns_subdomain_property,
+    version_tuple,
+)
 from .seed import seed_runbook_images
 from .zones import DEFAULT_ZONES, ZoneMap
 
@@ -146,17 +153,24 @@ class Sandbox:
         def private_key(path: Path):
             return serialization.load_pem_private_key(path.read_bytes(), password=None)
 
-        self.properties = PropertyStore(default_properties(self.eucalyptus_version))
-        properties = PropertiesApp(self.properties, admin_access_key=credentials.access_key,
-                                   eucalyptus_version=self.eucalyptus_version)
+        account = services.moto_account(credentials.access_key)
         ec2 = services.EC2Service(
             creds.COMPUTE_PATH, services.moto_app("ec2"), self.zone_map,
             cloud_key=private_key(credentials.cloud_key),
             user_cert=x509.load_pem_x509_certificate(credentials.user_cert.read_bytes()),
             user_key=private_key(credentials.user_key),
         )
-        seed_runbook_images(ec2, services.moto_account(credentials.access_key))
-        elb = services.ELBService(creds.LOADBALANCING_PATH, services.moto_app("elb"), self.zone_map)
+        seed_runbook_images(ec2, account)
+        # the properties' change listeners ask the compute side about the admin's own account
+        self.properties = store = PropertyStore(
+            default_properties(self.eucalyptus_version), eucalyptus_version=self.eucalyptus_version,
+            image_exists=lambda image_id: ec2.has_image(account, image_id),
+            keypair_exists=lambda name: ec2.has_key_pair(account, name))
+        properties = PropertiesApp(store, admin_access_key=credentials.access_key,
+                                   eucalyptus_version=self.eucalyptus_version)
+        subdomain = dns_subdomain_property(self.eucalyptus_version)
+        elb = services.ELBService(creds.LOADBALANCING_PATH, services.moto_app("elb"), self.zone_map,
+                                  dns_suffix=lambda: f"{store.value(subdomain)}.{store.value(DNS_DOMAIN)}")
         s3 = services.S3Service(creds.OBJECTSTORAGE_PATH, services.moto_app("s3"))
         routes = [  # path, service, how it refuses a request that does not authenticate
             (creds.COMPUTE_PATH, ec2, auth.EC2),

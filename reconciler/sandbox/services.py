@@ -10,6 +10,7 @@ or checked here before moto sees them; their responses are rewritten back.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import sys
@@ -44,6 +45,7 @@ _SCOPE_REGION = re.compile(r"(Credential=[^/,\s]+/\d{8}/)([^/,\s]+)(/)")
 _UA_REGION = re.compile(r"region/[A-Za-z0-9-]+")
 _EUCA_IMAGE_ID = re.compile(r"^e[mkr]i-([0-9a-f]{8,17})$")
 _MOTO_IMAGE_ID = re.compile(r"\bami-([0-9a-f]{8,17})\b")
+_IMAGE_NAME = re.compile(r"[A-Za-z0-9()./_-]{3,128}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -323,8 +325,11 @@ class EC2Service(QueryService):
 
     Beyond the zone and region handling: DescribeAvailabilityZones lists only the configured
     zones and DescribeRegions the one ``eucalyptus`` region; image ids read ``emi-``/``eki-``/
-    ``eri-``; RegisterImage with ImageLocation checks the bundle and records location, type,
-    architecture, kernel and ramdisk; RunInstances is idempotent on ClientToken.
+    ``eri-``; RegisterImage checks what 4.0's ``ImageManager`` checks (name, duplicate name,
+    virtualization type, the kernel and ramdisk of a paravirtual machine image) and, with an
+    ImageLocation, the bundle, then records location, type, architecture, kernel and ramdisk;
+    RunInstances is idempotent on ClientToken; image and instance replies lose what only AWS
+    has (see ``classic_reply``).
     """
 
     name = "compute"
@@ -369,7 +374,10 @@ class EC2Service(QueryService):
             return self.register_image(params)
         if action == "RunInstances":
             return self.run_instances(params)
-        return self.forward(params)
+        answer = self.forward(params)
+        if action in ("DescribeImages", "DescribeInstances"):
+            return self.classic_reply(answer, moto_account(params.access_key))
+        return answer
 
     def describe_availability_zones(self, params: QueryRequest) -> Response:
         wanted = [z for z in params.members("ZoneName") if z and z != "verbose"]
@@ -415,10 +423,17 @@ class EC2Service(QueryService):
 
     # RegisterImage ----------------------------------------------------------------------
     def register_image(self, params: QueryRequest) -> Response | Captured:
-        """moto's RegisterImage keeps only name and description: check the bundle an
-        ImageLocation names, then record location, type and the attributes moto drops."""
+        """moto's RegisterImage keeps only name and description: check the request as 4.0's
+        ``ImageManager.register`` does and the bundle an ImageLocation names, then record
+        location, type and the attributes moto drops."""
         location = params.get("ImageLocation") or ""
         account = moto_account(params.access_key)
+        refusal = self.check_image_name(account, params.get("Name"), params.get("Description"))
+        if refusal is not None:
+            return refusal
+        virtualization = (params.get("VirtualizationType") or "paravirtual").lower()
+        if virtualization not in ("paravirtual", "hvm"):  # a plain EucalyptusCloudException
+            return self.error("RegisterImageType", "Unknown virtualization-type", 406)
         info = None
         if location:
             try:
@@ -427,6 +442,13 @@ class EC2Service(QueryService):
             except BundleError as err:
                 return self.error("InvalidManifest", f"{location}: {err}")
             location = f"{bucket}/{key}"
+            kernel = params.get("KernelId") or info.kernel_id
+            ramdisk = params.get("RamdiskId") or info.ramdisk_id
+            if info.image_type == "machine" and virtualization == "paravirtual":
+                if not kernel:
+                    return self.error("MissingParameter", "Kernel ID must be specified")
+                if not ramdisk:
+                    return self.error("MissingParameter", "Ramdisk ID must be specified")
         answer = self.forward(params)
         if answer.code != 200:
             return answer
@@ -444,9 +466,41 @@ class EC2Service(QueryService):
             location=location if info is not None else None,
             architecture=params.get("Architecture") or (info and info.architecture) or "x86_64",
             root_device_name=params.get("RootDeviceName") or "/dev/sda1",
-            virtualization=params.get("VirtualizationType"))
+            virtualization=virtualization)
         answer.set_text(answer.text().replace(f"emi-{hex_id}", image_id))
         return answer
+
+    def check_image_name(self, account: str, name: str | None, description: str | None) -> Response | None:
+        """``verifyImageNameAndDescription``: a well-formed name the account's images do not
+        use yet, a description under 256 characters."""
+        if name is not None:
+            if not _IMAGE_NAME.fullmatch(name):
+                return self.error("InvalidAMIName.Malformed",
+                                  "AMI names must be between 3 and 128 characters long, and may contain letters, "
+                                  "numbers, '(', ')', '.', '-', '/' and '_'")
+            for image in list(ec2_backend(account).amis.values()):
+                if image.name == name and image.state in ("available", "pending"):
+                    return self.error("InvalidAMIName.Duplicate",
+                                      f"AMI name {name} is already in use by EMI {self.image_id(image)}")
+        if description is not None and len(description) > 255:
+            return self.error("InvalidParameter", "AMI descriptions must be less than 256 characters long")
+        return None
+
+    def image_id(self, image) -> str:
+        """A moto image's id as the cloud shows it: emi-, eki- or eri-."""
+        hex_id = image.id.split("-", 1)[1]
+        return f"{self._image_prefix.get(hex_id, 'emi')}-{hex_id}"
+
+    def has_image(self, account: str, image_id: str) -> bool:
+        """Whether the account has the image ``image_id`` (compared without regard to case, as 4.0's
+        load-balancer emi check does)."""
+        match = _EUCA_IMAGE_ID.match(image_id.lower())
+        image = ec2_backend(account).amis.get(f"ami-{match.group(1)}") if match else None
+        return image is not None and self.image_id(image) == image_id.lower()
+
+    @staticmethod
+    def has_key_pair(account: str, name: str) -> bool:
+        return name in ec2_backend(account).key_pairs
 
     def record_image(self, image, image_type: str, *, kernel: str | None, ramdisk: str | None,
                      location: str | None, architecture: str = "x86_64", root_device_name: str = "/dev/sda1",
@@ -461,11 +515,10 @@ class EC2Service(QueryService):
         if location is not None:
             image.image_location = location
             image.root_device_type = "instance-store"
-            default_virtualization = "hvm" if image_type == "machine" and not kernel else "paravirtual"
-        else:
+            image.virtualization_type = virtualization or "paravirtual"
+        else:  # an EBS image is always hvm (BlockStorageImageInfo)
             image.root_device_type = "ebs"
-            default_virtualization = "hvm"
-        image.virtualization_type = virtualization or default_virtualization
+            image.virtualization_type = "hvm"
         hex_id = image.id.split("-", 1)[1]
         prefix = {"kernel": "eki", "ramdisk": "eri"}.get(image_type, "emi")
         if prefix != "emi":
@@ -509,7 +562,8 @@ class EC2Service(QueryService):
         answer = self.run_instances_idempotent(params) if params.get("ClientToken") else self.forward(params)
         if not isinstance(answer, Captured) or answer.code != 200:
             return answer
-        backend = ec2_backend(moto_account(params.access_key))
+        account = moto_account(params.access_key)
+        backend = ec2_backend(account)
         for instance_id in re.findall(r"<instanceId>(i-[0-9a-f]+)</instanceId>", answer.text()):
             instance = backend.get_instance(instance_id)
             image = backend.amis.get(instance.image_id)
@@ -517,6 +571,61 @@ class EC2Service(QueryService):
                                   else getattr(image, "kernel_id", None))
             instance.ramdisk_id = (_EUCA_IMAGE_ID.sub(r"ami-\1", ramdisk) if ramdisk
                                    else getattr(image, "ramdisk_id", None))
+            instance.root_device_type = getattr(image, "root_device_type", None) or instance.root_device_type
+        return self.classic_reply(answer, account)
+
+    def classic_reply(self, answer: Captured, account: str) -> Captured:
+        """An image or instance reply as a Eucalyptus 4.0 cloud (EDGE or managed networking, no
+        VPC) gives it: no ``bootMode``; an instance-store image or instance has no EBS
+        mappings; an instance has no VPC, subnet or network interfaces (its security groups
+        are its own ``groupSet``, as in EC2-Classic), and its DNS names are its addresses (4.0's
+        default, without instance DNS)."""
+        if answer.code != 200 or not answer.is_text():
+            return answer
+        root = ET.fromstring(answer.body)
+        ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+        q = (lambda tag: f"{{{ns}}}{tag}") if ns else (lambda tag: tag)
+        backend = ec2_backend(account)
+
+        def drop(parent: ET.Element, *tags: str) -> None:
+            for tag in tags:
+                for child in parent.findall(q(tag)):
+                    parent.remove(child)
+
+        def drop_ebs(item: ET.Element) -> None:
+            mappings = item.find(q("blockDeviceMapping"))
+            for mapping in [] if mappings is None else mappings.findall(q("item")):
+                if mapping.find(q("ebs")) is not None:
+                    mappings.remove(mapping)
+
+        for image in root.findall(f"{q('imagesSet')}/{q('item')}"):
+            drop(image, "bootMode")
+            if image.findtext(q("rootDeviceType")) == "instance-store":
+                drop_ebs(image)
+        reservations = root.findall(f"{q('reservationSet')}/{q('item')}") or [root]
+        for reservation in reservations:
+            groups: list[ET.Element] = []
+            for instance in reservation.findall(f"{q('instancesSet')}/{q('item')}"):
+                image = backend.amis.get(_EUCA_IMAGE_ID.sub(r"ami-\1", instance.findtext(q("imageId")) or ""))
+                root_type = instance.find(q("rootDeviceType"))
+                if root_type is not None and getattr(image, "root_device_type", None) == "instance-store":
+                    root_type.text = "instance-store"
+                if root_type is not None and root_type.text == "instance-store":
+                    drop_ebs(instance)
+                own = instance.find(q("groupSet"))
+                interface = instance.find(f"{q('networkInterfaceSet')}/{q('item')}")  # the primary one
+                if own is not None and not list(own) and interface is not None:
+                    own.extend(interface.findall(f"{q('groupSet')}/{q('item')}"))
+                groups = groups or list(own if own is not None else [])
+                drop(instance, "networkInterfaceSet", "vpcId", "subnetId", "sourceDestCheck")
+                for name, address in (("dnsName", "ipAddress"), ("privateDnsName", "privateIpAddress")):
+                    element = instance.find(q(name))
+                    if element is not None:
+                        element.text = instance.findtext(q(address)) or ""
+            reservation_groups = reservation.find(q("groupSet"))
+            if reservation_groups is not None and not list(reservation_groups):
+                reservation_groups.extend(copy.deepcopy(g) for g in groups)
+        answer.body = ET.tostring(root, encoding="utf-8", default_namespace=ns or None)
         return answer
 
     def run_instances_idempotent(self, params: QueryRequest) -> Response | Captured:
@@ -582,6 +691,17 @@ _ELB_NEEDS_BALANCER = {
 }
 
 
+_MOTO_ELB_DOMAIN = ".elb.amazonaws.com"
+_ELB_VPC_FIELDS = re.compile(r"<VPCId>[^<]*</VPCId>|<Subnets>.*?</Subnets>|<Subnets/>", re.S)
+
+
+def balancer_dns_name(balancer: str, account: str, suffix: str) -> str:
+    """4.0's ``LoadBalancerDnsRecord``: ``NAME-ACCOUNT`` (dots made underscores, cut so that the
+    whole name fits in 253 characters) ``.SUBDOMAIN.DNSDOMAIN``."""
+    prefix = f"{balancer}-{account}".replace(".", "_")
+    return f"{prefix[:253 - len(suffix) - 1]}.{suffix}"
+
+
 def internal_group_name(account: str, balancer: str) -> str:
     """The security group Eucalyptus 4.0 makes for a load balancer's worker VMs."""
     return f"euca-internal-{account}-{balancer}"
@@ -592,10 +712,17 @@ class ELBService(QueryService):
 
     Unknown balancers get a clean ``LoadBalancerNotFound`` (moto answers some actions with a
     500); unknown zones a ``ValidationError``; registering an instance twice lists it once; a balancer created without security groups gets
-    the ``euca-internal-ACCOUNT-NAME`` group a Eucalyptus 4.0 cloud makes, removed with it.
+    the ``euca-internal-ACCOUNT-NAME`` group a Eucalyptus 4.0 cloud makes, removed with it. A
+    balancer's DNS name is Eucalyptus' (``balancer_dns_name``; ``dns_suffix()`` gives the DNS
+    subdomain property and the cloud's DNS domain, read when the balancer is made), and
+    DescribeLoadBalancers names no VPC or subnets.
     """
 
     name = "LoadBalancing"
+
+    def __init__(self, prefix: str, app, zones: ZoneMap, *, dns_suffix: Callable[[], str] = lambda: "lb.localhost"):
+        super().__init__(prefix, app, zones)
+        self.dns_suffix = dns_suffix
 
     def error(self, code: str, message: str, status: int = 400) -> Response:
         return elb_error(code, message, status)
@@ -617,6 +744,8 @@ class ELBService(QueryService):
         answer = self.forward(params)
         if action == "RegisterInstancesWithLoadBalancer":
             self.dedupe_instances(params.get("LoadBalancerName") or "", account)
+        if action == "DescribeLoadBalancers" and answer.code == 200:
+            answer.set_text(_ELB_VPC_FIELDS.sub("", answer.text()))
         return answer
 
     @staticmethod
@@ -639,8 +768,16 @@ class ELBService(QueryService):
                     group_name, f"group for loadbalancer {name}", vpc_id=ec2.default_vpc.id)
             params.add("SecurityGroups.member.1", group.id)
         answer = self.forward(params)
-        if answer.code != 200 and created is not None:
-            ec2_backend(account).delete_security_group(group_id=created.id)
+        if answer.code != 200:
+            if created is not None:
+                ec2_backend(account).delete_security_group(group_id=created.id)
+            return answer
+        balancer = elb_backend(account).load_balancers.get(name)
+        if balancer is not None:
+            if balancer.dns_name.endswith(_MOTO_ELB_DOMAIN):  # just made: name it as the cloud does
+                balancer.dns_name = balancer_dns_name(name, account, self.dns_suffix())
+            answer.set_text(re.sub(r"<DNSName>[^<]*</DNSName>", f"<DNSName>{xml_text(balancer.dns_name)}</DNSName>",
+                                   answer.text()))
         return answer
 
     def delete_load_balancer(self, params: QueryRequest, account: str) -> Response | Captured:
