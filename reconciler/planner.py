@@ -36,7 +36,7 @@ class Planned:
 
 
 def order(resources: Mapping[Address, ResourceSpec]) -> list[Address]:
-    graph = {address: spec.dependencies() & set(resources) for address, spec in resources.items()}
+    graph = {address: sorted(spec.dependencies() & set(resources)) for address, spec in resources.items()}
     sorter = TopologicalSorter(graph)
     return list(sorter.static_order())
 
