@@ -2,8 +2,9 @@
 
 The loader parses TOML, checks every table against the kinds' declared fields,
 normalizes each block (reading companion files such as public keys), finds the values that
-name another block by its cloud name (names.py), and checks the dependency graph. Every problem is reported at once, each with the file, the key path
-and, where it can be found, the line.
+name another block by its cloud name (names.py), and checks the dependency graph. Every
+problem is reported at once, each with the file, the key path and, where it can be found,
+the line.
 """
 
 from __future__ import annotations
