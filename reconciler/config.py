@@ -1,9 +1,10 @@
 """Loading and validating the desired-state file.
 
 The loader parses TOML, checks every table against the kinds' declared fields,
-normalizes each block (reading companion files such as public keys), and checks the
-reference graph. Every problem is reported at once, each with the file, the key path
-and, where it can be found, the line.
+normalizes each block (reading companion files such as public keys), finds the values that
+name another block by its cloud name (names.py), and checks the dependency graph. Every
+problem is reported at once, each with the file, the key path and, where it can be found,
+the line.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Mapping
 
 from .addresses import Address, Reference, references_in
 from .errors import ConfigError
+from .names import Named, infer
 from .resources import KINDS
 from .resources.base import LoadContext
 from .schema import Field, Problems, check_table, nearest, python_type_name
@@ -74,6 +76,8 @@ class ResourceSpec:
     attrs: dict[str, Any]
     depends_on: tuple[Address, ...] = ()
     line: int | None = None
+    #: Values naming other resources without a reference, with the blocks of the file they match.
+    names: tuple[Named, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -86,8 +90,20 @@ class ResourceSpec:
     def references(self) -> list[Reference]:
         return references_in(self.attrs)
 
+    def reasons(self) -> dict[Address, list[str]]:
+        """Each resource this one depends on, with why: its references, literal names, depends_on."""
+        found: dict[Address, list[str]] = {}
+        for ref in self.references():
+            found.setdefault(ref.address, []).append(f"references {ref}")
+        for named in self.names:
+            for target in named.targets:
+                found.setdefault(target, []).append(f"names {target}")
+        for dep in self.depends_on:
+            found.setdefault(dep, []).append("depends_on")
+        return {address: list(dict.fromkeys(why)) for address, why in sorted(found.items())}
+
     def dependencies(self) -> set[Address]:
-        return {ref.address for ref in self.references()} | set(self.depends_on)
+        return set(self.reasons())
 
 
 @dataclass
@@ -300,6 +316,8 @@ def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
             address = Address(kind_name, name)
             resources[address] = ResourceSpec(address, attrs, depends)
 
+    for address, names in infer(resources).items():
+        resources[address].names = names
     if not problems:
         _check_references(resources, problems)
     if problems:
@@ -357,13 +375,18 @@ def _check_references(resources: Mapping[Address, ResourceSpec], problems: Probl
                 problems.add(f"{key}.depends_on", f"{dep} is not in this file")
             else:
                 graph[address].add(dep)
+        graph[address].update(target for named in spec.names for target in named.targets)
     if problems:
         return
     try:
         TopologicalSorter(graph).prepare()
     except CycleError as exc:
-        cycle = " -> ".join(str(a) for a in exc.args[1])
-        problems.add(str(exc.args[1][0]), f"reference cycle: {cycle}")
+        nodes = exc.args[1]  # each one is depended on by the next
+        cycle = " -> ".join(str(a) for a in nodes)
+        literal = [named.describe(user) + f" names {used}" for used, user in zip(nodes, nodes[1:])
+                   for named in resources[user].names if used in named.targets]
+        problems.add(str(nodes[0]), f"reference cycle: {cycle}"
+                     + (f" ({'; '.join(literal)}: a literal name orders like a reference)" if literal else ""))
 
 
 def _printable(text: str) -> str:

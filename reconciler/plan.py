@@ -100,6 +100,8 @@ class Change:
     #: In state, and the cloud no longer has it (drift), or its attributes moved since apply.
     drift: str | None = None
     depends_on: list[Address] = field(default_factory=list)
+    #: Why it depends on each of ``depends_on`` ("references ${…}", "names KIND.NAME", "depends_on").
+    depends_on_reasons: dict[Address, list[str]] = field(default_factory=dict)
     #: What it depended on when last applied: it stops using those before they are deleted.
     prior_depends_on: list[Address] = field(default_factory=list, repr=False)
     # For apply, not shown: the file's attributes (references unresolved), the desired

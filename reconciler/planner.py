@@ -15,6 +15,7 @@ from .addresses import Address, Reference
 from .config import ResourceSpec, Stack
 from .diff import changed_paths, get_path
 from .errors import PlanError
+from .names import missing
 from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
 from .resolve import resolve
 from .resources import KINDS
@@ -35,7 +36,7 @@ class Planned:
 
 
 def order(resources: Mapping[Address, ResourceSpec]) -> list[Address]:
-    graph = {address: spec.dependencies() & set(resources) for address, spec in resources.items()}
+    graph = {address: sorted(spec.dependencies() & set(resources)) for address, spec in resources.items()}
     sorter = TopologicalSorter(graph)
     return list(sorter.static_order())
 
@@ -98,11 +99,7 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         live_attrs = None if cloud_name is UNKNOWN else live.get(address.kind, {}).get(cloud_name)
         deps = sorted(spec.dependencies())
         sensitive = sorted(kind.sensitive_paths(resolved, live_attrs))
-        made: dict[str, set[Any]] = {}
-        for dep in deps:
-            if dep in planned:
-                made.setdefault(dep.kind, set()).add(KINDS[dep.kind].live_name(dep.name, planned[dep].resolved))
-        found = kind.check(address.name, resolved, live, made)
+        found = missing(address, spec, live, stack.resources) + kind.check(address.name, resolved, live)
         if found:
             problems.extend(f"{address}: {problem}" for problem in found)
             continue
@@ -144,6 +141,7 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
             want, have = kind.compare_view(address.name, resolved, live_attrs, prior)
             change = _compare(address, kind, want, have, prior, deps, sensitive)
         planned[address] = Planned(change, resolved, live_attrs)
+        change.depends_on_reasons = spec.reasons()
         change.config = spec.attrs
         if change.action is not Action.NOOP and not contains_unknown(resolved):
             change.notes = kind.notes(resolved)
@@ -197,6 +195,7 @@ def _delete(address: Address, cloud_id: str, before: dict[str, Any], prior: dict
             deposed: bool = False, depends_on: list[Address] | None = None) -> Change:
     change = Change(address, Action.DELETE, before, None, changed_paths=sorted(before),
                     sensitive_paths=sorted(kind.sensitive_paths(prior, before)), depends_on=depends_on or [],
+                    depends_on_reasons={dep: ["depended on it when last applied"] for dep in depends_on or []},
                     reason="replaced" if deposed else kind.removal_reason(prior),
                     deposed_id=cloud_id if deposed else None)
     change.live, change.prior = before, prior

@@ -104,6 +104,8 @@ EXPECTED = {
                     "security_groups.a"],
     "cycle_depends_on": ["reference cycle: keypairs.k -> images.i -> keypairs.k"],
     "depends_self": ["reference cycle: keypairs.k -> keypairs.k"],
+    "cycle_names": ["reference cycle: security_groups.a -> security_groups.b -> security_groups.a",
+                    "security_groups.a's ingress.group 'b' names security_groups.b"],
     "self_reference": ["${properties.a.b.value} refers to the resource itself"],
     "reference_unknown_kind": ["${routers.r.id} refers to routers.r, which is not in this file"],
     "reference_not_allowed": ["docker_hosts.d.count", "references are not allowed here"],

@@ -300,12 +300,16 @@ def test_key_name_must_name_a_key_pair(sandbox, tmp_path: Path) -> None:
     env, work = env_for(sandbox), setup(tmp_path)
     write_stack(work, count=1, key_name="nobody")
     plan = recon(env, "plan", "-c", STACK, cwd=work)
-    assert plan.code == 1 and "key_name 'nobody' names no key pair in the cloud" in plan.err, plan.both
-    write_stack(work, count=1, key_name="admin")  # in the file, but not referenced: not imported first
-    assert "key_name 'admin' names no key pair" in recon(env, "plan", "-c", STACK, cwd=work).err
-    client(env, "ec2").import_key_pair(KeyName="admin",
+    assert plan.code == 1 and "key_name 'nobody' names no key pair in the cloud nor in this file" in plan.err, \
+        plan.both
+    client(env, "ec2").import_key_pair(KeyName="nobody",
                                        PublicKeyMaterial=(work / "keys" / "docker-admin.pub").read_bytes())
-    assert recon(env, "plan", "-c", STACK, cwd=work).code == 0
+    assert recon(env, "plan", "-c", STACK, cwd=work).code == 0  # one only the cloud has
+    write_stack(work, count=1, key_name="admin")  # the file's, by its name: imported first, as if referenced
+    plan = recon(env, "plan", "-c", STACK, "--format", "json", cwd=work)
+    assert plan.code == 0, plan.both
+    (host,) = [c for c in json.loads(plan.out)["resource_changes"] if c["address"] == ADDRESS]
+    assert host["depends_on_reasons"]["keypairs.admin"] == ["names keypairs.admin"]
 
 
 def test_more_hosts_than_one_describe_page(sandbox, tmp_path: Path) -> None:

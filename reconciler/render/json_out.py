@@ -26,6 +26,8 @@ def change_json(change: Change) -> dict[str, Any]:
         "sensitive_paths": change.sensitive_paths,
         "reason": change.reason,
         "notes": change.notes,
+        "depends_on": [str(dep) for dep in change.depends_on],
+        "depends_on_reasons": {str(dep): change.depends_on_reasons.get(dep, []) for dep in change.depends_on},
         **({"deposed": change.deposed_id} if change.deposed_id else {}),
     }
 

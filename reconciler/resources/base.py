@@ -71,6 +71,25 @@ class LoadContext:
 
 
 @dataclass(frozen=True)
+class NameUse:
+    """A value that names another resource by its cloud name, without a ``${…}`` reference.
+
+    A key pair's name in a property, a docker host's ``key_name``, a group in an ingress rule:
+    when the file has a block of one of ``kinds`` with that cloud name, that block becomes a
+    dependency exactly as a reference would make it (see ``reconciler/names.py``).
+    """
+
+    #: The attribute, as the file writes it ("key_name", "ingress.group", "value").
+    path: str
+    #: The kinds whose resources it may name.
+    kinds: tuple[str, ...]
+    #: The literal value.
+    value: str
+    #: It must name something: a resource of the file, or else one the cloud has (checked at plan).
+    required: bool = False
+
+
+@dataclass(frozen=True)
 class CloudContext:
     """What a kind's read, create, update and delete may use."""
 
@@ -87,6 +106,8 @@ class Kind:
     """Base of the resource kinds; subclasses set the class attributes and the cloud methods."""
 
     name: str = ""
+    #: What one resource is called in messages ("key pair").
+    noun: str = "resource"
     #: Fields of one resource's table.
     fields: Mapping[str, Field] = {}
     #: Top-level attributes whose change forces replacement.
@@ -107,7 +128,8 @@ class Kind:
     #: Attributes whose change in an update gives the resource new computed outputs (new
     #: instances, new ids): references to those outputs are unknown until apply.
     recompute_on: frozenset[str] = frozenset()
-    #: Other kinds whose live resources :meth:`check` looks at (read even if the file has none).
+    #: Other kinds whose live resources :meth:`check` or the names of :meth:`named` are looked up in
+    #: (read even if the file has none).
     needs_live: frozenset[str] = frozenset()
     #: Its live resources carry recon's ownership tags (so unmanaged ones can be found).
     owner_tags: bool = False
@@ -140,18 +162,20 @@ class Kind:
         """Canonicalize attributes after references were resolved (e.g. sort sets)."""
         return attrs
 
+    def named(self, name: str, attrs: Mapping[str, Any]) -> list[NameUse]:
+        """The string values of normalized attributes that name other resources; none by default."""
+        return []
+
     # --- comparison -------------------------------------------------------------------
     def compare_view(self, name: str, desired: dict[str, Any], live: dict[str, Any],
                      prior: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The pair the planner diffs. By default attributes the file leaves out are not managed."""
         return desired, {key: value for key, value in live.items() if key in desired}
 
-    def check(self, name: str, resolved: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]],
-              made: Mapping[str, Collection[str]]) -> list[str]:
-        """Problems only the live read shows (a name naming nothing, or several things).
+    def check(self, name: str, resolved: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """Problems only the live read shows (a name naming several things); ``live`` is every kind's.
 
-        ``live`` is every kind's live read; ``made`` the cloud names, by kind, of the resources
-        of the file this one depends on (made before it). None by default.
+        None by default. (A required name of :meth:`named` naming nothing is checked for every kind.)
         """
         return []
 

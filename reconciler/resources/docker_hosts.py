@@ -37,7 +37,7 @@ import yaml
 from ..errors import CloudError, ConfigError, PlanError, ReconError
 from ..schema import Field
 from ..waits import wait_until
-from .base import CloudContext, Kind, LoadContext
+from .base import CloudContext, Kind, LoadContext, NameUse
 from .tags import ADDRESS_TAG, OWNER, STACK_TAG, ownership_tags
 
 GENERATION_TAG = "recon:generation"
@@ -154,7 +154,7 @@ class DockerHosts(Kind):
         "kernel_id": Field("string", "Kernel image (eki-…); default: the image's.", check=_id_check(("eki", "aki"))),
         "ramdisk_id": Field("string", "Ramdisk image (eri-…); default: the image's.", check=_id_check(("eri", "ari"))),
         "instance_type": Field("string", "Instance type, e.g. m1.medium.", required=True),
-        "key_name": Field("string", "Key pair: one in the cloud, or one of this file's (as a reference)."),
+        "key_name": Field("string", "Key pair: one in the cloud, or one of this file's (by name or reference)."),
         "zone": Field("string", "Availability zone."),
         "security_groups": Field("list", "Security group names.", items=Field("string")),
         "count": Field("integer", "How many hosts (default 1).", minimum=0, maximum=1000, references=False),
@@ -171,7 +171,7 @@ class DockerHosts(Kind):
     owner_tags = True
     replaces_instances = frozenset(LAUNCH_ATTRS)
     recompute_on = frozenset({*LAUNCH_ATTRS, "count", "indexes"})
-    needs_live = frozenset({"keypairs"})
+    needs_live = frozenset({"keypairs", "security_groups"})
     order = 60
 
     # --- desired side -------------------------------------------------------------------
@@ -189,12 +189,15 @@ class DockerHosts(Kind):
             return {**attrs, "security_groups": sorted(set(attrs["security_groups"]))}
         return attrs
 
-    def check(self, name, resolved, live, made):
-        key = resolved.get("key_name")
-        if not isinstance(key, str) or key in live.get("keypairs", {}) or key in made.get("keypairs", ()):
-            return []
-        return [f"key_name {key!r} names no key pair in the cloud, nor one this file imports before the hosts "
-                f"(for one of the file's, write key_name = \"${{keypairs.{key}.name}}\")"]
+    def named(self, name, attrs):
+        uses = [NameUse(key, ("images",), attrs[key]) for key in ("image", "kernel_id", "ramdisk_id")
+                if isinstance(attrs.get(key), str)]
+        if isinstance(attrs.get("key_name"), str) and attrs["key_name"]:
+            uses.append(NameUse("key_name", ("keypairs",), attrs["key_name"], required=True))
+        groups = attrs.get("security_groups")
+        if isinstance(groups, list):  # (not a whole reference to a list)
+            uses += [NameUse("security_groups", ("security_groups",), group, required=True) for group in groups]
+        return uses
 
     # --- comparison ---------------------------------------------------------------------
     def compare_view(self, name, desired, live, prior):

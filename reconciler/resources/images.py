@@ -38,6 +38,7 @@ def permission_api(name: str) -> dict[str, str]:
 
 class Images(Kind):
     name = "images"
+    noun = "image"
     fields = {
         "id": Field("string", "The image id (emi-…, eki-…, eri-…).", references=False,
                     check=lambda v: None if IMAGE_ID_RE.match(v) else "expected an image id like emi-0123abcd"),
@@ -78,7 +79,7 @@ class Images(Kind):
         return (f"no image {what} owned by this account (recon changes launch permissions only on "
                 "images the account owns; register it first)")
 
-    def check(self, name, resolved, live, made):
+    def check(self, name, resolved, live):
         if "name" not in resolved:
             return []
         ids = sorted({image["id"] for image in live.get("images", {}).values()

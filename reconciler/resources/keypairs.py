@@ -58,6 +58,7 @@ def fingerprints(public_key: str) -> list[str]:
 
 class KeyPairs(Kind):
     name = "keypairs"
+    noun = "key pair"
     fields = {
         "public_key_file": Field("string", "OpenSSH public key file, relative to this file.", references=False),
         "public_key": Field("string", "OpenSSH public key, inline (instead of public_key_file).",

@@ -38,13 +38,13 @@ from ..imagebuild.sysctl import render_sysctl
 from ..schema import Field
 from ..state.local import write_atomic
 from .base import CloudContext, Kind, LoadContext
+from .properties import EMI_PROPERTIES
 from .tags import OWNER, owner_from_tags, ownership_tags
 
 IMAGE_PREFIX = "eucalyptus-load-balancer-image"
 CACHE_DIR = ".recon-cache/lb_images"   # beside the desired file; ignored by git
 REVISION_TAG = "recon:revision"
 LOCATION_RE = re.compile(r"^loadbalancer[-_]v(\d+)/")
-EMI_PROPERTIES = ("loadbalancing.loadbalancer_emi", "services.loadbalancing.worker.image")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 SETTINGS = Field("map", "HAProxy keyword = value (a list for options / log).", items=Field("setting"),

@@ -14,10 +14,15 @@ from typing import Any, Collection, Mapping
 
 from ..errors import ReconError
 from ..schema import Field, Problems
-from .base import Kind, LoadContext
+from .base import Kind, LoadContext, NameUse
 
 HIDDEN = "********"
 DIGEST_PREFIX = "scrypt:"
+#: The load-balancer image and key pair properties (4.0 and 4.2+ names). Eucalyptus refuses a value
+#: naming no machine image or key pair (DESIGN §11), so theirs must name one; any other value that
+#: happens to be a key pair's name or an image's of the file only orders the change after it.
+EMI_PROPERTIES = ("loadbalancing.loadbalancer_emi", "services.loadbalancing.worker.image")
+KEYNAME_PROPERTIES = ("loadbalancing.loadbalancer_vm_keyname", "services.loadbalancing.worker.keyname")
 
 
 def property_text(value: Any) -> str:
@@ -37,6 +42,7 @@ class Properties(Kind):
     name = "properties"
     fields = {"value": Field("scalar", "The property's value (strings, integers, booleans).")}
     outputs = {"value": "the property's value"}
+    needs_live = frozenset({"keypairs", "images"})
     order = 10
 
     def split_table(self, table: Mapping[str, Any], problems: Problems) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -70,6 +76,13 @@ class Properties(Kind):
 
     def finalize(self, name: str, attrs: dict[str, Any]) -> dict[str, Any]:
         return {"value": property_text(attrs["value"])}
+
+    def named(self, name, attrs):
+        value = attrs["value"]
+        if name in EMI_PROPERTIES or name in KEYNAME_PROPERTIES:  # empty: no key pair (or image) at all
+            kind = "images" if name in EMI_PROPERTIES else "keypairs"
+            return [NameUse("value", (kind,), value, required=True)] if value else []
+        return [NameUse("value", ("keypairs", "images"), value)]
 
     def compare_view(self, name, desired, live, prior):
         if live.get("value") != HIDDEN:

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError, ReconError
 from ..schema import Field
-from .base import Kind, LoadContext
+from .base import Kind, LoadContext, NameUse
 from ..waits import wait_until
 from .tags import OWNER, owner_from_tags, ownership_tags
 
@@ -150,6 +150,7 @@ def rules_from_permissions(permissions: list[Mapping[str, Any]], names_by_id: Ma
 
 class SecurityGroups(Kind):
     name = "security_groups"
+    noun = "security group"
     fields = {
         "name": Field("string", "The group's name in the cloud (default: the block's name); may be a reference."),
         "description": Field("string", "Group description (changing it replaces the group)."),
@@ -180,6 +181,11 @@ class SecurityGroups(Kind):
 
     def finalize(self, name, attrs):
         return {**attrs, "ingress": sorted(set(attrs["ingress"]))}
+
+    def named(self, name, attrs):
+        sources = {rule.partition(" from ")[2] for rule in attrs["ingress"]}
+        return [NameUse("ingress.group", ("security_groups",), source[3:], required=True)
+                for source in sorted(sources) if source.startswith("sg:")]
 
     def creatable(self, attrs):
         return not attrs.get("existing")
