@@ -28,10 +28,10 @@ def test_import_every_kind_round_trip(sandbox, tmp_path: Path) -> None:
     (work / "recon.toml").write_text(HEAD)
     ec2, elb = client(env, "ec2"), client(env, "elb")
 
-    # the cloud as an administrator left it, by hand
+    # the cloud as an administrator left it, by hand (the key pair first: the cloud checks the key name)
+    ec2.import_key_pair(KeyName="euca-elb", PublicKeyMaterial=(work / "keys" / "euca-elb.pub").read_bytes())
     properties_client(env).modify_property_value(Name="loadbalancing.loadbalancer_vm_keyname", Value="euca-elb")
     properties_client(env).modify_property_value(Name="loadbalancing.loadbalancer_num_vm", Value="2")
-    ec2.import_key_pair(KeyName="euca-elb", PublicKeyMaterial=(work / "keys" / "euca-elb.pub").read_bytes())
     group = ec2.create_security_group(GroupName="web", Description="web servers")["GroupId"]
     ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},

@@ -442,13 +442,13 @@ class EC2Service(QueryService):
             except BundleError as err:
                 return self.error("InvalidManifest", f"{location}: {err}")
             location = f"{bucket}/{key}"
-            kernel = params.get("KernelId") or info.kernel_id
-            ramdisk = params.get("RamdiskId") or info.ramdisk_id
-            if info.image_type == "machine" and virtualization == "paravirtual":
-                if not kernel:
-                    return self.error("MissingParameter", "Kernel ID must be specified")
-                if not ramdisk:
-                    return self.error("MissingParameter", "Ramdisk ID must be specified")
+        kernel = params.get("KernelId") or (info.kernel_id if info else None)
+        ramdisk = params.get("RamdiskId") or (info.ramdisk_id if info else None)
+        if info is not None and info.image_type == "machine" and virtualization == "paravirtual":
+            if not kernel:
+                return self.error("MissingParameter", "Kernel ID must be specified")
+            if not ramdisk:
+                return self.error("MissingParameter", "Ramdisk ID must be specified")
         answer = self.forward(params)
         if answer.code != 200:
             return answer
@@ -460,9 +460,7 @@ class EC2Service(QueryService):
         if image is None:
             return answer
         image_id = self.record_image(
-            image, info.image_type if info else "machine",
-            kernel=params.get("KernelId") or (info.kernel_id if info else None),
-            ramdisk=params.get("RamdiskId") or (info.ramdisk_id if info else None),
+            image, info.image_type if info else "machine", kernel=kernel, ramdisk=ramdisk,
             location=location if info is not None else None,
             architecture=params.get("Architecture") or (info and info.architecture) or "x86_64",
             root_device_name=params.get("RootDeviceName") or "/dev/sda1",
