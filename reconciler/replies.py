@@ -1,0 +1,50 @@
+"""Is a successful reply the service's own protocol?
+
+A proxy's login page, a web server on the wrong port, a captive portal: an HTTP 200 carrying
+HTML. botocore reads it as an empty result (EC2, S3: "there is nothing"), or fails with a bare
+``KeyError`` on the missing result element (ELB). :func:`check_reply` runs on every reply before
+botocore parses it and raises :class:`NotTheProtocol` instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["NotTheProtocol", "check_reply"]
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+# The first element: "<?xml …?>", "<!DOCTYPE …>" and "<!-- … -->" do not match.
+_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)")
+
+
+class NotTheProtocol(Exception):
+    """A 2xx reply that is not the service's protocol; the message says what it is instead."""
+
+
+def check_reply(operation_model: Any, response_dict: Mapping, **_: Any) -> None:
+    """botocore ``before-parse`` handler: raise :class:`NotTheProtocol` for a reply that is not one.
+
+    Query-protocol replies (EC2, ELB, properties) must have the operation's response element at
+    their root (``DescribeInstancesResponse``; Eucalyptus's properties service says
+    ``DescribePropertiesResponseType``). Any other successful reply must not be an HTML page.
+    Error replies (botocore reads HTML ones as generic errors) and streamed object bodies (an
+    object may hold anything) are left alone.
+    """
+    status = response_dict.get("status_code") or 0
+    body = response_dict.get("body")
+    if not 200 <= status < 300 or operation_model.has_streaming_output or not isinstance(body, bytes):
+        return
+    if not body.strip():
+        return
+    content_type = str((response_dict.get("headers") or {}).get("content-type") or "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    match = _ROOT.search(body[:4096])
+    root = match.group(1).decode("ascii") if match else None
+    if media_type in _HTML_TYPES or (root or "").lower() == "html":
+        raise NotTheProtocol(f"an HTML page (HTTP {status}, Content-Type {content_type or 'not given'})")
+    protocol = operation_model.service_model.protocol
+    if protocol in ("query", "ec2") and root is not None and not root.startswith(operation_model.name):
+        raise NotTheProtocol(f"a <{root}> document (HTTP {status}) where <{operation_model.name}Response> "
+                             "was expected")
