@@ -20,6 +20,7 @@ seconds, well inside :data:`DEFAULT_TIMEOUT`.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -88,19 +89,20 @@ def timeout_setting(value: Any, env: Mapping[str, str]) -> int:
     Raises :class:`ConfigError` naming the key or the variable for anything but a whole number
     of seconds from :data:`MIN_TIMEOUT` to :data:`MAX_TIMEOUT`.
     """
-    where = "[cloud].timeout"
+    where, shown = "[cloud].timeout", repr(value)
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
     if value is None:
         raw = (env.get(ENV_TIMEOUT) or "").strip()
         if not raw:
             return DEFAULT_TIMEOUT
-        where = f"environment variable {ENV_TIMEOUT}"
-        value = int(raw) if raw.isdigit() else raw
-    if isinstance(value, bool) or not isinstance(value, int) or not MIN_TIMEOUT <= value <= MAX_TIMEOUT:
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        where, shown = f"environment variable {ENV_TIMEOUT}", repr(raw)
+        number = int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else None
+    if number is None or not MIN_TIMEOUT <= number <= MAX_TIMEOUT:
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
         raise ConfigError(f"must be a whole number of seconds from {MIN_TIMEOUT} to {MAX_TIMEOUT}, not {shown}",
                           where=where, hint="the seconds one attempt of a cloud call may take, e.g. 120 "
                                             f"(default {DEFAULT_TIMEOUT})")
-    return value
+    return number
 
 
 def run_attempt(attempt: Callable[[], T], seconds: float, *, notice_after: float,

@@ -26,23 +26,26 @@ class NotTheProtocol(Exception):
 def check_reply(operation_model: Any, response_dict: Mapping, **_: Any) -> None:
     """botocore ``before-parse`` handler: raise :class:`NotTheProtocol` for a reply that is not one.
 
-    Query-protocol replies (EC2, ELB, properties) must have the operation's response element at
-    their root (``DescribeInstancesResponse``; Eucalyptus's properties service says
-    ``DescribePropertiesResponseType``). Any other successful reply must not be an HTML page.
-    Error replies (botocore reads HTML ones as generic errors) and streamed object bodies (an
-    object may hold anything) are left alone.
+    A successful reply must not be an HTML page, and a query-protocol one (EC2, ELB, properties)
+    must have the operation's response element at its root (``DescribeInstancesResponse``;
+    Eucalyptus's properties service says ``DescribePropertiesResponseType``). A streamed object
+    body is judged by its Content-Type alone: recon stores no HTML objects. Error replies are left
+    to botocore, which reads HTML ones as generic errors.
     """
     status = response_dict.get("status_code") or 0
-    body = response_dict.get("body")
-    if not 200 <= status < 300 or operation_model.has_streaming_output or not isinstance(body, bytes):
-        return
-    if not body.strip():
+    if not 200 <= status < 300:
         return
     content_type = str((response_dict.get("headers") or {}).get("content-type") or "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    match = _ROOT.search(body[:4096])
-    root = match.group(1).decode("ascii") if match else None
-    if media_type in _HTML_TYPES or (root or "").lower() == "html":
+    html = content_type.split(";", 1)[0].strip().lower() in _HTML_TYPES
+    body = response_dict.get("body")
+    root = None
+    if isinstance(body, bytes) and not operation_model.has_streaming_output:
+        if not body.strip():
+            return
+        match = _ROOT.search(body[:4096])
+        root = match.group(1).decode("ascii") if match else None
+        html = html or (root or "").lower() == "html"
+    if html:
         raise NotTheProtocol(f"an HTML page (HTTP {status}, Content-Type {content_type or 'not given'})")
     protocol = operation_model.service_model.protocol
     if protocol in ("query", "ec2") and root is not None and not root.startswith(operation_model.name):
