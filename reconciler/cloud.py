@@ -806,7 +806,7 @@ class Cloud:
 
         def still_waiting(waited: float) -> None:
             again = f", attempt {attempts}" if attempts > 1 else ""
-            log.info("no answer from %s (%s%s) after %.0f s, still waiting…", host, api_name, again, waited)
+            log.info("no answer from %s (%s%s) after %g s, still waiting…", host, api_name, again, waited)
 
         def attempt() -> dict:
             nonlocal attempts

@@ -76,6 +76,7 @@ class Deadline:
 
     @property
     def notice_after(self) -> float:
+        """Seconds without an answer before the user is told (half the deadline, at most 10 s)."""
         return min(NOTICE_AFTER, max(1, self.timeout // 2))
 
     def for_attempt(self, started: float) -> float:
@@ -109,7 +110,7 @@ def run_attempt(attempt: Callable[[], T], seconds: float, *, notice_after: float
                 still_waiting: Callable[[float], None]) -> T:
     """``attempt()``'s result or exception, or :class:`NoAnswer` once ``seconds`` have passed.
 
-    ``still_waiting(waited)`` is called once if there is no answer after ``notice_after`` seconds.
+    ``still_waiting(notice_after)`` is called once if there is no answer after that many seconds.
     """
     outcome: dict[str, Any] = {}
     done = threading.Event()
@@ -125,7 +126,7 @@ def run_attempt(attempt: Callable[[], T], seconds: float, *, notice_after: float
     started = time.monotonic()
     threading.Thread(target=work, name="recon-call", daemon=True).start()
     if notice_after < seconds and not done.wait(notice_after):
-        still_waiting(time.monotonic() - started)
+        still_waiting(notice_after)
     if not done.wait(max(0.0, started + seconds - time.monotonic())):
         raise NoAnswer(seconds)
     if "error" in outcome:
