@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from enum import Enum
 from pathlib import Path
@@ -20,7 +21,7 @@ from .plan import Action, Change
 from .render import json_out, text
 from .render.markdown import render_markdown
 from .state.local import write_atomic
-from .terminal import Terminal
+from .terminal import LogLines, Terminal
 
 app = typer.Typer(
     name="recon",
@@ -414,6 +415,9 @@ def version() -> None:
 
 
 def main() -> None:
+    logger = logging.getLogger("reconciler")  # cloud.py's notes (a call still waiting) reach the terminal
+    logger.addHandler(LogLines(term))
+    logger.setLevel(logging.INFO)
     try:
         app()
     except KeyboardInterrupt:

@@ -5,9 +5,13 @@ which is built on it). That is where
 
 - endpoints are chosen (Eucalyptus front-end URL layout, eucarc variables, explicit URLs),
 - credentials are chosen (environment keys, eucarc keys, profiles), never printed,
-- transient failures (throttling, 5xx, connection errors) are retried with exponential
-  backoff and full jitter by tenacity -- botocore's own retries are switched off so that
-  there is exactly one retry layer and :class:`CallStats` sees every HTTP attempt,
+- each HTTP attempt has a wall-clock deadline and the whole call a budget
+  (:mod:`reconciler.deadline`; ``[cloud] timeout`` / ``RECON_CALL_TIMEOUT``),
+- transient failures (throttling, 5xx, connection errors, no answer in time) are retried with
+  exponential backoff and full jitter by tenacity -- botocore's own retries are switched off so
+  that there is exactly one retry layer and :class:`CallStats` sees every HTTP attempt,
+- a successful reply that is not the service's protocol (an HTML page) is refused before
+  botocore reads it as an empty result (:mod:`reconciler.replies`),
 - botocore errors become :class:`~reconciler.errors.CloudError` naming the call, the
   cloud's error code and message, and a hint where one helps.
 
@@ -18,6 +22,7 @@ The Eucalyptus properties service has no botocore model of its own; recon ships 
 from __future__ import annotations
 
 import difflib
+import io
 import logging
 import re
 import threading
@@ -48,11 +53,14 @@ from botocore.exceptions import (
     ProfileNotFound,
     SSLError as BotoSSLError,
 )
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_before_delay, wait_random_exponential
 
 from reconciler import __version__, models
 from reconciler.crashpoints import CrashPoints
+from reconciler.deadline import DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT, Deadline, NoAnswer, run_attempt, timeout_setting
 from reconciler.errors import CloudError, ConfigError
+from reconciler.replies import NotTheProtocol, check_reply
+from reconciler.schema import Field
 
 try:  # urllib3 is always there with botocore; be defensive about its layout anyway.
     from urllib3.exceptions import ProtocolError as _Urllib3ProtocolError
@@ -61,6 +69,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "SERVICES",
+    "CLOUD_FIELDS",
     "CLOUD_KEYS",
     "DEFAULT_REGION",
     "DEFAULT_EUCALYPTUS_VERSION",
@@ -80,26 +89,33 @@ log = logging.getLogger(__name__)
 SERVICES = ("ec2", "s3", "elb", "properties")
 """The services recon talks to, by botocore service name."""
 
-CLOUD_KEYS = (
-    "endpoint",
-    "compute",
-    "objectstorage",
-    "loadbalancing",
-    "properties",
-    "region",
-    "eucalyptus_version",
-    "properties_signature",
-    "ca_bundle",
-    "profile",
-)
-"""The keys a ``[cloud]`` table may hold."""
+CLOUD_FIELDS = {
+    "endpoint": Field("string", "Eucalyptus front end, e.g. http://clc:8773; service URLs are derived.",
+                      references=False),
+    "compute": Field("string", "EC2 API URL (overrides endpoint).", references=False),
+    "objectstorage": Field("string", "S3 API URL (overrides endpoint).", references=False),
+    "loadbalancing": Field("string", "ELB API URL (overrides endpoint).", references=False),
+    "properties": Field("string", "Properties API URL (overrides endpoint).", references=False),
+    "region": Field("string", "Region name used in signatures.", references=False),
+    "eucalyptus_version": Field("string", "Cloud version: selects property names and API paths.",
+                                references=False),
+    "properties_signature": Field("string", "Signature for the properties API.", choices=("v4", "v2"),
+                                  references=False),
+    "ca_bundle": Field("string", "PEM file of the CA that signed the cloud's certificate.",
+                       references=False),
+    "profile": Field("string", "AWS shared-credentials profile.", references=False),
+    "timeout": Field("integer", "Seconds one attempt of a cloud call may take (default 90; the call with its "
+                     "retries up to three times that). RECON_CALL_TIMEOUT sets it too.",
+                     minimum=MIN_TIMEOUT, maximum=MAX_TIMEOUT, references=False),
+}
+"""The keys a ``[cloud]`` table may hold: the desired-state file's schema of it (config.py checks
+files against it); :func:`resolve_settings` checks the values."""
+CLOUD_KEYS = tuple(CLOUD_FIELDS)
 
 DEFAULT_REGION = "eucalyptus"
 DEFAULT_EUCALYPTUS_VERSION = "4.0"
 PROPERTIES_SIGNATURES = ("v4", "v2")
 
-CONNECT_TIMEOUT = 10
-READ_TIMEOUT = 60
 MAX_POOL_CONNECTIONS = 32  # above the default --parallelism, so no pool-full churn
 
 # The [cloud] key (and Endpoints field) that holds each service's URL.
@@ -114,6 +130,7 @@ _UNREACHABLE_HINT = (
     "is the cloud reachable? source your eucarc? "
     "(or set [cloud].endpoint to the front end, e.g. http://clc:8773)"
 )
+_NOT_THE_SERVICE_HINT = "is the URL right for this Eucalyptus version? is a proxy or another web server in the way?"
 _CREDENTIALS_HINT = (
     "set EC2_ACCESS_KEY and EC2_SECRET_KEY (source your eucarc), or AWS_ACCESS_KEY_ID and "
     "AWS_SECRET_ACCESS_KEY, or name a profile with [cloud].profile or AWS_PROFILE"
@@ -155,6 +172,8 @@ class CloudSettings:
     properties_signature: str = "v4"
     ca_bundle: str | None = None
     profile: str | None = None
+    timeout: int = DEFAULT_TIMEOUT
+    """Seconds one attempt of a call may take (see :class:`~reconciler.deadline.Deadline`)."""
 
     @property
     def version_info(self) -> tuple[int, int]:
@@ -390,6 +409,7 @@ def resolve_settings(cloud_table: Mapping[str, Any] | None, env: Mapping[str, st
         properties_signature=signature,
         ca_bundle=ca_bundle,
         profile=profile,
+        timeout=timeout_setting(table.get("timeout"), env),
     )
 
 
@@ -543,7 +563,8 @@ _DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "Unauthorize
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether retrying ``exc`` later may succeed: throttling, HTTP 5xx (not 501), connection errors.
+    """Whether retrying ``exc`` later may succeed: throttling, HTTP 5xx (not 501), connection errors,
+    no answer within the attempt's deadline (:class:`~reconciler.deadline.NoAnswer`).
 
     Validation, authentication, authorization and not-found errors are not transient.
     """
@@ -616,6 +637,7 @@ class Cloud:
         self.settings = settings
         self.stats = stats if stats is not None else CallStats()
         self.retry = retry if retry is not None else RetryPolicy.from_env(env)
+        self.deadline = Deadline(settings.timeout)
         self.crash_points = CrashPoints.from_env(env)  # test-only, see reconciler/crashpoints.py
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str | None], Any] = {}
@@ -701,8 +723,8 @@ class Cloud:
                 hint="set [cloud].endpoint (the front end) or [cloud].properties, or EUCA_PROPERTIES_URL",
             )
         options: dict[str, Any] = {
-            "connect_timeout": CONNECT_TIMEOUT,
-            "read_timeout": READ_TIMEOUT,
+            "connect_timeout": self.deadline.connect,
+            "read_timeout": self.deadline.read,
             "retries": {"total_max_attempts": 1, "mode": "standard"},  # tenacity is the only retry layer
             "max_pool_connections": MAX_POOL_CONNECTIONS,
             "user_agent_extra": f"recon/{__version__}",
@@ -729,6 +751,7 @@ class Cloud:
         except BotoCoreError as exc:
             raise CloudError(f"cannot make a {service} client: {exc}", where="[cloud]") from exc
         client.meta.events.register("before-send", self._counter(service))
+        client.meta.events.register("before-parse", check_reply)
         return client
 
     def _counter(self, service: str) -> Callable[..., None]:
@@ -755,27 +778,59 @@ class Cloud:
     ) -> dict | None:
         """Call ``operation`` (botocore method name, ``"describe_key_pairs"``) with ``params``.
 
-        Transient failures are retried per :attr:`retry`. An error whose code is in
+        Transient failures are retried per :attr:`retry`, within :attr:`deadline`: an attempt
+        without a complete reply by its deadline is one of them. An error whose code is in
         ``ignore_codes`` returns ``None``, and so does one in ``done_if_retried`` on a
         retried attempt: an earlier attempt took effect but its reply was lost (a create
         then says "already exists"). Anything else raises :class:`CloudError`.
+        A streamed reply body (``get_object``'s ``Body``) is read within the attempt.
         """
         client = self._client_for(service, operation)
         method = getattr(client, operation, None)
         if method is None or operation not in client.meta.method_to_api_mapping:
             raise ValueError(f"{service} has no operation {operation!r}")
         api_name = client.meta.method_to_api_mapping[operation]
+        url = client.meta.endpoint_url
+        host = urlsplit(url).netloc or url
+        deadline = self.deadline
+        started = time.monotonic()
         attempts = 0
+
+        def send() -> dict:
+            try:
+                reply = method(**params)
+            except KeyError as exc:  # botocore's parser, on a document without the result element
+                raise NotTheProtocol(f"a reply without the <{exc.args[0] if exc.args else '?'}> element") from exc
+            body = reply.get("Body")
+            if hasattr(body, "read"):
+                reply["Body"] = io.BytesIO(body.read())
+            return reply
+
+        def still_waiting(waited: float) -> None:
+            again = f", attempt {attempts}" if attempts > 1 else ""
+            log.info("no answer from %s (%s%s) after %g s, still waiting…", host, api_name, again, waited)
 
         def attempt() -> dict:
             nonlocal attempts
             attempts += 1
-            return method(**params)
+            return run_attempt(send, deadline.for_attempt(started), notice_after=deadline.notice_after,
+                               still_waiting=still_waiting)
 
         try:
             reply = self._retrying(f"{service}.{api_name}")(attempt)
             self.crash_points.after(service, api_name)
             return reply
+        except NoAnswer as exc:
+            raise CloudError(
+                f"{api_name} failed: no answer from {host} after {time.monotonic() - started:.0f} s "
+                f"({_count(attempts, 'attempt')})",
+                where=where, code="Timeout", operation=api_name,
+                hint=f"each attempt waits up to {deadline.timeout} s: is the cloud overloaded, or is {url} not it? "
+                     "a slow cloud is given longer with [cloud] timeout (or RECON_CALL_TIMEOUT)",
+            ) from exc
+        except NotTheProtocol as exc:
+            raise CloudError(f"{api_name} failed: {url} sent {exc}, not the service's reply", where=where,
+                             hint=_NOT_THE_SERVICE_HINT, code="InvalidReply", operation=api_name) from exc
         except ClientError as exc:
             error = exc.response.get("Error") or {}
             code = str(error.get("Code") or "Unknown")
@@ -793,7 +848,6 @@ class Cloud:
             raise CloudError(f"{api_name} failed: no usable credentials ({exc})", where=where,
                              hint=_CREDENTIALS_HINT, code="NoCredentials", operation=api_name) from exc
         except BotoSSLError as exc:
-            url = client.meta.endpoint_url
             raise CloudError(f"{api_name} failed: TLS error talking to {url}: {exc}", where=where,
                              hint="a private CA is given with [cloud].ca_bundle (or AWS_CA_BUNDLE)",
                              code="SSLError", operation=api_name) from exc
@@ -804,18 +858,15 @@ class Cloud:
             raise CloudError(f"{api_name} failed: no endpoint: {exc}", where=where,
                              hint="set [cloud].endpoint", code="NoEndpoint", operation=api_name) from exc
         except ResponseParserError as exc:
-            url = client.meta.endpoint_url
             raise CloudError(
                 f"{api_name} failed: {url} sent a reply that is not the service's XML "
-                f"(after {attempts} attempt{'s' if attempts != 1 else ''})",
-                where=where, hint="is the URL right for this Eucalyptus version? is a proxy in the way?",
-                code="InvalidReply", operation=api_name,
+                f"(after {_count(attempts, 'attempt')})",
+                where=where, hint=_NOT_THE_SERVICE_HINT, code="InvalidReply", operation=api_name,
             ) from exc
         except Exception as exc:
             if is_transient(exc):
-                url = client.meta.endpoint_url
                 raise CloudError(
-                    f"{api_name} failed: cannot reach {url} (after {attempts} attempt{'s' if attempts != 1 else ''}): {exc}",
+                    f"{api_name} failed: cannot reach {url} (after {_count(attempts, 'attempt')}): {exc}",
                     where=where, hint=_UNREACHABLE_HINT, code="ConnectionError", operation=api_name,
                 ) from exc
             if isinstance(exc, BotoCoreError):
@@ -834,7 +885,8 @@ class Cloud:
             log.debug("%s: attempt %d failed (%s), retrying", label, state.attempt_number, reason)
 
         return Retrying(
-            stop=stop_after_attempt(policy.attempts),
+            # no attempt starts in the last second of the call's budget
+            stop=stop_after_attempt(policy.attempts) | stop_before_delay(self.deadline.budget - 1),
             wait=wait_random_exponential(multiplier=policy.initial, max=policy.maximum),
             retry=retry_if_exception(is_transient),
             before_sleep=before_sleep,
@@ -944,6 +996,10 @@ class Cloud:
             params["Value"] = str(value)
         reply = self.call("properties", "modify_property_value", where=where, **params) or {}
         return {"name": reply.get("name", name), "value": reply.get("value"), "old_value": reply.get("oldValue")}
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _as_list(value: Any) -> list:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .addresses import Address, Reference, references_in
+from .cloud import CLOUD_FIELDS
 from .errors import ConfigError
 from .names import Named, infer
 from .resources import KINDS
@@ -34,22 +35,6 @@ STACK_FIELDS = {
                   check=lambda v: None if STACK_NAME_RE.match(v) else
                   "must be 1-63 letters, digits, '-' or '_', starting with a letter or digit"),
     "description": Field("string", "Free text.", references=False),
-}
-CLOUD_FIELDS = {
-    "endpoint": Field("string", "Eucalyptus front end, e.g. http://clc:8773; service URLs are derived.",
-                      references=False),
-    "compute": Field("string", "EC2 API URL (overrides endpoint).", references=False),
-    "objectstorage": Field("string", "S3 API URL (overrides endpoint).", references=False),
-    "loadbalancing": Field("string", "ELB API URL (overrides endpoint).", references=False),
-    "properties": Field("string", "Properties API URL (overrides endpoint).", references=False),
-    "region": Field("string", "Region name used in signatures.", references=False),
-    "eucalyptus_version": Field("string", "Cloud version: selects property names and API paths.",
-                                references=False),
-    "properties_signature": Field("string", "Signature for the properties API.", choices=("v4", "v2"),
-                                  references=False),
-    "ca_bundle": Field("string", "PEM file of the CA that signed the cloud's certificate.",
-                       references=False),
-    "profile": Field("string", "AWS shared-credentials profile.", references=False),
 }
 STATE_FIELDS = {
     "backend": Field("string", 'Where state is kept: "local" (a file) or "s3" (the cloud\'s object storage).',

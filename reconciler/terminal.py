@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import TextIO
@@ -57,3 +58,19 @@ class Terminal:
         except EOFError:
             return False
         return answer.strip() == "yes"
+
+
+class LogLines(logging.Handler):
+    """recon's own log records from INFO up (a cloud call still waiting…) as notes on stderr."""
+
+    def __init__(self, term: Terminal):
+        super().__init__(logging.INFO)
+        self.term = term
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string must not end the command
+            self.handleError(record)
+            return
+        (self.term.warn if record.levelno >= logging.WARNING else self.term.info)(text)
