@@ -45,8 +45,9 @@ def start(env: dict[str, str], work: Path) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def race(env: dict[str, str], work: Path) -> tuple[subprocess.Popen, str, subprocess.Popen, str, float]:
-    """Start two applies at once; (winner, its output, loser, its stderr, seconds the loser took)."""
+def race(env: dict[str, str], work: Path) -> tuple[subprocess.Popen, str, subprocess.Popen, str]:
+    """Start two applies at once; (winner, its output, loser, its stderr). The loser must fail while
+    the winner still runs: it did not wait for the lock (however slow the machine)."""
     started = time.monotonic()
     first, second = start(env, work), start(env, work)
     procs = {first.pid: first, second.pid: second}
@@ -56,9 +57,8 @@ def race(env: dict[str, str], work: Path) -> tuple[subprocess.Popen, str, subpro
             if proc.poll() is not None:
                 loser = proc
                 break
-        assert time.monotonic() - started < 60, "neither apply finished"
+        assert time.monotonic() - started < 300, "neither apply finished"
         time.sleep(0.02)
-    lost_after = time.monotonic() - started
     [winner] = [p for p in procs.values() if p is not loser]
     still_running = winner.poll() is None
     loser_out, loser_err = loser.communicate(timeout=10)
@@ -66,7 +66,7 @@ def race(env: dict[str, str], work: Path) -> tuple[subprocess.Popen, str, subpro
     assert still_running, f"the applies did not overlap:\n{winner_out}{winner_err}\n---\n{loser_out}{loser_err}"
     assert winner.returncode == 0, winner_out + winner_err
     assert loser.returncode == 1, loser_out + loser_err
-    return winner, winner_out + winner_err, loser, loser_err, lost_after
+    return winner, winner_out + winner_err, loser, loser_err
 
 
 def assert_one_of_each(env: dict[str, str], work: Path) -> None:
@@ -87,8 +87,7 @@ def slow(sandbox):
 
 def test_two_applies_local_state(sandbox, slow, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
-    winner, _, loser, err, lost_after = race(slow.env(sandbox.env), work)
-    assert lost_after < 10, lost_after
+    winner, _, loser, err = race(slow.env(sandbox.env), work)
     assert "state is locked by" in err and f"(pid {winner.pid})" in err and "for apply" in err, err
     assert "recon force-unlock" in err and "Traceback" not in err
     assert "TestLoadBalancer" not in err  # it changed nothing before refusing
@@ -107,8 +106,7 @@ def test_two_applies_s3_state(sandbox, slow, tmp_path: Path) -> None:
     client(sandbox.env, "s3").create_bucket(Bucket=BUCKET)
     work = copy_examples(tmp_path / "repo")
     use_s3_state(work)
-    winner, _, loser, err, lost_after = race(slow.env(sandbox.env), work)
-    assert lost_after < 20, lost_after  # a handful of object-storage calls at LATENCY each
+    winner, _, loser, err = race(slow.env(sandbox.env), work)
     assert "state is locked by" in err and f"(pid {winner.pid})" in err, err
     assert "Traceback" not in err
 
