@@ -25,7 +25,7 @@ class Run:
         return self.out + self.err
 
 
-def recon(env: dict[str, str], *args: str, cwd: Path, timeout: float = 120, stdin: str | None = None) -> Run:
+def recon(env: dict[str, str], *args: str, cwd: Path, timeout: float = 300, stdin: str | None = None) -> Run:
     """Run the real `recon` command line in a child process."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "EUCA", "S3_"))}
     full_env.update(env)

@@ -8,7 +8,7 @@ from e2e import recon
 
 
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
-    run = recon({}, "demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path, timeout=180)
+    run = recon({}, "demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path, timeout=900)
     assert run.code == 0, run.both
     assert "Demo complete" in run.out
     assert "### 9. Apply starts a new host in its place" in run.out

@@ -317,7 +317,7 @@ def test_more_hosts_than_one_describe_page(sandbox, tmp_path: Path) -> None:
     reservations even for given ids, and 130 hosts must not wait out the instance timeout."""
     env, work = env_for(sandbox), setup(tmp_path)
     write_stack(work, count=130)
-    run = recon(env, "apply", "-c", STACK, "--auto-approve", "--stats", cwd=work, timeout=90)
+    run = recon(env, "apply", "-c", STACK, "--auto-approve", "--stats", cwd=work, timeout=400)
     assert run.code == 0, run.both
     pages = client(env, "ec2").get_paginator("describe_instances").paginate(
         Filters=[{"Name": "tag:recon:stack", "Values": ["hosts"]}])

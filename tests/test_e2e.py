@@ -111,7 +111,7 @@ def test_second_apply_fails_at_once_naming_the_holder(sandbox, tmp_path: Path) -
     work = copy_examples(tmp_path / "repo")
     ws = Workspace.open(work / STACK, env=sandbox.env)
     with ws.backend.lock("apply") as held:
-        run = recon(sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work, timeout=20)
+        run = recon(sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work, timeout=120)
         assert run.code == 1
         assert "state is locked by" in run.err and held.who in run.err and held.id in run.err
         assert f"recon force-unlock {held.id}" in run.err
