@@ -25,10 +25,10 @@ from typing import Any, Mapping
 from ..errors import ConfigError, ReconError
 from .disk import ExtFileSystem
 from .haproxy import HaproxyCheck, check_template, render_template
+from .servo import TEMPLATE_PATH, ServoRelease, read_installed, servo_release
 from .source import BaseImage, prepare_base_image
 from .sysctl import SYSCTL_PATH, render_sysctl
 
-TEMPLATE_PATH = "/etc/load-balancer-servo/haproxy_template.conf"
 DIGEST_VERSION = b"recon-lb-image-revision 1\n"
 
 
@@ -42,6 +42,7 @@ class ImageSpec:
     haproxy_global: Mapping[str, Any] = field(default_factory=dict)
     haproxy_defaults: Mapping[str, Any] = field(default_factory=dict)
     sysctl: Mapping[str, Any] = field(default_factory=dict)
+    servo_version: str | None = None               # where the image does not say
     partition: int = 1
 
 
@@ -68,6 +69,7 @@ class Revision:
     template_diff: str                             # unified, a/… b/… labels; empty when unchanged
     haproxy_check: HaproxyCheck
     digest: str
+    servo: ServoRelease | None = None              # None: neither the image nor the block says
     image: Path | None = None
 
     def summary(self) -> dict[str, Any]:
@@ -79,6 +81,7 @@ class Revision:
                        "sha256": hashlib.sha256(f.content).hexdigest()} for f in self.files],
             "template_diff": self.template_diff,
             "haproxy_check": asdict(self.haproxy_check),
+            "servo": asdict(self.servo) if self.servo else None,
         }
 
 
@@ -117,9 +120,10 @@ def _render(spec: ImageSpec, fs: ExtFileSystem, base_sha256: str, *, haproxy: st
     if check.status == "failed":
         raise ConfigError("haproxy -c refuses the rendered template:\n" + check.output,
                           where=f"{spec.address}.haproxy", hint="; ".join(check.adaptations))
+    servo = servo_release(read_installed(fs), spec.servo_version, spec.address)
     return Revision(address=spec.address, base_sha256=base_sha256, files=tuple(files), shipped_template=shipped,
                     rendered_template=rendered, template_diff=template_diff(shipped, rendered),
-                    haproxy_check=check, digest=revision_digest(base_sha256, tuple(files)))
+                    haproxy_check=check, digest=revision_digest(base_sha256, tuple(files)), servo=servo)
 
 
 def _base(spec: ImageSpec, dest: Path) -> tuple[BaseImage, ExtFileSystem]:

@@ -7,6 +7,8 @@
   comment) and drops later duplicates; a new keyword goes after the section's last setting, new
   keywords in sorted order, so the result depends only on the settings, not their order in the file;
 - ``options = [...]`` (defaults) is the complete list of ``option`` lines, put where the first was;
+- a line that already says what a setting says (``option http-server-close # affects KA on/off``,
+  ``timeout connect     5s``) stays as it is, so the diff shows only real changes;
 - flags (``daemon``) take true / false; ``log`` takes one target or a list;
 - the deprecated ``contimeout`` / ``clitimeout`` / ``srvtimeout`` become ``timeout connect|client|server``
   with the same value (bare numbers are milliseconds in both forms) unless the file sets them.
@@ -328,8 +330,10 @@ def _apply(body: list[str], keyword: str, new: list[str]) -> list[str]:
         return body[:at] + [indent + line for line in new] + body[at:]
     old_code, comment = _split_comment(body[matches[0]])
     indent = old_code[:len(old_code) - len(old_code.lstrip())]
-    replacement = [indent + line for line in new]
-    if len(replacement) == 1 and keyword != "option":
+    # a line that already says what a new one says stays as it is, spacing and comment included
+    unchanged = {tuple(_split_comment(body[i])[0].split()): body[i] for i in matches}
+    replacement = [unchanged.get(tuple(line.split()), indent + line) for line in new]
+    if len(replacement) == 1 and keyword != "option" and tuple(new[0].split()) not in unchanged:
         replacement[0] += comment
     kept = [line for i, line in enumerate(body) if i not in matches[1:]]
     at = matches[0]

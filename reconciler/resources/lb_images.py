@@ -34,6 +34,7 @@ from ..bundle.writer import BundleKey, bundle_image
 from ..errors import CloudError, ConfigError, ReconError
 from ..imagebuild.build import TEMPLATE_PATH, ImageSpec, build_revision, preview_revision
 from ..imagebuild.haproxy import render_template
+from ..imagebuild.servo import VERSION_RE
 from ..imagebuild.sysctl import render_sysctl
 from ..schema import Field
 from ..state.local import write_atomic
@@ -111,6 +112,9 @@ class LbImages(Kind):
             "global": SETTINGS, "defaults": SETTINGS}),
         "sysctl": Field("map", "Kernel settings written to /etc/sysctl.d.", items=Field("scalar"),
                         references=False),
+        "servo_version": Field("string", "The servo release the image carries (e.g. 1.2.0), where the image's "
+                               "package metadata does not say.", references=False,
+                               check=lambda v: None if VERSION_RE.match(v) else "must be a version such as 1.2 or 1.2.0"),
     }
     outputs = {"image_id": "the registered image (emi-…)", "version": "the N of loadbalancer-vN",
                "digest": "the revision's content digest", "location": "bucket/manifest"}
@@ -134,15 +138,16 @@ class LbImages(Kind):
                         defaults_settings=haproxy.get("defaults", {}), where=f"{where}.haproxy")
         if block.get("sysctl"):
             render_sysctl(block["sysctl"], where=f"{where}.sysctl")
-        return {"source": block["source"], **({"source_sha256": block["source_sha256"]}
-                                               if "source_sha256" in block else {}),
+        return {"source": block["source"],
+                **{key: block[key] for key in ("source_sha256", "servo_version") if key in block},
                 "haproxy": {k: dict(v) for k, v in haproxy.items()}, "sysctl": dict(block.get("sysctl", {}))}
 
     def spec(self, name: str, attrs: Mapping[str, Any], base_dir: Path) -> ImageSpec:
         return ImageSpec(address=f"lb_images.{name}", source=base_dir / attrs["source"],
                          source_sha256=attrs.get("source_sha256"),
                          haproxy_global=attrs["haproxy"].get("global", {}),
-                         haproxy_defaults=attrs["haproxy"].get("defaults", {}), sysctl=attrs["sysctl"])
+                         haproxy_defaults=attrs["haproxy"].get("defaults", {}), sysctl=attrs["sysctl"],
+                         servo_version=attrs.get("servo_version"))
 
     def prepare(self, name, attrs, base_dir):
         """Render the revision (reading the base image), or take it from the cache beside the file.
@@ -165,7 +170,9 @@ class LbImages(Kind):
         others = {f.path: f.content.decode(errors="replace") for f in revision.files if f.path != TEMPLATE_PATH}
         prepared = {"digest": revision.digest, "base_sha256": revision.base_sha256,
                     "haproxy_check": revision.haproxy_check.status, "template_diff": revision.template_diff,
-                    "other_files": others}
+                    "other_files": others,
+                    "servo": {"version": revision.servo.version, "source": revision.servo.source}
+                    if revision.servo else None}
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(cached, json.dumps(prepared), mode=0o644)
