@@ -21,10 +21,12 @@ from reconciler.errors import ConfigError, ReconError
 from reconciler.imagebuild.build import (TEMPLATE_PATH, ImageSpec, build_image, build_revision, preview_revision,
                                          revision_digest)
 from reconciler.imagebuild.disk import ExtFileSystem, find_partition, parse_mbr, which
-from reconciler.imagebuild.haproxy import check_template, render_template
+from reconciler.imagebuild.check import check, file_references
+from reconciler.imagebuild.haproxy import render_template
 from reconciler.imagebuild.source import file_sha256, prepare_base_image
 from reconciler.imagebuild.sysctl import SYSCTL_PATH, render_sysctl
-from reconciler.imagebuild.testimage import TEMPLATE_2014, make_test_image, mbr_sector, pack_tgz, shipped_template
+from reconciler.imagebuild.servo import ERROR_FILE
+from reconciler.imagebuild.testimage import ERROR_503, TEMPLATE_2014, make_test_image, mbr_sector, pack_tgz, shipped_template
 
 needs_e2fsprogs = pytest.mark.skipif(
     not all(which(tool) for tool in ("debugfs", "e2fsck", "mkfs.ext4")),
@@ -137,6 +139,9 @@ CUSTOMIZED = {
                       " option redispatch\n option http-server-close # affects KA on/off\n" + ADDED,
     "1.1.0": GLOBAL + " timeout connect     5s\n timeout client 2m\n timeout server 2m\n option dontlognull\n"
                       " option redispatch\n option http-server-close\n" + ADDED,
+    "1.2.0": GLOBAL + " timeout connect     5s\n timeout client 2m\n timeout server 2m\n"
+                      " errorfile 503 /etc/load-balancer-servo/503.http\n option dontlognull\n"
+                      " option redispatch\n option http-server-close\n" + ADDED + " \n",
 }
 
 
@@ -153,6 +158,12 @@ def test_the_runbook_customization_on_each_servo_release(servo_version, tmp_path
     assert done.returncode == 0, done.stdout
     if which("haproxy"):
         assert revision.haproxy_check.passed, revision.haproxy_check.output
+    built = ExtFileSystem.from_partition(revision.image)
+    if servo_version >= "1.2":                           # the errorfile line and its file stay
+        assert f"errorfile 503 {ERROR_FILE}" in built.read(TEMPLATE_PATH).decode()
+        assert built.read(ERROR_FILE) == ERROR_503 and revision.image_files == {ERROR_FILE: ERROR_503}
+    else:
+        assert built.stat(ERROR_FILE) is None and revision.image_files == {}
 
 
 @needs_e2fsprogs
@@ -230,11 +241,50 @@ def test_a_base_image_without_the_template_is_refused(tmp_path):
 @needs_e2fsprogs
 @needs_haproxy
 def test_a_template_haproxy_refuses_fails_the_build(tmp_path):
-    image = make_test_image(tmp_path / "bad.img", template=TEMPLATE_2014 + " reqadd X-Forwarded-Proto:\\ http\n")
+    image = make_test_image(tmp_path / "bad.img", template=TEMPLATE_2014 + " frobnicate 1\n")
     with pytest.raises(ConfigError, match="haproxy -c refuses") as err:
         build_revision(spec(image), tmp_path / "work")
-    assert "reqadd" in str(err.value)
+    assert "frobnicate" in str(err.value)
     assert err.value.where == "lb_images.v3.haproxy"
+
+
+@needs_e2fsprogs
+def test_files_the_template_names_are_read_from_the_image_never_from_the_host(tmp_path):
+    on_host = tmp_path / "host-only.http"           # exists here, not in the image
+    on_host.write_bytes(ERROR_503 + b"\n")
+    image = make_test_image(tmp_path / "a.img", servo_version="1.2.0",
+                            template=shipped_template("1.2.0") + f" errorfile 504 {on_host}\n")
+    with pytest.raises(ConfigError) as err:
+        preview_revision(spec(image))
+    assert err.value.where == "lb_images.v3.source"
+    assert f"line 17, errorfile 504, names {on_host}, which the image does not have" in str(err.value)
+
+    relative = make_test_image(tmp_path / "b.img", template=TEMPLATE_2014 + " errorfile 503 503.http\n")
+    with pytest.raises(ConfigError, match="errorfile 503, names 503.http: a relative path"):
+        preview_revision(spec(relative))
+
+
+@needs_e2fsprogs
+@needs_haproxy
+def test_haproxy_judges_the_image_s_copy_of_a_file(tmp_path):
+    image = make_test_image(tmp_path / "a.img", servo_version="1.2.0", files={ERROR_FILE: b"not an HTTP reply"})
+    with pytest.raises(ConfigError, match="haproxy -c refuses") as err:
+        preview_revision(spec(image))
+    assert f"'{ERROR_FILE}': unable to parse" in str(err.value)    # named as in the image, not the temp copy
+
+
+def test_file_references_cover_what_haproxy_reads_at_load_time():
+    text = ("global\n lua-load /etc/haproxy/x.lua\n pidfile /var/run/haproxy.pid\n"
+            " stats socket /run/haproxy.sock mode 600\n"
+            "defaults\n errorfile 503 /etc/e/503.http # the reply\n"
+            "frontend f\n bind :443 ssl crt /etc/pki/site.pem ca-file /etc/pki/ca.pem crl-file /etc/pki/crl.pem\n"
+            " http-request return status 200 file /etc/e/ok.txt if { path /ok }\n"
+            "backend b\n server s 10.0.0.1:443 ssl ca-file /etc/pki/backend-ca.pem\n")
+    assert [(r.line, r.directive, r.path) for r in file_references(text)] == [
+        (2, "lua-load", "/etc/haproxy/x.lua"), (6, "errorfile 503", "/etc/e/503.http"),
+        (8, "bind :443 … crt", "/etc/pki/site.pem"), (8, "bind :443 … ca-file", "/etc/pki/ca.pem"),
+        (8, "bind :443 … crl-file", "/etc/pki/crl.pem"), (9, "http-request return … file", "/etc/e/ok.txt"),
+        (11, "server s … ca-file", "/etc/pki/backend-ca.pem")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,13 +361,13 @@ def test_refusals_point_to_the_right_keyword():
 
 @needs_haproxy
 def test_haproxy_check_adapts_only_the_host_specific_lines():
-    result = check_template(render_template(TEMPLATE_2014))
+    result = check(render_template(TEMPLATE_2014))
     assert result.passed, result.output
     assert result.version
     assert [note.split(":")[0] for note in result.adaptations[:2]] == ["line 8", "line 9"]   # user, group
     assert "appended a sample HTTP and a sample TCP listener" in result.adaptations[-1]
     # the deprecated form is still judged by HAProxy itself, not waved through
-    failed = check_template(TEMPLATE_2014)
+    failed = check(TEMPLATE_2014)
     assert failed.status == "failed"
     assert "contimeout" in failed.output and "haproxy_template.conf:12" in failed.output
 

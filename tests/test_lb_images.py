@@ -175,3 +175,17 @@ def test_plans_reuse_the_rendered_revision_until_the_source_changes(work: Path) 
     assert len(list(cache[0].parent.iterdir())) == 2  # a new key: rendered again from the source
     spec = next(iter(touched.resources.values()))
     assert spec.attrs["digest"] == next(iter(first.resources.values())).attrs["digest"]
+
+
+def test_a_template_naming_a_file_the_image_lacks_fails_plan(tmp_path: Path) -> None:
+    from reconciler.imagebuild.testimage import shipped_template
+
+    (tmp_path / "images").mkdir()
+    template = shipped_template("1.2.0").replace("/503.http", "/missing.http")
+    image = make_test_image(tmp_path / "eucalyptus-load-balancer-image.img", servo_version="1.2.0", template=template)
+    pack_tgz(image, tmp_path / "images" / "lb.tgz")
+    (tmp_path / "recon.toml").write_text(stack("images/lb.tgz", {"v1": "5s"}, "v1"))
+    plan = recon({}, "plan", cwd=tmp_path)
+    assert plan.code == 1 and "Traceback" not in plan.err
+    assert ("lb_images.v1.source: the template's line 15, errorfile 503, names "
+            "/etc/load-balancer-servo/missing.http, which the image does not have") in plan.err

@@ -24,12 +24,14 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError, ReconError
 from .disk import ExtFileSystem
-from .haproxy import HaproxyCheck, check_template, render_template
+from .check import HaproxyCheck, check, file_references
+from .haproxy import render_template
 from .servo import TEMPLATE_PATH, ServoRelease, read_installed, servo_release
 from .source import BaseImage, prepare_base_image
 from .sysctl import SYSCTL_PATH, render_sysctl
 
 DIGEST_VERSION = b"recon-lb-image-revision 1\n"
+READ_LIMIT = 4 << 20            # bytes of one file HAProxy reads from the image
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Revision:
     haproxy_check: HaproxyCheck
     digest: str
     servo: ServoRelease | None = None              # None: neither the image nor the block says
+    image_files: Mapping[str, bytes] = field(default_factory=dict)   # what the template makes HAProxy read
     image: Path | None = None
 
     def summary(self) -> dict[str, Any]:
@@ -102,6 +105,29 @@ def template_diff(shipped: str, rendered: str) -> str:
                                         fromfile=f"a/{name}", tofile=f"b/{name}"))
 
 
+def image_files(fs: ExtFileSystem, text: str, where: str) -> dict[str, bytes]:
+    """The files ``text`` makes HAProxy read, from the image; a config error for one it lacks."""
+    found = {}
+    for ref in file_references(text):
+        named = f"the template's line {ref.line}, {ref.directive}, names {ref.path}"
+        if not ref.path.startswith("/"):
+            raise ConfigError(f"{named}: a relative path", where=where,
+                              hint="name files by absolute path: HAProxy would look for it in its working folder")
+        try:
+            info = fs.stat(ref.path)
+        except ReconError:
+            raise ConfigError(f"{named}: not a plain absolute path", where=where) from None
+        if info is None:
+            raise ConfigError(f"{named}, which the image does not have", where=where,
+                              hint="put the file in the base image, or change the template")
+        if info.type != "regular" or info.size > READ_LIMIT:
+            what = f"a {info.type}" if info.type != "regular" else f"{info.size} bytes (over {READ_LIMIT})"
+            raise ConfigError(f"{named}, which is {what} in the image; recon checks files up to {READ_LIMIT} bytes",
+                              where=where)
+        found[ref.path] = fs.read(ref.path)
+    return found
+
+
 def _render(spec: ImageSpec, fs: ExtFileSystem, base_sha256: str, *, haproxy: str | None) -> Revision:
     info = fs.stat(TEMPLATE_PATH)
     if info is None:
@@ -116,14 +142,16 @@ def _render(spec: ImageSpec, fs: ExtFileSystem, base_sha256: str, *, haproxy: st
     files = [RenderedFile(TEMPLATE_PATH, rendered.encode(), info.uid, info.gid, info.mode)]
     if spec.sysctl:
         files.append(RenderedFile(SYSCTL_PATH, render_sysctl(spec.sysctl, where=f"{spec.address}.sysctl").encode()))
-    check = check_template(rendered, haproxy=haproxy)
-    if check.status == "failed":
-        raise ConfigError("haproxy -c refuses the rendered template:\n" + check.output,
-                          where=f"{spec.address}.haproxy", hint="; ".join(check.adaptations))
+    read = image_files(fs, rendered, f"{spec.address}.source")
+    checked = check(rendered, files=read, haproxy=haproxy)
+    if checked.status == "failed":
+        raise ConfigError("haproxy -c refuses the rendered template:\n" + checked.output,
+                          where=f"{spec.address}.haproxy", hint="; ".join(checked.adaptations))
     servo = servo_release(read_installed(fs), spec.servo_version, spec.address)
     return Revision(address=spec.address, base_sha256=base_sha256, files=tuple(files), shipped_template=shipped,
                     rendered_template=rendered, template_diff=template_diff(shipped, rendered),
-                    haproxy_check=check, digest=revision_digest(base_sha256, tuple(files)), servo=servo)
+                    haproxy_check=checked, digest=revision_digest(base_sha256, tuple(files)), servo=servo,
+                    image_files=read)
 
 
 def _base(spec: ImageSpec, dest: Path) -> tuple[BaseImage, ExtFileSystem]:
