@@ -16,6 +16,7 @@ from .drift import report as drift_report
 from .config import read_text
 from .engine import Workspace
 from .errors import ReconError
+from .imagebuild.servo import EFFECTIVE_PATH
 from .plan import Action, Change
 from .render import json_out, text
 from .render.markdown import render_markdown
@@ -57,6 +58,11 @@ TargetOpt = Annotated[Optional[list[str]], typer.Option(
     "--target", "-t", help="Limit to this address (KIND.NAME) and what it depends on; repeatable.")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print cloud calls and seconds per phase (stderr).")]
 DEFAULT_CONFIG = Path("recon.toml")
+
+
+def _report(address: str, message: str) -> None:
+    """Long local work (reading a base image) says what it is doing, on stderr."""
+    term.info(f"{address}: {message}…")
 
 
 def _fail(exc: ReconError) -> None:
@@ -101,7 +107,7 @@ def plan(
 ) -> None:
     """Show what apply would change, attribute by attribute."""
     try:
-        ws = Workspace.open(config)
+        ws = Workspace.open(config, report=_report)
         state = ws.backend.read()
         the_plan = ws.plan(state, target or [])
         if out is not None:
@@ -159,7 +165,8 @@ def apply(
         raise typer.Exit(1)
     try:
         saved = planfile.load(plan_file) if plan_file is not None else None
-        ws = Workspace.open(config or (Path(saved.config) if saved else DEFAULT_CONFIG), warn=term.warn)
+        ws = Workspace.open(config or (Path(saved.config) if saved else DEFAULT_CONFIG), warn=term.warn,
+                            report=_report)
         if lock is LockChoice.false:
             term.warn("running without a state lock (--lock=false): make sure nobody else applies this stack")
             ws.unlocked()
@@ -207,7 +214,7 @@ def drift(
     Read-only; takes no lock, so it is safe from cron while others apply.
     """
     try:
-        ws = Workspace.open(config)
+        ws = Workspace.open(config, report=_report)
         state = ws.backend.read()
         the_plan = ws.plan(state)
     except ReconError as exc:
@@ -335,14 +342,49 @@ def image_build(
     out: Annotated[Path, typer.Option("--out", help="Folder for the image, revision.json and the template diff.")],
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
-    """Build a customized LB image locally (no cloud): for CI on pull requests."""
+    """Build a customized LB image locally (no cloud): for CI on pull requests.
+
+    Also prints, for each load balancer of the file, the HAProxy configuration the image's servo
+    will write for it, checked with haproxy -c.
+    """
     try:
-        revision = Workspace.open(config).build_image(address, out)
+        revision, effective = Workspace.open(config, report=_report).build_image(address, out)
     except ReconError as exc:
         _fail(exc)
     term.write(revision.template_diff or "(template unchanged from the base image)\n")
     term.line(f"haproxy -c: {revision.haproxy_check.status}")
+    for name, found in sorted(effective.items()):
+        term.line("")
+        term.line(f"# load_balancers.{name}: what servo {revision.servo.version} writes to {EFFECTIVE_PATH} "
+                  f"(haproxy -c: {found['check']})")
+        term.write(found["config"])
     term.line(f"Built {revision.image} (revision {revision.digest}).")
+
+
+@image_app.command("effective")
+def image_effective(
+    address: Annotated[str, typer.Argument(help="The revision, lb_images.NAME.")],
+    lb: Annotated[str, typer.Option("--lb", help="A load balancer of the file (load_balancers.NAME).")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Print the HAProxy configuration the revision's servo writes for a load balancer (no cloud).
+
+    That is the file the servo writes to /var/lib/load-balancer-servo/euca_haproxy.conf on the
+    load balancer's VMs: the template's global and defaults, then a frontend and a backend per
+    listener. Servers are the instances the file names (the servo writes the ones in service, by
+    private address). How haproxy -c judged it goes to stderr.
+    """
+    name = lb.removeprefix("load_balancers.")
+    try:
+        found = Workspace.open(config, report=_report).effective(address, name)
+    except ReconError as exc:
+        _fail(exc)
+    term.write(found["config"])
+    term.info(f"# servo {found['servo']['version']} ({found['servo']['source']}); haproxy -c: {found['check']}")
+    for note in found["adaptations"]:
+        term.info(f"#   checked with: {note}")
+    for skipped in found["skipped"]:
+        term.warn(f"the servo leaves out {skipped}")
 
 
 @app.command()

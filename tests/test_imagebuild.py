@@ -26,7 +26,8 @@ from reconciler.imagebuild.haproxy import render_template
 from reconciler.imagebuild.source import file_sha256, prepare_base_image
 from reconciler.imagebuild.sysctl import SYSCTL_PATH, render_sysctl
 from reconciler.imagebuild.servo import ERROR_FILE
-from reconciler.imagebuild.testimage import ERROR_503, TEMPLATE_2014, make_test_image, mbr_sector, pack_tgz, shipped_template
+from reconciler.imagebuild.testimage import (ERROR_503, TEMPLATE_2014, make_test_image, mbr_sector, pack_tgz,
+                                             shipped_template)
 
 needs_e2fsprogs = pytest.mark.skipif(
     not all(which(tool) for tool in ("debugfs", "e2fsck", "mkfs.ext4")),

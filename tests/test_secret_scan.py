@@ -165,6 +165,7 @@ def test_no_command_shows_a_secret(scan: Scan) -> None:
     run("version")
     run("--help")
     run("image", "build", "lb_images.v1", "--out", "build", "-c", STACK)
+    run("image", "effective", "lb_images.v1", "--lb", "TestLoadBalancer", "-c", STACK)
     for fmt in ("text", "json", "markdown"):
         run("plan", "-c", STACK, "-f", fmt, "--stats")
     run("drift", "-c", STACK, "--stats", expect=2)

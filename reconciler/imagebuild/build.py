@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError, ReconError
 from .disk import ExtFileSystem
@@ -32,6 +32,7 @@ from .sysctl import SYSCTL_PATH, render_sysctl
 
 DIGEST_VERSION = b"recon-lb-image-revision 1\n"
 READ_LIMIT = 4 << 20            # bytes of one file HAProxy reads from the image
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,9 @@ def image_files(fs: ExtFileSystem, text: str, where: str) -> dict[str, bytes]:
     return found
 
 
-def _render(spec: ImageSpec, fs: ExtFileSystem, base_sha256: str, *, haproxy: str | None) -> Revision:
+def _render(spec: ImageSpec, fs: ExtFileSystem, base_sha256: str, *, haproxy: str | None,
+            progress: Progress) -> Revision:
+    progress("reading the template, the files it names and the servo release from the image")
     info = fs.stat(TEMPLATE_PATH)
     if info is None:
         raise ConfigError(f"the base image has no {TEMPLATE_PATH}", where=f"{spec.address}.source",
@@ -143,20 +146,34 @@ def _render(spec: ImageSpec, fs: ExtFileSystem, base_sha256: str, *, haproxy: st
     if spec.sysctl:
         files.append(RenderedFile(SYSCTL_PATH, render_sysctl(spec.sysctl, where=f"{spec.address}.sysctl").encode()))
     read = image_files(fs, rendered, f"{spec.address}.source")
+    servo = servo_release(read_installed(fs), spec.servo_version, spec.address)
+    progress("checking the rendered template with haproxy -c")
     checked = check(rendered, files=read, haproxy=haproxy)
     if checked.status == "failed":
         raise ConfigError("haproxy -c refuses the rendered template:\n" + checked.output,
                           where=f"{spec.address}.haproxy", hint="; ".join(checked.adaptations))
-    servo = servo_release(read_installed(fs), spec.servo_version, spec.address)
     return Revision(address=spec.address, base_sha256=base_sha256, files=tuple(files), shipped_template=shipped,
                     rendered_template=rendered, template_diff=template_diff(shipped, rendered),
                     haproxy_check=checked, digest=revision_digest(base_sha256, tuple(files)), servo=servo,
                     image_files=read)
 
 
-def _base(spec: ImageSpec, dest: Path) -> tuple[BaseImage, ExtFileSystem]:
+def _size(size: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
+
+
+def _base(spec: ImageSpec, dest: Path, progress: Progress) -> tuple[BaseImage, ExtFileSystem]:
     """The base image at ``dest`` and its root file system; errors name the source."""
     where = f"{spec.address}.source"
+    try:
+        size = f" ({_size(spec.source.stat().st_size)})"
+    except OSError:
+        size = ""
+    progress(f"unpacking {spec.source.name}{size}" + (" and checking its sha256" if spec.source_sha256 else ""))
     base = prepare_base_image(spec.source, dest, sha256=spec.source_sha256, where=where)
     try:
         return base, ExtFileSystem.from_partition(base.path, spec.partition)
@@ -164,11 +181,15 @@ def _base(spec: ImageSpec, dest: Path) -> tuple[BaseImage, ExtFileSystem]:
         raise ConfigError(f"{spec.source.name}: {err.message}", where=where, hint=err.hint) from None
 
 
-def preview_revision(spec: ImageSpec, *, haproxy: str | None = None) -> Revision:
-    """Render and check the revision without writing a customized image."""
+def _quiet(message: str) -> None:
+    pass
+
+
+def preview_revision(spec: ImageSpec, *, haproxy: str | None = None, progress: Progress = _quiet) -> Revision:
+    """Render and check the revision without writing a customized image; ``progress`` hears each step."""
     with tempfile.TemporaryDirectory(prefix="recon-preview-") as tmp:
-        base, fs = _base(spec, Path(tmp) / "base.img")
-        return _render(spec, fs, base.sha256, haproxy=haproxy)
+        base, fs = _base(spec, Path(tmp) / "base.img", progress)
+        return _render(spec, fs, base.sha256, haproxy=haproxy, progress=progress)
 
 
 def _write(fs: ExtFileSystem, revision: Revision, when: int) -> None:
@@ -191,23 +212,26 @@ def image_name(spec: ImageSpec) -> str:
     return f"{name}.img"
 
 
-def build_revision(spec: ImageSpec, work_dir: Path, *, haproxy: str | None = None) -> Revision:
+def build_revision(spec: ImageSpec, work_dir: Path, *, haproxy: str | None = None,
+                   progress: Progress = _quiet) -> Revision:
     """Copy the base image into ``work_dir``, write the revision's files, check the file system."""
-    base, fs = _base(spec, Path(work_dir) / image_name(spec))
-    revision = _render(spec, fs, base.sha256, haproxy=haproxy)
+    base, fs = _base(spec, Path(work_dir) / image_name(spec), progress)
+    revision = _render(spec, fs, base.sha256, haproxy=haproxy, progress=progress)
     info = fs.stat(TEMPLATE_PATH)
     assert info is not None
+    progress("writing the files into the image and checking it with e2fsck -fn")
     _write(fs, revision, info.mtime)      # each write is read back and compared
     fs.fsck()
     return replace(revision, image=base.path)
 
 
-def build_image(spec: ImageSpec, out_dir: Path, *, haproxy: str | None = None) -> Revision:
+def build_image(spec: ImageSpec, out_dir: Path, *, haproxy: str | None = None,
+                progress: Progress = _quiet) -> Revision:
     """``recon image build``: the customized image, ``revision.json`` and the template diff in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".recon-build-", dir=out_dir) as tmp:
-        revision = build_revision(spec, Path(tmp), haproxy=haproxy)
+        revision = build_revision(spec, Path(tmp), haproxy=haproxy, progress=progress)
         assert revision.image is not None
         image = out_dir / revision.image.name
         shutil.move(revision.image, image)

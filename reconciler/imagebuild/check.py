@@ -15,7 +15,9 @@ adaptation is listed in the result:
   and servers of one backend that share a name (the servo names them all after the listener)
   are numbered;
 - in an effective configuration, server addresses that are not IP addresses (instance ids
-  standing for the private addresses the servo learns at run time) are checked as 127.0.0.1;
+  standing for the private addresses the servo learns at run time) are checked as 127.0.0.1, and
+  files the servo makes at run time (the certificate it downloads for an HTTPS listener) are
+  stood in for by throw-away ones;
 - a template gets two listeners appended the way the servo appends them (HAProxy refuses a
   configuration without one).
 """
@@ -161,9 +163,11 @@ def _is_ip(host: str) -> bool:
 
 
 def adapt_for_check(text: str, files: Mapping[str, bytes], root: Path, *, host: tuple[int, ...],
-                    effective: bool) -> tuple[str, dict[Path, bytes], tuple[str, ...]]:
+                    effective: bool, run_time: Mapping[str, tuple[bytes, str]] | None = None
+                    ) -> tuple[str, dict[Path, bytes], tuple[str, ...]]:
     """(the copy to check, the files to put under ``root`` for it, the adaptations made)."""
     references = {(ref.line, ref.word): ref for ref in file_references(text)}
+    run_time = run_time or {}
     strict = host >= PARSED_ERROR_FILES
     notes: list[str] = []
     out, to_write = [], {}
@@ -177,14 +181,19 @@ def adapt_for_check(text: str, files: Mapping[str, bytes], root: Path, *, host: 
         for (at_line, at_word), ref in references.items():
             if at_line != number:
                 continue
-            if not ref.path.startswith("/") or ref.path not in files:
+            if ref.path in run_time:
+                data, what = run_time[ref.path]
+                changes.append(f"{ref.directive} {ref.path} is {what} at run time: checked with a throw-away one")
+            elif ref.path.startswith("/") and ref.path in files:
+                data = files[ref.path]
+                changes.append(f"{ref.directive} {ref.path} read from the image")
+            else:
                 raise ReconError(f"line {number}: {ref.directive} names {ref.path}, which the check was not given")
-            data = files[ref.path]
-            changes.append(f"{ref.directive} {ref.path} read from the image")
             if strict and words[0] == "errorfile" and b"\n\n" not in data.replace(b"\r\n", b"\n"):
                 data += b"\n" if data.endswith(b"\n") else b"\n\n"
                 changes.append(f"{ref.path} checked with a blank line after its headers (HAProxy "
-                               f"{'.'.join(map(str, host))} parses error files; the image's 1.5 sends them as they are)")
+                               f"{'.'.join(map(str, host))} parses error files; the image's 1.5 sends them as they "
+                               "are)")
             local = root / ref.path.lstrip("/")
             to_write[local] = data
             words[at_word] = str(local)
@@ -227,12 +236,33 @@ def _numbers(version: str | None) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version or "")[:2]) or (0,)
 
 
+@functools.lru_cache(maxsize=1)
+def stand_in_certificate() -> bytes:
+    """A throw-away self-signed certificate and its key, in one PEM (as HAProxy's ``crt`` takes them)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "recon check stand-in")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
 def check(text: str, *, files: Mapping[str, bytes] | None = None, effective: bool = False,
-          haproxy: str | None = None) -> HaproxyCheck:
+          run_time: Mapping[str, tuple[bytes, str]] | None = None, haproxy: str | None = None) -> HaproxyCheck:
     """``haproxy -c`` on an adapted copy of ``text``; 'skipped' where HAProxy is not installed.
 
-    ``files`` holds, by path, every file ``file_references`` finds (read from the image);
-    ``effective`` says ``text`` is a whole configuration as the servo writes it, not a template.
+    ``files`` holds, by path, every file ``file_references`` finds (read from the image) but those
+    in ``run_time`` (path -> (stand-in contents, what the real one is)); ``effective`` says ``text``
+    is a whole configuration as the servo writes it, not a template.
     """
     binary = haproxy or which("haproxy")
     if binary is None:
@@ -241,7 +271,7 @@ def check(text: str, *, files: Mapping[str, bytes] | None = None, effective: boo
     with tempfile.TemporaryDirectory(prefix="recon-haproxy-") as tmp:
         root = Path(tmp) / "image"
         adapted, to_write, notes = adapt_for_check(text, files or {}, root, host=_numbers(version),
-                                                   effective=effective)
+                                                   effective=effective, run_time=run_time)
         for local, data in to_write.items():
             local.parent.mkdir(parents=True, exist_ok=True)
             local.write_bytes(data)
