@@ -387,12 +387,24 @@ def image_effective(
         term.warn(f"the servo leaves out {skipped}")
 
 
-@app.command()
-def images(config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """List installed load-balancer image versions, like `euca-install-load-balancer --list`.
+class ImagesFormat(str, Enum):
+    text = "text"
+    installer = "installer"
+    json = "json"
 
-    The enabled one (the image the emi property names) is marked with *.
+
+@app.command()
+def images(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    format: Annotated[ImagesFormat, typer.Option("--format", "-f", help="text (a table), installer (exactly "
+                                                 "euca-install-load-balancer --list) or json.")] = ImagesFormat.text,
+) -> None:
+    """List the installed load-balancer image versions the account can see.
+
+    The enabled one (the image the emi property names) is marked with *; RECON names the stack and
+    block that installed it.
     """
+    from .render import images as listing
     from .resources.lb_images import enabled_images, installed_images
 
     try:
@@ -401,14 +413,12 @@ def images(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         enabled = enabled_images(ws.cloud, "images")
     except ReconError as exc:
         _fail(exc)
-    if not found:
-        term.line("No load-balancer images are installed.")
-        return
-    term.line(f"   {'VERSION':<8} {'EMI':<22} {'LOCATION':<62} DESCRIPTION")
-    for item in found:
-        mark = "*" if item["image_id"] in enabled else " "
-        version = f"v{item['version']}" if item["version"] else "?"
-        term.line(f"{mark}  {version:<8} {item['image_id']:<22} {item['location']:<62} {item['description']}")
+    if format is ImagesFormat.json:
+        term.write(json_out.dumps(listing.document(found, enabled)))
+    elif format is ImagesFormat.installer:
+        term.write(listing.installer(found, enabled))
+    else:
+        term.write(listing.table(found, enabled))
 
 
 @app.command()

@@ -80,9 +80,20 @@ def test_install_enable_change_retire(sandbox, work: Path) -> None:
     assert property_value(env, EMI) == v1["ImageId"]
     assert recon(env, "plan", "--detailed-exitcode", cwd=work).code == 0
 
+    assert re.fullmatch(r"Installed on \d{4}-\d\d-\d\d at \d\d:\d\d:\d\d \S+", v1["Description"])
     listing = recon(env, "images", cwd=work)
     assert listing.code == 0
-    assert re.search(rf"^\*\s+v1\s+{v1['ImageId']}\s+loadbalancer-v1/", listing.out, re.M)
+    assert re.search(rf"^\*\s+v1\s+{v1['ImageId']}\s+{v1['Description'][13:].replace(' at ', ' ')}\s+"
+                     r"lbimg:lb_images\.v1$", listing.out, re.M)
+    assert max(len(line) for line in listing.out.splitlines()) <= 80
+    installer = recon(env, "images", "--format", "installer", cwd=work)
+    assert installer.out == ("Currently Installed Load Balancer Bundles:\n\nVersion 1 (enabled)\n"
+                             f"{v1['ImageId']} (loadbalancer-v1/eucalyptus-load-balancer-image.manifest.xml)\n"
+                             f"\t{v1['Description']}\n\n")
+    (item,) = json.loads(recon(env, "images", "--format", "json", cwd=work).out)["images"]
+    assert item == {"version": 1, "image_id": v1["ImageId"], "name": "eucalyptus-load-balancer-image-v1",
+                    "location": v1["ImageLocation"], "description": v1["Description"], "enabled": True,
+                    "digest": digest, "managed_by": "lbimg:lb_images.v1"}
 
     # a new block with another timeout, enabled; the old one still in the file
     (work / "recon.toml").write_text(stack(source, {"v1": "5s", "v2": "7s"}, "v2"))
@@ -158,7 +169,9 @@ def test_adopt_a_version_installed_before(sandbox, work: Path) -> None:
     shutil.rmtree(work / "state")
     listing = recon(env, "images", cwd=work)
     assert re.search(rf"^\*\s+v1\s+{image['ImageId']}\s", listing.out, re.M)
-    assert "lb_images.v1 will be created" in recon(env, "plan", cwd=work).out
+    plan = recon(env, "plan", cwd=work).out
+    assert "lb_images.v1 will be created" in plan
+    assert "installs as v2" in plan               # one above every version the account has, recon's or not
     adopted = recon(env, "import", "lb_images.v1", "v1", cwd=work)
     assert adopted.code == 0, adopted.both
     assert recon(env, "plan", "--detailed-exitcode", cwd=work).code == 0
@@ -368,3 +381,33 @@ def test_the_effective_configuration_of_the_runbook_load_balancer(releases: Path
     unknown = recon({}, "image", "effective", "lb_images.r2016", "--lb", "Nope", cwd=releases)
     assert unknown.code == 1 and "Nope is not a load balancer of" in unknown.err and "TestLoadBalancer" in unknown.err
     assert "Traceback" not in unknown.err
+
+
+def test_listings_follow_the_installer() -> None:
+    from reconciler.render.images import installer, table
+    from reconciler.resources.tags import OWNER
+
+    assert installer([], set()) == "Currently Installed Load Balancer Bundles:\n\nNo load balancer images Installed.\n\n"
+    images = [
+        {"image_id": "emi-00000001", "version": None, "location": "images/eucalyptus-load-balancer-image.manifest.xml",
+         "name": "odd", "description": None, "digest": None, OWNER: None},
+        {"image_id": "emi-00000002", "version": 2, "location": "loadbalancer_v2/eucalyptus-load-balancer-image"
+         ".manifest.xml", "name": "eucalyptus-load-balancer-image-v2", "description": "Installed on 2014-05-20 at "
+         "10:11:12 PDT", "digest": None, OWNER: None},
+        {"image_id": "emi-0123456789abcdef0", "version": 11, "location": "loadbalancer-v11/x.manifest.xml",
+         "name": "eucalyptus-load-balancer-image-v11", "description": "Installed on 2024-01-02 at 03:04:05 UTC",
+         "digest": "d" * 64, OWNER: {"stack": "a-rather-long-stack-name", "address": "lb_images.current"}},
+    ]
+    assert installer(images, {"emi-0123456789abcdef0"}) == (
+        "Currently Installed Load Balancer Bundles:\n\n"
+        "Version 0\nemi-00000001 (images/eucalyptus-load-balancer-image.manifest.xml)\n\n"
+        "Version 2\nemi-00000002 (loadbalancer_v2/eucalyptus-load-balancer-image.manifest.xml)\n"
+        "\tInstalled on 2014-05-20 at 10:11:12 PDT\n\n"
+        "Version 11 (enabled)\nemi-0123456789abcdef0 (loadbalancer-v11/x.manifest.xml)\n"
+        "\tInstalled on 2024-01-02 at 03:04:05 UTC\n\n")
+    lines = table(images, {"emi-0123456789abcdef0"}).splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0].split() == ["VERSION", "IMAGE", "INSTALLED", "RECON"]
+    assert lines[1].split() == ["?", "emi-00000001", "-"]
+    assert lines[3].startswith("*  v11") and lines[3].endswith("2024-01-02 03:04:05 UTC  a-rather-long-stack…")
+    assert len(lines[3]) == 80
