@@ -291,7 +291,8 @@ class LbImages(Kind):
         signing = _signing(ctx.env, where)
         cloud = ctx.cloud
         with tempfile.TemporaryDirectory(prefix="recon-lb-image-") as work:
-            revision = build_revision(self.spec(name, attrs, ctx.base_dir), Path(work))
+            revision = build_revision(self.spec(name, attrs, ctx.base_dir), Path(work),
+                                      progress=lambda message: ctx.report(where, message))
             if revision.digest != attrs["digest"]:
                 raise ReconError("the base image or settings changed since the plan (digest differs); plan again",
                                  where=where)
