@@ -275,7 +275,8 @@ def test_the_runbook_customization_installs_on_each_servo_release(sandbox, relea
         overridden = '"timeout client" = "2m" and "timeout server" = "2m" do not reach listener traffic'
         assert (overridden in block) == (version >= "1.1")
         if version >= "1.1":
-            assert "set attributes = { idle_timeout = 120 } on load_balancers.TestLoadBalancer (now 60 s)" in block
+            assert "set attributes = { idle_timeout = 120 } on load_balancers.TestLoadBalancer " \
+                   "(its idle timeout: 60 s) instead" in block
     assert [re.search(rf"# lb_images.{name} will be created.*?installs as (v\d+)", plan.out, re.S).group(1)
             for name in RELEASES] == ["v1", "v2", "v3"]
 
@@ -387,7 +388,8 @@ def test_listings_follow_the_installer() -> None:
     from reconciler.render.images import installer, table
     from reconciler.resources.tags import OWNER
 
-    assert installer([], set()) == "Currently Installed Load Balancer Bundles:\n\nNo load balancer images Installed.\n\n"
+    empty = "Currently Installed Load Balancer Bundles:\n\nNo load balancer images Installed.\n\n"
+    assert installer([], set()) == empty
     images = [
         {"image_id": "emi-00000001", "version": None, "location": "images/eucalyptus-load-balancer-image.manifest.xml",
          "name": "odd", "description": None, "digest": None, OWNER: None},
@@ -411,3 +413,19 @@ def test_listings_follow_the_installer() -> None:
     assert lines[1].split() == ["?", "emi-00000001", "-"]
     assert lines[3].startswith("*  v11") and lines[3].endswith("2024-01-02 03:04:05 UTC  a-rather-long-stack…")
     assert len(lines[3]) == 80
+
+
+def test_an_image_that_does_not_say_its_servo_release(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    image = make_test_image(tmp_path / "eucalyptus-load-balancer-image.img", servo_version=None)
+    pack_tgz(image, tmp_path / "images" / "servo-unknown.tgz")
+    (tmp_path / "recon.toml").write_text(runbook_stack({"old": "unknown"}))
+    refused = recon({}, "image", "effective", "lb_images.old", "--lb", "TestLoadBalancer", cwd=tmp_path)
+    assert refused.code == 1 and "does not say which servo release its image carries" in refused.err
+    assert "set servo_version in [lb_images.old]" in refused.err
+    text = (tmp_path / "recon.toml").read_text().replace('source = "images/servo-unknown.tgz"\n',
+                                                        'source = "images/servo-unknown.tgz"\nservo_version = "1.0.4"\n')
+    (tmp_path / "recon.toml").write_text(text)
+    shown = recon({}, "image", "effective", "lb_images.old", "--lb", "TestLoadBalancer", cwd=tmp_path)
+    assert shown.code == 0, shown.both
+    assert "servo 1.0.4 (servo_version in lb_images.old)" in shown.err and "frontend http-80\n" in shown.out

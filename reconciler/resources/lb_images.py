@@ -2,16 +2,19 @@
 
 A block names a base image (the ``.tgz`` the Eucalyptus package ships, or a bare ``.img``)
 and the HAProxy and sysctl settings to write into it. A plan renders the revision without
-root (``debugfs`` on a copy), checks the template with ``haproxy -c``, and shows the
-template as a unified diff and the revision's content digest. The digest is the resource's
-identity in the cloud: installed images carry it as the tag ``recon:revision``.
+root (``debugfs`` on a copy), checks the template with ``haproxy -c`` on the image's own
+files, reads the servo release the image carries, and renders and checks, for each load
+balancer of the file, the configuration that servo writes (``effective_configs``);
+``lb_review`` turns that into the plan's notes. The digest is the resource's identity in the
+cloud: installed images carry it as the tag ``recon:revision``.
 
 Install = build the customized image, bundle it (deterministic parts, so an interrupted
 upload resumes), upload the parts and then the manifest to bucket ``loadbalancer-vN``,
-register ``eucalyptus-load-balancer-image-vN`` (hvm, x86_64, "Installed on …") and tag it.
-A revision whose digest differs from the installed one is a new version N+1, created before
-the old one is retired; the old image is deregistered and its bundle deleted once nothing
-uses it — and never while a load-balancer emi property names it.
+register ``eucalyptus-load-balancer-image-vN`` (hvm, x86_64, "Installed on YYYY-MM-DD at
+HH:MM:SS TZ") and tag it; N is the version the plan named, one above the highest the account
+can see. A revision whose digest differs from the installed one is a new version, created
+before the old one is retired; the old image is deregistered and its bundle deleted once
+nothing uses it — and never while a load-balancer emi property names it.
 """
 
 from __future__ import annotations
@@ -245,10 +248,10 @@ class LbImages(Kind):
         files = {path: base64.b64decode(data) for path, data in attrs.get("image_files", {}).items()}
         out = {}
         for lb_name, lb in sorted(load_balancers.items()):
+            idle = (lb.get("attributes") or {}).get("idle_timeout")
             made = effective_config(attrs["template"], release, load_balancer=lb_name,
                                     listeners=[_servo_listener(item) for item in lb.get("listeners", [])],
-                                    idle=(lb.get("attributes") or {}).get("idle_timeout"),
-                                    servers=_literal_ids(lb.get("instances")))
+                                    idle=idle, servers=_literal_ids(lb.get("instances")))
             run_time = {path: (stand_in_certificate(), what) for path, what in made.run_time_files}
             cached = _cache_file(base_dir, "effective", [made.text, {p: hashlib.sha256(d).hexdigest()
                                                                       for p, d in files.items()}])
@@ -257,14 +260,14 @@ class LbImages(Kind):
                 checked = check(made.text, files=files, run_time=run_time, effective=True)
                 result = {"check": checked.status, "output": checked.output,
                           "adaptations": list(checked.adaptations)}
-                if checked.status != "failed":
+                if checked.passed:
                     _write_cache(cached, result)
             if result["check"] == "failed":
                 raise ConfigError(f"haproxy -c refuses the configuration servo {release.version} would write for "
                                   f"load_balancers.{lb_name}:\n{result['output']}", where=f"lb_images.{name}",
                                   hint="; ".join(result["adaptations"]))
-            out[lb_name] = {"config": made.text, "skipped": list(made.skipped),
-                            "idle_timeout": idle_timeout((lb.get("attributes") or {}).get("idle_timeout")), **result}
+            out[lb_name] = {"config": made.text, "skipped": list(made.skipped), "idle_timeout": idle_timeout(idle),
+                            **result}
         return out
 
     def display_view(self, attrs):

@@ -77,8 +77,8 @@ def override_warnings(attrs: Mapping[str, Any]) -> list[str]:
     effective = attrs.get("effective", {})
     timeouts = {found["idle_timeout"] for found in effective.values()} or {DEFAULT_IDLE_TIMEOUT}
     written = f"{timeouts.pop()}s" if len(timeouts) == 1 else "Ns"
-    where = ", ".join(f"load_balancers.{lb} (now {found['idle_timeout']} s)" for lb, found in sorted(
-        effective.items())) or "each load balancer"
+    where = ", ".join(f"load_balancers.{lb} (its idle timeout: {found['idle_timeout']} s)"
+                      for lb, found in sorted(effective.items())) or "each load balancer"
     settings = " and ".join(f'"{key}" = "{defaults[key]}"' for key in overridden)
     lines = " and ".join(f'"{key} {written}"' for key in overridden)
     seconds = max(suggested_idle_timeout(defaults[key]) for key in overridden)
