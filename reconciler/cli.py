@@ -17,6 +17,7 @@ from .drift import report as drift_report
 from .config import read_text
 from .engine import Workspace
 from .errors import ReconError
+from .imagebuild.servo import EFFECTIVE_PATH
 from .plan import Action, Change
 from .render import json_out, text
 from .render.markdown import render_markdown
@@ -58,6 +59,11 @@ TargetOpt = Annotated[Optional[list[str]], typer.Option(
     "--target", "-t", help="Limit to this address (KIND.NAME) and what it depends on; repeatable.")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print cloud calls and seconds per phase (stderr).")]
 DEFAULT_CONFIG = Path("recon.toml")
+
+
+def _report(address: str, message: str) -> None:
+    """Long local work (reading a base image) says what it is doing, on stderr."""
+    term.info(f"{address}: {message}…")
 
 
 def _fail(exc: ReconError) -> None:
@@ -102,7 +108,7 @@ def plan(
 ) -> None:
     """Show what apply would change, attribute by attribute."""
     try:
-        ws = Workspace.open(config)
+        ws = Workspace.open(config, report=_report)
         state = ws.backend.read()
         the_plan = ws.plan(state, target or [])
         if out is not None:
@@ -160,7 +166,8 @@ def apply(
         raise typer.Exit(1)
     try:
         saved = planfile.load(plan_file) if plan_file is not None else None
-        ws = Workspace.open(config or (Path(saved.config) if saved else DEFAULT_CONFIG), warn=term.warn)
+        ws = Workspace.open(config or (Path(saved.config) if saved else DEFAULT_CONFIG), warn=term.warn,
+                            report=_report)
         if lock is LockChoice.false:
             term.warn("running without a state lock (--lock=false): make sure nobody else applies this stack")
             ws.unlocked()
@@ -208,7 +215,7 @@ def drift(
     Read-only; takes no lock, so it is safe from cron while others apply.
     """
     try:
-        ws = Workspace.open(config)
+        ws = Workspace.open(config, report=_report)
         state = ws.backend.read()
         the_plan = ws.plan(state)
     except ReconError as exc:
@@ -336,22 +343,69 @@ def image_build(
     out: Annotated[Path, typer.Option("--out", help="Folder for the image, revision.json and the template diff.")],
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
-    """Build a customized LB image locally (no cloud): for CI on pull requests."""
+    """Build a customized LB image locally (no cloud): for CI on pull requests.
+
+    Also prints, for each load balancer of the file, the HAProxy configuration the image's servo
+    will write for it, checked with haproxy -c.
+    """
     try:
-        revision = Workspace.open(config).build_image(address, out)
+        revision, effective = Workspace.open(config, report=_report).build_image(address, out)
     except ReconError as exc:
         _fail(exc)
     term.write(revision.template_diff or "(template unchanged from the base image)\n")
     term.line(f"haproxy -c: {revision.haproxy_check.status}")
+    for name, found in sorted(effective.items()):
+        term.line("")
+        term.line(f"# load_balancers.{name}: what servo {revision.servo.version} writes to {EFFECTIVE_PATH} "
+                  f"(haproxy -c: {found['check']})")
+        term.write(found["config"])
     term.line(f"Built {revision.image} (revision {revision.digest}).")
 
 
-@app.command()
-def images(config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """List installed load-balancer image versions, like `euca-install-load-balancer --list`.
+@image_app.command("effective")
+def image_effective(
+    address: Annotated[str, typer.Argument(help="The revision, lb_images.NAME.")],
+    lb: Annotated[str, typer.Option("--lb", help="A load balancer of the file (load_balancers.NAME).")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Print the HAProxy configuration the revision's servo writes for a load balancer (no cloud).
 
-    The enabled one (the image the emi property names) is marked with *.
+    That is the file the servo writes to /var/lib/load-balancer-servo/euca_haproxy.conf on the
+    load balancer's VMs: the template's global and defaults, then a frontend and a backend per
+    listener. Servers are the instances the file names (the servo writes the ones in service, by
+    private address). How haproxy -c judged it goes to stderr.
     """
+    name = lb.removeprefix("load_balancers.")
+    try:
+        found = Workspace.open(config, report=_report).effective(address, name)
+    except ReconError as exc:
+        _fail(exc)
+    term.write(found["config"])
+    term.info(f"# servo {found['servo']['version']} ({found['servo']['source']}); haproxy -c: {found['check']}")
+    for note in found["adaptations"]:
+        term.info(f"#   checked with: {note}")
+    for skipped in found["skipped"]:
+        term.warn(f"the servo leaves out {skipped}")
+
+
+class ImagesFormat(str, Enum):
+    text = "text"
+    installer = "installer"
+    json = "json"
+
+
+@app.command()
+def images(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    format: Annotated[ImagesFormat, typer.Option("--format", "-f", help="text (a table), installer (exactly "
+                                                 "euca-install-load-balancer --list) or json.")] = ImagesFormat.text,
+) -> None:
+    """List the installed load-balancer image versions the account can see.
+
+    The enabled one (the image the emi property names) is marked with *; RECON names the stack and
+    block that installed it.
+    """
+    from .render import images as listing
     from .resources.lb_images import enabled_images, installed_images
 
     try:
@@ -360,14 +414,12 @@ def images(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         enabled = enabled_images(ws.cloud, "images")
     except ReconError as exc:
         _fail(exc)
-    if not found:
-        term.line("No load-balancer images are installed.")
-        return
-    term.line(f"   {'VERSION':<8} {'EMI':<22} {'LOCATION':<62} DESCRIPTION")
-    for item in found:
-        mark = "*" if item["image_id"] in enabled else " "
-        version = f"v{item['version']}" if item["version"] else "?"
-        term.line(f"{mark}  {version:<8} {item['image_id']:<22} {item['location']:<62} {item['description']}")
+    if format is ImagesFormat.json:
+        term.write(json_out.dumps(listing.document(found, enabled)))
+    elif format is ImagesFormat.installer:
+        term.write(listing.installer(found, enabled))
+    else:
+        term.write(listing.table(found, enabled))
 
 
 @app.command()

@@ -121,15 +121,16 @@ class Story:
 
     def lb_image_story(self) -> None:
         """The runbook's first half: customize the LB image's HAProxy template, install, enable."""
-        from .imagebuild.testimage import make_test_image, pack_tgz
+        from .imagebuild.testimage import RUNBOOK_SERVO, make_test_image, pack_tgz
 
-        self.say("10. Customize the load-balancer image (a small stand-in for the package's) and install it")
+        self.say("10. Customize the load-balancer image (a small stand-in for the package's, with the runbook's "
+                 "servo 1.0.4 template) and install it")
         with tempfile.TemporaryDirectory() as tmp:
-            image = make_test_image(Path(tmp) / "eucalyptus-load-balancer-image.img")
-            pack_tgz(image, self.work / "images" / "eucalyptus-load-balancer-image.tgz")
+            image = make_test_image(Path(tmp) / "eucalyptus-load-balancer-image.img", servo_version=RUNBOOK_SERVO)
+            pack_tgz(image, self.work / "images" / "eucalyptus-load-balancer-image.tgz")   # the .img alone
         self.recon("plan", "-c", LB_IMAGE_STACK, "--detailed-exitcode", expect=2)
         self.recon("apply", "-c", LB_IMAGE_STACK, "--auto-approve", expect=0)
-        self.recon("images", "-c", LB_IMAGE_STACK, expect=0)
+        self.recon("images", "-c", LB_IMAGE_STACK, "--format", "installer", expect=0)
         self.say("11. A longer connect timeout: a new revision v2 is installed and enabled, then v1 retired")
         stack = self.work / LB_IMAGE_STACK
         stack.write_text(stack.read_text().replace('"timeout connect" = "5s"', '"timeout connect" = "7s"'))

@@ -21,6 +21,7 @@ from .plan import Plan
 from .planner import make_plan
 from .resources import KINDS
 from .resources.base import CloudContext
+from .resources.lb_review import review as review_revisions
 from .state import Backend, Unlocked, backend_for
 from .state.model import State
 
@@ -36,14 +37,18 @@ class Workspace:
     stats: CallStats = field(default_factory=CallStats)
     #: Where warnings go (a lock taken over, a lease lost).
     warn: Callable[[str], None] = lambda message: None
+    #: Where long local work says what it is doing: report(address, message).
+    report: Callable[[str, str], None] = lambda address, message: None
     _cloud: Cloud | None = None
     _backend: Backend | None = None
 
     @classmethod
     def open(cls, path: Path | str, env: Mapping[str, str] | None = None,
-             warn: Callable[[str], None] | None = None) -> "Workspace":
+             warn: Callable[[str], None] | None = None,
+             report: Callable[[str, str], None] | None = None) -> "Workspace":
         stack = load(path)
-        return cls(stack, dict(os.environ if env is None else env), warn=warn or (lambda message: None))
+        return cls(stack, dict(os.environ if env is None else env), warn=warn or (lambda message: None),
+                   report=report or (lambda address, message: None))
 
     @property
     def backend(self) -> Backend:
@@ -110,15 +115,50 @@ class Workspace:
             stack = self.prepared()
         live = self.read_live(state)
         with self.stats.phase("diff"):
-            return make_plan(stack, live, state, targets=addresses)
+            plan = make_plan(stack, live, state, targets=addresses)
+            review_revisions(plan, live)
+            return plan
 
     def prepared(self) -> Stack:
-        """The stack with each kind's local preparation done (e.g. LB image revisions rendered)."""
+        """The stack with each kind's local preparation done (e.g. LB image revisions rendered), and
+        each LB image revision's effective configuration for each load balancer of the file."""
+        base_dir = self.stack.base_dir
         with self.naming_file():
-            resources = {address: replace(spec, attrs=KINDS[address.kind].prepare(address.name, spec.attrs,
-                                                                                    self.stack.base_dir))
+            resources = {address: replace(spec, attrs=KINDS[address.kind].prepare(address.name, spec.attrs, base_dir,
+                                                                                    report=self.report))
                          for address, spec in self.stack.resources.items()}
+            balancers = {a.name: spec.attrs for a, spec in resources.items() if a.kind == "load_balancers"}
+            for address, spec in resources.items():
+                if address.kind == "lb_images":
+                    spec.attrs["effective"] = KINDS["lb_images"].effective_configs(address.name, spec.attrs,
+                                                                                   balancers, base_dir)
         return replace(self.stack, resources=resources)
+
+    def _lb_image_address(self, address_text: str, where: str) -> Address:
+        """The address of an ``lb_images`` block of the file (for the ``recon image`` commands)."""
+        try:
+            address = Address.parse(address_text)
+        except ValueError as exc:
+            raise PlanError(str(exc), where=where)
+        if address.kind != "lb_images" or address not in self.stack.resources:
+            known = ", ".join(str(a) for a in self.stack.resources if a.kind == "lb_images") or "none"
+            raise PlanError(f"{address_text} is not an lb_images block of {self.stack.path} (it has: {known})",
+                            where=where)
+        return address
+
+    def effective(self, address_text: str, load_balancer: str) -> dict[str, Any]:
+        """``recon image effective``: what the servo of a revision writes for a load balancer of the file."""
+        address = self._lb_image_address(address_text, "image effective")
+        attrs = self.prepared().resources[address].attrs
+        if not attrs.get("servo"):
+            raise PlanError(f"{address} does not say which servo release its image carries", where="image effective",
+                            hint=f"set servo_version in [{address}] (the image has no servo package metadata)")
+        found = attrs["effective"].get(load_balancer)
+        if found is None:
+            known = ", ".join(sorted(attrs["effective"])) or "none"
+            raise PlanError(f"{load_balancer} is not a load balancer of {self.stack.path} (it has: {known})",
+                            where="image effective --lb")
+        return {**found, "servo": attrs["servo"]}
 
     @contextmanager
     def naming_file(self) -> Iterator[None]:
@@ -131,18 +171,17 @@ class Workspace:
             raise
 
     def build_image(self, address_text: str, out: Path):
-        """``recon image build``: the customized LB image of one ``lb_images`` block, no cloud."""
+        """``recon image build``: the customized LB image of one ``lb_images`` block and its effective
+        configurations, no cloud."""
         from .imagebuild.build import build_image
 
-        try:
-            address = Address.parse(address_text)
-        except ValueError as exc:
-            raise PlanError(str(exc), where="image build")
-        spec = self.stack.resources.get(address)
-        if address.kind != "lb_images" or spec is None:
-            raise PlanError(f"{address_text} is not an lb_images block of {self.stack.path}", where="image build")
+        address = self._lb_image_address(address_text, "image build")
+        spec, kind = self.stack.resources[address], KINDS["lb_images"]
         with self.naming_file():
-            return build_image(KINDS["lb_images"].spec(address.name, spec.attrs, self.stack.base_dir), out)
+            revision = build_image(kind.spec(address.name, spec.attrs, self.stack.base_dir), out,
+                                   progress=lambda message: self.report(str(address), message))
+            kind.remember(spec.attrs, self.stack.base_dir, revision)      # so the plan below reads no image
+        return revision, self.prepared().resources[address].attrs["effective"]
 
     def context(self, report: Callable[[str, str], None] | None = None) -> CloudContext:
         return CloudContext(self.cloud, self.stack.name, self.stack.base_dir,

@@ -121,7 +121,7 @@ class Change:
 
     @property
     def label(self) -> str:
-        return f"{self.address} (deposed {self.deposed_id[:20]})" if self.deposed_id else str(self.address)
+        return f"{self.address} (deposed {self.deposed_id})" if self.deposed_id else str(self.address)
 
     @property
     def kind(self) -> str:

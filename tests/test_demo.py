@@ -17,3 +17,6 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert "### 11. A longer connect timeout" in run.out and "+ timeout connect 7s" in run.out
     assert run.out.count("haproxy -c: passed") >= 2
     assert "lb_images.v1 (deposed" in run.out  # v1 retired once the property names v2
+    assert "+ option dontlognull" in run.out and "- contimeout      1000" in run.out   # the runbook's edit shows
+    assert "Currently Installed Load Balancer Bundles:\n\nVersion 1 (enabled)\n" in run.out
+    assert "installs as v2" in run.out and "template against v1 (emi-" in run.out

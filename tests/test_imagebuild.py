@@ -1,7 +1,8 @@
 """LB image revisions built without root (reconciler.imagebuild), with the real e2fsprogs and haproxy.
 
-Images are the few-MiB test image of ``testimage``: MBR, ext4 partition 1 at sector 2048, the
-2013-style servo template. Tests that need a tool skip, saying which, where it is not installed.
+Images are the few-MiB test images of ``testimage``: MBR, ext3 partition 1 at sector 2048, the
+template of a servo release (by default the runbook's 2014 one) with the servo's package metadata.
+Tests that need a tool skip, saying which, where it is not installed.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from reconciler.errors import ConfigError, ReconError
 from reconciler.imagebuild.build import (TEMPLATE_PATH, ImageSpec, build_image, build_revision, preview_revision,
                                          revision_digest)
 from reconciler.imagebuild.disk import ExtFileSystem, find_partition, parse_mbr, which
-from reconciler.imagebuild.haproxy import check_template, render_template
+from reconciler.imagebuild.check import check, file_references
+from reconciler.imagebuild.haproxy import render_template
 from reconciler.imagebuild.source import file_sha256, prepare_base_image
 from reconciler.imagebuild.sysctl import SYSCTL_PATH, render_sysctl
-from reconciler.imagebuild.testimage import SERVO_TEMPLATE, make_test_image, mbr_sector, pack_tgz
+from reconciler.imagebuild.servo import ERROR_FILE
+from reconciler.imagebuild.testimage import (ERROR_503, TEMPLATE_2014, make_test_image, mbr_sector, pack_tgz,
+                                             shipped_template)
 
 needs_e2fsprogs = pytest.mark.skipif(
     not all(which(tool) for tool in ("debugfs", "e2fsck", "mkfs.ext4")),
@@ -101,7 +105,7 @@ def test_customization_round_trip(base_tgz, tmp_path):
     assert template == revision.rendered_template
     assert "timeout connect 5s" in template and "contimeout" not in template
     info = fs.stat(TEMPLATE_PATH)
-    assert (info.uid, info.gid, info.mode, info.type) == (0, 0, 0o644, "regular")
+    assert (info.uid, info.gid, info.mode, info.type) == (500, 500, 0o644, "regular")   # the servo's, kept
     sysctl = fs.stat(SYSCTL_PATH)
     assert (sysctl.uid, sysctl.gid, sysctl.mode) == (0, 0, 0o644)
     assert fs.read(SYSCTL_PATH).decode().splitlines()[1:] == [
@@ -114,12 +118,67 @@ def test_customization_round_trip(base_tgz, tmp_path):
     assert revision.template_diff.startswith(f"--- a{TEMPLATE_PATH}\n+++ b{TEMPLATE_PATH}\n")
     assert "- contimeout      1000\n" in revision.template_diff
     assert "+ timeout connect 5s\n" in revision.template_diff
-    assert revision.shipped_template == SERVO_TEMPLATE
+    assert revision.shipped_template == TEMPLATE_2014
+    assert revision.servo.version == "1.0.4" and revision.servo.source.endswith(
+        "/site-packages/Eucalyptus_Loadbalancer_Servo-1.0.4-py2.6.egg-info")
     if which("haproxy"):
         assert revision.haproxy_check.passed, revision.haproxy_check.output
         assert any("servo" in note for note in revision.haproxy_check.adaptations)
     else:
         assert revision.haproxy_check.status == "skipped"
+
+
+# The runbook's customization, and the template it gives on the image of each servo release.
+RUNBOOK = {"timeout connect": "5s", "timeout client": "2m", "timeout server": "2m", "timeout http-keep-alive": "10s",
+           "timeout queue": "1m", "timeout check": "5s", "retries": 3,
+           "options": ["dontlognull", "redispatch", "http-server-close"]}
+GLOBAL = ("#template\nglobal\n maxconn 100000\n ulimit-n 655360\n pidfile /var/run/haproxy.pid\n\n"
+          "#drop privileges after port binding\n user servo\n group servo\n\ndefaults\n")
+ADDED = " retries 3\n timeout check 5s\n timeout http-keep-alive 10s\n timeout queue 1m\n"
+CUSTOMIZED = {
+    "1.0.4": GLOBAL + " timeout connect 5s\n timeout client 2m\n timeout server 2m\n option dontlognull\n"
+                      " option redispatch\n option http-server-close # affects KA on/off\n" + ADDED,
+    "1.1.0": GLOBAL + " timeout connect     5s\n timeout client 2m\n timeout server 2m\n option dontlognull\n"
+                      " option redispatch\n option http-server-close\n" + ADDED,
+    "1.2.0": GLOBAL + " timeout connect     5s\n timeout client 2m\n timeout server 2m\n"
+                      " errorfile 503 /etc/load-balancer-servo/503.http\n option dontlognull\n"
+                      " option redispatch\n option http-server-close\n" + ADDED + " \n",
+}
+
+
+@needs_e2fsprogs
+@pytest.mark.parametrize("servo_version", sorted(CUSTOMIZED))
+def test_the_runbook_customization_on_each_servo_release(servo_version, tmp_path):
+    image = make_test_image(tmp_path / "eucalyptus-load-balancer-image.img", servo_version=servo_version)
+    assert ExtFileSystem.from_partition(image).read(TEMPLATE_PATH).decode() == shipped_template(servo_version)
+    revision = build_revision(spec(image, haproxy_defaults=RUNBOOK, sysctl={}), tmp_path / "work")
+    assert revision.rendered_template == CUSTOMIZED[servo_version]
+    assert revision.servo.version == servo_version
+    assert "+ option dontlognull\n+ option redispatch\n" in revision.template_diff     # the runbook's edit shows
+    done = subprocess.run([which("e2fsck"), "-fn", f"{revision.image}?offset={1024 * 1024}"], capture_output=True)
+    assert done.returncode == 0, done.stdout
+    if which("haproxy"):
+        assert revision.haproxy_check.passed, revision.haproxy_check.output
+    built = ExtFileSystem.from_partition(revision.image)
+    if servo_version >= "1.2":                           # the errorfile line and its file stay
+        assert f"errorfile 503 {ERROR_FILE}" in built.read(TEMPLATE_PATH).decode()
+        assert built.read(ERROR_FILE) == ERROR_503 and revision.image_files == {ERROR_FILE: ERROR_503}
+    else:
+        assert built.stat(ERROR_FILE) is None and revision.image_files == {}
+
+
+@needs_e2fsprogs
+def test_the_servo_release_comes_from_the_image_else_from_the_block(base, base_tgz, tmp_path):
+    with tarfile.open(base_tgz) as tar:
+        assert tar.getnames() == [base.name]            # the .img alone, as euca-install-load-balancer wants it
+    assert preview_revision(spec(base, servo_version="1.0")).servo.version == "1.0.4"    # the image says it
+    with pytest.raises(ConfigError, match="servo_version is 1.2, but the image carries servo 1.0.4") as err:
+        preview_revision(spec(base, servo_version="1.2"))
+    assert err.value.where == "lb_images.v3.servo_version"
+    unknown = make_test_image(tmp_path / "unknown.img", servo_version=None)
+    assert preview_revision(spec(unknown)).servo is None
+    declared = preview_revision(spec(unknown, servo_version="1.1")).servo
+    assert (declared.version, declared.source) == ("1.1", "servo_version in lb_images.v3")
 
 
 @needs_e2fsprogs
@@ -183,11 +242,50 @@ def test_a_base_image_without_the_template_is_refused(tmp_path):
 @needs_e2fsprogs
 @needs_haproxy
 def test_a_template_haproxy_refuses_fails_the_build(tmp_path):
-    image = make_test_image(tmp_path / "bad.img", template=SERVO_TEMPLATE + " reqadd X-Forwarded-Proto:\\ http\n")
+    image = make_test_image(tmp_path / "bad.img", template=TEMPLATE_2014 + " frobnicate 1\n")
     with pytest.raises(ConfigError, match="haproxy -c refuses") as err:
         build_revision(spec(image), tmp_path / "work")
-    assert "reqadd" in str(err.value)
+    assert "frobnicate" in str(err.value)
     assert err.value.where == "lb_images.v3.haproxy"
+
+
+@needs_e2fsprogs
+def test_files_the_template_names_are_read_from_the_image_never_from_the_host(tmp_path):
+    on_host = tmp_path / "host-only.http"           # exists here, not in the image
+    on_host.write_bytes(ERROR_503 + b"\n")
+    image = make_test_image(tmp_path / "a.img", servo_version="1.2.0",
+                            template=shipped_template("1.2.0") + f" errorfile 504 {on_host}\n")
+    with pytest.raises(ConfigError) as err:
+        preview_revision(spec(image))
+    assert err.value.where == "lb_images.v3.source"
+    assert f"line 17, errorfile 504, names {on_host}, which the image does not have" in str(err.value)
+
+    relative = make_test_image(tmp_path / "b.img", template=TEMPLATE_2014 + " errorfile 503 503.http\n")
+    with pytest.raises(ConfigError, match="errorfile 503, names 503.http: a relative path"):
+        preview_revision(spec(relative))
+
+
+@needs_e2fsprogs
+@needs_haproxy
+def test_haproxy_judges_the_image_s_copy_of_a_file(tmp_path):
+    image = make_test_image(tmp_path / "a.img", servo_version="1.2.0", files={ERROR_FILE: b"not an HTTP reply"})
+    with pytest.raises(ConfigError, match="haproxy -c refuses") as err:
+        preview_revision(spec(image))
+    assert f"'{ERROR_FILE}': unable to parse" in str(err.value)    # named as in the image, not the temp copy
+
+
+def test_file_references_cover_what_haproxy_reads_at_load_time():
+    text = ("global\n lua-load /etc/haproxy/x.lua\n pidfile /var/run/haproxy.pid\n"
+            " stats socket /run/haproxy.sock mode 600\n"
+            "defaults\n errorfile 503 /etc/e/503.http # the reply\n"
+            "frontend f\n bind :443 ssl crt /etc/pki/site.pem ca-file /etc/pki/ca.pem crl-file /etc/pki/crl.pem\n"
+            " http-request return status 200 file /etc/e/ok.txt if { path /ok }\n"
+            "backend b\n server s 10.0.0.1:443 ssl ca-file /etc/pki/backend-ca.pem\n")
+    assert [(r.line, r.directive, r.path) for r in file_references(text)] == [
+        (2, "lua-load", "/etc/haproxy/x.lua"), (6, "errorfile 503", "/etc/e/503.http"),
+        (8, "bind :443 … crt", "/etc/pki/site.pem"), (8, "bind :443 … ca-file", "/etc/pki/ca.pem"),
+        (8, "bind :443 … crl-file", "/etc/pki/crl.pem"), (9, "http-request return … file", "/etc/e/ok.txt"),
+        (11, "server s … ca-file", "/etc/pki/backend-ca.pem")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,11 +293,11 @@ def test_a_template_haproxy_refuses_fails_the_build(tmp_path):
 
 
 def test_deprecated_timeouts_become_timeout_lines_with_their_values():
-    rendered = render_template(SERVO_TEMPLATE)
+    rendered = render_template(TEMPLATE_2014)
     assert "contimeout" not in rendered and "clitimeout" not in rendered and "srvtimeout" not in rendered
     assert " timeout connect 1000\n timeout client 10000\n timeout server 10000\n" in rendered
     # a value from the file wins; the others keep the template's milliseconds
-    rendered = render_template(SERVO_TEMPLATE, defaults_settings={"timeout connect": "5s"})
+    rendered = render_template(TEMPLATE_2014, defaults_settings={"timeout connect": "5s"})
     assert " timeout connect 5s\n timeout client 10000\n timeout server 10000\n" in rendered
     assert rendered.count("timeout connect") == 1
 
@@ -245,34 +343,34 @@ def test_settings_replace_lines_in_place_and_append_new_ones():
 ])
 def test_hostile_or_unknown_haproxy_settings_are_refused(section, key, value, message):
     with pytest.raises(ConfigError, match=message) as err:
-        render_template(SERVO_TEMPLATE, **{f"{section}_settings": {key: value}}, where="lb_images.v3.haproxy")
+        render_template(TEMPLATE_2014, **{f"{section}_settings": {key: value}}, where="lb_images.v3.haproxy")
     quoted = key if key.replace("-", "").replace("_", "").isalnum() else f'"{key}"'
     assert err.value.where == f"lb_images.v3.haproxy.{section}.{quoted}"
 
 
 def test_refusals_point_to_the_right_keyword():
     with pytest.raises(ConfigError) as err:
-        render_template(SERVO_TEMPLATE, defaults_settings={"timeout conect": "5s"})
+        render_template(TEMPLATE_2014, defaults_settings={"timeout conect": "5s"})
     assert err.value.hint == "did you mean 'timeout connect'?"
     with pytest.raises(ConfigError) as err:
-        render_template(SERVO_TEMPLATE, defaults_settings={"contimeout": 5000})
+        render_template(TEMPLATE_2014, defaults_settings={"contimeout": 5000})
     assert "timeout connect" in err.value.hint
     with pytest.raises(ConfigError) as err:
-        render_template(SERVO_TEMPLATE, global_settings={"retries": 3})
+        render_template(TEMPLATE_2014, global_settings={"retries": 3})
     assert err.value.hint == "'retries' belongs in the defaults table"
 
 
 @needs_haproxy
 def test_haproxy_check_adapts_only_the_host_specific_lines():
-    result = check_template(render_template(SERVO_TEMPLATE))
+    result = check(render_template(TEMPLATE_2014))
     assert result.passed, result.output
     assert result.version
-    assert [note.split(":")[0] for note in result.adaptations[:4]] == ["line 6", "line 7", "line 10", "line 10"]
+    assert [note.split(":")[0] for note in result.adaptations[:2]] == ["line 8", "line 9"]   # user, group
     assert "appended a sample HTTP and a sample TCP listener" in result.adaptations[-1]
     # the deprecated form is still judged by HAProxy itself, not waved through
-    failed = check_template(SERVO_TEMPLATE)
+    failed = check(TEMPLATE_2014)
     assert failed.status == "failed"
-    assert "contimeout" in failed.output and "haproxy_template.conf:20" in failed.output
+    assert "contimeout" in failed.output and "haproxy_template.conf:12" in failed.output
 
 
 # --------------------------------------------------------------------------------------------

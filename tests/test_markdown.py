@@ -42,3 +42,24 @@ def test_small_plan_is_complete_and_masks_secrets() -> None:
 
 def test_no_changes() -> None:
     assert "**No changes.**" in render_markdown(Plan("s", []))
+
+
+def test_a_replaced_revision_is_named_once_and_its_diff_keeps_the_marks_in_column_one() -> None:
+    image = Address("lb_images", "v1")
+    new = Change(image, Action.CREATE_THEN_DELETE, {"digest": "a" * 64}, {"digest": "b" * 64},
+                 changed_paths=["digest"], reason="replaces v1 (emi-12345678), deleted once nothing uses it",
+                 notes=["installs as v2: image eucalyptus-load-balancer-image-v2 in bucket loadbalancer-v2",
+                        'Warning: "timeout client" = "2m" does not reach listener traffic',
+                        "--- v1/etc/load-balancer-servo/haproxy_template.conf",
+                        "+++ v2/etc/load-balancer-servo/haproxy_template.conf", "@@ -12,3 +12,3 @@",
+                        " defaults", "- timeout connect     5s", "+ timeout connect 7s", "+option redispatch"])
+    old = Change(image, Action.DELETE, {"digest": "a" * 64}, None, changed_paths=["digest"], deposed_id="a" * 64)
+    out = render_markdown(Plan("s", [new, old]))
+    assert "**1 to destroy:** `lb_images.v1`\n" in out
+    lines = out.splitlines()
+    for line in ("- timeout connect     5s", "+ timeout connect 7s", "+option redispatch", " defaults",
+                 "+++ v2/etc/load-balancer-servo/haproxy_template.conf", "@@ -12,3 +12,3 @@"):
+        assert line in lines                                 # exactly as the diff has it: the mark in column one
+    assert '! Warning: "timeout client" = "2m" does not reach listener traffic' in lines
+    assert "  installs as v2: image eucalyptus-load-balancer-image-v2 in bucket loadbalancer-v2" in lines
+    assert f"lb_images.v1 (deposed {'a' * 64})" in out       # the whole digest, as everywhere else

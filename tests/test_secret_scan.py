@@ -165,6 +165,7 @@ def test_no_command_shows_a_secret(scan: Scan) -> None:
     run("version")
     run("--help")
     run("image", "build", "lb_images.v1", "--out", "build", "-c", STACK)
+    run("image", "effective", "lb_images.v1", "--lb", "TestLoadBalancer", "-c", STACK)
     for fmt in ("text", "json", "markdown"):
         run("plan", "-c", STACK, "-f", fmt, "--stats")
     run("drift", "-c", STACK, "--stats", expect=2)
@@ -176,7 +177,8 @@ def test_no_command_shows_a_secret(scan: Scan) -> None:
         run("drift", "-c", STACK, "-f", fmt, "--stats")
         run("show", "-c", STACK, "-f", fmt)
     run("state", "list", "-c", STACK)
-    run("images", "-c", STACK)
+    for fmt in ("text", "installer", "json"):
+        run("images", "-c", STACK, "-f", fmt)
 
     # Every secret changes: the hosts are replaced, the hidden property is written again.
     (work / STACK).write_text(stack_text(PROPERTY[1]))

@@ -20,16 +20,19 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError, ReconError
 from .disk import ExtFileSystem
-from .haproxy import HaproxyCheck, check_template, render_template
+from .check import HaproxyCheck, check, file_references
+from .haproxy import render_template
+from .servo import TEMPLATE_PATH, ServoRelease, read_installed, servo_release
 from .source import BaseImage, prepare_base_image
 from .sysctl import SYSCTL_PATH, render_sysctl
 
-TEMPLATE_PATH = "/etc/load-balancer-servo/haproxy_template.conf"
 DIGEST_VERSION = b"recon-lb-image-revision 1\n"
+READ_LIMIT = 4 << 20            # bytes of one file HAProxy reads from the image
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class ImageSpec:
     haproxy_global: Mapping[str, Any] = field(default_factory=dict)
     haproxy_defaults: Mapping[str, Any] = field(default_factory=dict)
     sysctl: Mapping[str, Any] = field(default_factory=dict)
+    servo_version: str | None = None               # where the image does not say
     partition: int = 1
 
 
@@ -68,6 +72,8 @@ class Revision:
     template_diff: str                             # unified, a/… b/… labels; empty when unchanged
     haproxy_check: HaproxyCheck
     digest: str
+    servo: ServoRelease | None = None              # None: neither the image nor the block says
+    image_files: Mapping[str, bytes] = field(default_factory=dict)   # what the template makes HAProxy read
     image: Path | None = None
 
     def summary(self) -> dict[str, Any]:
@@ -79,6 +85,7 @@ class Revision:
                        "sha256": hashlib.sha256(f.content).hexdigest()} for f in self.files],
             "template_diff": self.template_diff,
             "haproxy_check": asdict(self.haproxy_check),
+            "servo": asdict(self.servo) if self.servo else None,
         }
 
 
@@ -99,7 +106,32 @@ def template_diff(shipped: str, rendered: str) -> str:
                                         fromfile=f"a/{name}", tofile=f"b/{name}"))
 
 
-def _render(spec: ImageSpec, fs: ExtFileSystem, base_sha256: str, *, haproxy: str | None) -> Revision:
+def image_files(fs: ExtFileSystem, text: str, where: str) -> dict[str, bytes]:
+    """The files ``text`` makes HAProxy read, from the image; a config error for one it lacks."""
+    found = {}
+    for ref in file_references(text):
+        named = f"the template's line {ref.line}, {ref.directive}, names {ref.path}"
+        if not ref.path.startswith("/"):
+            raise ConfigError(f"{named}: a relative path", where=where,
+                              hint="name files by absolute path: HAProxy would look for it in its working folder")
+        try:
+            info = fs.stat(ref.path)
+        except ReconError:
+            raise ConfigError(f"{named}: not a plain absolute path", where=where) from None
+        if info is None:
+            raise ConfigError(f"{named}, which the image does not have", where=where,
+                              hint="put the file in the base image, or change the template")
+        if info.type != "regular" or info.size > READ_LIMIT:
+            what = f"a {info.type}" if info.type != "regular" else f"{info.size} bytes (over {READ_LIMIT})"
+            raise ConfigError(f"{named}, which is {what} in the image; recon checks files up to {READ_LIMIT} bytes",
+                              where=where)
+        found[ref.path] = fs.read(ref.path)
+    return found
+
+
+def _render(spec: ImageSpec, fs: ExtFileSystem, base_sha256: str, *, haproxy: str | None,
+            progress: Progress) -> Revision:
+    progress("reading the template, the files it names and the servo release from the image")
     info = fs.stat(TEMPLATE_PATH)
     if info is None:
         raise ConfigError(f"the base image has no {TEMPLATE_PATH}", where=f"{spec.address}.source",
@@ -113,18 +145,35 @@ def _render(spec: ImageSpec, fs: ExtFileSystem, base_sha256: str, *, haproxy: st
     files = [RenderedFile(TEMPLATE_PATH, rendered.encode(), info.uid, info.gid, info.mode)]
     if spec.sysctl:
         files.append(RenderedFile(SYSCTL_PATH, render_sysctl(spec.sysctl, where=f"{spec.address}.sysctl").encode()))
-    check = check_template(rendered, haproxy=haproxy)
-    if check.status == "failed":
-        raise ConfigError("haproxy -c refuses the rendered template:\n" + check.output,
-                          where=f"{spec.address}.haproxy", hint="; ".join(check.adaptations))
+    read = image_files(fs, rendered, f"{spec.address}.source")
+    servo = servo_release(read_installed(fs), spec.servo_version, spec.address)
+    progress("checking the rendered template with haproxy -c")
+    checked = check(rendered, files=read, haproxy=haproxy)
+    if checked.status == "failed":
+        raise ConfigError("haproxy -c refuses the rendered template:\n" + checked.output,
+                          where=f"{spec.address}.haproxy", hint="; ".join(checked.adaptations))
     return Revision(address=spec.address, base_sha256=base_sha256, files=tuple(files), shipped_template=shipped,
                     rendered_template=rendered, template_diff=template_diff(shipped, rendered),
-                    haproxy_check=check, digest=revision_digest(base_sha256, tuple(files)))
+                    haproxy_check=checked, digest=revision_digest(base_sha256, tuple(files)), servo=servo,
+                    image_files=read)
 
 
-def _base(spec: ImageSpec, dest: Path) -> tuple[BaseImage, ExtFileSystem]:
+def _size(size: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
+
+
+def _base(spec: ImageSpec, dest: Path, progress: Progress) -> tuple[BaseImage, ExtFileSystem]:
     """The base image at ``dest`` and its root file system; errors name the source."""
     where = f"{spec.address}.source"
+    try:
+        size = f" ({_size(spec.source.stat().st_size)})"
+    except OSError:
+        size = ""
+    progress(f"unpacking {spec.source.name}{size}" + (" and checking its sha256" if spec.source_sha256 else ""))
     base = prepare_base_image(spec.source, dest, sha256=spec.source_sha256, where=where)
     try:
         return base, ExtFileSystem.from_partition(base.path, spec.partition)
@@ -132,11 +181,15 @@ def _base(spec: ImageSpec, dest: Path) -> tuple[BaseImage, ExtFileSystem]:
         raise ConfigError(f"{spec.source.name}: {err.message}", where=where, hint=err.hint) from None
 
 
-def preview_revision(spec: ImageSpec, *, haproxy: str | None = None) -> Revision:
-    """Render and check the revision without writing a customized image."""
+def _quiet(message: str) -> None:
+    pass
+
+
+def preview_revision(spec: ImageSpec, *, haproxy: str | None = None, progress: Progress = _quiet) -> Revision:
+    """Render and check the revision without writing a customized image; ``progress`` hears each step."""
     with tempfile.TemporaryDirectory(prefix="recon-preview-") as tmp:
-        base, fs = _base(spec, Path(tmp) / "base.img")
-        return _render(spec, fs, base.sha256, haproxy=haproxy)
+        base, fs = _base(spec, Path(tmp) / "base.img", progress)
+        return _render(spec, fs, base.sha256, haproxy=haproxy, progress=progress)
 
 
 def _write(fs: ExtFileSystem, revision: Revision, when: int) -> None:
@@ -159,23 +212,26 @@ def image_name(spec: ImageSpec) -> str:
     return f"{name}.img"
 
 
-def build_revision(spec: ImageSpec, work_dir: Path, *, haproxy: str | None = None) -> Revision:
+def build_revision(spec: ImageSpec, work_dir: Path, *, haproxy: str | None = None,
+                   progress: Progress = _quiet) -> Revision:
     """Copy the base image into ``work_dir``, write the revision's files, check the file system."""
-    base, fs = _base(spec, Path(work_dir) / image_name(spec))
-    revision = _render(spec, fs, base.sha256, haproxy=haproxy)
+    base, fs = _base(spec, Path(work_dir) / image_name(spec), progress)
+    revision = _render(spec, fs, base.sha256, haproxy=haproxy, progress=progress)
     info = fs.stat(TEMPLATE_PATH)
     assert info is not None
+    progress("writing the files into the image and checking it with e2fsck -fn")
     _write(fs, revision, info.mtime)      # each write is read back and compared
     fs.fsck()
     return replace(revision, image=base.path)
 
 
-def build_image(spec: ImageSpec, out_dir: Path, *, haproxy: str | None = None) -> Revision:
+def build_image(spec: ImageSpec, out_dir: Path, *, haproxy: str | None = None,
+                progress: Progress = _quiet) -> Revision:
     """``recon image build``: the customized image, ``revision.json`` and the template diff in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".recon-build-", dir=out_dir) as tmp:
-        revision = build_revision(spec, Path(tmp), haproxy=haproxy)
+        revision = build_revision(spec, Path(tmp), haproxy=haproxy, progress=progress)
         assert revision.image is not None
         image = out_dir / revision.image.name
         shutil.move(revision.image, image)

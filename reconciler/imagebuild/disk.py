@@ -197,6 +197,16 @@ class ExtFileSystem:
             raise ReconError(f"debugfs read {len(data)} of {info.size} bytes", where=self._where(path))
         return data
 
+    def listdir(self, path: str) -> list[str]:
+        """The names in the folder at ``path`` (without ``.`` and ``..``); [] where there is no such folder."""
+        info = self.stat(path)
+        if info is None or info.type != "directory":
+            return []
+        text = self._debugfs(request=f"ls -p {path}", path=path).decode(errors="replace")
+        # one line per entry: /inode/mode/uid/gid/name/size/
+        names = [line.split("/")[5] for line in text.splitlines() if line.count("/") >= 7]
+        return [name for name in names if name not in (".", "..")]
+
     def _xattr_names(self, path: str) -> list[str]:
         return XATTR_LINE.findall(self._debugfs(request=f"ea_list {path}", path=path).decode(errors="replace"))
 

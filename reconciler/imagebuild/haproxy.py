@@ -7,6 +7,8 @@
   comment) and drops later duplicates; a new keyword goes after the section's last setting, new
   keywords in sorted order, so the result depends only on the settings, not their order in the file;
 - ``options = [...]`` (defaults) is the complete list of ``option`` lines, put where the first was;
+- a line that already says what a setting says (``option http-server-close # affects KA on/off``,
+  ``timeout connect     5s``) stays as it is, so the diff shows only real changes;
 - flags (``daemon``) take true / false; ``log`` takes one target or a list;
 - the deprecated ``contimeout`` / ``clitimeout`` / ``srvtimeout`` become ``timeout connect|client|server``
   with the same value (bare numbers are milliseconds in both forms) unless the file sets them.
@@ -15,28 +17,17 @@ Only keywords in ``GLOBAL`` / ``DEFAULTS`` are accepted, each value is checked a
 grammar, and no value may hold a newline, control character, ``#``, quote, backslash or start with
 a section keyword (DESIGN §8).
 
-``check_template`` runs the real ``haproxy -c`` on a copy adapted to the build host: ``user`` /
-``group`` names that do not exist here (the servo's own ``servo`` user) are checked as the numeric
-``uid`` / ``gid`` of the current user, and two listeners are appended the way the servo appends them
-(without a listener HAProxy refuses any configuration). Every adaptation is listed in the result.
+``check`` runs the real ``haproxy -c`` on what this module renders.
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
-import grp
-import os
-import pwd
 import re
-import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
-from .disk import which
 
 SECTIONS = frozenset({"global", "defaults", "frontend", "backend", "listen", "userlist", "peers", "resolvers",
                       "mailers", "program", "http-errors", "ring", "cache"})
@@ -162,45 +153,6 @@ OPTIONS = frozenset({
 
 GRAMMAR = {"global": GLOBAL, "defaults": DEFAULTS}
 
-# What the servo appends per listener (frontend <proto>-<port> / backend backend-<proto>-<port>), for the check.
-SAMPLE_LISTENERS = """
-frontend http-80
-  mode http
-  option forwardfor except 127.0.0.1
-  bind 0.0.0.0:80
-  default_backend backend-http-80
-
-backend backend-http-80
-  mode http
-  balance roundrobin
-  server http-80 127.0.0.1:8080
-
-frontend tcp-8443
-  mode tcp
-  bind 0.0.0.0:8443
-  default_backend backend-tcp-8443
-
-backend backend-tcp-8443
-  mode tcp
-  balance roundrobin
-  server tcp-8443 127.0.0.1:8443
-"""
-
-
-@dataclass(frozen=True)
-class HaproxyCheck:
-    """The outcome of ``haproxy -c`` on a rendered template."""
-
-    status: str                      # passed | failed | skipped
-    output: str
-    adaptations: tuple[str, ...] = ()
-    version: str | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-
 def key_path(where: str, key: str) -> str:
     """``where`` and a TOML key, quoted when it is not a bare key."""
     return f"{where}.{key}" if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'{where}."{key}"'
@@ -272,7 +224,7 @@ def _lines_for(section: str, key: str, value: Any, where: str) -> tuple[str, lis
     return key, lines
 
 
-def _split_comment(line: str) -> tuple[str, str]:
+def split_comment(line: str) -> tuple[str, str]:
     """(code, trailing comment with the spaces before it)."""
     index = line.find("#")
     if index < 0:
@@ -297,7 +249,7 @@ def _section_bounds(lines: list[str], name: str) -> tuple[int, int] | None:
     """(header index, end index) of the first section called ``name``."""
     start = None
     for index, line in enumerate(lines):
-        words = _split_comment(line)[0].split()
+        words = split_comment(line)[0].split()
         if words and words[0] in SECTIONS:
             if start is not None:
                 return start, index
@@ -307,7 +259,7 @@ def _section_bounds(lines: list[str], name: str) -> tuple[int, int] | None:
 
 
 def _convert_deprecated(line: str) -> str:
-    code, comment = _split_comment(line)
+    code, comment = split_comment(line)
     words = code.split()
     if not words or words[0] not in DEPRECATED:
         return line
@@ -317,8 +269,8 @@ def _convert_deprecated(line: str) -> str:
 
 def _apply(body: list[str], keyword: str, new: list[str]) -> list[str]:
     """Put ``new`` setting lines in place of ``keyword``'s lines in a section body."""
-    matches = [i for i, line in enumerate(body) if _line_key(_split_comment(line)[0]) == keyword]
-    codes = [i for i, line in enumerate(body) if _split_comment(line)[0].strip()]
+    matches = [i for i, line in enumerate(body) if _line_key(split_comment(line)[0]) == keyword]
+    codes = [i for i, line in enumerate(body) if split_comment(line)[0].strip()]
     indent = DEFAULT_INDENT
     if codes:
         first = body[codes[0]]
@@ -326,10 +278,12 @@ def _apply(body: list[str], keyword: str, new: list[str]) -> list[str]:
     if not matches:
         at = codes[-1] + 1 if codes else 0
         return body[:at] + [indent + line for line in new] + body[at:]
-    old_code, comment = _split_comment(body[matches[0]])
+    old_code, comment = split_comment(body[matches[0]])
     indent = old_code[:len(old_code) - len(old_code.lstrip())]
-    replacement = [indent + line for line in new]
-    if len(replacement) == 1 and keyword != "option":
+    # a line that already says what a new one says stays as it is, spacing and comment included
+    unchanged = {tuple(split_comment(body[i])[0].split()): body[i] for i in matches}
+    replacement = [unchanged.get(tuple(line.split()), indent + line) for line in new]
+    if len(replacement) == 1 and keyword != "option" and tuple(new[0].split()) not in unchanged:
         replacement[0] += comment
     kept = [line for i, line in enumerate(body) if i not in matches[1:]]
     at = matches[0]
@@ -355,73 +309,3 @@ def render_template(shipped: str, *, global_settings: Mapping[str, Any] | None =
             body = _apply(body, keyword, new)
         lines[start + 1:end] = body
     return "\n".join(lines) + "\n"
-
-
-def _known(lookup: Callable[[str], Any], name: str) -> bool:
-    try:
-        lookup(name)
-        return True
-    except KeyError:
-        return False
-
-
-def _adapt_words(words: list[str], section: str | None) -> tuple[list[str], list[str]]:
-    """Words of one line with unknown user / group names made numeric, and a note per change."""
-    if section == "global" and words[:1] in (["user"], ["group"]):
-        positions: range | list[int] = [0]
-    elif words[:2] == ["stats", "socket"] or words[:1] == ["bind"]:
-        positions = range(2, len(words) - 1)
-    else:
-        return words, []
-    ids = {"user": ("uid", os.geteuid(), pwd.getpwnam), "group": ("gid", os.getegid(), grp.getgrnam)}
-    changed, notes = list(words), []
-    for i in positions:
-        if changed[i] in ids and not _known(ids[changed[i]][2], changed[i + 1]):
-            numeric, value, _lookup = ids[changed[i]]
-            notes.append(f"{changed[i]} {changed[i + 1]} checked as {numeric} {value} "
-                         f"(no {changed[i]} {changed[i + 1]!r} on the build host)")
-            changed[i:i + 2] = [numeric, str(value)]
-    return changed, notes
-
-
-def adapt_for_check(text: str) -> tuple[str, tuple[str, ...]]:
-    """The copy of a template that ``haproxy -c`` can judge on this host, and what was adapted."""
-    notes: list[str] = []
-    out = []
-    section = None
-    for number, line in enumerate(text.splitlines(), 1):
-        code, comment = _split_comment(line)
-        words = code.split()
-        if words and words[0] in SECTIONS:
-            section = words[0]
-        changed, changes = _adapt_words(words, section)
-        if changes:
-            indent = code[:len(code) - len(code.lstrip())]
-            line = indent + " ".join(changed) + comment
-            notes += [f"line {number}: {change}" for change in changes]
-        out.append(line)
-    notes.append("appended a sample HTTP and a sample TCP listener as the servo writes them "
-                 "(haproxy -c refuses a configuration without one)")
-    return "\n".join(out) + "\n" + SAMPLE_LISTENERS, tuple(notes)
-
-
-@functools.lru_cache(maxsize=4)
-def _version(haproxy: str) -> str | None:
-    done = subprocess.run([haproxy, "-v"], capture_output=True, text=True, timeout=30)
-    match = re.search(r"version (\S+)", done.stdout)
-    return match.group(1) if match else None
-
-
-def check_template(text: str, *, haproxy: str | None = None) -> HaproxyCheck:
-    """Run ``haproxy -c`` on an adapted copy of ``text``; 'skipped' where HAProxy is not installed."""
-    binary = haproxy or which("haproxy")
-    if binary is None:
-        return HaproxyCheck("skipped", "haproxy is not installed on this host: the template was not checked")
-    adapted, notes = adapt_for_check(text)
-    with tempfile.TemporaryDirectory(prefix="recon-haproxy-") as tmp:
-        config = Path(tmp) / "haproxy_template.conf"
-        config.write_text(adapted)
-        done = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True, text=True, timeout=60)
-    output = "\n".join(line.replace(str(config), config.name) for line in (done.stdout + done.stderr).splitlines()
-                       if line.strip() and "[NOTICE]" not in line)
-    return HaproxyCheck("passed" if done.returncode == 0 else "failed", output, notes, _version(binary))

@@ -20,9 +20,11 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
         head.append("**No changes.** The cloud matches the file.")
         return "\n".join(head) + "\n"
     head.append(f"**{summary_line(plan)}**")
-    destroyed = [c for c in plan.actionable if c.action in (Action.DELETE, Action.REPLACE, Action.CREATE_THEN_DELETE)]
+    # a create-before-destroy and the delete of the object it replaces are one resource
+    destroyed = list(dict.fromkeys(str(c.address) for c in plan.actionable
+                                   if c.action in (Action.DELETE, Action.REPLACE, Action.CREATE_THEN_DELETE)))
     if destroyed:
-        names = ", ".join(f"`{c.label}`" for c in destroyed[:20])
+        names = ", ".join(f"`{address}`" for address in destroyed[:20])
         more = f" and {len(destroyed) - 20} more" if len(destroyed) > 20 else ""
         head += ["", f"> [!WARNING]\n> **{counts['destroy']} to destroy:** {names}{more}"]
     for warning in plan.warnings:
@@ -32,7 +34,8 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
     style = Style(color=False)
     blocks = []
     for change in sorted(plan.actionable, key=lambda c: c.key):
-        body = "\n".join(_diff_line(line) for line in change_block(change, style)[1:])
+        body = "\n".join([*(_diff_line(line) for line in change_block(change, style, notes=False)[1:]),
+                          *(_note_line(note) for note in change.notes)])
         blocks.append(f"<details><summary><code>{change.action.symbol}</code> <code>{html.escape(change.label)}"
                       f"</code> {html.escape(change.action.verb)}</summary>\n\n```diff\n{body}\n```\n</details>\n")
 
@@ -48,6 +51,13 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
         out += (f"\n_{len(blocks) - shown} of {len(blocks)} changes are not shown to keep this comment under "
                 f"{limit:,} characters; run `recon plan` for all of them._\n")
     return out
+
+
+def _note_line(note: str) -> str:
+    """A note: a line of a unified diff keeps its own mark in column one; a warning gets "!"; prose is context."""
+    if note[:1] in ("+", "-", " ", "@"):
+        return note
+    return f"! {note}" if note.startswith("Warning:") else f"  {note}"
 
 
 def _diff_line(line: str) -> str:

@@ -54,13 +54,14 @@ def _attribute_lines(change: Change, style: Style) -> Iterable[str]:
             yield f"      {style.paint('~', '33')} {path}: {show(old)} -> {show(new)}{forces}"
 
 
-def change_block(change: Change, style: Style) -> list[str]:
+def change_block(change: Change, style: Style, *, notes: bool = True) -> list[str]:
     symbol = style.paint(change.action.symbol, COLORS.get(change.action, "0"))
     why = f" ({change.reason})" if change.reason else ""
     lines = [f"  # {style.bold(change.label)} {change.action.verb}{why}",
              f"  {symbol} {change.label}"]
     lines.extend(_attribute_lines(change, style))
-    lines.extend(f"      {note}" for note in change.notes)
+    if notes:
+        lines.extend(f"      {note}" for note in change.notes)
     return lines
 
 

@@ -150,8 +150,12 @@ class Kind:
         """The canonical desired attributes of one block (references left in place)."""
         return dict(block)
 
-    def prepare(self, name: str, attrs: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-        """Local work a plan needs and validate does not (reading a base image): more attributes."""
+    def prepare(self, name: str, attrs: dict[str, Any], base_dir: Path,
+                report: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+        """Local work a plan needs and validate does not (reading a base image): more attributes.
+
+        ``report(address, message)`` says what long work is doing.
+        """
         return attrs
 
     def notes(self, attrs: Mapping[str, Any]) -> list[str]:

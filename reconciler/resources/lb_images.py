@@ -2,25 +2,30 @@
 
 A block names a base image (the ``.tgz`` the Eucalyptus package ships, or a bare ``.img``)
 and the HAProxy and sysctl settings to write into it. A plan renders the revision without
-root (``debugfs`` on a copy), checks the template with ``haproxy -c``, and shows the
-template as a unified diff and the revision's content digest. The digest is the resource's
-identity in the cloud: installed images carry it as the tag ``recon:revision``.
+root (``debugfs`` on a copy), checks the template with ``haproxy -c`` on the image's own
+files, reads the servo release the image carries, and renders and checks, for each load
+balancer of the file, the configuration that servo writes (``effective_configs``);
+``lb_review`` turns that into the plan's notes. The digest is the resource's identity in the
+cloud: installed images carry it as the tag ``recon:revision``.
 
 Install = build the customized image, bundle it (deterministic parts, so an interrupted
 upload resumes), upload the parts and then the manifest to bucket ``loadbalancer-vN``,
-register ``eucalyptus-load-balancer-image-vN`` (hvm, x86_64, "Installed on …") and tag it.
-A revision whose digest differs from the installed one is a new version N+1, created before
-the old one is retired; the old image is deregistered and its bundle deleted once nothing
-uses it — and never while a load-balancer emi property names it.
+register ``eucalyptus-load-balancer-image-vN`` (hvm, x86_64, "Installed on YYYY-MM-DD at
+HH:MM:SS TZ") and tag it; N is the version the plan named, one above the highest the account
+can see. A revision whose digest differs from the installed one is a new version, created
+before the old one is retired; the old image is deregistered and its bundle deleted once
+nothing uses it — and never while a load-balancer emi property names it.
 """
 
 from __future__ import annotations
 
-import datetime
+import base64
 import hashlib
 import json
 import re
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,8 +37,10 @@ from ..bundle.manifest import MachineConfiguration, manifest_name, manifest_xml
 from ..bundle.upload import PartUploader
 from ..bundle.writer import BundleKey, bundle_image
 from ..errors import CloudError, ConfigError, ReconError
-from ..imagebuild.build import TEMPLATE_PATH, ImageSpec, build_revision, preview_revision
+from ..imagebuild.build import TEMPLATE_PATH, ImageSpec, Revision, build_revision, preview_revision
+from ..imagebuild.check import check, stand_in_certificate
 from ..imagebuild.haproxy import render_template
+from ..imagebuild.servo import VERSION_RE, Listener, ServoRelease, effective_config, idle_timeout
 from ..imagebuild.sysctl import render_sysctl
 from ..schema import Field
 from ..state.local import write_atomic
@@ -43,6 +50,11 @@ from .tags import OWNER, owner_from_tags, ownership_tags
 
 IMAGE_PREFIX = "eucalyptus-load-balancer-image"
 CACHE_DIR = ".recon-cache/lb_images"   # beside the desired file; ignored by git
+CACHE_FORMAT = 2
+DESCRIPTION = "Installed on %Y-%m-%d at %H:%M:%S %Z"    # euca-install-load-balancer's, in local time
+#: The version a plan says a revision installs as (put in the change's attributes by lb_review).
+PLANNED_VERSION = "planned_version"
+_ALLOCATING = threading.Lock()
 REVISION_TAG = "recon:revision"
 LOCATION_RE = re.compile(r"^loadbalancer[-_]v(\d+)/")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -51,14 +63,52 @@ SETTINGS = Field("map", "HAProxy keyword = value (a list for options / log).", i
                  references=False)
 
 
+def _cache_file(base_dir: Path, what: str, key: Any) -> Path:
+    digest = hashlib.sha256(json.dumps([CACHE_FORMAT, __version__, what, key], sort_keys=True,
+                                       default=str).encode()).hexdigest()
+    return base_dir / CACHE_DIR / f"{what}-{digest}.json"
+
+
+def _read_cache(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_cache(path: Path, data: Mapping[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(data), mode=0o644)
+    except OSError:  # a read-only checkout plans all the same, only slower
+        pass
+
+
+def _servo_listener(listener: Mapping[str, Any]) -> Listener:
+    certificate = listener.get("ssl_certificate_id")
+    return Listener(protocol=listener["protocol"].lower(), port=listener["lb_port"],
+                    instance_port=listener["instance_port"],
+                    instance_protocol=(listener.get("instance_protocol") or listener["protocol"]).lower(),
+                    certificate=None if certificate is None else str(certificate))
+
+
+def _literal_ids(instances: Any) -> list[str]:
+    """Instance ids written in the file (a reference is known only once the cloud is read)."""
+    if not isinstance(instances, list):
+        return []
+    return [item for item in instances if isinstance(item, str) and "${" not in item]
+
+
 def version_of(location: str) -> int | None:
     match = LOCATION_RE.match(location or "")
     return int(match.group(1)) if match else None
 
 
-def installed_images(cloud, where: str) -> list[dict[str, Any]]:
-    """Every installed LB image version (recon's and hand-installed), one DescribeImages call."""
-    reply = cloud.call("ec2", "describe_images", where=where, Owners=["self"])
+def installed_images(cloud, where: str, *, own: bool = False) -> list[dict[str, Any]]:
+    """The installed LB image versions (recon's, hand-installed, and those of other accounts the account
+    can see, as ``euca-install-load-balancer`` counts them; ``own``: the account's only), one
+    DescribeImages call. An image whose location has no ``loadbalancer-vN`` bucket is version None."""
+    reply = cloud.call("ec2", "describe_images", where=where, **({"Owners": ["self"]} if own else {}))
     found = []
     for image in reply.get("Images", []):
         location = image.get("ImageLocation", "")
@@ -67,7 +117,7 @@ def installed_images(cloud, where: str) -> list[dict[str, Any]]:
         tags = image.get("Tags") or []
         found.append({
             "image_id": image["ImageId"], "version": version_of(location), "location": location,
-            "name": image.get("Name", ""), "description": image.get("Description", ""),
+            "name": image.get("Name", ""), "description": image.get("Description"),
             "digest": {t["Key"]: t["Value"] for t in tags}.get(REVISION_TAG), OWNER: owner_from_tags(tags),
         })
     return sorted(found, key=lambda item: (item["version"] or 0, item["image_id"]))
@@ -111,6 +161,10 @@ class LbImages(Kind):
             "global": SETTINGS, "defaults": SETTINGS}),
         "sysctl": Field("map", "Kernel settings written to /etc/sysctl.d.", items=Field("scalar"),
                         references=False),
+        "servo_version": Field("string", "The servo release the image carries (e.g. 1.2.0), where the image's "
+                               "package metadata does not say.", references=False,
+                               check=lambda v: None if VERSION_RE.match(v) else
+                               "must be a version such as 1.2 or 1.2.0"),
     }
     outputs = {"image_id": "the registered image (emi-…)", "version": "the N of loadbalancer-vN",
                "digest": "the revision's content digest", "location": "bucket/manifest"}
@@ -134,53 +188,87 @@ class LbImages(Kind):
                         defaults_settings=haproxy.get("defaults", {}), where=f"{where}.haproxy")
         if block.get("sysctl"):
             render_sysctl(block["sysctl"], where=f"{where}.sysctl")
-        return {"source": block["source"], **({"source_sha256": block["source_sha256"]}
-                                               if "source_sha256" in block else {}),
+        return {"source": block["source"],
+                **{key: block[key] for key in ("source_sha256", "servo_version") if key in block},
                 "haproxy": {k: dict(v) for k, v in haproxy.items()}, "sysctl": dict(block.get("sysctl", {}))}
 
     def spec(self, name: str, attrs: Mapping[str, Any], base_dir: Path) -> ImageSpec:
         return ImageSpec(address=f"lb_images.{name}", source=base_dir / attrs["source"],
                          source_sha256=attrs.get("source_sha256"),
                          haproxy_global=attrs["haproxy"].get("global", {}),
-                         haproxy_defaults=attrs["haproxy"].get("defaults", {}), sysctl=attrs["sysctl"])
+                         haproxy_defaults=attrs["haproxy"].get("defaults", {}), sysctl=attrs["sysctl"],
+                         servo_version=attrs.get("servo_version"))
 
-    def prepare(self, name, attrs, base_dir):
+    def prepare(self, name, attrs, base_dir, report=None):
         """Render the revision (reading the base image), or take it from the cache beside the file.
 
         The cache key is the source file's path, size and modification time, the settings and
         recon's version, so a plan of an unchanged block does not unpack a 1 GiB image again;
         apply always builds from the source and checks the digest it gets against the plan's.
+        ``report`` hears what a first plan is doing meanwhile.
         """
+        prepared = _read_cache(self._revision_cache(attrs, base_dir))
+        if prepared is None:
+            address = f"lb_images.{name}"
+            revision = preview_revision(self.spec(name, attrs, base_dir),
+                                        progress=lambda message: report(address, message) if report else None)
+            prepared = self.remember(attrs, base_dir, revision)
+        return {**attrs, **prepared}
+
+    @staticmethod
+    def _revision_cache(attrs: Mapping[str, Any], base_dir: Path) -> Path:
         source = base_dir / attrs["source"]
         info = source.stat()
-        key = hashlib.sha256(json.dumps([__version__, str(source.resolve()), info.st_size, info.st_mtime_ns,
-                                         {k: v for k, v in attrs.items() if k != "source"}],
-                                        sort_keys=True, default=str).encode()).hexdigest()
-        cached = base_dir / CACHE_DIR / f"{key}.json"
-        try:
-            return {**attrs, **json.loads(cached.read_text())}
-        except (OSError, ValueError):
-            pass
-        revision = preview_revision(self.spec(name, attrs, base_dir))
+        return _cache_file(base_dir, "revision", [str(source.resolve()), info.st_size, info.st_mtime_ns,
+                                                  {k: v for k, v in attrs.items() if k != "source"}])
+
+    def remember(self, attrs: Mapping[str, Any], base_dir: Path, revision: Revision) -> dict[str, Any]:
+        """What a plan needs of a rendered (or built) revision; kept in the cache for the next plan."""
         others = {f.path: f.content.decode(errors="replace") for f in revision.files if f.path != TEMPLATE_PATH}
         prepared = {"digest": revision.digest, "base_sha256": revision.base_sha256,
                     "haproxy_check": revision.haproxy_check.status, "template_diff": revision.template_diff,
-                    "other_files": others}
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(cached, json.dumps(prepared), mode=0o644)
-        except OSError:  # a read-only checkout plans all the same, only slower
-            pass
-        return {**attrs, **prepared}
+                    "template": revision.rendered_template, "other_files": others,
+                    "servo": {"version": revision.servo.version, "source": revision.servo.source}
+                    if revision.servo else None,
+                    "image_files": {path: base64.b64encode(data).decode()
+                                    for path, data in revision.image_files.items()}}
+        _write_cache(self._revision_cache(attrs, base_dir), prepared)
+        return prepared
 
-    def notes(self, attrs):
-        diff = attrs.get("template_diff", "")
-        check = attrs.get("haproxy_check")
-        lines = [f"haproxy -c: {check}" + (" (haproxy is not installed here)" if check == "skipped" else "")]
-        lines += diff.rstrip("\n").splitlines() if diff else ["(template unchanged from the base image)"]
-        for path, content in sorted(attrs.get("other_files", {}).items()):
-            lines += [f"+++ {path}", *(f"+{line}" for line in content.rstrip("\n").splitlines())]
-        return lines
+    def effective_configs(self, name: str, attrs: Mapping[str, Any], load_balancers: Mapping[str, Mapping[str, Any]],
+                          base_dir: Path) -> dict[str, dict[str, Any]]:
+        """For each load balancer of the file, the configuration the servo of this revision writes, checked.
+
+        ``attrs`` are the prepared ones. None of it where the servo release is unknown; a config
+        error where ``haproxy -c`` refuses one. Checks are cached by the configuration's digest.
+        """
+        if not attrs.get("servo"):
+            return {}
+        release = ServoRelease(**attrs["servo"])
+        files = {path: base64.b64decode(data) for path, data in attrs.get("image_files", {}).items()}
+        out = {}
+        for lb_name, lb in sorted(load_balancers.items()):
+            idle = (lb.get("attributes") or {}).get("idle_timeout")
+            made = effective_config(attrs["template"], release, load_balancer=lb_name,
+                                    listeners=[_servo_listener(item) for item in lb.get("listeners", [])],
+                                    idle=idle, servers=_literal_ids(lb.get("instances")))
+            run_time = {path: (stand_in_certificate(), what) for path, what in made.run_time_files}
+            cached = _cache_file(base_dir, "effective", [made.text, {p: hashlib.sha256(d).hexdigest()
+                                                                      for p, d in files.items()}])
+            result = _read_cache(cached)
+            if result is None:
+                checked = check(made.text, files=files, run_time=run_time, effective=True)
+                result = {"check": checked.status, "output": checked.output,
+                          "adaptations": list(checked.adaptations)}
+                if checked.passed:
+                    _write_cache(cached, result)
+            if result["check"] == "failed":
+                raise ConfigError(f"haproxy -c refuses the configuration servo {release.version} would write for "
+                                  f"load_balancers.{lb_name}:\n{result['output']}", where=f"lb_images.{name}",
+                                  hint="; ".join(result["adaptations"]))
+            out[lb_name] = {"config": made.text, "skipped": list(made.skipped), "idle_timeout": idle_timeout(idle),
+                            **result}
+        return out
 
     def display_view(self, attrs):
         return {k: attrs[k] for k in ("source", "base_sha256", "digest") if k in attrs}
@@ -192,11 +280,13 @@ class LbImages(Kind):
         return {"digest": desired.get("digest")}, {"digest": live.get("digest")}
 
     def state_attrs(self, name, attrs, live, prior):
-        keep = ("source", "source_sha256", "base_sha256", "digest", "image_id", "version", "location")
+        keep = ("source", "source_sha256", "base_sha256", "digest", "image_id", "version", "location", "template",
+                "servo")
         return {k: v for k, v in {**live, **attrs}.items() if k in keep}
 
     def read(self, ctx, wanted):
-        return {item["digest"]: item for item in installed_images(ctx.cloud, "lb_images") if item["digest"]}
+        """recon's revisions by digest; the other installed versions by image id (plans count them)."""
+        return {item["digest"] or item["image_id"]: item for item in installed_images(ctx.cloud, "lb_images")}
 
     # --- install ---------------------------------------------------------------------------
     def create(self, ctx: CloudContext, name, attrs):
@@ -204,19 +294,25 @@ class LbImages(Kind):
         signing = _signing(ctx.env, where)
         cloud = ctx.cloud
         with tempfile.TemporaryDirectory(prefix="recon-lb-image-") as work:
-            revision = build_revision(self.spec(name, attrs, ctx.base_dir), Path(work))
+            revision = build_revision(self.spec(name, attrs, ctx.base_dir), Path(work),
+                                      progress=lambda message: ctx.report(where, message))
             if revision.digest != attrs["digest"]:
                 raise ReconError("the base image or settings changed since the plan (digest differs); plan again",
                                  where=where)
             existing = self._registered(cloud, revision.digest, where)
             if existing:       # registered by an apply that died before recording it
                 return existing
-            version = self._version_for(cloud, revision.digest, where)
-            bucket = f"loadbalancer-v{version}"
+            planned = attrs.get(PLANNED_VERSION)
+            with _ALLOCATING:     # revisions installed at once by one apply get distinct buckets
+                version = self._version_for(cloud, revision.digest, where, planned)
+                bucket = f"loadbalancer-v{version}"
+                cloud.call("s3", "create_bucket", where=where, Bucket=bucket,
+                           ignore_codes=("BucketAlreadyOwnedByYou", "BucketAlreadyExists"))
+                cloud.call("s3", "put_object", where=where, Bucket=bucket, Key="recon-revision",
+                           Body=revision.digest.encode())
+            if planned and version != planned:
+                ctx.report(where, f"v{planned}, which the plan named, is taken now: installing as v{version}")
             prefix = IMAGE_PREFIX
-            cloud.call("s3", "create_bucket", where=where, Bucket=bucket,
-                       ignore_codes=("BucketAlreadyOwnedByYou", "BucketAlreadyExists"))
-            cloud.call("s3", "put_object", where=where, Bucket=bucket, Key="recon-revision", Body=revision.digest.encode())
             stored = {o["Key"]: o.get("ETag", "").strip('"')
                       for o in cloud.paginate("s3", "list_objects_v2", "Contents", where=where, Bucket=bucket) or []}
             ctx.report(where, f"bundling and uploading to {bucket} ({revision.image.stat().st_size >> 20} MiB image)")
@@ -234,9 +330,9 @@ class LbImages(Kind):
             uploader.put_manifest(manifest_name(prefix), manifest)
             ctx.report(where, f"{len(bundle.parts)} parts in {bucket} ({uploader.skipped} were already there)")
         location = f"{bucket}/{manifest_name(prefix)}"
-        today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        # as euca-install-load-balancer registers it: hvm (no kernel needed), described in local time
         reply = cloud.call("ec2", "register_image", where=where, ImageLocation=location,
-                           Name=f"{IMAGE_PREFIX}-v{version}", Description=f"Installed on {today}",
+                           Name=f"{IMAGE_PREFIX}-v{version}", Description=time.strftime(DESCRIPTION),
                            Architecture="x86_64", VirtualizationType="hvm")
         image_id = reply["ImageId"]
         cloud.call("ec2", "create_tags", where=where, Resources=[image_id],
@@ -250,8 +346,9 @@ class LbImages(Kind):
                 return {k: item[k] for k in ("image_id", "version", "location", "digest")}
         return None
 
-    def _version_for(self, cloud, digest: str, where: str) -> int:
-        """The bucket an interrupted install of this revision used, else one past every version."""
+    def _version_for(self, cloud, digest: str, where: str, planned: int | None = None) -> int:
+        """The bucket an interrupted install of this revision used, else the version the plan named
+        if nothing has it, else one past every version (images and ``loadbalancer-vN`` buckets)."""
         buckets = [b["Name"] for b in cloud.call("s3", "list_buckets", where=where).get("Buckets", [])]
         versions = {int(m.group(1)): b for b in buckets if (m := re.match(r"^loadbalancer[-_]v(\d+)$", b))}
         registered = {item["version"] for item in installed_images(cloud, where) if item["version"]}
@@ -262,6 +359,8 @@ class LbImages(Kind):
                                 ignore_codes=("NoSuchKey",))
             if marker is not None and marker["Body"].read().decode(errors="replace") == digest:
                 return version
+        if planned and planned not in versions and planned not in registered:
+            return planned
         return max([0, *versions, *registered]) + 1
 
     def update(self, ctx, name, before, after, changed):  # a new digest is a new version: never in place
@@ -292,7 +391,7 @@ class LbImages(Kind):
         """``recon import lb_images.NAME emi-…|vN``: the block in the file describes a version installed
         before (by hand, or by euca-install-load-balancer); tag that image as this revision."""
         where = f"lb_images.{name}"
-        images = installed_images(ctx.cloud, where)
+        images = installed_images(ctx.cloud, where, own=True)
         match = [i for i in images if cloud_id in (i["image_id"], f"v{i['version']}", str(i["version"]))]
         if not match:
             raise ReconError(f"no installed load-balancer image {cloud_id!r}", where=where,
