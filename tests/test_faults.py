@@ -4,7 +4,6 @@ resource exactly once; errors that are not transient fail fast with the cloud's 
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -86,17 +85,25 @@ def test_non_transient_errors_fail_fast(sandbox, tmp_path: Path) -> None:
         'zones = ["ViciousLiesAndDangerousRumors"]', 'zones = ["NoSuchZone"]')
     (work / "loadbalancer.toml").write_text(text)
     slow_retries = {"RECON_RETRY_ATTEMPTS": "6", "RECON_RETRY_INITIAL": "2", "RECON_RETRY_MAX": "5"}
-    started = time.monotonic()
-    run = recon({**sandbox.env, **slow_retries}, "apply", "-c", "loadbalancer.toml", "--auto-approve", cwd=work)
+    proxy = FaultProxy(sandbox.url)  # counts the calls: a refusal is never retried
+    try:
+        run = recon(proxy.env({**sandbox.env, **slow_retries}), "apply", "-c", "loadbalancer.toml",
+                    "--auto-approve", cwd=work)
+    finally:
+        proxy.close()
     assert run.code == 1
-    assert time.monotonic() - started < 15  # no backoff: a retry would have waited seconds
+    assert proxy.requests["LoadBalancing.CreateLoadBalancer"] == 1, proxy.requests
     assert "load_balancers.TestLoadBalancer" in run.err and "NoSuchZone" in run.err
     assert "CreateLoadBalancer failed" in run.err
     assert "Apply failed" in run.out
 
     wrong_key = {**sandbox.env, **slow_retries, "EC2_SECRET_KEY": "wrong", "AWS_SECRET_ACCESS_KEY": "wrong",
                  "EC2_ACCESS_KEY": "AKIDNOTADMIN0000", "AWS_ACCESS_KEY_ID": "AKIDNOTADMIN0000"}
-    started = time.monotonic()
-    denied = recon(wrong_key, "plan", "-c", "loadbalancer.toml", cwd=work)
-    assert denied.code == 1 and time.monotonic() - started < 15
+    proxy = FaultProxy(sandbox.url)
+    try:
+        denied = recon(proxy.env(wrong_key), "plan", "-c", "loadbalancer.toml", cwd=work)
+    finally:
+        proxy.close()
+    assert denied.code == 1
+    assert proxy.requests and set(proxy.requests.values()) == {1}, proxy.requests  # each call once
     assert "refused the credentials (access key AKIDNOTADMIN0000 from the AWS variables" in denied.err
