@@ -293,25 +293,31 @@ def test_instance_store_images_and_instances_look_like_40_ones(cloud):
 # recon quotes the cloud
 
 
-@pytest.mark.parametrize("version, emi_property, words", [
-    ("4.0", "loadbalancing.loadbalancer_emi", "ModifyPropertyValueType: Could not change EMI ID"),
-    ("4.2", "services.loadbalancing.worker.image",
-     "ModifyPropertyValueType: Could not change EMI ID due to: No such EMI is found in the system"),
+@pytest.mark.parametrize("version, emi_property, type_property, words", [
+    ("4.0", "loadbalancing.loadbalancer_emi", "loadbalancing.loadbalancer_instance_type",
+     "ModifyPropertyValueType: Could not change instance type"),
+    ("4.2", "services.loadbalancing.worker.image", "services.loadbalancing.worker.instance_type",
+     "ModifyPropertyValueType: Could not change instance type due to: Instance type cannot be unset"),
 ])
-def test_recon_apply_names_the_property_and_quotes_the_cloud(tmp_path: Path, version, emi_property, words):
+def test_recon_names_the_property_and_quotes_the_cloud(tmp_path: Path, version, emi_property, type_property,
+                                                       words):
+    def write(body: str) -> None:
+        stack.write_text(f'[stack]\nname = "bad-lb"\n[cloud]\neucalyptus_version = "{version}"\n'
+                         f"[properties]\n{body}\n")
+
     stack = tmp_path / "stack.toml"
-    stack.write_text(textwrap.dedent(f"""\
-        [stack]
-        name = "bad-emi"
-        [cloud]
-        eucalyptus_version = "{version}"
-        [properties]
-        "{emi_property}" = "emi-00000000"
-        """))
     with start_child(tmp_path / "sandbox", eucalyptus_version=version) as sandbox:
+        # an emi of no image: plan knows it before the cloud is asked
+        write(f'"{emi_property}" = "emi-00000000"')
         run = recon(sandbox.env, "apply", "-c", stack.name, "--auto-approve", cwd=tmp_path)
         assert run.code == 1, run.both
-        assert f"properties.{emi_property}" in run.err
+        assert f"properties.{emi_property}: value 'emi-00000000' names no image" in run.err
+        # what only the cloud refuses: recon names the property and quotes the cloud's words
+        write(f'"{type_property}" = ""')
+        run = recon(sandbox.env, "apply", "-c", stack.name, "--auto-approve", cwd=tmp_path)
+        assert run.code == 1, run.both
+        assert f"properties.{type_property}" in run.err
         assert words in run.err
         assert "Traceback" not in run.both
         assert value(sandbox, emi_property) == "NULL"
+        assert value(sandbox, type_property) == "m1.small"
