@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterator, Mapping
 
 from .addresses import Address
-from .apply import Applier, Outcome, Progress
+from .apply import Abandon, Applier, Outcome, Progress, Stopping
 from .cloud import CallStats, Cloud, CloudSettings, RetryPolicy, resolve_settings
 from .config import Stack, load
 from .errors import ConfigError, PlanError
+from .interrupts import StopToken
 from .plan import Plan
 from .planner import make_plan
 from .resources import KINDS
@@ -36,20 +37,23 @@ class Workspace:
     stats: CallStats = field(default_factory=CallStats)
     #: Where warnings go (a lock taken over, a lease lost).
     warn: Callable[[str], None] = lambda message: None
+    #: Seconds to wait for a state lock another run holds (``--lock-timeout``; 0: fail at once).
+    lock_timeout: float = 0.0
     _cloud: Cloud | None = None
     _backend: Backend | None = None
 
     @classmethod
     def open(cls, path: Path | str, env: Mapping[str, str] | None = None,
-             warn: Callable[[str], None] | None = None) -> "Workspace":
+             warn: Callable[[str], None] | None = None, lock_timeout: float = 0.0) -> "Workspace":
         stack = load(path)
-        return cls(stack, dict(os.environ if env is None else env), warn=warn or (lambda message: None))
+        return cls(stack, dict(os.environ if env is None else env), warn=warn or (lambda message: None),
+                   lock_timeout=lock_timeout)
 
     @property
     def backend(self) -> Backend:
         """The state backend the file's [state] table names (remote ones use the cloud)."""
         if self._backend is None:
-            self._backend = backend_for(self.stack, lambda: self.cloud, self.warn)
+            self._backend = backend_for(self.stack, lambda: self.cloud, self.warn, self.lock_timeout)
         return self._backend
 
     def unlocked(self) -> None:
@@ -144,12 +148,15 @@ class Workspace:
         with self.naming_file():
             return build_image(KINDS["lb_images"].spec(address.name, spec.attrs, self.stack.base_dir), out)
 
-    def context(self, report: Callable[[str, str], None] | None = None) -> CloudContext:
+    def context(self, report: Callable[[str, str], None] | None = None, stop: StopToken | None = None) -> CloudContext:
         return CloudContext(self.cloud, self.stack.name, self.stack.base_dir,
-                            report or (lambda address, message: None), self.env)
+                            report or (lambda address, message: None), self.env, stop or StopToken())
 
     def apply(self, plan: Plan, state: State, *, parallelism: int, progress: Progress | None = None,
-              report: Callable[[str, str], None] | None = None) -> list[Outcome]:
-        ctx = self.context(report)
+              report: Callable[[str, str], None] | None = None, stop: StopToken | None = None,
+              stopping: Stopping | None = None, abandon: Abandon | None = None) -> list[Outcome]:
+        """Apply the plan; ``stop`` (Ctrl-C) ends it early, see :class:`~reconciler.apply.Applier`."""
+        ctx = self.context(report, stop)
         with self.stats.phase("apply"):
-            return Applier(plan, state, self.backend.write, ctx, parallelism=parallelism, progress=progress).run()
+            return Applier(plan, state, self.backend.write, ctx, parallelism=parallelism, progress=progress,
+                           stopping=stopping, abandon=abandon).run()

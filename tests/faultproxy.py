@@ -4,6 +4,8 @@ A share of requests gets a fault instead of (or after) the real answer: a thrott
 error in the service's own dialect, a 500 or 503, a connection reset before the request
 reached the cloud, a reset after the cloud acted (the reply is lost — the case that tests
 idempotency), or a delay. ``latency`` adds a fixed delay to every request (benchmarks);
+``slow`` delays chosen calls (``{"Properties.ModifyPropertyValue": 3.0}``; S3 calls by HTTP
+method, ``objectstorage.PUT``) so that a test can act while one is under way;
 ``drop_headers`` removes request headers (a store that ignores ``If-None-Match``).
 Every decision comes from a seeded random generator, so a run can be repeated.
 """
@@ -43,13 +45,15 @@ def error_body(service: str, code: str, message: str) -> bytes:
 
 class FaultProxy:
     def __init__(self, upstream: str, *, share: float = 0.0, faults=FAULTS, seed: int = 1,
-                 latency: float = 0.0, delay: float = 0.3, drop_headers: tuple[str, ...] = ()):
+                 latency: float = 0.0, delay: float = 0.3, slow: dict[str, float] | None = None,
+                 drop_headers: tuple[str, ...] = ()):
         self.target = urlsplit(upstream)
         self.share = share
         self.faults = tuple(faults)
         self.random = random.Random(seed)
         self.latency = latency
         self.delay = delay
+        self.slow = dict(slow or {})
         self.drop_headers = {"host", "connection", *(h.lower() for h in drop_headers)}
         self.injected: Counter = Counter()
         self.requests: Counter = Counter()
@@ -104,8 +108,8 @@ class FaultProxy:
             self.requests[f"{service}.{action}"] += 1
             if fault:
                 self.injected[fault] += 1
-        if self.latency:
-            time.sleep(self.latency)
+        if self.latency or self.slow:
+            time.sleep(self.latency + self.slow.get(f"{service}.{action}", 0.0))
         if fault == "delay":
             time.sleep(self.delay)
         elif fault == "reset-before":

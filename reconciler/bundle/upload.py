@@ -4,6 +4,7 @@
 while the bundler goes on; at most ``workers + 1`` parts are held in memory. A part that
 the bucket already holds with the same MD5 (its ETag) is not sent again, so an interrupted
 install resumes where it stopped (the bundler makes identical parts for the same revision).
+A ``stop`` token ends the upload before the next part (the bundler stops with it).
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
+from ..interrupts import StopToken
 from .writer import BundlePart
 
 
 class PartUploader:
     def __init__(self, cloud, bucket: str, existing: dict[str, str], *, where: str, workers: int = 4,
-                 progress: Callable[[int, int, int], None] | None = None):
+                 progress: Callable[[int, int, int], None] | None = None, stop: StopToken | None = None):
         self.cloud = cloud
         self.bucket = bucket
         self.existing = existing          # object name -> ETag without quotes
         self.where = where
         self.progress = progress or (lambda sent, skipped, size: None)
+        self.stop = stop or StopToken()
         self.sent = self.skipped = self.bytes = 0
         self._slots = threading.BoundedSemaphore(workers + 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recon-upload")
@@ -36,6 +39,9 @@ class PartUploader:
                 self.bytes += part.size
             return
         self._slots.acquire()
+        if self.stop.stopped:
+            self._slots.release()
+            self.stop.check(self.where, f"before uploading {part.filename} ({self.sent} parts uploaded)")
         self._futures.append(self._pool.submit(self._put, part, data))
 
     def _put(self, part: BundlePart, data: bytes) -> None:
