@@ -18,7 +18,7 @@ from .drift import report as drift_report
 from .config import read_text
 from .engine import Workspace
 from .errors import ReconError
-from .interrupts import EXIT_INTERRUPTED, Interrupted, Signals, StopToken
+from .interrupts import EXIT_INTERRUPTED, Interrupted, Signals, StopToken, exit_now
 from .plan import Action, Change
 from .render import json_out, text
 from .render.markdown import render_markdown
@@ -531,6 +531,9 @@ def main() -> None:
         except typer.Abort:
             term.error("aborted")
             code = 1
+        except Interrupted as exc:   # outside an apply's changes: what still runs only reads
+            term.error(str(exc))
+            exit_now(exc.exit_code)
         except ReconError as exc:
             term.error(str(exc))
             code = exc.exit_code

@@ -103,9 +103,14 @@ class Workspace:
         # kinds that tag what recon makes are always read: drift reports their unmanaged resources
         kinds = [k for k in KINDS if wanted[k] or k in needed or KINDS[k].owner_tags]
         ctx = self.context()
-        with self.stats.phase("read"), ThreadPoolExecutor(max_workers=max(1, len(kinds))) as pool:
-            futures = {kind: pool.submit(KINDS[kind].read, ctx, wanted[kind]) for kind in kinds}
-            return {kind: future.result() for kind, future in futures.items()}
+        pool = ThreadPoolExecutor(max_workers=max(1, len(kinds)), thread_name_prefix="recon-read")
+        try:
+            with self.stats.phase("read"):
+                futures = {kind: pool.submit(KINDS[kind].read, ctx, wanted[kind]) for kind in kinds}
+                return {kind: future.result() for kind, future in futures.items()}
+        finally:
+            # not waiting: reads change nothing, and Ctrl-C while reading must not wait for a slow cloud
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def plan(self, state: State, targets: Collection[str] = ()) -> Plan:
         addresses = self.parse_targets(targets, state)

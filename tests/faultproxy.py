@@ -57,6 +57,8 @@ class FaultProxy:
         self.drop_headers = {"host", "connection", *(h.lower() for h in drop_headers)}
         self.injected: Counter = Counter()
         self.requests: Counter = Counter()
+        #: Calls the cloud answered (``requests`` counts them as they arrive).
+        self.answered: Counter = Counter()
         self._lock = threading.Lock()
         proxy = self
 
@@ -133,6 +135,8 @@ class FaultProxy:
             data = reply.read()
         finally:
             conn.close()
+        with self._lock:
+            self.answered[f"{service}.{action}"] += 1
         if fault == "reset-after":
             return self._reset(handler)
         handler.send_response(reply.status)
