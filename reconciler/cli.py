@@ -192,8 +192,8 @@ def _confirm() -> None:
         raise typer.Exit(1)
 
 
-def _labels(changes) -> str:
-    return ", ".join(change.label if isinstance(change, Change) else str(change.address) for change in changes)
+def _addresses(outcomes: list[Outcome]) -> str:
+    return ", ".join(str(outcome.address) for outcome in outcomes)
 
 
 def _stopping(running: list[Change]) -> None:
@@ -203,14 +203,14 @@ def _stopping(running: list[Change]) -> None:
         term.warn(f"interrupted ({reason}): starting no new changes")
         return
     term.warn(f"interrupted ({reason}): starting no new changes; waiting for the {len(running)} still running: "
-              f"{_labels(running)}. Press Ctrl-C again (or send SIGTERM again) to abandon them: recon then exits "
+              f"{', '.join(change.label for change in running)}. Press Ctrl-C again (or send SIGTERM again) to abandon them: recon then exits "
               "at once and the next apply finishes them.")
 
 
 def _outcome_lines(outcomes: list[Outcome]) -> None:
     done = [o for o in outcomes if o.status in ("done", "no-op")]
     not_done = [o for o in outcomes if o.status not in ("done", "no-op")]
-    term.line(f"Done: {_labels(done) or 'nothing'}.")
+    term.line(f"Done: {_addresses(done) or 'nothing'}.")
     term.line("Not done: " + (", ".join(f"{o.address} ({o.status})" for o in not_done) or "nothing") + ".")
 
 
@@ -219,7 +219,7 @@ def _abandoned(outcomes: list[Outcome], ws: Workspace) -> None:
     running = [o for o in outcomes if o.status == "abandoned"]
     term.line("")
     if running:
-        term.error(f"abandoned {len(running)} running change(s): {_labels(running)}; each may have been made in "
+        term.error(f"abandoned {len(running)} running change(s): {_addresses(running)}; each may have been made in "
                    "part: the next apply reads the cloud and finishes it")
     _outcome_lines(outcomes)
     term.line(f"Apply abandoned: state saved up to the last completed change; {ws.backend.lock_after_exit()}.")
@@ -280,7 +280,7 @@ def apply(
             with signals.graceful() as stop:
                 outcomes = ws.apply(the_plan, state, parallelism=parallelism, progress=_progress,
                                     report=lambda address, message: term.info(f"{address}: {message}"),
-                                    stop=stop, stopping=_stopping, abandon=lambda done: _abandoned(done, ws))
+                                    stop=stop, stopping=_stopping, abandon=lambda outcomes: _abandoned(outcomes, ws))
     except ReconError as exc:
         _fail(exc)
     if stats:
