@@ -99,11 +99,15 @@ class LocalBackend:
                                 where=str(self.path),
                                 hint="wait for it to finish (--lock-timeout DURATION waits for it); the lock "
                                      "is freed when that process exits, even if it was killed")
+            except OSError as exc:   # a file system without flock (some network mounts)
+                os.close(fd)
+                raise StateError(f"cannot lock the lock file: {exc.strerror or exc}", where=str(self.lock_path),
+                                 hint="keep local state on a local file system, or use [state] backend = \"s3\"")
             if self._is_current(fd):
                 break
             os.close(fd)   # its holder removed that file as we opened it: lock the one there now
-        previous = self._read_holder(fd)
-        if previous is not None and previous.id != info.id:
+        previous = self._read_holder(fd)   # a released lock's file is removed: one that holds a holder is stale
+        if previous is not None:
             self.warn(f"took over the lock on {self.path} left by {previous.describe()}: that process is gone")
         data = info.to_json().encode()
         os.ftruncate(fd, 0)
