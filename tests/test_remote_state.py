@@ -70,16 +70,17 @@ def test_killed_holders_lease_expires_and_is_taken_over(sandbox, tmp_path: Path)
     env = sandbox.env
     client(env, "s3").create_bucket(Bucket=BUCKET)
     work = copy_examples(tmp_path / "repo")
-    use_remote_state(work, lease=5)
+    use_remote_state(work, lease=15)   # long enough for the next apply to start before it runs out
     killed = recon({**env, "RECON_CRASH_AFTER": "elb.CreateLoadBalancer"}, "apply", "-c", STACK,
                    "--auto-approve", cwd=work)
     assert killed.code == -9
     lock = json.loads(objects(env)["stacks/lb.json.lock"])
     refused = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
     assert refused.code == 1 and lock["id"] in refused.err
-    time.sleep(5.5)
-    taken = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    # --lock-timeout waits (polling) until the lease has run out, then takes the lock over
+    taken = recon(env, "apply", "-c", STACK, "--auto-approve", "--lock-timeout", "2m", cwd=work)
     assert taken.code == 0, taken.both
+    assert "waiting up to 120s for it" in taken.err
     assert "Warning: took over an expired lock" in taken.err and lock["who"] in taken.err
     assert [lb["LoadBalancerName"] for lb in client(env, "elb").describe_load_balancers()
             ["LoadBalancerDescriptions"]] == ["TestLoadBalancer"]
