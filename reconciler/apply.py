@@ -1,5 +1,12 @@
 """Carrying out a plan: reference order, deletes reversed, independent changes at
-once up to ``parallelism``, state saved after every change."""
+once up to ``parallelism``, state saved after every change.
+
+When the context's stop token is set (the first Ctrl-C or SIGTERM), nothing new starts;
+the running changes finish, or end at their next check with ``Interrupted``. When it is
+abandoned (the second one), the applier reports and the process exits at once, with the
+state lock still held -- it dies with the process -- so no other run can take it while a
+change of this one may still be under way.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,12 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from .addresses import Address, Reference
 from .diff import changed_paths
 from .errors import CloudError, PlanError, ReconError
+from .interrupts import Interrupted, exit_now
 from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
 from .resolve import resolve
 from .resources import KINDS
@@ -24,12 +32,20 @@ from .state.model import Entry, State
 class Outcome:
     address: Address
     action: Action
-    status: str  # "done", "failed", "skipped", "no-op"
+    #: "done", "no-op", "failed", "skipped" (a dependency failed), "interrupted" (stopped part-way),
+    #: "not started" (recon was stopped first), "abandoned" (still running when recon exited)
+    status: str
     seconds: float = 0.0
     error: str | None = None
 
 
 Progress = Callable[[str, Change, Outcome | None], None]
+#: Told once, when a stop is first seen, which changes are still running.
+Stopping = Callable[[list[Change]], None]
+#: Told every change's outcome right before the process exits, abandoning the running ones.
+Abandon = Callable[[list[Outcome]], None]
+#: Seconds between looks at the stop token while changes run.
+STOP_POLL = 0.2
 
 
 Key = tuple[Address, str]
@@ -59,7 +75,8 @@ def apply_order(changes: list[Change]) -> dict[Key, set[Key]]:
 
 class Applier:
     def __init__(self, plan: Plan, state: State, save: Callable[[State], None], ctx: CloudContext,
-                 *, parallelism: int = 10, progress: Progress | None = None):
+                 *, parallelism: int = 10, progress: Progress | None = None, stopping: Stopping | None = None,
+                 abandon: Abandon | None = None):
         if parallelism < 1:
             raise PlanError("--parallelism must be at least 1")
         self.plan = plan
@@ -68,6 +85,8 @@ class Applier:
         self.ctx = ctx
         self.parallelism = parallelism
         self.progress = progress or (lambda event, change, outcome: None)
+        self.stopping = stopping or (lambda running: None)
+        self.abandon = abandon or (lambda outcomes: None)
         self._state_lock = threading.Lock()
         # Group commit: one save at a time, each covering every change recorded before it.
         self._save_lock = threading.Lock()
@@ -195,6 +214,9 @@ class Applier:
         try:
             status = self._execute(change)
             outcome = Outcome(change.address, change.action, status, time.monotonic() - started)
+        except Interrupted as exc:
+            outcome = Outcome(change.address, change.action, "interrupted", time.monotonic() - started,
+                              error=str(exc) if exc.where else f"{change.label}: {exc}")
         except ReconError as exc:
             outcome = Outcome(change.address, change.action, "failed", time.monotonic() - started,
                               error=str(exc) if exc.where else f"{change.label}: {exc}")
@@ -211,35 +233,71 @@ class Applier:
         graph = apply_order(list(changes.values()))
         sorter = TopologicalSorter(graph)
         sorter.prepare()
+        stop = self.ctx.stop
         outcomes: dict[Key, Outcome] = {}
         failed: set[Key] = set()
         running: dict[Future, Key] = {}
+        announced = False
         with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="recon-apply") as pool:
             try:
                 while sorter.is_active():
-                    for key in sorter.get_ready():
-                        change = changes[key]
-                        blocked = [changes[p].label for p in graph[key] if p in failed]
-                        if blocked:
-                            outcomes[key] = Outcome(change.address, change.action, "skipped",
-                                                    error=f"{change.label}: not attempted: {blocked[0]} failed")
-                            failed.add(key)
-                            self.progress("end", change, outcomes[key])
-                            sorter.done(key)
+                    if stop.stopped:
+                        if not announced:
+                            for future in [f for f in running if f.cancel()]:   # queued, not started
+                                del running[future]
+                            self.stopping([changes[key] for key in running.values()])
+                            announced = True
+                        if not running:
+                            break
+                        if stop.abandoned:
+                            self._abandon(changes, outcomes, running)
+                    else:
+                        self._start_ready(sorter, changes, graph, outcomes, failed, running, pool)
+                        if not running:
                             continue
-                        running[pool.submit(self._run_one, change)] = key
-                    if not running:
-                        continue
-                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    finished, _ = wait(list(running), timeout=STOP_POLL, return_when=FIRST_COMPLETED)
                     for future in finished:
                         key = running.pop(future)
                         outcome = future.result()
                         outcomes[key] = outcome
-                        if outcome.status == "failed":
+                        if outcome.status in ("failed", "interrupted"):
                             failed.add(key)
                         sorter.done(key)
             except KeyboardInterrupt:
                 for future in running:
                     future.cancel()
                 raise
-        return [outcomes[k] for k in changes if k in outcomes]
+        return [outcomes.get(key) or Outcome(change.address, change.action, "not started")
+                for key, change in changes.items()]
+
+    def _start_ready(self, sorter: TopologicalSorter, changes: dict[Key, Change], graph: dict[Key, set[Key]],
+                     outcomes: dict[Key, Outcome], failed: set[Key], running: dict[Future, Key],
+                     pool: ThreadPoolExecutor) -> None:
+        """Start every change whose predecessors are done; skip those whose predecessor failed."""
+        for key in sorter.get_ready():
+            change = changes[key]
+            blocked = [changes[p].label for p in graph[key] if p in failed]
+            if blocked:
+                outcomes[key] = Outcome(change.address, change.action, "skipped",
+                                        error=f"{change.label}: not attempted: {blocked[0]} failed")
+                failed.add(key)
+                self.progress("end", change, outcomes[key])
+                sorter.done(key)
+                continue
+            running[pool.submit(self._run_one, change)] = key
+
+    def _abandon(self, changes: dict[Key, Change], outcomes: dict[Key, Outcome],
+                 running: dict[Future, Key]) -> NoReturn:
+        """Report and leave the process now, running changes and state lock included.
+
+        A save being written completes first and no other starts, so the state file stays whole;
+        what the abandoned changes did is not in it, and the next apply reads it from the cloud.
+        """
+        with self._save_lock:
+            for future, key in running.items():
+                change = changes[key]
+                outcomes[key] = future.result() if future.done() else \
+                    Outcome(change.address, change.action, "abandoned")
+            self.abandon([outcomes.get(key) or Outcome(change.address, change.action, "not started")
+                          for key, change in changes.items()])
+            exit_now()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__, planfile
 from .apply import Outcome
@@ -18,15 +20,39 @@ from .config import read_text
 from .engine import Workspace
 from .errors import ReconError
 from .imagebuild.servo import EFFECTIVE_PATH
+from .interrupts import EXIT_INTERRUPTED, Interrupted, Signals, StopToken, exit_now
 from .plan import Action, Change
 from .render import json_out, text
 from .render.markdown import render_markdown
 from .state.local import write_atomic
 from .terminal import LogLines, Terminal
+from .terminal import Terminal
+from .waits import parse_duration
+
+signals = Signals()
+
+
+class _Group(TyperGroup):
+    """Typer would turn Ctrl-C outside a command's own handling into a silent exit 130: say it."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted{' by ' + signals.received if signals.received else ''}") from None
+
+
+#: The base of click's usage errors, in the click typer runs on (recent typers carry their own copy).
+UsageError = next(base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException")
+
+EXIT_CODES = ("Exit codes: 0 success, or nothing to do; 1 any error, usage errors included; "
+              "2 changes (plan --detailed-exitcode) or drift (drift); 130 interrupted (Ctrl-C, SIGTERM).")
 
 app = typer.Typer(
     name="recon",
+    cls=_Group,
     help="Keep a Eucalyptus (or AWS-compatible) cloud in the state a TOML file describes.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -58,6 +84,18 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", envvar="RECON_CONFIG"
 TargetOpt = Annotated[Optional[list[str]], typer.Option(
     "--target", "-t", help="Limit to this address (KIND.NAME) and what it depends on; repeatable.")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print cloud calls and seconds per phase (stderr).")]
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+LockTimeoutOpt = Annotated[Optional[float], typer.Option(
+    "--lock-timeout", metavar="DURATION", parser=_duration,
+    help="Wait this long (30s, 2m, 1h) for a state lock another run holds, instead of failing at once.")]
 DEFAULT_CONFIG = Path("recon.toml")
 
 
@@ -105,12 +143,17 @@ def plan(
         "--detailed-exitcode", help="Exit 0 with no changes, 2 with changes, 1 on error.")] = False,
     target: TargetOpt = None,
     stats: StatsOpt = False,
+    lock_timeout: Annotated[Optional[float], typer.Option(
+        "--lock-timeout", metavar="DURATION", parser=_duration,
+        help="Take the state lock while planning, waiting this long (30s, 2m) for a running apply to "
+             "finish. Without it, plan takes no lock.")] = None,
 ) -> None:
     """Show what apply would change, attribute by attribute."""
     try:
-        ws = Workspace.open(config, report=_report)
-        state = ws.backend.read()
-        the_plan = ws.plan(state, target or [])
+        ws = Workspace.open(config, warn=term.warn, report=_report, lock_timeout=lock_timeout or 0.0)
+        with ws.backend.lock("plan") if lock_timeout is not None else nullcontext():
+            state = ws.backend.read()
+            the_plan = ws.plan(state, target or [])
         if out is not None:
             planfile.save(out, the_plan, ws.stack, state, str(config))
     except ReconError as exc:
@@ -135,10 +178,70 @@ def _progress(event: str, change: Change, outcome: Outcome | None) -> None:
     if event == "start":
         term.info(f"{change.address}: {verbs.get(change.action, 'applying')}…")
     elif outcome is not None:
-        if outcome.status in ("done", "no-op"):
+        if outcome.status in ("done", "no-op", "interrupted"):
             term.info(f"{change.address}: {outcome.status} after {outcome.seconds:.1f}s")
         else:
             term.info(f"{change.address}: {outcome.status}")
+
+
+def _confirm() -> None:
+    """Ask for 'yes' on the terminal; anything else cancels (exit 1), Ctrl-C too (exit 130)."""
+    if not term.interactive:
+        term.error("no terminal to confirm on: run `recon plan` to review, then `recon apply --auto-approve` "
+                   "(or save the plan with `recon plan --out FILE` and run `recon apply FILE`)")
+        raise typer.Exit(1)
+    try:
+        approved = term.confirm("Do you want to perform these actions?")
+    except KeyboardInterrupt:
+        term.line("Apply cancelled.")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if not approved:
+        term.line("Apply cancelled.")
+        raise typer.Exit(1)
+
+
+def _addresses(outcomes: list[Outcome]) -> str:
+    return ", ".join(str(outcome.address) for outcome in outcomes)
+
+
+def _stopping(running: list[Change]) -> None:
+    """The first Ctrl-C or SIGTERM while changes run."""
+    reason = signals.received or "stop"
+    if not running:
+        term.warn(f"interrupted ({reason}): starting no new changes")
+        return
+    term.warn(f"interrupted ({reason}): starting no new changes; waiting for the {len(running)} still running: "
+              f"{', '.join(change.label for change in running)}. Press Ctrl-C again (or send SIGTERM again) to abandon them: recon then exits "
+              "at once and the next apply finishes them.")
+
+
+def _outcome_lines(outcomes: list[Outcome]) -> None:
+    done = [o for o in outcomes if o.status in ("done", "no-op")]
+    not_done = [o for o in outcomes if o.status not in ("done", "no-op")]
+    term.line(f"Done: {_addresses(done) or 'nothing'}.")
+    term.line("Not done: " + (", ".join(f"{o.address} ({o.status})" for o in not_done) or "nothing") + ".")
+
+
+def _abandoned(outcomes: list[Outcome], ws: Workspace) -> None:
+    """The second Ctrl-C or SIGTERM: recon exits right after this, the running changes with it."""
+    running = [o for o in outcomes if o.status == "abandoned"]
+    term.line("")
+    if running:
+        term.error(f"abandoned {len(running)} running change(s): {_addresses(running)}; each may have been made in "
+                   "part: the next apply reads the cloud and finishes it")
+    _outcome_lines(outcomes)
+    term.line(f"Apply abandoned: state saved up to the last completed change; {ws.backend.lock_after_exit()}.")
+
+
+def _interrupted(outcomes: list[Outcome], stop: StopToken) -> None:
+    """The first Ctrl-C or SIGTERM, once the running changes are over: say what was done, exit 130."""
+    term.line("")
+    for outcome in outcomes:
+        if outcome.status in ("interrupted", "failed", "skipped"):
+            term.error(outcome.error or f"{outcome.address}: {outcome.status}")
+    _outcome_lines(outcomes)
+    term.line(f"Apply interrupted ({stop.reason}): state saved, lock released. Run apply again to finish.")
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 @app.command()
@@ -155,19 +258,20 @@ def apply(
     stats: StatsOpt = False,
     lock: Annotated[LockChoice, typer.Option("--lock", help="Lock the state (false: run unlocked, "
                                              "for an object store without conditional writes).")] = LockChoice.true,
+    lock_timeout: LockTimeoutOpt = None,
 ) -> None:
-    """Make the cloud match the file: plan, confirm, apply in dependency order."""
-    if plan_file is None and not auto_approve and not term.interactive:
-        term.error("no terminal to confirm on: run `recon plan` to review, then `recon apply --auto-approve` "
-                   "(or save the plan with `recon plan --out FILE` and run `recon apply FILE`)")
-        raise typer.Exit(1)
+    """Make the cloud match the file: plan, confirm, apply in dependency order.
+
+    The first Ctrl-C (or SIGTERM) starts no new change, waits for the running ones, saves the
+    state and exits 130; a second one abandons them and exits at once.
+    """
     if plan_file is not None and target:
         term.error("--target cannot be combined with a saved plan (the plan already says what to change)")
         raise typer.Exit(1)
     try:
         saved = planfile.load(plan_file) if plan_file is not None else None
         ws = Workspace.open(config or (Path(saved.config) if saved else DEFAULT_CONFIG), warn=term.warn,
-                            report=_report)
+                            report=_report, lock_timeout=lock_timeout or 0.0)
         if lock is LockChoice.false:
             term.warn("running without a state lock (--lock=false): make sure nobody else applies this stack")
             ws.unlocked()
@@ -180,15 +284,17 @@ def apply(
                 planfile.check_same(saved, the_plan)
             term.write(text.render_plan(the_plan, color=term.color))
             if the_plan.has_changes and saved is None and not auto_approve:
-                if not term.confirm("Do you want to perform these actions?"):
-                    term.line("Apply cancelled.")
-                    raise typer.Exit(1)
-            outcomes = ws.apply(the_plan, state, parallelism=parallelism, progress=_progress,
-                                report=lambda address, message: term.info(f"{address}: {message}"))
+                _confirm()
+            with signals.graceful() as stop:
+                outcomes = ws.apply(the_plan, state, parallelism=parallelism, progress=_progress,
+                                    report=lambda address, message: term.info(f"{address}: {message}"),
+                                    stop=stop, stopping=_stopping, abandon=lambda outcomes: _abandoned(outcomes, ws))
     except ReconError as exc:
         _fail(exc)
     if stats:
         _print_stats(ws)
+    if stop.stopped:
+        _interrupted(outcomes, stop)
     failures = [o for o in outcomes if o.status in ("failed", "skipped")]
     counts = the_plan.summary()
     if failures:
@@ -319,12 +425,13 @@ def import_(
         "--public-key-file", help="keypairs: the public key (the cloud keeps only its fingerprint).")] = None,
     cloud_init: Annotated[Optional[str], typer.Option(
         "--cloud-init", help="docker_hosts: the cloud-config file the instances were launched with.")] = None,
+    lock_timeout: LockTimeoutOpt = None,
 ) -> None:
     """Adopt a live resource: write its block into the file (comments kept) and record it in state."""
     from .importer import import_resource
 
     try:
-        ws = Workspace.open(config, warn=term.warn)
+        ws = Workspace.open(config, warn=term.warn, lock_timeout=lock_timeout or 0.0)
         imported = import_resource(ws, address, cloud_id, {"public_key_file": public_key_file,
                                                            "cloud_init": cloud_init})
     except ReconError as exc:
@@ -467,14 +574,26 @@ def version() -> None:
 
 
 def main() -> None:
+    """The ``recon`` entry point: signal handling, and one exit code table (EXIT_CODES)."""
     logger = logging.getLogger("reconciler")  # cloud.py's notes (a call still waiting) reach the terminal
     logger.addHandler(LogLines(term))
     logger.setLevel(logging.INFO)
-    try:
-        app()
-    except KeyboardInterrupt:
-        term.error("interrupted; state was saved after the last completed change")
-        sys.exit(130)
+    with signals:
+        try:
+            code = app(standalone_mode=False)
+        except UsageError as exc:   # click's message, but exit 1, not click's 2
+            exc.show()
+            code = 1
+        except typer.Abort:
+            term.error("aborted")
+            code = 1
+        except Interrupted as exc:   # outside an apply's changes: what still runs only reads
+            term.error(str(exc))
+            exit_now(exc.exit_code)
+        except ReconError as exc:
+            term.error(str(exc))
+            code = exc.exit_code
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":

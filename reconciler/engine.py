@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterator, Mapping
 
 from .addresses import Address
-from .apply import Applier, Outcome, Progress
+from .apply import Abandon, Applier, Outcome, Progress, Stopping
 from .cloud import CallStats, Cloud, CloudSettings, RetryPolicy, resolve_settings
 from .config import Stack, load
 from .errors import ConfigError, PlanError
+from .interrupts import StopToken
 from .plan import Plan
 from .planner import make_plan
 from .resources import KINDS
@@ -39,22 +40,24 @@ class Workspace:
     warn: Callable[[str], None] = lambda message: None
     #: Where long local work says what it is doing: report(address, message).
     report: Callable[[str, str], None] = lambda address, message: None
+    #: Seconds to wait for a state lock another run holds (``--lock-timeout``; 0: fail at once).
+    lock_timeout: float = 0.0
     _cloud: Cloud | None = None
     _backend: Backend | None = None
 
     @classmethod
     def open(cls, path: Path | str, env: Mapping[str, str] | None = None,
              warn: Callable[[str], None] | None = None,
-             report: Callable[[str, str], None] | None = None) -> "Workspace":
+             report: Callable[[str, str], None] | None = None, lock_timeout: float = 0.0) -> "Workspace":
         stack = load(path)
         return cls(stack, dict(os.environ if env is None else env), warn=warn or (lambda message: None),
-                   report=report or (lambda address, message: None))
+                   report=report or (lambda address, message: None), lock_timeout=lock_timeout)
 
     @property
     def backend(self) -> Backend:
         """The state backend the file's [state] table names (remote ones use the cloud)."""
         if self._backend is None:
-            self._backend = backend_for(self.stack, lambda: self.cloud, self.warn)
+            self._backend = backend_for(self.stack, lambda: self.cloud, self.warn, self.lock_timeout)
         return self._backend
 
     def unlocked(self) -> None:
@@ -104,9 +107,14 @@ class Workspace:
         # kinds that tag what recon makes are always read: drift reports their unmanaged resources
         kinds = [k for k in KINDS if wanted[k] or k in needed or KINDS[k].owner_tags]
         ctx = self.context()
-        with self.stats.phase("read"), ThreadPoolExecutor(max_workers=max(1, len(kinds))) as pool:
-            futures = {kind: pool.submit(KINDS[kind].read, ctx, wanted[kind]) for kind in kinds}
-            return {kind: future.result() for kind, future in futures.items()}
+        pool = ThreadPoolExecutor(max_workers=max(1, len(kinds)), thread_name_prefix="recon-read")
+        try:
+            with self.stats.phase("read"):
+                futures = {kind: pool.submit(KINDS[kind].read, ctx, wanted[kind]) for kind in kinds}
+                return {kind: future.result() for kind, future in futures.items()}
+        finally:
+            # not waiting: reads change nothing, and Ctrl-C while reading must not wait for a slow cloud
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def plan(self, state: State, targets: Collection[str] = ()) -> Plan:
         addresses = self.parse_targets(targets, state)
@@ -183,12 +191,15 @@ class Workspace:
             kind.remember(spec.attrs, self.stack.base_dir, revision)      # so the plan below reads no image
         return revision, self.prepared().resources[address].attrs["effective"]
 
-    def context(self, report: Callable[[str, str], None] | None = None) -> CloudContext:
+    def context(self, report: Callable[[str, str], None] | None = None, stop: StopToken | None = None) -> CloudContext:
         return CloudContext(self.cloud, self.stack.name, self.stack.base_dir,
-                            report or (lambda address, message: None), self.env)
+                            report or (lambda address, message: None), self.env, stop or StopToken())
 
     def apply(self, plan: Plan, state: State, *, parallelism: int, progress: Progress | None = None,
-              report: Callable[[str, str], None] | None = None) -> list[Outcome]:
-        ctx = self.context(report)
+              report: Callable[[str, str], None] | None = None, stop: StopToken | None = None,
+              stopping: Stopping | None = None, abandon: Abandon | None = None) -> list[Outcome]:
+        """Apply the plan; ``stop`` (Ctrl-C) ends it early, see :class:`~reconciler.apply.Applier`."""
+        ctx = self.context(report, stop)
         with self.stats.phase("apply"):
-            return Applier(plan, state, self.backend.write, ctx, parallelism=parallelism, progress=progress).run()
+            return Applier(plan, state, self.backend.write, ctx, parallelism=parallelism, progress=progress,
+                           stopping=stopping, abandon=abandon).run()

@@ -52,11 +52,15 @@ class Terminal:
         self.err.flush()
 
     def confirm(self, question: str) -> bool:
+        """True if the answer is 'yes'. Ctrl-C ends the line (what follows starts on its own) and goes on."""
         self.write(f"{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")
         try:
             answer = input()
         except EOFError:
             return False
+        except KeyboardInterrupt:
+            self.write("\n")
+            raise
         return answer.strip() == "yes"
 
 

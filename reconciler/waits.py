@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Callable, TypeVar
 
 from .errors import CloudError
+from .interrupts import StopToken
 
 T = TypeVar("T")
 
@@ -23,16 +25,20 @@ def poll_interval() -> float:
 
 
 def wait_until(check: Callable[[], T | None], *, what: str, where: str, timeout: float = 300.0,
-               interval: float | None = None, report: Callable[[str, str], None] | None = None) -> T:
+               interval: float | None = None, report: Callable[[str, str], None] | None = None,
+               stop: StopToken | None = None) -> T:
     """Call ``check`` until it returns something other than None, at most ``timeout`` seconds.
 
     Progress is reported every ~15 seconds through ``report(where, message)``. ``interval``
-    defaults to :func:`poll_interval`.
+    defaults to :func:`poll_interval`. A ``stop`` token ends the wait at once, before the next
+    check, with :class:`~reconciler.interrupts.Interrupted`.
     """
     interval = poll_interval() if interval is None else interval
+    stop = stop or StopToken()
     started = time.monotonic()
     last_report = started
     while True:
+        stop.check(where, f"while waiting for {what}")
         result = check()
         if result is not None:
             return result
@@ -42,4 +48,18 @@ def wait_until(check: Callable[[], T | None], *, what: str, where: str, timeout:
         if report and now - last_report >= 15:
             report(where, f"still waiting for {what} ({now - started:.0f}s)")
             last_report = now
-        time.sleep(min(interval, max(0.0, timeout - (now - started))))
+        stop.sleep(min(interval, max(0.0, timeout - (now - started))))
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration like ``30s``, ``2m``, ``1h30m``, ``500ms`` (a bare number is seconds)."""
+    text = text.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    if not text or _DURATION_PART.sub("", text):
+        raise ValueError(f"{text!r} is not a duration like 30s, 2m or 1h30m")
+    return sum(float(number) * _UNIT[unit] for number, unit in _DURATION_PART.findall(text))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,14 +28,67 @@ class Run:
         return self.out + self.err
 
 
-def recon(env: dict[str, str], *args: str, cwd: Path, timeout: float = 300, stdin: str | None = None) -> Run:
-    """Run the real `recon` command line in a child process."""
+def cli_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any cloud's variables, plus ``env`` and test settings."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "EUCA", "S3_"))}
     full_env.update(env)
     full_env.update({"NO_COLOR": "1", "RECON_RETRY_INITIAL": "0.05", "RECON_RETRY_MAX": "0.2"})
-    proc = subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=full_env, text=True,
+    return full_env
+
+
+def recon(env: dict[str, str], *args: str, cwd: Path, timeout: float = 300, stdin: str | None = None) -> Run:
+    """Run the real `recon` command line in a child process."""
+    proc = subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=cli_env(env), text=True,
                           capture_output=True, timeout=timeout, input=stdin if stdin is not None else "")
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+class Background:
+    """`recon ARGS` running in a child process, its output collected as it comes, so that a test
+    can act (send a signal) at a moment the output shows."""
+
+    def __init__(self, env: dict[str, str], *args: str, cwd: Path, stdin=subprocess.DEVNULL):
+        self.proc = subprocess.Popen([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=cli_env(env),
+                                     stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._chunks: dict[str, list[bytes]] = {"out": [], "err": []}
+        self._readers = [threading.Thread(target=self._read, args=(stream, name), daemon=True)
+                         for stream, name in ((self.proc.stdout, "out"), (self.proc.stderr, "err"))]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream, name: str) -> None:
+        while chunk := os.read(stream.fileno(), 1 << 16):
+            self._chunks[name].append(chunk)
+
+    def text(self, name: str = "err") -> str:
+        return b"".join(self._chunks[name]).decode(errors="replace")
+
+    def wait_until(self, check, what: str, *, timeout: float = 120):
+        """Poll ``check()`` until it gives something true, while recon still runs; return that."""
+        deadline = time.monotonic() + timeout
+        while not (found := check()):
+            assert self.proc.poll() is None, f"recon exited before {what}:\n{self.text('out')}{self.text('err')}"
+            assert time.monotonic() < deadline, f"no {what} in {timeout}s:\n{self.text('out')}{self.text('err')}"
+            time.sleep(0.02)
+        return found
+
+    def wait_for(self, pattern: str, *, stream: str = "err", timeout: float = 120) -> re.Match:
+        """Wait until the output matches ``pattern`` (a regular expression, multi-line)."""
+        return self.wait_until(lambda: re.search(pattern, self.text(stream), re.M), repr(pattern), timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL it if it still runs (a test that failed half-way)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.finish()
+
+    def finish(self, timeout: float = 120) -> Run:
+        code = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return Run(code, self.text("out"), self.text("err"))
 
 
 def copy_examples(dest: Path) -> Path:

@@ -8,6 +8,8 @@ idempotency), or a delay. ``latency`` adds a fixed delay to every request (bench
 request again without them, with ``credentials``: the sandbox checks signatures, and a store that
 ignores a header still checks the signature of the request as it was sent.
 Requests go on with their own Host header, so that their signatures still hold.
+``slow`` delays chosen calls (``{"Properties.ModifyPropertyValue": 3.0}``; S3 calls by HTTP
+method, ``objectstorage.PUT``) so that a test can act while one is under way.
 Every decision comes from a seeded random generator, so a run can be repeated.
 """
 
@@ -51,8 +53,8 @@ def error_body(service: str, code: str, message: str) -> bytes:
 
 class FaultProxy:
     def __init__(self, upstream: str, *, share: float = 0.0, faults=FAULTS, seed: int = 1,
-                 latency: float = 0.0, delay: float = 0.3, drop_headers: tuple[str, ...] = (),
-                 credentials: tuple[str, str] | None = None):
+                 latency: float = 0.0, delay: float = 0.3, slow: dict[str, float] | None = None,
+                 drop_headers: tuple[str, ...] = (), credentials: tuple[str, str] | None = None):
         if drop_headers and credentials is None:
             raise ValueError("dropping request headers needs the credentials to sign the request again")
         self.target = urlsplit(upstream)
@@ -61,10 +63,13 @@ class FaultProxy:
         self.random = random.Random(seed)
         self.latency = latency
         self.delay = delay
+        self.slow = dict(slow or {})
         self.drop_headers = {h.lower() for h in drop_headers}
         self.credentials = credentials
         self.injected: Counter = Counter()
         self.requests: Counter = Counter()
+        #: Calls the cloud answered (``requests`` counts them as they arrive).
+        self.answered: Counter = Counter()
         self._lock = threading.Lock()
         proxy = self
 
@@ -116,8 +121,8 @@ class FaultProxy:
             self.requests[f"{service}.{action}"] += 1
             if fault:
                 self.injected[fault] += 1
-        if self.latency:
-            time.sleep(self.latency)
+        if self.latency or self.slow:
+            time.sleep(self.latency + self.slow.get(f"{service}.{action}", 0.0))
         if fault == "delay":
             time.sleep(self.delay)
         elif fault == "reset-before":
@@ -143,6 +148,8 @@ class FaultProxy:
             data = reply.read()
         finally:
             conn.close()
+        with self._lock:
+            self.answered[f"{service}.{action}"] += 1
         if fault == "reset-after":
             return self._reset(handler)
         handler.send_response(reply.status)

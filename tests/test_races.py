@@ -4,7 +4,7 @@ Both talk to the sandbox through a proxy that adds a fixed latency to every call
 gets the lock takes seconds to apply and the two certainly overlap. Exactly one applies; the other
 fails at once -- while the first is still running -- naming the holder (its pid); nothing is
 corrupted: the lock is released, the state parses, the cloud has each resource once and a plan
-afterwards has nothing to do. For the local backend (a lock file made with O_EXCL) and for the S3
+afterwards has nothing to do. For the local backend (an OS lock on a lock file) and for the S3
 backend on the cloud's object storage (a lock object made with ``If-None-Match: *``).
 """
 
@@ -89,7 +89,7 @@ def test_two_applies_local_state(sandbox, slow, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
     winner, _, loser, err = race(slow.env(sandbox.env), work)
     assert "state is locked by" in err and f"(pid {winner.pid})" in err and "for apply" in err, err
-    assert "recon force-unlock" in err and "Traceback" not in err
+    assert "--lock-timeout" in err and "Traceback" not in err
     assert "TestLoadBalancer" not in err  # it changed nothing before refusing
 
     state_dir = work / "state"

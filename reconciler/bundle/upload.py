@@ -10,6 +10,7 @@ Parts and manifest carry the canned ACL ``BUNDLE_ACL``, ``aws-exec-read``, as eu
 them (its ``--acl`` default, sent as the ``x-amz-acl`` header): the owner keeps full control and
 the cloud may read the bundle it is to launch (Eucalyptus grants READ to its ``aws-exec-read``
 group, AWS to EC2).
+A ``stop`` token ends the upload before the next part (the bundler stops with it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
+from ..interrupts import StopToken
 from .writer import BundlePart
 
 BUNDLE_ACL = "aws-exec-read"
@@ -25,12 +27,13 @@ BUNDLE_ACL = "aws-exec-read"
 
 class PartUploader:
     def __init__(self, cloud, bucket: str, existing: dict[str, str], *, where: str, workers: int = 4,
-                 progress: Callable[[int, int, int], None] | None = None):
+                 progress: Callable[[int, int, int], None] | None = None, stop: StopToken | None = None):
         self.cloud = cloud
         self.bucket = bucket
         self.existing = existing          # object name -> ETag without quotes
         self.where = where
         self.progress = progress or (lambda sent, skipped, size: None)
+        self.stop = stop or StopToken()
         self.sent = self.skipped = self.bytes = 0
         self._slots = threading.BoundedSemaphore(workers + 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recon-upload")
@@ -44,6 +47,9 @@ class PartUploader:
                 self.bytes += part.size
             return
         self._slots.acquire()
+        if self.stop.stopped:
+            self._slots.release()
+            self.stop.check(self.where, f"before uploading {part.filename} ({self.sent} parts uploaded)")
         self._futures.append(self._pool.submit(self._put, part, data))
 
     def _put(self, part: BundlePart, data: bytes) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
 from ..errors import ConfigError, ReconError
+from ..interrupts import StopToken
 from ..schema import Field, Problems
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ class CloudContext:
     report: Callable[[str, str], None] = lambda address, message: None
     #: The environment (a sourced eucarc: EC2_CERT, EC2_PRIVATE_KEY, EUCALYPTUS_CERT for bundling).
     env: Mapping[str, str] = field(default_factory=dict)
+    #: Set when recon is told to stop: long steps check it between parts and polls.
+    stop: StopToken = field(default_factory=StopToken)
 
 
 class Kind:

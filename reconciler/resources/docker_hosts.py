@@ -391,6 +391,7 @@ class DockerHosts(Kind):
             return {}
         ids: dict[int, str] = {}
         for index in indexes:
+            ctx.stop.check(f"{address}[{index}]", f"before launching [{index}]")
             generation = max((h.generation + 1 for h in seen if h.index == index), default=0)
             for _ in range(MAX_GENERATIONS):
                 params = self._launch_params(ctx, address, want, index, generation)
@@ -426,7 +427,7 @@ class DockerHosts(Kind):
             return hosts if len(hosts) == len(ids) and all(h.state == "running" for h in hosts) else None
 
         return wait_until(look, what=f"{len(ids)} instance(s) to run ({', '.join(ids)})", where=address,
-                          timeout=INSTANCE_WAIT, report=ctx.report)
+                          timeout=INSTANCE_WAIT, report=ctx.report, stop=ctx.stop)
 
     def _terminate(self, ctx: CloudContext, address: str, hosts: list[Host], why: str) -> None:
         if not hosts:

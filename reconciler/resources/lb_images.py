@@ -318,7 +318,8 @@ class LbImages(Kind):
             ctx.report(where, f"bundling and uploading to {bucket} ({revision.image.stat().st_size >> 20} MiB image)")
             uploader = PartUploader(cloud, bucket, stored, where=where, progress=lambda sent, skipped, size:
                                     ctx.report(where, f"uploaded {sent} parts ({size >> 20} MiB; {skipped} "
-                                                      "already there)") if sent % 10 == 0 else None)
+                                                      "already there)") if sent % 10 == 0 else None,
+                                    stop=ctx.stop)
             key = BundleKey.derive(signing["user_key"], revision.digest)
             try:
                 bundle = bundle_image(revision.image, prefix, key, uploader)

@@ -7,8 +7,14 @@ import getpass
 import json
 import os
 import socket
+import time
 import uuid
 from dataclasses import asdict, dataclass, replace
+from typing import Callable, TypeVar
+
+from ..errors import LockError
+
+T = TypeVar("T")
 
 
 def now() -> datetime.datetime:
@@ -65,3 +71,24 @@ class LockInfo:
     @classmethod
     def unreadable(cls) -> "LockInfo":
         return cls("?", "unknown (unreadable lock)", "?", "?")
+
+
+def wait_for_lock(attempt: Callable[[], T], timeout: float, waiting: Callable[[str], None], *,
+                  interval: float) -> T:
+    """``attempt()`` (which takes a lock, or raises LockError naming its holder), retried every
+    ``interval`` seconds for up to ``timeout`` seconds (``--lock-timeout``; 0: fail at once)."""
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        try:
+            return attempt()
+        except LockError as refused:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if told:
+                    refused.message += f" (still held after waiting {timeout:g}s)"
+                raise
+            if not told:
+                waiting(f"{refused.message}; waiting up to {timeout:g}s for it (--lock-timeout)")
+                told = True
+        time.sleep(min(interval, left))

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from ..errors import CloudError, LockError, StateError
-from .lock import LockInfo
+from .lock import LockInfo, wait_for_lock
 from .model import State
 
 PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
@@ -30,12 +30,14 @@ DEFAULT_LEASE = 60.0
 
 class S3Backend:
     def __init__(self, cloud, bucket: str, key: str, stack: str, *, lease_seconds: float = DEFAULT_LEASE,
-                 warn: Callable[[str], None] = lambda message: None):
+                 lock_timeout: float = 0.0, warn: Callable[[str], None] = lambda message: None):
         self.cloud = cloud
         self.bucket = bucket
         self.key = key
         self.stack = stack
         self.lease_seconds = lease_seconds
+        #: Seconds to wait for a lock another process holds (``--lock-timeout``).
+        self.lock_timeout = lock_timeout
         self.lock_key = f"{key}.lock"
         self.warn = warn
         self._probed = False
@@ -138,14 +140,16 @@ class S3Backend:
         holder = current[0] if current else None
         raise LockError(f"state is locked by {holder.describe() if holder else 'another process'}",
                         where=self.describe(),
-                        hint="wait for it to finish (an abandoned lock is taken over when its lease runs out); "
+                        hint="wait for it to finish (--lock-timeout DURATION waits for it; an abandoned lock is "
+                             "taken over when its lease runs out); "
                              f"if its holder is gone: recon force-unlock {holder.id if holder else 'ID'}")
 
     @contextmanager
     def lock(self, operation: str) -> Iterator[LockInfo]:
         self.check_conditional_writes()
         info = LockInfo.new(operation, self.lease_seconds)
-        self._acquire(info)
+        wait_for_lock(lambda: self._acquire(info), self.lock_timeout, self.warn,
+                      interval=min(2.0, self.lease_seconds / 3))
         stop = threading.Event()
         renewer = threading.Thread(target=self._renew, args=(info, stop), name="recon-lease", daemon=True)
         renewer.start()
@@ -157,6 +161,11 @@ class S3Backend:
             current = self.current_lock()
             if current and current[0].id == info.id:
                 self.cloud.call("s3", "delete_object", where=self.describe(), Bucket=self.bucket, Key=self.lock_key)
+
+    def lock_after_exit(self) -> str:
+        """What becomes of the lock when recon exits without releasing it."""
+        return (f"the lock object {self.lock_key} stays until its lease runs out (within {self.lease_seconds:g}s): "
+                "the next run waits for it with --lock-timeout, or takes it over then")
 
     def _renew(self, info: LockInfo, stop: threading.Event) -> None:
         """Extend the lease every third of it while the holder works."""
@@ -195,3 +204,6 @@ class Unlocked:
     @contextmanager
     def lock(self, operation: str) -> Iterator[None]:
         yield None
+
+    def lock_after_exit(self) -> str:
+        return "no lock was held (--lock=false)"
