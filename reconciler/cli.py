@@ -25,6 +25,7 @@ from .plan import Action, Change
 from .render import json_out, text
 from .render.markdown import render_markdown
 from .state.local import write_atomic
+from .state.lock import LockInfo
 from .terminal import LogLines, Terminal
 from .terminal import Terminal
 from .waits import parse_duration
@@ -382,7 +383,10 @@ def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock id an err
         holder = ws.backend.force_unlock(lock_id)
     except ReconError as exc:
         _fail(exc)
-    term.line(f"Lock {holder.id} removed (it was held by {holder.who} for {holder.operation}).")
+    if holder == LockInfo.unreadable():
+        term.line("Removed a damaged (unreadable) lock file that no process held.")
+    else:
+        term.line(f"Lock {holder.id} removed (it was held by {holder.who} for {holder.operation}).")
 
 
 @app.command()

@@ -9,8 +9,10 @@ process can say who holds it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,12 +23,16 @@ from .lock import LockInfo, wait_for_lock
 from .model import State
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+def write_atomic(path: Path, text: str | bytes, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed over it. A symbolic link at
+    ``path`` is written through: its target is replaced, and the link stays."""
+    path = path.resolve() if path.is_symlink() else path
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    data = text.encode("utf-8") if isinstance(text, str) else text
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -38,6 +44,23 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def os_failure(exc: OSError, what: str, path: Path) -> StateError:
+    """A StateError for an OS error on a local state file, with what to do about it."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EISDIR:
+        hint = f"it is a folder where recon keeps a file: remove it ({path}) if nothing in it is needed"
+    elif exc.errno == errno.ENOTDIR:
+        hint = "[state] path must name a folder (recon keeps <stack>.json in it), not a file"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "make the state folder writable (fix its permissions, or mount it read-write), " \
+               "or set [state] path to a folder you can write"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        hint = "free space on that file system (or raise the file size limit) and run again"
+    else:
+        hint = None
+    return StateError(f"{what}: {reason}", where=str(path), hint=hint)
 
 
 class LocalBackend:
@@ -54,13 +77,39 @@ class LocalBackend:
     def describe(self) -> str:
         return str(self.path)
 
+    def _check_folder(self) -> None:
+        """StateError unless the state folder is a folder (or not made yet)."""
+        if self.directory.exists() and not self.directory.is_dir():
+            raise StateError("[state] path names a file, not a folder", where=str(self.directory),
+                             hint="set [state] path to a folder (recon keeps <stack>.json in it), "
+                                  "or move that file away")
+
     def read(self) -> State:
+        """The state in the file (an empty one if there is none yet). Only a regular file is read:
+        a FIFO or a device there is refused at once rather than waited on."""
+        self._check_folder()
         try:
-            text = self.path.read_text(encoding="utf-8")
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return State(stack=self.stack)
         except OSError as exc:
-            raise StateError(f"cannot read state: {exc.strerror or exc}", where=str(self.path))
+            raise os_failure(exc, "cannot read state", self.path)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StateError("the state file is not a regular file (a FIFO, device or folder)",
+                                 where=str(self.path), hint="move it away; if it replaced your state, restore "
+                                                            f"{self.path.name}.backup beside it")
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise os_failure(exc, "cannot read state", self.path)
+        finally:
+            os.close(fd)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise StateError(f"state file is not valid UTF-8 (byte {exc.start})", where=str(self.path),
+                             hint=f"restore it from {self.path.name}.backup beside it, or from version control")
         state = State.loads(text, str(self.path))
         if state.stack != self.stack:
             raise StateError(f"this state belongs to stack {state.stack!r}, not {self.stack!r}", where=str(self.path))
@@ -70,26 +119,42 @@ class LocalBackend:
         """Write the state (serial + 1), keeping the previous file as .backup."""
         from .. import __version__
 
-        self.directory.mkdir(parents=True, exist_ok=True)
         state.serial += 1
         state.recon_version = __version__
-        if self.path.exists():
-            backup = self.path.with_name(self.path.name + ".backup")
-            write_atomic(backup, self.path.read_text(encoding="utf-8"))
-        write_atomic(self.path, state.dumps())
+        backup = self.path.with_name(self.path.name + ".backup")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                write_atomic(backup, self.path.read_bytes())
+            write_atomic(self.path, state.dumps())
+        except OSError as exc:
+            state.serial -= 1
+            raise os_failure(exc, "cannot write state", self.path)
 
     # --- locking ----------------------------------------------------------------------
     def _read_holder(self, fd: int) -> LockInfo | None:
         data = os.pread(fd, 64 << 10, 0)
         return LockInfo.from_json(data) if data.strip() else None
 
+    def _open_lock(self, flags: int) -> int:
+        """The lock file opened read-write (FileNotFoundError if absent and not ``os.O_CREAT``);
+        StateError if it cannot be, or is not a regular file."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | flags, 0o600)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise os_failure(exc, "cannot open the lock file", self.lock_path)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise StateError("the lock file is not a regular file", where=str(self.lock_path),
+                             hint=f"remove it ({self.lock_path}) when no recon runs on this stack")
+        return fd
+
     def _take(self, info: LockInfo) -> int:
         """Open and flock the lock file (LockError if another process holds it); write ``info``."""
         while True:
-            try:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError as exc:
-                raise StateError(f"cannot open the lock file: {exc.strerror or exc}", where=str(self.lock_path))
+            fd = self._open_lock(os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -109,10 +174,13 @@ class LocalBackend:
         previous = self._read_holder(fd)   # a released lock's file is removed: one that holds a holder is stale
         if previous is not None:
             self.warn(f"took over the lock on {self.path} left by {previous.describe()}: that process is gone")
-        data = info.to_json().encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.to_json().encode(), 0)
+            os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)
+            raise os_failure(exc, "cannot write the lock file", self.lock_path)
         return fd
 
     def _is_current(self, fd: int) -> bool:
@@ -132,10 +200,11 @@ class LocalBackend:
         killed holder leaves behind does not lock anything: the next run takes it at once.
         """
         info = LockInfo.new(operation)
+        self._check_folder()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StateError(f"cannot make the state folder: {exc.strerror or exc}", where=str(self.directory))
+            raise os_failure(exc, "cannot make the state folder", self.directory)
         fd = wait_for_lock(lambda: self._take(info), self.lock_timeout, self.warn, interval=0.25)
         try:
             yield info
@@ -149,9 +218,11 @@ class LocalBackend:
         return "the operating system frees the lock as recon exits"
 
     def force_unlock(self, lock_id: str) -> LockInfo:
-        """Remove a lock file no process holds (one a killed or abandoned run left behind)."""
+        """Remove a lock file no process holds (one a killed or abandoned run left behind).
+        An unreadable one (damaged) that no process holds is removed whatever ``lock_id``."""
+        self._check_folder()
         try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CLOEXEC)
+            fd = self._open_lock(0)
         except FileNotFoundError:
             raise LockError("state is not locked", where=str(self.path))
         try:
@@ -162,7 +233,7 @@ class LocalBackend:
                 raise LockError(f"state is locked by {holder.describe()}, which is still running",
                                 where=str(self.path),
                                 hint="a local lock is freed when its holder exits; wait for it, or stop that process")
-            if holder.id != lock_id:
+            if holder.id != lock_id and holder != LockInfo.unreadable():
                 raise LockError(f"lock id {lock_id!r} does not match the lock held by {holder.describe()}",
                                 where=str(self.path))
             if self._is_current(fd):
