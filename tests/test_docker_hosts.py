@@ -138,7 +138,10 @@ def test_scale_and_rolling_replacement(sandbox, tmp_path: Path) -> None:
     # A new type: each index gets a new host that runs before its old one is terminated.
     write_stack(work, count=3, instance_type="m1.large")
     plan = recon(env, "plan", "-c", STACK, cwd=work)
-    assert 'instance_type: "m1.small" -> "m1.large"  # replaces the instances, create before destroy' in plan.out
+    assert 'instance_type: "m1.small" -> "m1.large"  # forces replacement' in plan.out
+    for index, (_, old_id, _) in enumerate(three):
+        assert f"+/- {ADDRESS}[{index}] (replaces {old_id})" in plan.out
+    assert "Plan: 3 to add, 0 to change, 3 to destroy." in plan.out
     counter = RunningCounter(env)
     counter.start()
     roll = apply(env, work)
