@@ -77,6 +77,16 @@ class Action(enum.Enum):
         }[self]
 
 
+@dataclass(frozen=True)
+class Replacement:
+    """A part of a resource an update terminates and launches again (a host of docker_hosts)."""
+
+    #: What a plan calls it: ``docker_hosts.docker[0]``.
+    label: str
+    #: The cloud ids of what is terminated.
+    old_ids: tuple[str, ...]
+
+
 @dataclass
 class Change:
     """One resource's change.
@@ -111,6 +121,11 @@ class Change:
     live: dict[str, Any] | None = field(default=None, repr=False)
     prior: dict[str, Any] | None = field(default=None, repr=False)
 
+    #: Parts an update replaces (computed by the kind from desired and live): each one is a
+    #: create and a delete, in ``replace_action``'s order.
+    replacements: list[Replacement] = field(default_factory=list)
+    replace_action: Action = Action.CREATE_THEN_DELETE
+
     #: For the delete of a deposed object (the old one a create-before-destroy replaced): its id.
     deposed_id: str | None = None
 
@@ -126,6 +141,17 @@ class Change:
     @property
     def kind(self) -> str:
         return self.address.kind
+
+    @property
+    def shown_action(self) -> Action:
+        """What the change does as plans show it: an update that replaces parts is a replacement."""
+        return self.replace_action if self.replacements else self.action
+
+    @property
+    def in_place(self) -> bool:
+        """Whether an update changes something other than the parts it replaces."""
+        return self.action is Action.UPDATE and (
+            not self.replacements or any(p not in self.replace_paths for p in self.changed_paths))
 
     @property
     def name(self) -> str:
@@ -154,7 +180,11 @@ class Plan:
     def summary(self) -> dict[str, int]:
         add = change = destroy = 0
         for c in self.actionable:
-            if c.action is Action.CREATE:
+            if c.replacements:
+                add += len(c.replacements)
+                destroy += sum(len(r.old_ids) for r in c.replacements)
+                change += 1 if c.in_place else 0
+            elif c.action is Action.CREATE:
                 add += 1
             elif c.action is Action.UPDATE:
                 change += 1

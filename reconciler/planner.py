@@ -119,8 +119,8 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
             if moved_from is not None:
                 before = {k: moved_from.get(k, v) for k, v in prior_entry.attrs.items()}
                 after = kind.display_view(resolved)
-                change = Change(address, Action.REPLACE, before, after,
-                                changed_paths=sorted(k for k in after if before.get(k) != after[k]),
+                moved = sorted(k for k in after if before.get(k) != after[k])
+                change = Change(address, Action.REPLACE, before, after, changed_paths=moved, replace_paths=moved,
                                 sensitive_paths=sensitive, depends_on=deps,
                                 reason=f"replaces {prior_entry.id[:24]}")
                 if kind.create_before_destroy:
@@ -136,10 +136,10 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         elif contains_unknown(resolved):
             want = {k: v for k, v in kind.display_view(resolved).items()}
             have = {k: v for k, v in live_attrs.items() if k in want}
-            change = _compare(address, kind, want, have, prior, deps, sensitive)
+            change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive)
         else:
             want, have = kind.compare_view(address.name, resolved, live_attrs, prior)
-            change = _compare(address, kind, want, have, prior, deps, sensitive)
+            change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive)
         planned[address] = Planned(change, resolved, live_attrs)
         change.depends_on_reasons = spec.reasons()
         change.config = spec.attrs
@@ -214,20 +214,26 @@ def deposed_deletes(address: Address, entry, live: Live) -> list[Change]:
     return out
 
 
-def _compare(address: Address, kind, want: dict[str, Any], have: dict[str, Any],
+def _compare(address: Address, kind, want: dict[str, Any], have: dict[str, Any], live: dict[str, Any],
              prior: dict[str, Any] | None, deps: list[Address], sensitive: list[str]) -> Change:
     paths = changed_paths(have, want, kind.set_attrs)
     if not paths:
         return Change(address, Action.NOOP, have, want, depends_on=deps, sensitive_paths=sensitive)
+    order = Action.CREATE_THEN_DELETE if kind.create_before_destroy else Action.REPLACE
     replace = [p for p in paths if p.split(".")[0] in kind.replace_on]
+    replacements = []
     if replace:
-        action = Action.CREATE_THEN_DELETE if kind.create_before_destroy else Action.REPLACE
+        action = order
     else:
         action = Action.UPDATE
+        if any(p.split(".")[0] in kind.replaces_instances for p in paths):
+            replacements = kind.replacements(address.name, want, live)
+        if replacements:
+            replace = [p for p in paths if p.split(".")[0] in kind.replaces_instances]
     drifted = []
     if prior is not None:
         drifted = [p for p in paths if get_path(prior, p) == get_path(want, p) and get_path(want, p) is not None]
     return Change(address, action, have, want, changed_paths=paths, replace_paths=replace,
-                  sensitive_paths=sensitive, depends_on=deps,
+                  replacements=replacements, replace_action=order, sensitive_paths=sensitive, depends_on=deps,
                   drift="changed" if drifted else None,
                   reason=("changed outside recon: " + ", ".join(drifted)) if drifted else "")

@@ -138,7 +138,10 @@ def test_scale_and_rolling_replacement(sandbox, tmp_path: Path) -> None:
     # A new type: each index gets a new host that runs before its old one is terminated.
     write_stack(work, count=3, instance_type="m1.large")
     plan = recon(env, "plan", "-c", STACK, cwd=work)
-    assert 'instance_type: "m1.small" -> "m1.large"  # replaces the instances, create before destroy' in plan.out
+    assert 'instance_type: "m1.small" -> "m1.large"  # forces replacement' in plan.out
+    for index, (_, old_id, _) in enumerate(three):
+        assert f"+/- {ADDRESS}[{index}] (replaces {old_id})" in plan.out
+    assert "Plan: 3 to add, 0 to change, 3 to destroy." in plan.out
     counter = RunningCounter(env)
     counter.start()
     roll = apply(env, work)
@@ -318,3 +321,32 @@ def test_more_hosts_than_one_describe_page(sandbox, tmp_path: Path) -> None:
         Filters=[{"Name": "tag:recon:stack", "Values": ["hosts"]}])
     assert len({i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]}) == 130
     assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+
+def test_new_instance_type_plans_and_counts_as_replacements(sandbox, tmp_path: Path) -> None:
+    """Each host a new type replaces is a +/- of its index, one add and one destroy, in every format."""
+    env, work = env_for(sandbox), copy_examples(tmp_path / "repo")
+    assert recon(env, "apply", "-c", "docker.toml", "--auto-approve", cwd=work).code == 0
+    old = json.loads((work / "state" / "docker.json").read_text())["resources"]["docker_hosts.docker"]["attrs"]
+    stack = work / "docker.toml"
+    stack.write_text(stack.read_text().replace('instance_type = "m1.medium"', 'instance_type = "m1.large"'))
+
+    text = recon(env, "plan", "-c", "docker.toml", cwd=work)
+    assert text.code == 0, text.both
+    for index, old_id in enumerate(old["instance_ids"]):
+        assert f"+/- docker_hosts.docker[{index}] (replaces {old_id})" in text.out
+    assert "updated in place" not in text.out.split("load_balancers.")[0]
+    assert "Plan: 2 to add, 1 to change, 2 to destroy." in text.out  # the load balancer follows the hosts
+
+    document = json.loads(recon(env, "plan", "-c", "docker.toml", "--format", "json", cwd=work).out)
+    [hosts_change] = [c for c in document["resource_changes"] if c["address"] == "docker_hosts.docker"]
+    assert hosts_change["actions"] == ["create", "delete"] and hosts_change["replace_paths"] == ["instance_type"]
+    assert [r["replaces"] for r in hosts_change["replacements"]] == [[i] for i in old["instance_ids"]]
+    assert document["summary"] == {"add": 2, "change": 1, "destroy": 2}
+
+    comment = recon(env, "plan", "-c", "docker.toml", "--format", "markdown", cwd=work).out
+    assert "> [!WARNING]\n> **2 to destroy:** `docker_hosts.docker[0] (" in comment
+
+    done = recon(env, "apply", "-c", "docker.toml", "--auto-approve", cwd=work)
+    assert done.code == 0, done.both
+    assert "Apply complete! Resources: 2 added, 1 changed, 2 destroyed." in done.out

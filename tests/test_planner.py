@@ -2,7 +2,8 @@
 
 Each fixture in fixtures/planner/ has ``desired`` (TOML text), ``live`` (kind → cloud
 name → normalized attributes), optional ``state`` and ``targets``, and either
-``expect`` (the actionable changes, fields compared when given) or ``error``.
+``expect`` (the actionable changes, fields compared when given) or ``error``; optional
+``summary`` (the plan's add/change/destroy counts).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def test_planner_fixture(path: Path) -> None:
         for key, value in expected.items():
             assert actual[key] == value, f"{expected['address']}.{key}"
     assert [str(a) for a in plan.forget] == fixture.get("forget", [])
+    if "summary" in fixture:
+        assert plan.summary() == fixture["summary"]
 
 
 def test_fixtures_exist() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 
-from ..plan import Action, Plan
+from ..plan import Action, Change, Plan
 from .text import Style, change_block, summary_line
 
 LIMIT = 60_000
@@ -21,8 +21,8 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
         return "\n".join(head) + "\n"
     head.append(f"**{summary_line(plan)}**")
     # a create-before-destroy and the delete of the object it replaces are one resource
-    destroyed = list(dict.fromkeys(str(c.address) for c in plan.actionable
-                                   if c.action in (Action.DELETE, Action.REPLACE, Action.CREATE_THEN_DELETE)))
+    # and an update that replaces instances destroys each of them
+    destroyed = list(dict.fromkeys(name for c in plan.actionable for name in _destroyed(c)))
     if destroyed:
         names = ", ".join(f"`{address}`" for address in destroyed[:20])
         more = f" and {len(destroyed) - 20} more" if len(destroyed) > 20 else ""
@@ -36,8 +36,9 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
     for change in sorted(plan.actionable, key=lambda c: c.key):
         body = "\n".join([*(_diff_line(line) for line in change_block(change, style, notes=False)[1:]),
                           *(_note_line(note) for note in change.notes)])
-        blocks.append(f"<details><summary><code>{change.action.symbol}</code> <code>{html.escape(change.label)}"
-                      f"</code> {html.escape(change.action.verb)}</summary>\n\n```diff\n{body}\n```\n</details>\n")
+        action = change.shown_action
+        blocks.append(f"<details><summary><code>{action.symbol}</code> <code>{html.escape(change.label)}"
+                      f"</code> {html.escape(action.verb)}</summary>\n\n```diff\n{body}\n```\n</details>\n")
 
     out = "\n".join(head) + "\n"
     shown = 0
@@ -51,6 +52,15 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
         out += (f"\n_{len(blocks) - shown} of {len(blocks)} changes are not shown to keep this comment under "
                 f"{limit:,} characters; run `recon plan` for all of them._\n")
     return out
+
+
+def _destroyed(change: Change) -> list[str]:
+    """What a change destroys, as the warning names it."""
+    if change.replacements:
+        return [f"{part.label} ({', '.join(part.old_ids)})" for part in change.replacements]
+    if change.action in (Action.DELETE, Action.REPLACE, Action.CREATE_THEN_DELETE):
+        return [str(change.address)]
+    return []
 
 
 def _note_line(note: str) -> str:

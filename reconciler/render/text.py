@@ -7,7 +7,6 @@ from typing import Iterable
 from ..drift import DriftReport
 from ..plan import Action, Change, Plan
 from ..diff import get_path
-from ..resources import KINDS
 from .values import masked_change, show
 
 COLORS = {Action.CREATE: "32", Action.UPDATE: "33", Action.DELETE: "31",
@@ -37,11 +36,7 @@ def _attribute_lines(change: Change, style: Style) -> Iterable[str]:
         return
     for path in change.changed_paths:
         old, new = get_path(before, path), get_path(after, path)
-        forces = ""
-        if path in change.replace_paths:
-            forces = style.paint("  # forces replacement", "31")
-        elif path.split(".")[0] in KINDS[change.kind].replaces_instances:
-            forces = style.paint("  # replaces the instances, create before destroy", "35")
+        forces = style.paint("  # forces replacement", "31") if path in change.replace_paths else ""
         if isinstance(old, list) and isinstance(new, list):
             yield f"      {style.paint('~', '33')} {path}{forces}"
             for item in old:
@@ -55,11 +50,19 @@ def _attribute_lines(change: Change, style: Style) -> Iterable[str]:
 
 
 def change_block(change: Change, style: Style, *, notes: bool = True) -> list[str]:
-    symbol = style.paint(change.action.symbol, COLORS.get(change.action, "0"))
+    action = change.shown_action
+    symbol = style.paint(action.symbol, COLORS.get(action, "0"))
     why = f" ({change.reason})" if change.reason else ""
-    lines = [f"  # {style.bold(change.label)} {change.action.verb}{why}",
+    verb = action.verb
+    if change.replacements:
+        verb = (f"will have {len(change.replacements)} instance(s) replaced (new ones created first)"
+                if action is Action.CREATE_THEN_DELETE else f"will have {len(change.replacements)} instance(s) replaced")
+        verb += ", and be updated in place" if change.in_place else ""
+    lines = [f"  # {style.bold(change.label)} {verb}{why}",
              f"  {symbol} {change.label}"]
     lines.extend(_attribute_lines(change, style))
+    for part in change.replacements:
+        lines.append(f"  {symbol} {part.label} (replaces {', '.join(part.old_ids)})")
     if notes:
         lines.extend(f"      {note}" for note in change.notes)
     return lines

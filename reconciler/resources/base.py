@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
 from ..errors import ConfigError, ReconError
 from ..interrupts import StopToken
+from ..plan import Replacement
 from ..schema import Field, Problems
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ class Kind:
     #: Replacement creates the new resource before deleting the old one.
     create_before_destroy: bool = False
     #: Attributes whose change makes update() replace the resource's instances one by one
-    #: (shown in plans; the resource itself stays, so this is not ``replace_on``).
+    #: (the resource itself stays, so this is not ``replace_on``; see :meth:`replacements`).
     replaces_instances: frozenset[str] = frozenset()
     #: Attributes whose change in an update gives the resource new computed outputs (new
     #: instances, new ids): references to those outputs are unknown until apply.
@@ -178,6 +179,11 @@ class Kind:
                      prior: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The pair the planner diffs. By default attributes the file leaves out are not managed."""
         return desired, {key: value for key, value in live.items() if key in desired}
+
+    def replacements(self, name: str, want: Mapping[str, Any], live: Mapping[str, Any]) -> list[Replacement]:
+        """The parts an update to ``want`` (the compared desired view) terminates and launches again,
+        from the live attributes; plans show and count each one as a replacement. None by default."""
+        return []
 
     def check(self, name: str, resolved: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]]) -> list[str]:
         """Problems only the live read shows (a name naming several things); ``live`` is every kind's.

@@ -37,6 +37,7 @@ import yaml
 from ..errors import CloudError, ConfigError, PlanError, ReconError
 from ..schema import Field
 from ..waits import wait_until
+from ..plan import Replacement
 from .base import CloudContext, Kind, LoadContext, NameUse
 from .tags import ADDRESS_TAG, OWNER, STACK_TAG, ownership_tags
 
@@ -170,6 +171,7 @@ class DockerHosts(Kind):
     set_attrs = frozenset({"security_groups"})
     owner_tags = True
     replaces_instances = frozenset(LAUNCH_ATTRS)
+    create_before_destroy = True   # a batch's new hosts run before its old ones are terminated
     recompute_on = frozenset({*LAUNCH_ATTRS, "count", "indexes"})
     needs_live = frozenset({"keypairs", "security_groups"})
     order = 60
@@ -211,6 +213,24 @@ class DockerHosts(Kind):
             have["tags"] = {k: v for k, v in live.get("tags", {}).items() if k in managed}
         return want, have
 
+    def replacements(self, name, want, live):
+        """Each index kept by ``count`` whose hosts do not match the launch attributes: one new host,
+        launched before the old ones are terminated."""
+        spec = {key: want[key] for key in LAUNCH_ATTRS if key in want}
+        # the live view lists each host's launch attributes; without them, the summary stands for each
+        launches = live.get("launches") or [{key: live.get(key) for key in LAUNCH_ATTRS}] * len(live["indexes"])
+        stale: dict[int, list[str]] = {}
+        good: set[int] = set()
+        for index, instance_id, launch in zip(live["indexes"], live["instance_ids"], launches):
+            if index >= want["count"]:
+                continue
+            if all(launch.get(key) == value for key, value in spec.items()):
+                good.add(index)
+            else:
+                stale.setdefault(index, []).append(instance_id)
+        return [Replacement(f"docker_hosts.{name}[{index}]", tuple(ids))
+                for index, ids in sorted(stale.items()) if index not in good]
+
     def display_view(self, attrs):
         return {key: value for key, value in attrs.items() if value is not None}
 
@@ -237,7 +257,8 @@ class DockerHosts(Kind):
     def _view(hosts: list[Host]) -> dict[str, Any]:
         hosts = sorted(hosts, key=lambda h: (h.index, h.generation))
         view: dict[str, Any] = {"count": len(hosts), "indexes": [h.index for h in hosts],
-                                "instance_ids": [h.id for h in hosts], "private_ips": [h.private_ip for h in hosts]}
+                                "instance_ids": [h.id for h in hosts], "private_ips": [h.private_ip for h in hosts],
+                                "launches": [h.launch for h in hosts]}
         for key in LAUNCH_ATTRS:
             view[key] = _summary(h.launch[key] for h in hosts) if hosts else None
         common = set.intersection(*(set(h.tags.items()) for h in hosts)) if hosts else set()
