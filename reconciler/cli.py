@@ -27,7 +27,6 @@ from .render.markdown import render_markdown
 from .state.local import write_atomic
 from .state.lock import LockInfo
 from .terminal import LogLines, Terminal
-from .terminal import Terminal
 from .waits import parse_duration
 
 signals = Signals()
