@@ -46,7 +46,8 @@ def test_state_of_one_cloud_is_refused_on_another(sandbox, tmp_path: Path) -> No
 
         markdown = recon(other.env, "plan", "-c", STACK, "--allow-other-cloud", "-f", "markdown", cwd=work)
         assert markdown.code == 0, markdown.both
-        assert f"Cloud `{_host(other)}`, account `{account}`" in markdown.out
+        assert f"### recon plan for stack `loadbalancer` on cloud `{_host(other)}` (account `{account}`, region " \
+            in markdown.out
 
         # a plan saved with --allow-other-cloud applies there, and the state then belongs to that cloud
         saved = recon(other.env, "plan", "-c", STACK, "--allow-other-cloud", "--out", "other.plan", cwd=work)
