@@ -6,6 +6,11 @@ the running changes finish, or end at their next check with ``Interrupted``. Whe
 abandoned (the second one), the applier reports and the process exits at once, with the
 state lock still held -- it dies with the process -- so no other run can take it while a
 change of this one may still be under way.
+
+When the state cannot be written after a change reached the cloud (a full disk, a store that
+refuses the write), that change ends "unsaved" and nothing new starts: every further change would
+be one more the state does not know of. The running ones finish, one last save is tried, and the
+outcomes say exactly which changes reached the cloud and which of them the state holds.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ class Outcome:
     address: Address
     action: Action
     #: "done", "no-op", "failed", "skipped" (a dependency failed), "interrupted" (stopped part-way),
-    #: "not started" (recon was stopped first), "abandoned" (still running when recon exited)
+    #: "not started" (recon was stopped first), "abandoned" (still running when recon exited),
+    #: "unsaved" (made in the cloud, but the state could not be written)
     status: str
     seconds: float = 0.0
     error: str | None = None
@@ -49,6 +55,10 @@ STOP_POLL = 0.2
 
 
 Key = tuple[Address, str]
+
+
+class StateNotSaved(ReconError):
+    """A change reached the cloud, but the state that records it could not be written."""
 
 
 def apply_order(changes: list[Change]) -> dict[Key, set[Key]]:
@@ -92,9 +102,10 @@ class Applier:
         self._save_lock = threading.Lock()
         self._recorded = 0
         self._saved = 0
+        #: the first failed state write, once one failed: nothing new starts after it
+        self.save_failure: ReconError | None = None
         # attributes each desired resource has right now, for resolving references
         self._current: dict[Address, dict[str, Any]] = {}
-        self._made: set[Address] = set()
         for change in plan.changes:
             if change.desired is not None:
                 self._current[change.address] = {**(change.live or {}), **{
@@ -129,8 +140,26 @@ class Applier:
                 return  # a save that began after this change was recorded has written it
             with self._state_lock:
                 covered = self._recorded
-                self.save(self.state)
+                try:
+                    self.save(self.state)
+                except ReconError as exc:
+                    self.save_failure = self.save_failure or exc
+                    raise StateNotSaved(str(exc)) from exc
             self._saved = covered
+
+    def _save_at_end(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """After a failed state write, try once more: if it works, the state holds every change made."""
+        unsaved = [o for o in outcomes if o.status == "unsaved"]
+        if not unsaved:
+            return outcomes
+        try:
+            with self._save_lock, self._state_lock:
+                self.save(self.state)
+        except ReconError:
+            return outcomes
+        for outcome in unsaved:
+            outcome.status, outcome.error = "done", None
+        return outcomes
 
     def _prepare_state(self) -> None:
         """Forget what left the file (for kinds that keep it) or left the cloud; adopt no-ops."""
@@ -214,6 +243,9 @@ class Applier:
         try:
             status = self._execute(change)
             outcome = Outcome(change.address, change.action, status, time.monotonic() - started)
+        except StateNotSaved as exc:
+            outcome = Outcome(change.address, change.action, "unsaved", time.monotonic() - started,
+                              error=f"{change.label}: made in the cloud, but {exc}")
         except Interrupted as exc:
             outcome = Outcome(change.address, change.action, "interrupted", time.monotonic() - started,
                               error=str(exc) if exc.where else f"{change.label}: {exc}")
@@ -237,16 +269,18 @@ class Applier:
         outcomes: dict[Key, Outcome] = {}
         failed: set[Key] = set()
         running: dict[Future, Key] = {}
-        announced = False
+        halted = told = False
         with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="recon-apply") as pool:
             try:
                 while sorter.is_active():
-                    if stop.stopped:
-                        if not announced:
+                    if stop.stopped or self.save_failure is not None:
+                        if not halted:
                             for future in [f for f in running if f.cancel()]:   # queued, not started
                                 del running[future]
+                            halted = True
+                        if stop.stopped and not told:
                             self.stopping([changes[key] for key in running.values()])
-                            announced = True
+                            told = True
                         if not running:
                             break
                         if stop.abandoned:
@@ -260,15 +294,20 @@ class Applier:
                         key = running.pop(future)
                         outcome = future.result()
                         outcomes[key] = outcome
-                        if outcome.status in ("failed", "interrupted"):
+                        if outcome.status in ("failed", "interrupted", "unsaved"):
                             failed.add(key)
                         sorter.done(key)
             except KeyboardInterrupt:
                 for future in running:
                     future.cancel()
                 raise
-        return [outcomes.get(key) or Outcome(change.address, change.action, "not started")
-                for key, change in changes.items()]
+        return self._save_at_end([outcomes.get(key) or self._not_started(change) for key, change in changes.items()])
+
+    def _not_started(self, change: Change) -> Outcome:
+        failure = self.save_failure
+        why = None if failure is None else f"{change.label}: not started: the state could not be written " \
+            f"({failure.where + ': ' if failure.where else ''}{failure.message})"
+        return Outcome(change.address, change.action, "not started", error=why)
 
     def _start_ready(self, sorter: TopologicalSorter, changes: dict[Key, Change], graph: dict[Key, set[Key]],
                      outcomes: dict[Key, Outcome], failed: set[Key], running: dict[Future, Key],

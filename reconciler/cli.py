@@ -8,7 +8,7 @@ import sys
 from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -217,8 +217,11 @@ def _stopping(running: list[Change]) -> None:
 
 def _outcome_lines(outcomes: list[Outcome]) -> None:
     done = [o for o in outcomes if o.status in ("done", "no-op")]
-    not_done = [o for o in outcomes if o.status not in ("done", "no-op")]
+    unsaved = [o for o in outcomes if o.status == "unsaved"]
+    not_done = [o for o in outcomes if o.status not in ("done", "no-op", "unsaved")]
     term.line(f"Done: {_addresses(done) or 'nothing'}.")
+    if unsaved:
+        term.line(f"Made in the cloud but not in the state: {_addresses(unsaved)}.")
     term.line("Not done: " + (", ".join(f"{o.address} ({o.status})" for o in not_done) or "nothing") + ".")
 
 
@@ -242,6 +245,24 @@ def _interrupted(outcomes: list[Outcome], stop: StopToken) -> None:
     _outcome_lines(outcomes)
     term.line(f"Apply interrupted ({stop.reason}): state saved, lock released. Run apply again to finish.")
     raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _failed(outcomes: list[Outcome], failures: list[Outcome]) -> NoReturn:
+    """Some changes did not complete: each one's error, then exactly what reached the cloud and the state."""
+    term.line("")
+    for outcome in failures:
+        if outcome.error:
+            term.error(outcome.error)
+    _outcome_lines(outcomes)
+    unsaved = [o for o in failures if o.status == "unsaved"]
+    if unsaved:
+        term.line(f"Apply failed: the state could not be written, so no further change was started; "
+                  f"{len(unsaved)} change(s) reached the cloud but are not in the state. Make the state writable "
+                  "and run apply again: it finds them in the cloud.")
+    else:
+        term.line(f"Apply failed: {len(failures)} of {len(outcomes)} changes did not complete; the state holds "
+                  "every change that did. Fix the cause and run apply again.")
+    raise typer.Exit(1)
 
 
 @app.command()
@@ -295,16 +316,10 @@ def apply(
         _print_stats(ws)
     if stop.stopped:
         _interrupted(outcomes, stop)
-    failures = [o for o in outcomes if o.status in ("failed", "skipped")]
+    failures = [o for o in outcomes if o.status not in ("done", "no-op")]
     counts = the_plan.summary()
     if failures:
-        term.line("")
-        for outcome in failures:
-            term.error(outcome.error or f"{outcome.address}: {outcome.status}")
-        done = sum(1 for o in outcomes if o.status in ("done", "no-op"))
-        term.line(f"Apply failed: {len(failures)} of {len(outcomes)} changes did not complete "
-                  f"({done} did; state saved). Fix the cause and run apply again.")
-        raise typer.Exit(1)
+        _failed(outcomes, failures)
     if the_plan.has_changes:
         term.line(f"Apply complete! Resources: {counts['add']} added, {counts['change']} changed, "
                   f"{counts['destroy']} destroyed.")
