@@ -63,12 +63,21 @@ def infer(resources: Mapping[Address, "ResourceSpec"]) -> dict[Address, tuple[Na
 
 
 def missing(address: Address, spec: "ResourceSpec", live: Mapping[str, Mapping[str, Any]],
-            resources: Mapping[Address, "ResourceSpec"]) -> list[str]:
-    """The required names of a block that match no block of the file and nothing in ``live``."""
+            resources: Mapping[Address, "ResourceSpec"],
+            leaving: Mapping[tuple[str, str], Address] = {}) -> list[str]:
+    """The required names of a block that match no block of the file and nothing in ``live`` that
+    stays: ``leaving`` is what the plan deletes because its block left the file."""
     problems = []
     for named in spec.names:
         use = named.use
-        if named.targets or not use.required or any(use.value in live.get(kind, {}) for kind in use.kinds):
+        if named.targets or not use.required:
+            continue
+        going = [leaving[(kind, use.value)] for kind in use.kinds if (kind, use.value) in leaving]
+        if going:
+            problems.append(f"{use.path} {use.value!r} names {going[0]}, which this plan destroys because its "
+                            "block left the file: keep the block, or change the value")
+            continue
+        if any(use.value in live.get(kind, {}) for kind in use.kinds):
             continue
         what = " or ".join(KINDS[kind].noun for kind in use.kinds)
         problems.append(f"{use.path} {use.value!r} names no {what} in the cloud nor in this file"

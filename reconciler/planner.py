@@ -67,6 +67,7 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
     planned: dict[Address, Planned] = {}
     problems: list[str] = []
     plan = Plan(stack=stack.name, changes=[])
+    leaving = leaving_the_cloud(stack, state, live, selected)
 
     def lookup(ref: Reference) -> Any:
         target = planned.get(ref.address)
@@ -99,7 +100,7 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         live_attrs = None if cloud_name is UNKNOWN else live.get(address.kind, {}).get(cloud_name)
         deps = sorted(spec.dependencies())
         sensitive = sorted(kind.sensitive_paths(resolved, live_attrs))
-        found = missing(address, spec, live, stack.resources) + kind.check(address.name, resolved, live)
+        found = missing(address, spec, live, stack.resources, leaving) + kind.check(address.name, resolved, live)
         if found:
             problems.extend(f"{address}: {problem}" for problem in found)
             continue
@@ -172,6 +173,19 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         raise PlanError("cannot plan:\n  " + "\n  ".join(problems))
     plan.unmanaged = unmanaged(stack, live, state)
     return plan
+
+
+def leaving_the_cloud(stack: Stack, state: State, live: Live, selected: set[Address] | None) -> dict[tuple[str, str], Address]:
+    """The live objects this plan deletes because their block left the file, by (kind, cloud id)."""
+    found = {}
+    for address, entry in state.resources.items():
+        kind = KINDS.get(address.kind)
+        if address in stack.resources or kind is None or (selected is not None and address not in selected):
+            continue
+        if entry.id in live.get(address.kind, {}) and \
+                kind.removal(address.name, stack.settings.get(address.kind, {})) == "delete":
+            found[(address.kind, entry.id)] = address
+    return found
 
 
 def unmanaged(stack: Stack, live: Live, state: State) -> list[tuple[Address, str]]:
