@@ -134,7 +134,7 @@ EXPECTED = {
     "image_id_bad": ["docker_hosts.d.image", "expected an image id like emi-0123abcd"],
     "images_id_and_name": ["images.i", "give exactly one of id or name"],
     "launch_permission": ["launch_permission[0]", "'everyone' is neither \"all\" nor a 12-digit account id"],
-    "tags_reserved": ["docker_hosts.d.tags", "recon: and aws: tags are reserved"],
+    "tags_reserved": ["docker_hosts.d.tags", "recon:, aws: and euca: tags are reserved"],
     "max_unavailable_zero": ["docker_hosts.d.max_unavailable", "0 is below the minimum 1"],
     "security_groups_ints": ["security_groups[0]", "expected string, got integer"],
     "property_float": ['properties."a.b".value', "expected scalar, got float"],
