@@ -22,8 +22,8 @@ def hidden(char: str) -> bool:
     return unicodedata.category(char) in HIDDEN_CATEGORIES
 
 
-def _escape(text: str) -> str:
-    return "".join(char if not hidden(char) else
+def _escape(text: str, keep: str = "") -> str:
+    return "".join(char if char in keep or not hidden(char) else
                    (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}" if ord(char) < 0x10000
                     else f"\\U{ord(char):08x}")
                    for char in text)
@@ -50,9 +50,9 @@ def _cut_middle(line: str, limit: int) -> str:
 
 
 def printable(message: str) -> str:
-    """A whole message made safe to print: hidden characters escaped (newlines kept), long lines cut
-    in the middle (their start says where, their end what)."""
-    return "\n".join(_cut_middle(_escape(line), LINE_CHARS) for line in message.split("\n"))
+    """A whole message made safe to print: hidden characters escaped (newlines and tabs kept), long
+    lines cut in the middle (their start says where, their end what)."""
+    return "\n".join(_cut_middle(_escape(line, keep="\t"), LINE_CHARS) for line in message.split("\n"))
 
 
 class ReconError(Exception):
