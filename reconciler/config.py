@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from .addresses import Address, Reference, references_in
 from .cloud import CLOUD_FIELDS
-from .errors import ConfigError
+from .errors import ConfigError, printable, shown
 from .names import Named, infer
 from .resources import KINDS
 from .resources.base import LoadContext
@@ -197,6 +197,9 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(f"not valid UTF-8 (byte {exc.start})", where=f"{where}:{line}")
+    if text.startswith("\ufeff"):
+        raise ConfigError("starts with a byte order mark (U+FEFF), which TOML does not allow", where=f"{where}:1",
+                          hint="save the file as UTF-8 without a BOM")
     return text
 
 
@@ -253,7 +256,7 @@ def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
                 problems.add(key, "must be a table of resources")
         else:
             guess = nearest(key, valid_tables)
-            problems.add(key, f"unknown table {key!r}",
+            problems.add(key, f"unknown table {shown(key)}",
                          f"did you mean {guess!r}?" if guess else
                          f"valid tables: {', '.join(valid_tables)}")
     state_table = document.get("state")
@@ -281,7 +284,7 @@ def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
         for name, block in blocks.items():
             key = f"{kind_name}.{quote_key(name)}"
             if not NAME_RE.match(name):
-                problems.add(key, f"invalid name {name!r}: use letters, digits and ._:@+=,/- (at most 255)")
+                problems.add(key, f"invalid name {shown(name, 300)}: use letters, digits and ._:@+=,/- (at most 255)")
                 continue
             if not isinstance(block, dict):
                 problems.add(key, f"must be a table, got {python_type_name(block)}")
@@ -374,11 +377,6 @@ def _check_references(resources: Mapping[Address, ResourceSpec], problems: Probl
                      + (f" ({'; '.join(literal)}: a literal name orders like a reference)" if literal else ""))
 
 
-def _printable(text: str) -> str:
-    """``text`` with control characters escaped: names and keys from the file never drive the terminal."""
-    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: repr(m.group())[1:-1], text)
-
-
 def _problems_error(problems: Problems, text: str, path: Path) -> ConfigError:
     find = _line_finder(text)
     located = []
@@ -388,7 +386,7 @@ def _problems_error(problems: Problems, text: str, path: Path) -> ConfigError:
         entry = f"{loc}: {key_path}: {message}"
         if hint:
             entry += f" ({hint})"
-        located.append((line or 0, _printable(entry)))
+        located.append((line or 0, printable(entry)))
     lines = [entry for _, entry in sorted(located, key=lambda item: item[0])]
     count = len(lines)
     head = lines[0] if count == 1 else f"{count} problems in {path}:\n  " + "\n  ".join(lines)

@@ -1,6 +1,58 @@
-"""recon's own error types. Everything recon reports to a user is one of these."""
+"""recon's own error types. Everything recon reports to a user is one of these.
+
+Values from files and from the cloud reach messages through one place, here: ``shown`` quotes a
+value with its control and invisible characters escaped and its length cut; ``printable`` does
+the same to a whole message, line by line, as the last step before it is printed.
+"""
 
 from __future__ import annotations
+
+import unicodedata
+
+#: How much of one value a message shows; how long one line of a message may be.
+SHOWN_CHARS = 80
+LINE_CHARS = 2000
+#: Unicode categories that print nothing or reorder what follows: control, format (U+200B, U+202E,
+#: U+FEFF…), line and paragraph separators, private use, surrogates, unassigned.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
+
+
+def hidden(char: str) -> bool:
+    """Is ``char`` one that a terminal would not show as itself?"""
+    return unicodedata.category(char) in HIDDEN_CATEGORIES
+
+
+def _escape(text: str, keep: str = "") -> str:
+    return "".join(char if char in keep or not hidden(char) else
+                   (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}" if ord(char) < 0x10000
+                    else f"\\U{ord(char):08x}")
+                   for char in text)
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    head = max(1, limit - 40)
+    return f"{text[:head]}… ({len(text)} characters)"
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``value`` for a message: quoted, hidden characters escaped, cut to about ``limit`` characters."""
+    text = value if isinstance(value, str) else str(value)
+    return "'" + _escape(_cut(text, limit)).replace("'", "\\'") + "'"
+
+
+def _cut_middle(line: str, limit: int) -> str:
+    if len(line) <= limit:
+        return line
+    keep = limit // 2
+    return f"{line[:keep]} …[{len(line) - 2 * keep} characters left out]… {line[-keep:]}"
+
+
+def printable(message: str) -> str:
+    """A whole message made safe to print: hidden characters escaped (newlines and tabs kept), long
+    lines cut in the middle (their start says where, their end what)."""
+    return "\n".join(_cut_middle(_escape(line, keep="\t"), LINE_CHARS) for line in message.split("\n"))
 
 
 class ReconError(Exception):
@@ -22,7 +74,7 @@ class ReconError(Exception):
         text = f"{self.where}: {self.message}" if self.where else self.message
         if self.hint:
             text += f"\n  hint: {self.hint}"
-        return text
+        return printable(text)
 
 
 class ConfigError(ReconError):

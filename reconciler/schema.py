@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .addresses import is_whole_reference, references_in
+from .errors import shown
 
 # A scalar type name and the Python types that satisfy it.
 SCALARS: dict[str, tuple[type, ...]] = {
@@ -74,7 +75,7 @@ def check_table(table: Mapping[str, Any], fields: Mapping[str, Field], path: str
         spec = fields.get(key)
         if spec is None:
             guess = nearest(key, list(fields))
-            problems.add(f"{path}.{key}", f"unknown key {key!r}",
+            problems.add(f"{path}.{key}", f"unknown key {shown(key)}",
                          f"did you mean {guess!r}?" if guess else
                          f"valid keys here: {', '.join(sorted(fields))}")
             continue

@@ -1,4 +1,5 @@
-"""All output goes through here: colour when it helps, errors on stderr, never secrets."""
+"""All output goes through here: colour when it helps, errors on stderr, never secrets; warnings
+and errors printable (``errors.printable``) whatever text they carry."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 import os
 import sys
 from typing import TextIO
+
+from .errors import printable
 
 
 class Terminal:
@@ -43,12 +46,12 @@ class Terminal:
 
     def warn(self, text: str) -> None:
         prefix = "\x1b[33mWarning:\x1b[0m " if self.color and self.err.isatty() else "Warning: "
-        self.err.write(prefix + text + "\n")
+        self.err.write(prefix + printable(text) + "\n")
         self.err.flush()
 
     def error(self, text: str) -> None:
         prefix = "\x1b[31mError:\x1b[0m " if self.color and self.err.isatty() else "Error: "
-        self.err.write(prefix + text + "\n")
+        self.err.write(prefix + printable(text) + "\n")
         self.err.flush()
 
     def confirm(self, question: str) -> bool:

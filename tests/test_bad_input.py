@@ -21,6 +21,7 @@ import io
 import os
 import re
 import socket
+import subprocess
 import tarfile
 import threading
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from typer.testing import CliRunner
 
 from reconciler.cli import app
 from reconciler.config import MAX_FILE_BYTES
+from reconciler.imagebuild.disk import SECTOR, find_tool
+from reconciler.imagebuild.testimage import PARTITION_START, make_test_image
 
 BAD = Path(__file__).parent / "fixtures" / "bad"
 SECRET = "MARKER-SECRET-7f3a"   # planted in companion files: never echoed in an error
@@ -134,7 +137,7 @@ EXPECTED = {
     "image_id_bad": ["docker_hosts.d.image", "expected an image id like emi-0123abcd"],
     "images_id_and_name": ["images.i", "give exactly one of id or name"],
     "launch_permission": ["launch_permission[0]", "'everyone' is neither \"all\" nor a 12-digit account id"],
-    "tags_reserved": ["docker_hosts.d.tags", "recon: and aws: tags are reserved"],
+    "tags_reserved": ["docker_hosts.d.tags", "recon:, aws: and euca: tags are reserved"],
     "max_unavailable_zero": ["docker_hosts.d.max_unavailable", "0 is below the minimum 1"],
     "security_groups_ints": ["security_groups[0]", "expected string, got integer"],
     "property_float": ['properties."a.b".value', "expected scalar, got float"],
@@ -184,6 +187,25 @@ EXPECTED = {
     "lb_source_folder": ["lb_images.v3.source", "base image 'images' is not a file"],
     "lb_sha256_format": ["lb_images.v3.source_sha256", "must be 64 lower-case hex digits"],
     "lb_source_reference": ["lb_images.v3.source", "references are not allowed here"],
+    "lb_max_image_zero": ["lb_images.v3.max_image_mib", "0 is below the minimum 1"],
+    # --- bounds on text the cloud stores, as Eucalyptus has them (issue 12) -------------------------
+    "sg_description_control": ["security_groups.g.description",
+                               "contains the control or invisible character '\\x1b' (character 5)"],
+    "sg_description_unicode": ["security_groups.g.description", "contains 'é' (character 4)",
+                               "the cloud takes ASCII only here"],
+    "sg_name_invisible": ["security_groups.g.name", "invisible character '\\u200b' (character 4)"],
+    "tags_too_many": ["docker_hosts.d.tags", "60 tags, but the cloud keeps at most 10 per resource",
+                      "recon puts 4 of its own on each: give at most 6"],
+    "tag_key_long": ["docker_hosts.d.tags", "is 128 characters long; the cloud takes at most 127"],
+    "tag_value_long": ["docker_hosts.d.tags", "tag 'role': its value is 256 characters long; the cloud takes at most 255"],
+    "tag_value_bidi": ["tag 'role': its value contains the control or invisible character '\\u202e'"],
+    "property_control": ['properties."loadbalancing.loadbalancer_dns_subdomain".value',
+                         "invisible character '\\x1b'"],
+    "unknown_key_invisible": ["unknown key 'descr\\u200biption'", "did you mean 'description'"],
+    "bom": ["bom.toml:1", "starts with a byte order mark (U+FEFF)", "save the file as UTF-8 without a BOM"],
+    "key_two_keys": ["keypairs.k.public_key_file", "holds 2 keys (lines 1, 3); a key pair takes one"],
+    "haproxy_maxconn_huge": ["haproxy.global.maxconn", "must be a whole number from 1 to 2147483647"],
+    "haproxy_maxconn_wide_digit": ["haproxy.global.maxconn", "must be a whole number from 1 to 2147483647"],
 }
 
 
@@ -305,6 +327,45 @@ def _long_path(template: str) -> Callable[[Path], Path]:
     return build
 
 
+def _declared_huge() -> bytes:
+    """A few hundred bytes whose tar header declares a 1 TiB image (as a sparse member would)."""
+    info = tarfile.TarInfo("lb.img")
+    info.size = 1 << 40
+    return gzip.compress(info.tobuf(format=tarfile.GNU_FORMAT))
+
+
+def _damaged_ext(folder: Path) -> Path:
+    """A good test image whose file system then gets a wrong link count: debugfs reads it, e2fsck does not pass it."""
+    image = folder / "lb.img"
+    make_test_image(image)
+    device = f"{image}?offset={PARTITION_START * SECTOR}"
+    subprocess.run([find_tool("debugfs", "e2fsprogs"), "-w", "-R", "sif /etc/passwd links_count 7", device],
+                   check=True, capture_output=True)
+    desired = folder / "recon.toml"
+    desired.write_text(LB_IMAGE.format(source="lb.img"))
+    return desired
+
+
+def _outside_link(slot: str, target_text: str) -> Callable[[Path], Path]:
+    """A companion that is a symbolic link to a file beside (not inside) the stack's folder."""
+    def build(folder: Path) -> Path:
+        outside = folder.parent / "outside.txt"
+        outside.write_text(target_text)
+        (folder / "companion").symlink_to(outside)
+        desired = folder / "recon.toml"
+        desired.write_text(STACK + slot.format(source="companion"))
+        return desired
+    return build
+
+
+def _text_desired(text: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        desired = folder / "recon.toml"
+        desired.write_text(STACK + text)
+        return desired
+    return build
+
+
 PLAN_ONLY = ("plan", "image build")   # base-image checks are plan-time local work
 WRONG_SHA = hashlib.sha256(b"another file").hexdigest()
 
@@ -336,6 +397,14 @@ GENERATED: dict[str, Case] = {
                         ("lb.tgz is truncated or corrupt",), PLAN_ONLY),
     "tar_wrong_sha256": Case(_lb("lb.tgz", _tgz(_member("lb.img", data=IMAGE)), f'source_sha256 = "{WRONG_SHA}"\n'),
                              ("lb.tgz has sha256", f"not the declared {WRONG_SHA}"), PLAN_ONLY),
+    "tar_declares_huge_member": Case(_lb("lb.tgz", _declared_huge()),
+                                     ("lb.tgz: member 'lb.img' is 1099511627776 bytes, over the largest image "
+                                      "recon unpacks (8589934592 bytes)", "raise max_image_mib"), PLAN_ONLY),
+    "image_over_max": Case(_lb("lb.img", b"\x01" * (2 << 20), "max_image_mib = 1\n"),
+                           ("lb.img is 2097152 bytes, over the largest image recon unpacks (1048576 bytes)",),
+                           PLAN_ONLY),
+    "image_damaged_ext": Case(_damaged_ext, ("lb_images.v3.source", "lb.img: e2fsck -fn found the file system "
+                                             "not clean", "ref count is 7, should be 1"), PLAN_ONLY),
     "source_empty": Case(_lb("lb.tgz", b""), ("lb.tgz is empty",), PLAN_ONLY),
     "source_not_a_disk": Case(_lb("lb.img", os.urandom(4096)), ("lb.img: has no MBR partition table",), PLAN_ONLY),
     # sources that are not regular files: refused when loading, never opened
@@ -358,6 +427,19 @@ GENERATED: dict[str, Case] = {
                                 ("[cloud].ca_bundle", "File name too long")),
     "ca_bundle_unknown_home": Case(_long_path(STACK + '[cloud]\nca_bundle = "~nosuchuser-{source:.8}/ca.pem"\n'),
                                    ("[cloud].ca_bundle", "Could not determine home directory")),
+    # companions are read from the stack's folder only
+    "cloud_init_link_outside": Case(_outside_link(HOSTS.removeprefix(STACK), f"#cloud-config\nruncmd: [{SECRET}]\n"),
+                                    ("docker_hosts.d.cloud_init", "'companion' leads outside this file's folder")),
+    "key_link_outside": Case(_outside_link('[keypairs.k]\npublic_key_file = "{source}"\n', GOOD_KEY),
+                             ("keypairs.k.public_key_file", "'companion' leads outside this file's folder")),
+    # huge values: refused, and shown cut short
+    "huge_key_name": Case(_text_desired('[security_groups.a]\n"' + "x" * 3_000_000 + '" = 1\n'),
+                          ("unknown key 'xxxxxxxx", "… (3000000 characters)'", "valid keys here: description")),
+    "huge_block_name": Case(_text_desired("[keypairs." + "k" * 3_000_000 + ']\npublic_key = "x"\n'),
+                            ("invalid name 'kkkkkkkk", "… (3000000 characters)': use letters")),
+    "huge_property_value": Case(_text_desired('[properties]\n"a.b" = "' + "v" * (1 << 20) + '"\n'),
+                                ('properties."a.b".value', "is 1048576 characters long; the cloud takes at most "
+                                 "32768")),
     # cloud-init documents that carry a secret the error must not repeat
     "cloud_init_bad_yaml_secret": Case(_hosts(f"#cloud-config\nruncmd: [\"{SECRET}\"\n  - x: [\n".encode()),
                                        ("the cloud-init file is not valid YAML at line",)),
@@ -367,7 +449,8 @@ GENERATED: dict[str, Case] = {
                              ("the cloud-init file is not UTF-8 text",)),
 }
 
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+MAX_OUTPUT = 20_000   # characters: a huge value from a file is shown cut short, never whole
 
 
 class Tripwire:
@@ -427,6 +510,8 @@ def _check(result, expected: tuple[str, ...] | list[str], tripwire: Tripwire) ->
     assert not CONTROL.search(result.output), repr(result.output)   # nothing from the file drives the terminal
     assert SECRET not in result.output
     assert "tripwire-secret" not in result.output
+    assert len(result.output) < MAX_OUTPUT, len(result.output)
+    assert "recon-preview-" not in result.output and ".recon-base-" not in result.output   # recon's private copies
     assert tripwire.connections == 0
 
 

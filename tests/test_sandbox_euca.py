@@ -290,6 +290,56 @@ def test_instance_store_images_and_instances_look_like_40_ones(cloud):
 
 
 # --------------------------------------------------------------------------------------------
+# Text the cloud stores (NetworkGroupManager, TagManager), and replies that always parse
+
+
+def _refused(call, code: str) -> str:
+    with pytest.raises(ClientError) as err:
+        call()
+    assert err.value.response["Error"]["Code"] == code, err.value.response
+    return err.value.response["Error"]["Message"]
+
+
+def test_group_names_and_descriptions_are_ascii(cloud):
+    ec2 = client(cloud.env, "ec2")
+    message = _refused(lambda: ec2.create_security_group(GroupName="g-text", Description="caf\u00e9"),
+                       "InvalidParameterValue")
+    assert message.endswith("for parameter GroupDescription is invalid. Character sets beyond ASCII are not supported.")
+    _refused(lambda: ec2.create_security_group(GroupName="g-\u202e", Description="d"), "InvalidParameterValue")
+    assert not ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["g-*"]}])["SecurityGroups"]
+
+
+@pytest.mark.parametrize("text", ["bell\x07", "escape\x1b[31m", "nul\x00"])
+def test_what_no_reply_could_carry_is_never_stored(cloud, text):
+    """ASCII, so Eucalyptus would take it: stored, every later describe would be unreadable XML."""
+    ec2 = client(cloud.env, "ec2")
+    _refused(lambda: ec2.create_security_group(GroupName="g-control", Description=text), "InvalidParameterValue")
+    _refused(lambda: modify(cloud, "loadbalancing.loadbalancer_dns_subdomain", text), "InvalidParameterValue")
+    ec2.describe_security_groups()           # every later reply still parses
+    value(cloud, "loadbalancing.loadbalancer_dns_subdomain")
+
+
+def test_tags_have_eucalyptus_limits(cloud):
+    ec2 = client(cloud.env, "ec2")
+    group = ec2.create_security_group(GroupName="g-tags", Description="tags")["GroupId"]
+    tag = lambda i: {"Key": f"k{i}", "Value": "v"}     # noqa: E731
+    assert "127 characters" in _refused(lambda: ec2.create_tags(Resources=[group], Tags=[{"Key": "k" * 128,
+                                                                                          "Value": ""}]),
+                                        "InvalidParameterValue")
+    assert "255 characters" in _refused(lambda: ec2.create_tags(Resources=[group], Tags=[{"Key": "k",
+                                                                                          "Value": "v" * 256}]),
+                                        "InvalidParameterValue")
+    ec2.create_tags(Resources=[group], Tags=[tag(i) for i in range(8)])
+    ec2.create_tags(Resources=[group], Tags=[tag(i) for i in range(6, 10)])   # two replaced, two added: 10
+    _refused(lambda: ec2.create_tags(Resources=[group], Tags=[tag(10)]), "TagLimitExceeded")
+    [described] = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"]
+    assert len(described["Tags"]) == 10
+    rootfs = image_named(ec2, "ubuntu-raring-docker-rootfs")
+    _refused(lambda: ec2.run_instances(ImageId=rootfs, MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [tag(i) for i in range(11)]}]), "TagLimitExceeded")
+
+
+# --------------------------------------------------------------------------------------------
 # recon quotes the cloud
 
 

@@ -27,7 +27,7 @@ from .disk import ExtFileSystem
 from .check import HaproxyCheck, check, file_references
 from .haproxy import render_template
 from .servo import TEMPLATE_PATH, ServoRelease, read_installed, servo_release
-from .source import BaseImage, prepare_base_image
+from .source import MAX_IMAGE_BYTES, BaseImage, prepare_base_image
 from .sysctl import SYSCTL_PATH, render_sysctl
 
 DIGEST_VERSION = b"recon-lb-image-revision 1\n"
@@ -47,6 +47,7 @@ class ImageSpec:
     sysctl: Mapping[str, Any] = field(default_factory=dict)
     servo_version: str | None = None               # where the image does not say
     partition: int = 1
+    max_size: int = MAX_IMAGE_BYTES                # largest raw image unpacked
 
 
 @dataclass(frozen=True)
@@ -167,18 +168,24 @@ def _size(size: int) -> str:
 
 
 def _base(spec: ImageSpec, dest: Path, progress: Progress) -> tuple[BaseImage, ExtFileSystem]:
-    """The base image at ``dest`` and its root file system; errors name the source."""
+    """The base image at ``dest`` and its root file system, checked clean with ``e2fsck -fn``.
+
+    Errors name the block and its source, never the private copy recon unpacked.
+    """
     where = f"{spec.address}.source"
     try:
         size = f" ({_size(spec.source.stat().st_size)})"
     except OSError:
         size = ""
     progress(f"unpacking {spec.source.name}{size}" + (" and checking its sha256" if spec.source_sha256 else ""))
-    base = prepare_base_image(spec.source, dest, sha256=spec.source_sha256, where=where)
+    base = prepare_base_image(spec.source, dest, sha256=spec.source_sha256, where=where, max_size=spec.max_size)
     try:
-        return base, ExtFileSystem.from_partition(base.path, spec.partition)
+        fs = ExtFileSystem.from_partition(base.path, spec.partition, label=f"{where} ({spec.source.name})")
+        progress(f"checking the file system of {spec.source.name} with e2fsck -fn")
+        fs.fsck()
     except ReconError as err:
         raise ConfigError(f"{spec.source.name}: {err.message}", where=where, hint=err.hint) from None
+    return base, fs
 
 
 def _quiet(message: str) -> None:

@@ -127,19 +127,21 @@ def _quote(path: str) -> str:
 class ExtFileSystem:
     """The ext2/3/4 file system at byte ``offset`` of ``image``, handled with debugfs and e2fsck."""
 
-    def __init__(self, image: Path, offset: int):
+    def __init__(self, image: Path, offset: int, *, label: str | None = None):
+        """``label`` is what messages call the image (default: its path), e.g. the block it is made for."""
         if "?" in str(image):
             raise ReconError("an image path may not contain '?' (debugfs reads it as options)", where=str(image))
         self.image = Path(image)
         self.offset = offset
         self.device = f"{self.image}?offset={offset}"
+        self.label = label or str(self.image)
 
     @classmethod
-    def from_partition(cls, image: Path, number: int = 1) -> "ExtFileSystem":
-        return cls(image, find_partition(image, number).offset)
+    def from_partition(cls, image: Path, number: int = 1, *, label: str | None = None) -> "ExtFileSystem":
+        return cls(image, find_partition(image, number).offset, label=label)
 
     def _where(self, path: str | None = None) -> str:
-        return f"{self.image}:{path}" if path else str(self.image)
+        return f"{self.label}:{path}" if path else self.label
 
     def _debugfs(self, *, request: str | None = None, script: str | None = None, path: str | None = None,
                  writable: bool = False) -> bytes:
@@ -154,8 +156,9 @@ class ExtFileSystem:
             else:
                 command += ["-R", request]
             done = subprocess.run(command + [self.device], capture_output=True, timeout=600)
-        problems = [line for line in done.stderr.decode(errors="replace").splitlines()
-                    if line.strip() and not line.startswith("debugfs ")]
+        stderr = done.stderr.decode(errors="replace").replace(self.device, self.label).replace(str(self.image),
+                                                                                            self.label)
+        problems = [line for line in stderr.splitlines() if line.strip() and not line.startswith("debugfs ")]
         if done.returncode != 0 or problems:
             raise ReconError("debugfs failed: " + ("; ".join(problems) or f"exit status {done.returncode}"),
                              where=self._where(path))
@@ -264,6 +267,7 @@ class ExtFileSystem:
         done = subprocess.run([find_tool("e2fsck", "e2fsprogs"), "-fn", self.device], capture_output=True,
                               timeout=600, env={**os.environ, "E2FSCK_CONFIG": os.devnull})
         if done.returncode != 0:
-            output = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
+            output = (done.stdout + done.stderr).decode(errors="replace").replace(self.device, self.label)
+            output = output.replace(str(self.image), self.label).strip().splitlines()
             raise ReconError(f"e2fsck -fn found the file system not clean (exit status {done.returncode}): "
                              + " | ".join(output[-8:]), where=self._where())

@@ -44,9 +44,14 @@ def _time(value: str) -> str | None:
     return None if TIME.match(value) else "must be a time such as 5000 (milliseconds), 500ms, 5s, 2m or 1h"
 
 
+INT_MAX = 2**31 - 1     # HAProxy reads counts into a C int: a larger one wraps round
+
+
 def _count(minimum: int = 0) -> Check:
     def check(value: str) -> str | None:
-        return None if value.isdigit() and int(value) >= minimum else f"must be a whole number >= {minimum}"
+        if not re.fullmatch(r"[0-9]{1,19}", value) or not minimum <= int(value) <= INT_MAX:
+            return f"must be a whole number from {minimum} to {INT_MAX}"
+        return None
     return check
 
 

@@ -4,7 +4,9 @@
 into a private temporary folder next to the destination and renames it into place, so nothing is
 written anywhere else and a failure leaves no partial file. Archives are read as a forward-only
 stream: no member is ever extracted by its own name, and links, devices, absolute or ``..`` paths
-and a second image are refused. Memory use is bounded by one chunk.
+and a second image are refused. Memory use is bounded by one chunk, and time by the image's size:
+an image (or an archive member's declared size) over ``max_size`` is refused before a byte of it
+is read, so a small archive declaring a huge sparse member cannot keep recon busy.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+#: The largest raw image recon unpacks unless a block says otherwise (the shipped LB image is 2 GiB).
+MAX_IMAGE_BYTES = 8 << 30
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     if ".." in name.parts:
         return "climbs out of the archive with '..'"
     if member.issym() or member.islnk():
-        return f"is a {'symbolic' if member.issym() else 'hard'} link (to {member.linkname!r})"
+        return f"is a {'symbolic' if member.issym() else 'hard'} link (to {shown(member.linkname)})"
     if member.ischr() or member.isblk() or member.isfifo():
         return "is a device or FIFO"
     if not (member.isreg() or member.isdir()):
@@ -96,7 +100,12 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def _extract_image(source: Path, out: BinaryIO, where: str) -> tuple[str, str, int]:
+def _too_big(what: str, size: int, max_size: int, where: str) -> ConfigError:
+    return ConfigError(f"{what} is {size} bytes, over the largest image recon unpacks ({max_size} bytes)",
+                       where=where, hint="if the image is really this big, raise max_image_mib in the block")
+
+
+def _extract_image(source: Path, out: BinaryIO, where: str, max_size: int) -> tuple[str, str, int]:
     """Stream the single ``.img`` member of a gzipped tar into ``out``; (member, sha256, size)."""
     found: tuple[str, str, int] | None = None
     try:
@@ -105,18 +114,20 @@ def _extract_image(source: Path, out: BinaryIO, where: str) -> tuple[str, str, i
                 for member in tar:
                     problem = _member_problem(member)
                     if problem:
-                        raise ConfigError(f"{source.name}: member {member.name!r} {problem}", where=where,
+                        raise ConfigError(f"{source.name}: member {shown(member.name)} {problem}", where=where,
                                           hint="the archive is refused whole")
+                    if member.size > max_size:   # the header's word, before anything is read
+                        raise _too_big(f"{source.name}: member {shown(member.name)}", member.size, max_size, where)
                     if not (member.isreg() and member.name.endswith(".img")):
                         continue
                     if found is not None:
-                        raise ConfigError(f"{source.name} holds more than one image: {found[0]!r} and "
-                                          f"{member.name!r}", where=where)
+                        raise ConfigError(f"{source.name} holds more than one image: {shown(found[0])} and "
+                                          f"{shown(member.name)}", where=where)
                     reader = tar.extractfile(member)
                     assert reader is not None
                     digest, size = _copy(reader, out)
                     if size != member.size:
-                        raise ConfigError(f"{source.name}: member {member.name!r} is truncated", where=where)
+                        raise ConfigError(f"{source.name}: member {shown(member.name)} is truncated", where=where)
                     found = (member.name, digest, size)
             while gz.read(CHUNK):   # to the end, so that the gzip trailer's CRC and length are checked
                 pass
@@ -129,7 +140,7 @@ def _extract_image(source: Path, out: BinaryIO, where: str) -> tuple[str, str, i
 
 
 def prepare_base_image(source: Path, dest: Path, *, sha256: str | None = None,
-                       where: str = "source") -> BaseImage:
+                       where: str = "source", max_size: int = MAX_IMAGE_BYTES) -> BaseImage:
     """Check ``source`` against ``sha256`` and put its raw image at ``dest`` (replaced atomically)."""
     source = Path(source)
     _check_source(source, sha256, where)
@@ -141,8 +152,10 @@ def prepare_base_image(source: Path, dest: Path, *, sha256: str | None = None,
         staged = private / "image.img"
         with open(staged, "wb") as out:
             if archived:
-                member, digest, size = _extract_image(source, out, where)
+                member, digest, size = _extract_image(source, out, where, max_size)
             else:
+                if source.stat().st_size > max_size:
+                    raise _too_big(source.name, source.stat().st_size, max_size, where)
                 with open(source, "rb") as reader:
                     digest, size = _copy(reader, out)
                 member = source.name

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
-from ..errors import ConfigError, ReconError
+from ..errors import ConfigError, ReconError, shown
 from ..interrupts import StopToken
 from ..plan import Replacement
 from ..schema import Field, Problems
@@ -68,6 +68,10 @@ class LoadContext:
             raise ConfigError(f"cannot read {relative!r}: {exc.strerror or exc}", where=where)
         if len(data) > limit:
             raise ConfigError(f"file {relative!r} is larger than {limit} bytes", where=where)
+        target = path.resolve()
+        if not target.is_relative_to(self.base_dir.resolve()):   # a link (or path) leading elsewhere
+            raise ConfigError(f"{shown(relative)} leads outside this file's folder (to {shown(str(target))})",
+                              where=where, hint="keep the files a stack sends to the cloud in its folder")
         self.companions[relative] = hashlib.sha256(data).hexdigest()
         return data
 

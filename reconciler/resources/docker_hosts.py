@@ -39,10 +39,11 @@ from ..schema import Field
 from ..waits import wait_until
 from ..plan import Replacement
 from .base import CloudContext, Kind, LoadContext, NameUse
-from .tags import ADDRESS_TAG, OWNER, STACK_TAG, ownership_tags
+from .tags import ADDRESS_TAG, OWNER, STACK_TAG, ownership_tags, user_tags_problem
 
 GENERATION_TAG = "recon:generation"
 USER_DATA_TAG = "recon:user-data-sha256"
+OWN_TAGS = (STACK_TAG, ADDRESS_TAG, GENERATION_TAG, USER_DATA_TAG)   # on every host recon launches
 #: What an instance is launched with: a change of any of these replaces it.
 LAUNCH_ATTRS = ("image", "kernel_id", "ramdisk_id", "instance_type", "key_name", "zone", "security_groups",
                 "user_data_sha256")
@@ -60,8 +61,7 @@ def _id_check(prefixes: tuple[str, ...]):
 
 
 def _tags_check(tags: Mapping[str, str]) -> str | None:
-    reserved = [key for key in tags if key.startswith(("recon:", "aws:"))]
-    return f"tag {reserved[0]!r}: recon: and aws: tags are reserved" if reserved else None
+    return user_tags_problem(tags, len(OWN_TAGS))
 
 
 def check_cloud_config(data: bytes, where: str) -> None:

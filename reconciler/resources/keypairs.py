@@ -27,7 +27,13 @@ def _colons(hex_digest: str) -> str:
 
 
 def parse_public_key(text: str, where: str) -> str:
-    """The OpenSSH public key line without its comment; ConfigError if it is not one."""
+    """The OpenSSH public key line without its comment; ConfigError if it is not exactly one."""
+    lines = [number for number, line in enumerate(text.splitlines(), start=1)
+             if line.strip() and not line.lstrip().startswith("#")]
+    if len(lines) > 1:
+        raise ConfigError(f"holds {len(lines)} keys (lines {', '.join(map(str, lines[:5]))}"
+                          f"{', …' if len(lines) > 5 else ''}); a key pair takes one", where=where,
+                          hint="keep one key per file")
     parts = text.strip().split()
     if len(parts) < 2:
         raise ConfigError("not an OpenSSH public key (expected 'ssh-rsa AAAA… [comment]')", where=where)

@@ -41,6 +41,7 @@ from ..imagebuild.build import TEMPLATE_PATH, ImageSpec, Revision, build_revisio
 from ..imagebuild.check import check, stand_in_certificate
 from ..imagebuild.haproxy import render_template
 from ..imagebuild.servo import VERSION_RE, Listener, ServoRelease, effective_config, idle_timeout
+from ..imagebuild.source import MAX_IMAGE_BYTES
 from ..imagebuild.sysctl import render_sysctl
 from ..schema import Field
 from ..state.local import write_atomic
@@ -161,6 +162,8 @@ class LbImages(Kind):
             "global": SETTINGS, "defaults": SETTINGS}),
         "sysctl": Field("map", "Kernel settings written to /etc/sysctl.d.", items=Field("scalar"),
                         references=False),
+        "max_image_mib": Field("integer", f"Largest raw image recon unpacks from source, in MiB "
+                               f"(default {MAX_IMAGE_BYTES >> 20}).", minimum=1, maximum=1 << 20, references=False),
         "servo_version": Field("string", "The servo release the image carries (e.g. 1.2.0), where the image's "
                                "package metadata does not say.", references=False,
                                check=lambda v: None if VERSION_RE.match(v) else
@@ -189,7 +192,7 @@ class LbImages(Kind):
         if block.get("sysctl"):
             render_sysctl(block["sysctl"], where=f"{where}.sysctl")
         return {"source": block["source"],
-                **{key: block[key] for key in ("source_sha256", "servo_version") if key in block},
+                **{key: block[key] for key in ("source_sha256", "servo_version", "max_image_mib") if key in block},
                 "haproxy": {k: dict(v) for k, v in haproxy.items()}, "sysctl": dict(block.get("sysctl", {}))}
 
     def spec(self, name: str, attrs: Mapping[str, Any], base_dir: Path) -> ImageSpec:
@@ -197,7 +200,8 @@ class LbImages(Kind):
                          source_sha256=attrs.get("source_sha256"),
                          haproxy_global=attrs["haproxy"].get("global", {}),
                          haproxy_defaults=attrs["haproxy"].get("defaults", {}), sysctl=attrs["sysctl"],
-                         servo_version=attrs.get("servo_version"))
+                         servo_version=attrs.get("servo_version"),
+                         max_size=attrs.get("max_image_mib", MAX_IMAGE_BYTES >> 20) << 20)
 
     def prepare(self, name, attrs, base_dir, report=None):
         """Render the revision (reading the base image), or take it from the cache beside the file.

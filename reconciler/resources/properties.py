@@ -14,9 +14,13 @@ from typing import Any, Collection, Mapping
 
 from ..errors import ReconError
 from ..schema import Field, Problems
+from ..text import text_check
 from .base import Kind, LoadContext, NameUse
 
 HIDDEN = "********"
+#: Eucalyptus stores a value unbounded (a CLOB) and returns it in every DescribeProperties reply;
+#: recon's bound is far above any real property's value.
+VALUE_CHARS = 32 << 10
 DIGEST_PREFIX = "scrypt:"
 #: The load-balancer image and key pair properties (4.0 and 4.2+ names). Eucalyptus refuses a value
 #: naming no machine image or key pair (DESIGN §11), so theirs must name one; any other value that
@@ -40,7 +44,8 @@ def value_digest(name: str, value: str) -> str:
 
 class Properties(Kind):
     name = "properties"
-    fields = {"value": Field("scalar", "The property's value (strings, integers, booleans).")}
+    fields = {"value": Field("scalar", "The property's value (strings, integers, booleans).",
+                             check=text_check(VALUE_CHARS, newlines=True))}
     outputs = {"value": "the property's value"}
     needs_live = frozenset({"keypairs", "images"})
     order = 10

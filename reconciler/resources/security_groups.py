@@ -19,12 +19,16 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError, ReconError
 from ..schema import Field
+from ..text import text_check
 from .base import Kind, LoadContext, NameUse
 from ..waits import wait_until
 from .tags import OWNER, owner_from_tags, ownership_tags
 
 #: How long to wait for a group the cloud makes (Eucalyptus creates it with the load balancer).
 EXISTING_GROUP_WAIT = 120.0
+#: Eucalyptus (NetworkGroupManager): an EC2-Classic group's name and description are ASCII; a VPC
+#: group's are under 256 characters.
+GROUP_TEXT_CHARS = 255
 
 PROTOCOLS = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "all": "-1",
              "6": "tcp", "17": "udp", "1": "icmp", "-1": "-1"}
@@ -152,8 +156,10 @@ class SecurityGroups(Kind):
     name = "security_groups"
     noun = "security group"
     fields = {
-        "name": Field("string", "The group's name in the cloud (default: the block's name); may be a reference."),
-        "description": Field("string", "Group description (changing it replaces the group)."),
+        "name": Field("string", "The group's name in the cloud (default: the block's name); may be a reference.",
+                      check=text_check(GROUP_TEXT_CHARS, ascii_only=True)),
+        "description": Field("string", "Group description (changing it replaces the group).",
+                             check=text_check(GROUP_TEXT_CHARS, ascii_only=True)),
         "existing": Field("boolean", "The cloud makes this group; recon manages only the rules it declares.",
                           references=False),
         "ingress": Field("list", "Ingress rules.", items=Field("table", fields=RULE_FIELDS)),

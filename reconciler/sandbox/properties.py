@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Sequence
 from werkzeug.wrappers import Response
 
 from .wire import QueryRequest, query_error, request_id, xml_response, xml_text
+from .limits import unstorable
 
 HIDDEN_VALUE = "********"
 
@@ -317,6 +318,9 @@ class PropertiesApp:
             return query_error("AccessDenied", "Request is not signed: an administrator's access key is required", 403)
         if key != self.admin_access_key:
             return query_error("AccessDenied", f"User with access key {key} is not authorized to access cloud properties", 403)
+        refused = unstorable(params)
+        if refused:
+            return query_error(*refused)
         handler = {
             "DescribeProperties": self.describe_properties,
             "ModifyPropertyValue": self.modify_property_value,

@@ -24,6 +24,7 @@ from urllib.parse import quote
 from werkzeug.wrappers import Response
 
 from .bundles import BundleError, split_location, verify_bundle
+from .limits import ec2_refusal, unstorable
 from .wire import (
     Captured,
     QueryRequest,
@@ -276,7 +277,8 @@ class QueryService:
             strip_prefix(environ, self.prefix)
             pin_region(environ)
             params = QueryRequest.from_environ(environ)
-            answer = self.handle(params)
+            refused = unstorable(params)
+            answer = self.error(*refused) if refused else self.handle(params)
             if isinstance(answer, Captured):
                 return answer.send(start_response)
             return answer(environ, start_response)
@@ -370,6 +372,11 @@ class EC2Service(QueryService):
         bad = self.unknown_zone(params)
         if bad is not None:
             return self.error("InvalidParameterValue", f"Invalid availability zone: [{bad}]")
+        account = moto_account(params.access_key)
+        refused = ec2_refusal(params, lambda resource: dict(ec2_backend(account).tags.get(
+            _EUCA_IMAGE_ID.sub(r"ami-\1", resource), {})))
+        if refused:
+            return self.error(*refused)
         if action == "RegisterImage":
             return self.register_image(params)
         if action == "RunInstances":

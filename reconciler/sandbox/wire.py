@@ -29,8 +29,14 @@ def request_id() -> str:
     return str(uuid.uuid4())
 
 
+#: What XML 1.0 cannot carry, even escaped: control characters but tab, newline and CR; U+FFFE,
+#: U+FFFF; lone surrogates.
+XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
 def xml_text(value: object) -> str:
-    return escape("" if value is None else str(value))
+    """``value`` as XML character data; what XML cannot carry becomes U+FFFD, so a reply always parses."""
+    return escape(XML_ILLEGAL.sub("\ufffd", "" if value is None else str(value)))
 
 
 def read_body(environ: dict) -> bytes:
