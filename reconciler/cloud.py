@@ -810,9 +810,7 @@ class Cloud:
         url = client.meta.endpoint_url
         host = urlsplit(url).netloc or url
         deadline = deadline or self.deadline
-        fence = self._fence
-        if fenced and fence is not None and is_mutating(api_name):
-            fence(f"{service}.{api_name}")
+        fence = self._fence if fenced and is_mutating(api_name) else None
         started = time.monotonic()
         attempts = 0
 
@@ -832,6 +830,8 @@ class Cloud:
 
         def attempt() -> dict:
             nonlocal attempts
+            if fence is not None:  # every attempt: a retry may come long after the first one
+                fence(f"{service}.{api_name}")
             attempts += 1
             return run_attempt(send, deadline.for_attempt(started), notice_after=deadline.notice_after,
                                still_waiting=still_waiting)
