@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..deadline import ATTEMPTS_PER_BUDGET, Deadline
-from ..errors import CloudError, LockError, StateError
+from ..errors import CloudError, LockError, ReconError, StateError
 from .lock import LockInfo, LockLost, wait_for_lock
 from .model import State
 from .seen import Seen
@@ -51,9 +51,10 @@ RENEW_SHARE = 1 / 3
 
 
 class S3Backend:
-    def __init__(self, cloud, bucket: str, key: str, stack: str, *, lease_seconds: float = DEFAULT_LEASE,
-                 lock_timeout: float = 0.0, warn: Callable[[str], None] = lambda message: None,
-                 base_dir: Path = Path(".")):
+    def __init__(self, cloud, bucket: str, key: str, stack: str, *, base_dir: Path,
+                 lease_seconds: float = DEFAULT_LEASE, lock_timeout: float = 0.0,
+                 warn: Callable[[str], None] = lambda message: None):
+        """``base_dir``: the desired file's folder, where the serial last seen is recorded."""
         self.cloud = cloud
         self.bucket = bucket
         self.key = key
@@ -157,8 +158,8 @@ class S3Backend:
         return StateError(f"the state object is no longer the one this run read or wrote (serial {serial}): "
                           "another run wrote or removed it meanwhile, so this run's state was not saved over it",
                           where=self.describe(),
-                          hint="run plan to see the state as it is now; the changes this run made that are not "
-                               "in it are found in the cloud by their tags")
+                          hint="run plan to see the state as it is now: the next apply reads the cloud and "
+                               "finishes what this one left")
 
     # --- locking ---------------------------------------------------------------------------
     def check_conditional_writes(self) -> None:
@@ -240,11 +241,10 @@ class S3Backend:
             stop.set()
             renewer.join()
             self._held = None
-            if self._lost is None:
-                current = self.current_lock()
-                if current and current[0].id == info.id:
-                    self.cloud.call("s3", "delete_object", where=self.describe(), fenced=False, Bucket=self.bucket,
-                                    Key=self.lock_key)
+            current = self.current_lock()
+            if current and current[0].id == info.id:
+                self.cloud.call("s3", "delete_object", where=self.describe(), fenced=False, Bucket=self.bucket,
+                                Key=self.lock_key)
 
     def lock_after_exit(self) -> str:
         """What becomes of the lock when recon exits without releasing it."""
@@ -264,7 +264,7 @@ class S3Backend:
         wait = period
         while not stop.wait(wait):
             held = self._held
-            if held is None:
+            if held is None or self._lost is not None:
                 return
             sent = time.monotonic()
             renewed = held.renewed(self.lease_seconds)
@@ -272,15 +272,19 @@ class S3Backend:
                 etag = self._put(self.lock_key, renewed.to_json().encode(), deadline=deadline,
                                  IfMatch=self._lock_etag)
                 if etag is None:
-                    current = self.current_lock()
-                    self._lose(current[0].describe() if current else "the lock object was removed")
+                    self._lose(self._holder_now())
                     return
-            except CloudError as exc:  # try again soon: the lease is still ours until it runs out
+            except ReconError as exc:  # try again soon: the lease is still ours until it runs out
                 self.warn(f"could not renew the lock lease on {self.describe()}: {exc}")
                 wait = period / 3
                 continue
             self._held, self._lock_etag, self._valid_until = renewed, etag, sent + self.lease_seconds
             wait = period
+
+    def _holder_now(self, current: tuple[LockInfo, str] | None = None) -> str:
+        """Who holds the lock this run lost (``current``: the lock object as just read, else read now)."""
+        current = current or self.current_lock()
+        return f"it is now held by {current[0].describe()}" if current else "the lock object was removed"
 
     def _lose(self, why: str) -> None:
         if self._lost is None:
@@ -303,8 +307,7 @@ class S3Backend:
         if self._lost is None:
             current = self.current_lock()
             if current is None or current[0].id != held.id:
-                self._lose(f"it is now held by {current[0].describe()}" if current else
-                           "the lock object was removed")
+                self._lose(self._holder_now(current))
         if self._lost is not None:
             raise LockLost(f"this run lost the state lock ({self._lost}); stopped before {operation}",
                            where=self.describe(),
