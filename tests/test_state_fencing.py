@@ -1,5 +1,6 @@
 """Fenced remote state on the sandbox's S3: a holder paused past its lease changes nothing once
-another run took the lock over; lost replies on conditional writes (the lock, the state) are
+another run took the lock over; a renewal that gets no answer gives up within the lease, and a
+holder whose lease ran out stops; lost replies on conditional writes (the lock, the state) are
 recognised as the run's own; an older state put in place of the newer one is refused; a store
 that ignores If-Match is refused like one that ignores If-None-Match."""
 
@@ -8,7 +9,9 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -83,6 +86,32 @@ def test_paused_holder_changes_nothing_after_another_run_took_the_lock(sandbox, 
     assert objects(env) == written
     assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=second_work).code == 0
     assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=first_work).code == 0
+
+
+def test_a_renewal_without_answer_gives_up_and_the_expired_holder_stops(sandbox, proxy, tmp_path: Path) -> None:
+    env = sandbox.env
+    client(env, "s3").create_bucket(Bucket=BUCKET)
+    work = remote_checkout(tmp_path / "repo", lease=24)
+    held = proxy.gates["Properties.ModifyPropertyValue"] = threading.Event()
+    child = Background(proxy.env(env), "apply", "-c", STACK, "--auto-approve", "--parallelism", "1", cwd=work)
+    try:
+        child.wait_until(lambda: proxy.requests["Properties.ModifyPropertyValue"], "the held property change")
+        # From now on the lock's renewals get no answer. With the normal bounds of a call (90 s an
+        # attempt) a renewal would still be waiting long after the 24 s lease ran out.
+        proxy.gates[f"PUT /services/objectstorage/{BUCKET}/{STATE_KEY}.lock"] = threading.Event()
+        child.wait_for(r"Warning: could not renew the lock lease on .*: PutObject failed: no answer", timeout=60)
+        expires = datetime.fromisoformat(json.loads(objects(env)[f"{STATE_KEY}.lock"])["expires"])
+        while datetime.now(timezone.utc) < expires + timedelta(seconds=1):   # the lease ran out, by any clock
+            time.sleep(0.1)
+        state = objects(env).get(STATE_KEY)
+        held.set()
+        run = child.finish()
+    finally:
+        child.kill()
+    assert run.code == 1, run.both
+    assert "this run lost the state lock (its lease of 24s ran out before it was renewed" in run.err, run.err
+    assert "stopped before saving the state" in run.err and "Traceback" not in run.both
+    assert objects(env).get(STATE_KEY) == state
 
 
 def test_lost_replies_on_the_lock_and_state_writes_are_our_own(sandbox, proxy, tmp_path: Path) -> None:

@@ -256,8 +256,9 @@ class S3Backend:
 
         A renewal is one PUT conditional on the lock as this run last wrote it, with a deadline of its
         own of a third of the lease (the normal one is far longer): a slow renewal gives up while the
-        lease still runs, rather than landing after it ran out. A refused renewal means the lock is
-        lost: it is said at once, and the holder stops at its next check (:meth:`check_held`).
+        lease still runs, rather than landing after it ran out. A renewal refused because the lock
+        names another run means the lock is lost: it is said at once, and the holder stops at its next
+        check (:meth:`check_held`).
         """
         period = self.lease_seconds * RENEW_SHARE
         deadline = Deadline(period / ATTEMPTS_PER_BUDGET)
@@ -272,7 +273,12 @@ class S3Backend:
                 etag = self._put(self.lock_key, renewed.to_json().encode(), deadline=deadline,
                                  IfMatch=self._lock_etag)
                 if etag is None:
-                    self._lose(self._holder_now())
+                    current = self.current_lock()
+                    if current is not None and current[0].id == held.id:
+                        # an earlier renewal went through though recon gave up on its reply: renew that one
+                        self._lock_etag, wait = current[1], 0
+                        continue
+                    self._lose(self._holder_now(current))
                     return
             except ReconError as exc:  # try again soon: the lease is still ours until it runs out
                 self.warn(f"could not renew the lock lease on {self.describe()}: {exc}")
