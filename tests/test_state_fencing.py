@@ -91,13 +91,13 @@ def test_paused_holder_changes_nothing_after_another_run_took_the_lock(sandbox, 
 def test_a_renewal_without_answer_gives_up_and_the_expired_holder_stops(sandbox, proxy, tmp_path: Path) -> None:
     env = sandbox.env
     client(env, "s3").create_bucket(Bucket=BUCKET)
-    work = remote_checkout(tmp_path / "repo", lease=24)
+    work = remote_checkout(tmp_path / "repo", lease=30)
     held = proxy.gates["Properties.ModifyPropertyValue"] = threading.Event()
     child = Background(proxy.env(env), "apply", "-c", STACK, "--auto-approve", "--parallelism", "1", cwd=work)
     try:
         child.wait_until(lambda: proxy.requests["Properties.ModifyPropertyValue"], "the held property change")
         # From now on the lock's renewals get no answer. With the normal bounds of a call (90 s an
-        # attempt) a renewal would still be waiting long after the 24 s lease ran out.
+        # attempt) a renewal would still be waiting long after the 30 s lease ran out.
         proxy.gates[f"PUT /services/objectstorage/{BUCKET}/{STATE_KEY}.lock"] = threading.Event()
         child.wait_for(r"Warning: could not renew the lock lease on .*: PutObject failed: no answer", timeout=60)
         expires = datetime.fromisoformat(json.loads(objects(env)[f"{STATE_KEY}.lock"])["expires"])
@@ -109,7 +109,7 @@ def test_a_renewal_without_answer_gives_up_and_the_expired_holder_stops(sandbox,
     finally:
         child.kill()
     assert run.code == 1, run.both
-    assert "this run lost the state lock (its lease of 24s ran out before it was renewed" in run.err, run.err
+    assert "this run lost the state lock (its lease of 30s ran out before it was renewed" in run.err, run.err
     assert "stopped before saving the state" in run.err and "Traceback" not in run.both
     assert objects(env).get(STATE_KEY) == state
 
