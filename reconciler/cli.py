@@ -204,8 +204,13 @@ def _addresses(outcomes: list[Outcome]) -> str:
     return ", ".join(str(outcome.address) for outcome in outcomes)
 
 
-def _stopping(running: list[Change]) -> None:
-    """The first Ctrl-C or SIGTERM while changes run."""
+def _stopping(running: list[Change], stop: StopToken) -> None:
+    """The first Ctrl-C or SIGTERM while changes run, or the state lock lost."""
+    if stop.error is not None:
+        waiting = f"; waiting for the {len(running)} still running, each stopped at its next cloud change: " \
+                  f"{', '.join(change.label for change in running)}" if running else ""
+        term.warn(f"{stop.error.message}: starting no new changes{waiting}")
+        return
     reason = signals.received or "stop"
     if not running:
         term.warn(f"interrupted ({reason}): starting no new changes")
@@ -237,12 +242,17 @@ def _abandoned(outcomes: list[Outcome], ws: Workspace) -> None:
 
 
 def _interrupted(outcomes: list[Outcome], stop: StopToken) -> None:
-    """The first Ctrl-C or SIGTERM, once the running changes are over: say what was done, exit 130."""
+    """The first Ctrl-C or SIGTERM, once the running changes are over: say what was done, exit 130.
+    Or the state lock was lost: say so, and what was done while it was held, exit 1."""
     term.line("")
     for outcome in outcomes:
         if outcome.status in ("interrupted", "failed", "skipped"):
             term.error(outcome.error or f"{outcome.address}: {outcome.status}")
     _outcome_lines(outcomes)
+    if stop.error is not None:
+        term.line(f"Apply stopped: {stop.error.message}. It made no cloud change and wrote no state after that: "
+                  "the run that took the lock over owns the state. Once it is done, run plan to see what is left.")
+        raise typer.Exit(stop.error.exit_code)
     term.line(f"Apply interrupted ({stop.reason}): state saved, lock released. Run apply again to finish.")
     raise typer.Exit(EXIT_INTERRUPTED)
 
@@ -309,7 +319,8 @@ def apply(
             with signals.graceful() as stop:
                 outcomes = ws.apply(the_plan, state, parallelism=parallelism, progress=_progress,
                                     report=lambda address, message: term.info(f"{address}: {message}"),
-                                    stop=stop, stopping=_stopping, abandon=lambda outcomes: _abandoned(outcomes, ws))
+                                    stop=stop, stopping=lambda running: _stopping(running, stop),
+                                    abandon=lambda outcomes: _abandoned(outcomes, ws))
     except ReconError as exc:
         _fail(exc)
     if stats:

@@ -56,7 +56,7 @@ from botocore.exceptions import (
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_before_delay, wait_random_exponential
 
 from reconciler import __version__, models
-from reconciler.crashpoints import CrashPoints
+from reconciler.crashpoints import CrashPoints, is_mutating
 from reconciler.deadline import DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT, Deadline, NoAnswer, run_attempt, timeout_setting
 from reconciler.errors import CloudError, ConfigError
 from reconciler.replies import NotTheProtocol, check_reply
@@ -639,6 +639,8 @@ class Cloud:
         self.retry = retry if retry is not None else RetryPolicy.from_env(env)
         self.deadline = Deadline(settings.timeout)
         self.crash_points = CrashPoints.from_env(env)  # test-only, see reconciler/crashpoints.py
+        #: Called with "service.Operation" before every call that changes something (see :meth:`fenced`).
+        self._fence: Callable[[str], None] | None = None
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str | None], Any] = {}
         self._session, self.credential_source = self._make_session(settings, env)
@@ -765,6 +767,17 @@ class Cloud:
 
     # ---- calls
 
+    @contextmanager
+    def fenced(self, check: Callable[[str], None]) -> Iterator[None]:
+        """While in this block, ``check("service.Operation")`` runs before every call that changes
+        something, and may raise to stop it: an apply checks there that it still holds the state
+        lock. Calls made with ``fenced=False`` (the state backend's own) are not checked."""
+        self._fence = check
+        try:
+            yield
+        finally:
+            self._fence = None
+
     def call(
         self,
         service: str,
@@ -774,6 +787,8 @@ class Cloud:
         where: str | None = None,
         ignore_codes: Collection[str] = (),
         done_if_retried: Collection[str] = (),
+        fenced: bool = True,
+        deadline: Deadline | None = None,
         **params: Any,
     ) -> dict | None:
         """Call ``operation`` (botocore method name, ``"describe_key_pairs"``) with ``params``.
@@ -784,6 +799,8 @@ class Cloud:
         retried attempt: an earlier attempt took effect but its reply was lost (a create
         then says "already exists"). Anything else raises :class:`CloudError`.
         A streamed reply body (``get_object``'s ``Body``) is read within the attempt.
+        ``deadline`` replaces the cloud's own bounds for this call (a lease renewal is given less);
+        ``fenced=False`` skips the check :meth:`fenced` installs.
         """
         client = self._client_for(service, operation)
         method = getattr(client, operation, None)
@@ -792,7 +809,8 @@ class Cloud:
         api_name = client.meta.method_to_api_mapping[operation]
         url = client.meta.endpoint_url
         host = urlsplit(url).netloc or url
-        deadline = self.deadline
+        deadline = deadline or self.deadline
+        fence = self._fence if fenced and is_mutating(api_name) else None
         started = time.monotonic()
         attempts = 0
 
@@ -812,12 +830,14 @@ class Cloud:
 
         def attempt() -> dict:
             nonlocal attempts
+            if fence is not None:  # every attempt: a retry may come long after the first one
+                fence(f"{service}.{api_name}")
             attempts += 1
             return run_attempt(send, deadline.for_attempt(started), notice_after=deadline.notice_after,
                                still_waiting=still_waiting)
 
         try:
-            reply = self._retrying(f"{service}.{api_name}")(attempt)
+            reply = self._retrying(f"{service}.{api_name}", deadline)(attempt)
             self.crash_points.after(service, api_name)
             return reply
         except NoAnswer as exc:
@@ -874,7 +894,7 @@ class Cloud:
                                  operation=api_name) from exc
             raise
 
-    def _retrying(self, label: str) -> Retrying:
+    def _retrying(self, label: str, deadline: Deadline) -> Retrying:
         policy = self.retry
         stats = self.stats
 
@@ -886,7 +906,7 @@ class Cloud:
 
         return Retrying(
             # no attempt starts in the last second of the call's budget
-            stop=stop_after_attempt(policy.attempts) | stop_before_delay(self.deadline.budget - 1),
+            stop=stop_after_attempt(policy.attempts) | stop_before_delay(deadline.budget - 1),
             wait=wait_random_exponential(multiplier=policy.initial, max=policy.maximum),
             retry=retry_if_exception(is_transient),
             before_sleep=before_sleep,

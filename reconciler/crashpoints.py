@@ -27,6 +27,11 @@ _READ_ONLY = ("Describe", "List", "Get", "Head")
 _AFTER_RE = re.compile(r"^([a-z0-9]+\.[A-Za-z0-9]+)(?::(\d+))?$")
 
 
+def is_mutating(api_name: str) -> bool:
+    """Whether a call changes something: any operation not named Describe*, List*, Get* or Head*."""
+    return not api_name.startswith(_READ_ONLY)
+
+
 @dataclass
 class CrashPoints:
     operation: str | None = None      # "ec2.RunInstances"
@@ -61,7 +66,7 @@ class CrashPoints:
         label = f"{service}.{api_name}"
         with self._lock:
             self._counts[label] += 1
-            if not api_name.startswith(_READ_ONLY):
+            if is_mutating(api_name):
                 self._mutations += 1
             hit = (label == self.operation and self._counts[label] == self.nth_call) or \
                 (self.nth_mutation > 0 and self._mutations == self.nth_mutation)

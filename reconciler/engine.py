@@ -24,6 +24,7 @@ from .resources import KINDS
 from .resources.base import CloudContext
 from .resources.lb_review import review as review_revisions
 from .state import Backend, Unlocked, backend_for
+from .state.lock import LockLost
 from .state.model import State
 
 Live = dict[str, dict[str, dict[str, Any]]]
@@ -198,8 +199,26 @@ class Workspace:
     def apply(self, plan: Plan, state: State, *, parallelism: int, progress: Progress | None = None,
               report: Callable[[str, str], None] | None = None, stop: StopToken | None = None,
               stopping: Stopping | None = None, abandon: Abandon | None = None) -> list[Outcome]:
-        """Apply the plan; ``stop`` (Ctrl-C) ends it early, see :class:`~reconciler.apply.Applier`."""
+        """Apply the plan; ``stop`` (Ctrl-C) ends it early, see :class:`~reconciler.apply.Applier`.
+
+        Every cloud change is fenced: it is made only while this run still holds the state lock;
+        once it does not, the apply stops as at Ctrl-C, and ``stop.error`` says why.
+        """
         ctx = self.context(report, stop)
-        with self.stats.phase("apply"):
-            return Applier(plan, state, self.backend.write, ctx, parallelism=parallelism, progress=progress,
+
+        def stopping_if_lost(action: Callable[[], None]) -> None:
+            try:
+                action()
+            except LockLost as lost:
+                ctx.stop.fail(lost)
+                raise
+
+        def fence(operation: str) -> None:
+            stopping_if_lost(lambda: self.backend.check_held(operation))
+
+        def save(state: State) -> None:
+            stopping_if_lost(lambda: self.backend.write(state))
+
+        with self.stats.phase("apply"), self.cloud.fenced(fence):
+            return Applier(plan, state, save, ctx, parallelism=parallelism, progress=progress,
                            stopping=stopping, abandon=abandon).run()

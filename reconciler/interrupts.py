@@ -41,6 +41,8 @@ class StopToken:
         self.reason = ""
         #: A second signal came: stop waiting for the running changes.
         self.abandoned = False
+        #: Set when recon stopped because of an error rather than a signal (see :meth:`fail`).
+        self.error: ReconError | None = None
 
     @property
     def stopped(self) -> bool:
@@ -49,6 +51,12 @@ class StopToken:
     def stop(self, reason: str) -> None:
         self.reason = self.reason or reason
         self._event.set()
+
+    def fail(self, error: ReconError) -> None:
+        """Stop because of ``error`` (this run lost its state lock), not a signal: the apply
+        stops the same way, then reports ``error`` and exits with its code."""
+        self.error = self.error or error
+        self.stop("the state lock was lost")
 
     def check(self, where: str, step: str) -> None:
         """Raise :class:`Interrupted` if stopped; ``step`` says where the work stops

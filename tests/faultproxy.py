@@ -9,7 +9,10 @@ request again without them, with ``credentials``: the sandbox checks signatures,
 ignores a header still checks the signature of the request as it was sent.
 Requests go on with their own Host header, so that their signatures still hold.
 ``slow`` delays chosen calls (``{"Properties.ModifyPropertyValue": 3.0}``; S3 calls by HTTP
-method, ``objectstorage.PUT``) so that a test can act while one is under way.
+method, ``objectstorage.PUT``) so that a test can act while one is under way; ``gates`` hold a
+chosen call (same keys, or a request: ``"PUT /services/objectstorage/bucket/key"``) until the
+test sets its event. ``reset_after_once`` names requests whose reply is lost once, after the
+cloud acted.
 Every decision comes from a seeded random generator, so a run can be repeated.
 """
 
@@ -66,6 +69,8 @@ class FaultProxy:
         self.slow = dict(slow or {})
         self.drop_headers = {h.lower() for h in drop_headers}
         self.credentials = credentials
+        self.gates: dict[str, threading.Event] = {}
+        self.reset_after_once: set[str] = set()
         self.injected: Counter = Counter()
         self.requests: Counter = Counter()
         #: Calls the cloud answered (``requests`` counts them as they arrive).
@@ -117,12 +122,19 @@ class FaultProxy:
         action = (parse_qs(body.decode("latin-1")).get("Action") or parse_qs(urlsplit(handler.path).query)
                   .get("Action") or [handler.command])[0]
         fault = self._choose()
+        request = f"{handler.command} {urlsplit(handler.path).path}"
         with self._lock:
+            if request in self.reset_after_once:
+                self.reset_after_once.discard(request)
+                fault = "reset-after"
             self.requests[f"{service}.{action}"] += 1
             if fault:
                 self.injected[fault] += 1
         if self.latency or self.slow:
             time.sleep(self.latency + self.slow.get(f"{service}.{action}", 0.0))
+        gate = self.gates.get(f"{service}.{action}") or self.gates.get(request)
+        if gate is not None:
+            gate.wait(300)
         if fault == "delay":
             time.sleep(self.delay)
         elif fault == "reset-before":

@@ -812,12 +812,18 @@ class S3Service:
     def __init__(self, prefix: str, app):
         self.prefix = prefix
         self.app = app
+        # moto checks a PUT's If-Match / If-None-Match, then writes: two at once could both pass.
+        self._conditional = threading.Lock()
 
     def __call__(self, environ: dict, start_response):
         try:
             strip_prefix(environ, self.prefix)
             pin_region(environ)
             self.drop_location_constraint(environ)
+            if environ.get("REQUEST_METHOD") == "PUT" and ("HTTP_IF_MATCH" in environ or
+                                                           "HTTP_IF_NONE_MATCH" in environ):
+                with self._conditional:   # the condition and the write it guards are one step, as on S3
+                    return self.app(environ, start_response)
             return self.app(environ, start_response)
         except Exception as err:
             _log_exception(f"objectstorage {environ.get('PATH_INFO')}")

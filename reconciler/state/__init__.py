@@ -16,6 +16,7 @@ def backend_for(stack, cloud: Callable, warn: Callable[[str], None], lock_timeou
     table = stack.state
     if table.get("backend", "local") == "s3":
         return S3Backend(cloud(), table["bucket"], table.get("key", f"recon/{stack.name}.json"), stack.name,
-                         lease_seconds=float(table.get("lease_seconds", 60)), lock_timeout=lock_timeout, warn=warn)
+                         lease_seconds=float(table.get("lease_seconds", 60)), lock_timeout=lock_timeout, warn=warn,
+                         base_dir=stack.base_dir)
     return LocalBackend(stack.base_dir / table.get("path", "state"), stack.name, lock_timeout=lock_timeout,
                         warn=warn)

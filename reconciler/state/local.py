@@ -217,6 +217,9 @@ class LocalBackend:
         """What becomes of the lock when recon exits without releasing it."""
         return "the operating system frees the lock as recon exits"
 
+    def check_held(self, operation: str) -> None:
+        """Nothing to check: an OS lock is held until this process exits, it cannot be taken over."""
+
     def force_unlock(self, lock_id: str) -> LockInfo:
         """Remove a lock file no process holds (one a killed or abandoned run left behind).
         An unreadable one (damaged) that no process holds is removed whatever ``lock_id``."""

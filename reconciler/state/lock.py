@@ -13,8 +13,16 @@ from dataclasses import asdict, dataclass, replace
 from typing import Callable, TypeVar
 
 from ..errors import LockError
+from ..interrupts import Interrupted
 
 T = TypeVar("T")
+
+
+class LockLost(Interrupted):
+    """This run no longer holds the state lock (its lease ran out, another run took it over):
+    it must change nothing more, in the cloud or in the state."""
+
+    exit_code = 1
 
 
 def now() -> datetime.datetime:
