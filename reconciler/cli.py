@@ -246,7 +246,7 @@ def _interrupted(outcomes: list[Outcome], stop: StopToken) -> None:
     Or the state lock was lost: say so, and what was done while it was held, exit 1."""
     term.line("")
     for outcome in outcomes:
-        if outcome.status in ("interrupted", "failed", "skipped"):
+        if outcome.status in ("interrupted", "failed", "skipped", "unsaved"):
             term.error(outcome.error or f"{outcome.address}: {outcome.status}")
     _outcome_lines(outcomes)
     if stop.error is not None:
