@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from . import __version__, planfile
 from .apply import Outcome
@@ -40,6 +40,22 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted{' by ' + signals.received if signals.received else ''}") from None
+
+
+def _flags_take_no_value() -> None:
+    """Recent typers print ``<bool>`` in help beside a flag, which takes no value: print nothing there.
+    (typer builds its options itself, so this adjusts its option class rather than a subclass.)"""
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
 
 
 #: The base of click's usage errors, in the click typer runs on (recent typers carry their own copy).

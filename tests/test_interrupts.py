@@ -93,6 +93,9 @@ def test_usage_errors_exit_1_and_help_lists_the_exit_codes(tmp_path: Path) -> No
     assert duration.code == 1 and "'soon' is not a duration" in duration.err, duration.both
     shown = recon({}, "--help", cwd=tmp_path)
     assert shown.code == 0 and "130 interrupted" in shown.out and "usage errors included" in shown.out
+    plan_help = recon({"COLUMNS": "200"}, "plan", "--help", cwd=tmp_path)
+    assert "--detailed-exitcode" in plan_help.out and "<text|json|markdown>" in plan_help.out, plan_help.out
+    assert "<bool>" not in plan_help.out, "a flag's help shows a value it does not take"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
