@@ -10,6 +10,8 @@ ignores a header still checks the signature of the request as it was sent.
 Requests go on with their own Host header, so that their signatures still hold.
 ``slow`` delays chosen calls (``{"Properties.ModifyPropertyValue": 3.0}``; S3 calls by HTTP
 method, ``objectstorage.PUT``) so that a test can act while one is under way.
+``lose_reply_of=K`` loses the reply of the K-th mutating call only (every call that is not a
+Describe/List/Get/Head or an S3 GET/HEAD), after the cloud acted on it.
 Every decision comes from a seeded random generator, so a run can be repeated.
 """
 
@@ -51,10 +53,17 @@ def error_body(service: str, code: str, message: str) -> bytes:
             f"<RequestId>fault</RequestId></ErrorResponse>").encode()
 
 
+def is_mutating(call: str, method: str) -> bool:
+    """Whether a request changes the cloud: not a Describe/List/Get/Head, nor an S3 GET or HEAD."""
+    action = call.split(".", 1)[1]
+    return method not in ("GET", "HEAD") and not action.startswith(("Describe", "List", "Get", "Head"))
+
+
 class FaultProxy:
     def __init__(self, upstream: str, *, share: float = 0.0, faults=FAULTS, seed: int = 1,
                  latency: float = 0.0, delay: float = 0.3, slow: dict[str, float] | None = None,
-                 drop_headers: tuple[str, ...] = (), credentials: tuple[str, str] | None = None):
+                 drop_headers: tuple[str, ...] = (), credentials: tuple[str, str] | None = None,
+                 lose_reply_of: int | None = None):
         if drop_headers and credentials is None:
             raise ValueError("dropping request headers needs the credentials to sign the request again")
         self.target = urlsplit(upstream)
@@ -66,6 +75,10 @@ class FaultProxy:
         self.slow = dict(slow or {})
         self.drop_headers = {h.lower() for h in drop_headers}
         self.credentials = credentials
+        self.lose_reply_of = lose_reply_of
+        #: Mutating calls seen so far, and the one whose reply was lost ("service.Action").
+        self.mutations: list[str] = []
+        self.lost: str | None = None
         self.injected: Counter = Counter()
         self.requests: Counter = Counter()
         #: Calls the cloud answered (``requests`` counts them as they arrive).
@@ -97,8 +110,13 @@ class FaultProxy:
         up = f"{self.target.scheme}://{self.target.netloc}"
         return {k: (v.replace(up, self.url) if isinstance(v, str) else v) for k, v in sandbox_env.items()}
 
-    def _choose(self) -> str | None:
+    def _choose(self, call: str, method: str) -> str | None:
         with self._lock:
+            if is_mutating(call, method):
+                self.mutations.append(call)
+                if len(self.mutations) == self.lose_reply_of:
+                    self.lost = call
+                    return "reset-after"
             if self.share and self.random.random() < self.share:
                 return self.random.choice(self.faults)
         return None
@@ -116,7 +134,7 @@ class FaultProxy:
         service = parts[2] if len(parts) > 2 and parts[1] == "services" else "?"
         action = (parse_qs(body.decode("latin-1")).get("Action") or parse_qs(urlsplit(handler.path).query)
                   .get("Action") or [handler.command])[0]
-        fault = self._choose()
+        fault = self._choose(f"{service}.{action}", handler.command)
         with self._lock:
             self.requests[f"{service}.{action}"] += 1
             if fault:
