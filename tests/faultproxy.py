@@ -12,7 +12,8 @@ Requests go on with their own Host header, so that their signatures still hold.
 method, ``objectstorage.PUT``) so that a test can act while one is under way; ``gates`` hold a
 chosen call (same keys, or a request: ``"PUT /services/objectstorage/bucket/key"``) until the
 test sets its event. ``reset_after_once`` names requests whose reply is lost once, after the
-cloud acted.
+cloud acted; ``lose_reply_of=K`` loses the reply of the K-th mutating call only (every call that
+is not a Describe/List/Get/Head or an S3 GET/HEAD), after the cloud acted on it.
 Every decision comes from a seeded random generator, so a run can be repeated.
 """
 
@@ -32,6 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from reconciler.crashpoints import is_mutating
 
 FAULTS = ("throttle", "500", "503", "reset-before", "reset-after", "delay")
 
@@ -54,10 +57,16 @@ def error_body(service: str, code: str, message: str) -> bytes:
             f"<RequestId>fault</RequestId></ErrorResponse>").encode()
 
 
+def changes_the_cloud(call: str, method: str) -> bool:
+    """Whether a request changes the cloud: not a Describe/List/Get/Head, nor an S3 GET or HEAD."""
+    return method not in ("GET", "HEAD") and is_mutating(call.split(".", 1)[1])
+
+
 class FaultProxy:
     def __init__(self, upstream: str, *, share: float = 0.0, faults=FAULTS, seed: int = 1,
                  latency: float = 0.0, delay: float = 0.3, slow: dict[str, float] | None = None,
-                 drop_headers: tuple[str, ...] = (), credentials: tuple[str, str] | None = None):
+                 drop_headers: tuple[str, ...] = (), credentials: tuple[str, str] | None = None,
+                 lose_reply_of: int | None = None):
         if drop_headers and credentials is None:
             raise ValueError("dropping request headers needs the credentials to sign the request again")
         self.target = urlsplit(upstream)
@@ -71,6 +80,10 @@ class FaultProxy:
         self.credentials = credentials
         self.gates: dict[str, threading.Event] = {}
         self.reset_after_once: set[str] = set()
+        self.lose_reply_of = lose_reply_of
+        #: Mutating calls seen so far, and the one whose reply was lost ("service.Action").
+        self.mutations: list[str] = []
+        self.lost: str | None = None
         self.injected: Counter = Counter()
         self.requests: Counter = Counter()
         #: Calls the cloud answered (``requests`` counts them as they arrive).
@@ -102,8 +115,13 @@ class FaultProxy:
         up = f"{self.target.scheme}://{self.target.netloc}"
         return {k: (v.replace(up, self.url) if isinstance(v, str) else v) for k, v in sandbox_env.items()}
 
-    def _choose(self) -> str | None:
+    def _choose(self, call: str, method: str) -> str | None:
         with self._lock:
+            if changes_the_cloud(call, method):
+                self.mutations.append(call)
+                if len(self.mutations) == self.lose_reply_of:
+                    self.lost = call
+                    return "reset-after"
             if self.share and self.random.random() < self.share:
                 return self.random.choice(self.faults)
         return None
@@ -121,7 +139,7 @@ class FaultProxy:
         service = parts[2] if len(parts) > 2 and parts[1] == "services" else "?"
         action = (parse_qs(body.decode("latin-1")).get("Action") or parse_qs(urlsplit(handler.path).query)
                   .get("Action") or [handler.command])[0]
-        fault = self._choose()
+        fault = self._choose(f"{service}.{action}", handler.command)
         request = f"{handler.command} {urlsplit(handler.path).path}"
         with self._lock:
             if request in self.reset_after_once:
