@@ -170,7 +170,8 @@ class DockerHosts(Kind):
                             references=False),
         "tags": Field("map", "More tags for every host.", items=Field("string", references=False),
                       references=False, check=_tags_check),
-        "max_unavailable": Field("integer", "Indexes replaced at once when the hosts are replaced (default 1).",
+        "max_unavailable": Field("integer", "Indexes replaced at once when the hosts are replaced (default 1); "
+                                 "each batch joins the load balancers before the old hosts leave them.",
                                  minimum=1, references=False),
     }
     outputs = {"instance_ids": "the hosts' instance ids, by index", "private_ips": "their private addresses, by index"}
