@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..errors import ConfigError, ReconError
+from ..errors import CloudError, ConfigError, ReconError
 from ..schema import Field
 from .base import Kind, LoadContext
 from .tags import OWNER, owner_from_tags, ownership_tags
@@ -281,13 +281,18 @@ class LoadBalancers(Kind):
         self._register(ctx, name, sorted(set(add) - registered), sorted(set(remove) & registered))
 
     def _registered(self, ctx, name: str, *, missing_ok: bool = False) -> set[str] | None:
-        """The instances registered with the load balancer now (None: it does not exist, if ``missing_ok``)."""
-        reply = ctx.cloud.call("elb", "describe_load_balancers", where=f"load_balancers.{name}",
-                               LoadBalancerNames=[name],
-                               ignore_codes=("LoadBalancerNotFound",) if missing_ok else ())
-        if reply is None:
-            return None
-        return {i["InstanceId"] for lb in reply["LoadBalancerDescriptions"] for i in lb.get("Instances", [])}
+        """The instances registered with the load balancer now (None: it does not exist, if ``missing_ok``).
+
+        An unknown name is an error on AWS and moto (LoadBalancerNotFound); Eucalyptus 4.0 filters
+        the names it is given and answers with no load balancer.
+        """
+        where = f"load_balancers.{name}"
+        reply = ctx.cloud.call("elb", "describe_load_balancers", where=where, LoadBalancerNames=[name],
+                               ignore_codes=("LoadBalancerNotFound", "AccessPointNotFound") if missing_ok else ())
+        found = (reply or {}).get("LoadBalancerDescriptions") or []
+        if not found and not missing_ok:
+            raise CloudError(f"load balancer {name!r} is gone from the cloud", where=where)
+        return {i["InstanceId"] for lb in found for i in lb.get("Instances", [])} if found else None
 
     def _register(self, ctx, name: str, add: list[str], remove: list[str]) -> None:
         """Register ``add`` first, then deregister ``remove``: the load balancer keeps serving throughout."""
