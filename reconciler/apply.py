@@ -18,11 +18,11 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from typing import Any, Callable, NoReturn
 
-from .addresses import Address, Reference
+from .addresses import Address, Reference, references_in
 from .diff import changed_paths
 from .errors import CloudError, PlanError, ReconError
 from .interrupts import Interrupted, exit_now
@@ -92,7 +92,7 @@ class Applier:
         self.plan = plan
         self.state = state
         self.save = save
-        self.ctx = ctx
+        self.ctx = replace(ctx, hand_over=self._hand_over)
         self.parallelism = parallelism
         self.progress = progress or (lambda event, change, outcome: None)
         self.stopping = stopping or (lambda running: None)
@@ -226,6 +226,16 @@ class Applier:
                                            kind.state_attrs(name, attrs, {}, None), list(change.depends_on),
                                            deposed))
         return "done"
+
+    def _hand_over(self, ref: Reference, add: list[str], remove: list[str]) -> None:
+        """Every resource of the plan that stays and serves the instances ``ref`` lists (a load
+        balancer whose ``instances`` reference them) starts serving ``add`` and stops serving ``remove``."""
+        for change in self.plan.changes:
+            kind = KINDS[change.kind]
+            if change.deposed_id is not None or change.action not in (Action.NOOP, Action.UPDATE):
+                continue
+            if any(ref in references_in((change.config or {}).get(attr)) for attr in kind.serves_instances):
+                kind.hand_over(self.ctx, change.name, change.desired or {}, add, remove)
 
     def _forget_deposed(self, address: Address, cloud_id: str) -> None:
         def change() -> bool:

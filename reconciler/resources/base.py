@@ -22,6 +22,7 @@ from ..plan import Replacement
 from ..schema import Field, Problems
 
 if TYPE_CHECKING:
+    from ..addresses import Reference
     from ..cloud import Cloud
 
 
@@ -108,6 +109,10 @@ class CloudContext:
     env: Mapping[str, str] = field(default_factory=dict)
     #: Set when recon is told to stop: long steps check it between parts and polls.
     stop: StopToken = field(default_factory=StopToken)
+    #: Called by a kind that replaces instances, before it terminates old ones:
+    #: hand_over(reference to its instance-id output, new ids, old ids) moves the traffic of every
+    #: resource that serves those instances (see :attr:`Kind.serves_instances`).
+    hand_over: Callable[["Reference", list[str], list[str]], None] = lambda ref, add, remove: None
 
 
 class Kind:
@@ -139,6 +144,9 @@ class Kind:
     #: Other kinds whose live resources :meth:`check` or the names of :meth:`named` are looked up in
     #: (read even if the file has none).
     needs_live: frozenset[str] = frozenset()
+    #: Attributes listing instances the resource sends traffic to (a load balancer's ``instances``):
+    #: when the instances such an attribute references are replaced, :meth:`hand_over` is called.
+    serves_instances: frozenset[str] = frozenset()
     #: Its live resources carry recon's ownership tags (so unmanaged ones can be found).
     owner_tags: bool = False
     #: Order of reading and of listing, cosmetic.
@@ -223,6 +231,12 @@ class Kind:
     def delete(self, ctx: CloudContext, name: str, before: dict[str, Any],
                prior: dict[str, Any] | None) -> None:
         """Delete the resource; ``before`` is its live view, ``prior`` what state recorded."""
+        raise NotImplementedError
+
+    def hand_over(self, ctx: CloudContext, name: str, attrs: Mapping[str, Any], add: list[str],
+                  remove: list[str]) -> None:
+        """Start serving the instances ``add``, then stop serving ``remove`` (which are about to be
+        terminated); for kinds with :attr:`serves_instances`. Nothing if the resource does not exist yet."""
         raise NotImplementedError
 
     def removal(self, name: str, settings: Mapping[str, Any]) -> str:

@@ -15,9 +15,15 @@ reports, until every new instance runs, and records the ids and private addresse
 
 Changes. ``count`` adds or terminates the highest indexes; the survivors keep theirs. A change
 of image, kernel, ramdisk, type, key, zone, security groups or user data replaces the instances
-create-before-destroy, ``max_unavailable`` indexes at a time (default 1): the new instances of a
-batch run before the old ones are terminated, so at least ``count`` hosts run throughout.
-Tags are changed in place.
+create-before-destroy, ``max_unavailable`` indexes at a time (default 1). For each batch: the new
+instances are launched and run; every resource of the file that serves this block's
+``instance_ids`` (a load balancer's ``instances``) registers them and then deregisters the old
+ones (:meth:`Kind.hand_over`, through the applier); only then are the old ones terminated. So at
+least ``count`` hosts run, and are registered, throughout. Hosts terminated for ``count`` are
+deregistered first the same way. Tags are changed in place.
+
+An apply stopped or killed mid-roll leaves tagged hosts only: the next apply finds an index with
+a new host and an old one, hands over to the new one and terminates the old (no launch).
 
 User data is sensitive: the desired attributes, plans, state and errors hold only its sha256;
 the document is read again from the file when instances are launched.
@@ -34,6 +40,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from ..addresses import Address, Reference
 from ..errors import CloudError, ConfigError, PlanError, ReconError
 from ..schema import Field
 from ..waits import wait_until
@@ -163,7 +170,8 @@ class DockerHosts(Kind):
                             references=False),
         "tags": Field("map", "More tags for every host.", items=Field("string", references=False),
                       references=False, check=_tags_check),
-        "max_unavailable": Field("integer", "Indexes replaced at once when the hosts are replaced (default 1).",
+        "max_unavailable": Field("integer", "Indexes replaced at once when the hosts are replaced (default 1); "
+                                 "each batch joins the load balancers before the old hosts leave them.",
                                  minimum=1, references=False),
     }
     outputs = {"instance_ids": "the hosts' instance ids, by index", "private_ips": "their private addresses, by index"}
@@ -349,8 +357,11 @@ class DockerHosts(Kind):
                 kept[index] = good[-1]
                 duplicates += [h for h in slots[index] if h is not good[-1]]
         beyond = [h for index in sorted(slots, reverse=True) if index >= count for h in slots[index]]
-        self._terminate(ctx, address, beyond, f"beyond count {count}")
-        self._terminate(ctx, address, duplicates, "a newer host has this index")
+        self._swap(ctx, name, [], beyond, f"beyond count {count}")
+        # (an earlier apply stopped mid-roll: the newer host takes over, as in a batch below)
+        renewed = sorted({h.index for h in duplicates})
+        kept.update(zip(renewed, self._swap(ctx, name, [kept[i] for i in renewed], duplicates,
+                                            "a newer host has this index")))
 
         # Tags in place, on the hosts that stay.
         self._retag(ctx, address, list(kept.values()), want.get("tags", {}), remove_tags)
@@ -364,8 +375,9 @@ class DockerHosts(Kind):
         width = want.get("max_unavailable", 1)
         for start in range(0, len(stale), width):
             batch = stale[start:start + width]
-            kept.update(self._launch(ctx, address, want, user_data, batch, seen))
-            self._terminate(ctx, address, [h for i in batch for h in slots[i]], "replaced")
+            launched = self._launch(ctx, address, want, user_data, batch, seen)
+            self._swap(ctx, name, list(launched.values()), [h for i in batch for h in slots[i]], "replaced")
+            kept.update(launched)
 
         hosts = [kept[i] for i in range(count)]
         waiting = [h.id for h in hosts if h.state == "pending"]
@@ -449,6 +461,21 @@ class DockerHosts(Kind):
 
         return wait_until(look, what=f"{len(ids)} instance(s) to run ({', '.join(ids)})", where=address,
                           timeout=INSTANCE_WAIT, report=ctx.report, stop=ctx.stop)
+
+    def _swap(self, ctx: CloudContext, name: str, new: list[Host], old: list[Host], why: str) -> list[Host]:
+        """Retire ``old`` for ``new``: once ``new`` run, every resource serving this block's
+        instances (its load balancers) takes them and lets ``old`` go; then ``old`` are terminated.
+        Returns ``new`` as they run."""
+        address = f"docker_hosts.{name}"
+        pending = [h.id for h in new if h.state != "running"]
+        if pending:
+            running = {h.id: h for h in self._wait_running(ctx, address, pending)}
+            new = [running.get(h.id, h) for h in new]
+        if old:
+            ctx.hand_over(Reference(Address(self.name, name), "instance_ids"), [h.id for h in new],
+                          [h.id for h in old])
+            self._terminate(ctx, address, old, why)
+        return new
 
     def _terminate(self, ctx: CloudContext, address: str, hosts: list[Host], why: str) -> None:
         if not hosts:

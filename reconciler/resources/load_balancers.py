@@ -6,6 +6,12 @@ The health check and attributes are updated in place. Reading costs one paginate
 DescribeLoadBalancers call, one DescribeTags per 20 load balancers (ownership tags), and
 one DescribeLoadBalancerAttributes per load balancer whose block declares
 ``attributes`` (the ELB API has no batch form of that).
+
+Instances are registered and deregistered against what the load balancer has at that moment,
+new ones first. When the instances ``instances`` references are replaced (a rolling replacement
+of ``docker_hosts``), the replacing kind hands over (:meth:`LoadBalancers.hand_over`): each batch
+of new hosts is registered, then the old ones deregistered, before those are terminated, so the
+load balancer's own update later in the apply finds nothing left to do.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..errors import ConfigError, ReconError
+from ..errors import CloudError, ConfigError, ReconError
 from ..schema import Field
 from .base import Kind, LoadContext
 from .tags import OWNER, owner_from_tags, ownership_tags
@@ -118,6 +124,7 @@ class LoadBalancers(Kind):
                "source_security_group": "the security group the cloud made for it",
                "zones": "its availability zones"}
     set_attrs = frozenset({"zones", "listeners", "instances"})
+    serves_instances = frozenset({"instances"})
     owner_tags = True
     replace_on = frozenset({"scheme"})
     order = 40
@@ -257,17 +264,45 @@ class LoadBalancers(Kind):
                 "Target": check["target"], "Interval": check["interval"], "Timeout": check["timeout"],
                 "HealthyThreshold": check["healthy_threshold"], "UnhealthyThreshold": check["unhealthy_threshold"]})
         if "instances" in changed:
-            add = sorted(set(after.get("instances", [])) - set(before.get("instances", [])))
-            remove = sorted(set(before.get("instances", [])) - set(after.get("instances", [])))
-            if add:
-                call("elb", "register_instances_with_load_balancer", where=where, LoadBalancerName=name,
-                     Instances=[{"InstanceId": i} for i in add])
-            if remove:
-                call("elb", "deregister_instances_from_load_balancer", where=where, LoadBalancerName=name,
-                     Instances=[{"InstanceId": i} for i in remove])
+            # against what is registered now: a hand-over may have moved them since the plan read
+            registered = self._registered(ctx, name)
+            wanted = set(after.get("instances", []))
+            self._register(ctx, name, sorted(wanted - registered), sorted(registered - wanted))
         if "attributes" in changed and after.get("attributes"):
             call("elb", "modify_load_balancer_attributes", where=where, LoadBalancerName=name,
                  LoadBalancerAttributes=attributes_to_api(after["attributes"]))
+
+    def hand_over(self, ctx, name, attrs, add, remove):
+        registered = self._registered(ctx, name, missing_ok=True)
+        if registered is None:
+            return  # made later in this apply, with the new instances
+        ctx.report(f"load_balancers.{name}", f"registering {', '.join(add) or 'nothing'}; "
+                                             f"deregistering {', '.join(remove) or 'nothing'}")
+        self._register(ctx, name, sorted(set(add) - registered), sorted(set(remove) & registered))
+
+    def _registered(self, ctx, name: str, *, missing_ok: bool = False) -> set[str] | None:
+        """The instances registered with the load balancer now (None: it does not exist, if ``missing_ok``).
+
+        An unknown name is an error on AWS and moto (LoadBalancerNotFound); Eucalyptus 4.0 filters
+        the names it is given and answers with no load balancer.
+        """
+        where = f"load_balancers.{name}"
+        reply = ctx.cloud.call("elb", "describe_load_balancers", where=where, LoadBalancerNames=[name],
+                               ignore_codes=("LoadBalancerNotFound", "AccessPointNotFound") if missing_ok else ())
+        found = (reply or {}).get("LoadBalancerDescriptions") or []
+        if not found and not missing_ok:
+            raise CloudError(f"load balancer {name!r} is gone from the cloud", where=where)
+        return {i["InstanceId"] for lb in found for i in lb.get("Instances", [])} if found else None
+
+    def _register(self, ctx, name: str, add: list[str], remove: list[str]) -> None:
+        """Register ``add`` first, then deregister ``remove``: the load balancer keeps serving throughout."""
+        where = f"load_balancers.{name}"
+        if add:
+            ctx.cloud.call("elb", "register_instances_with_load_balancer", where=where, LoadBalancerName=name,
+                           Instances=[{"InstanceId": i} for i in add])
+        if remove:
+            ctx.cloud.call("elb", "deregister_instances_from_load_balancer", where=where, LoadBalancerName=name,
+                           Instances=[{"InstanceId": i} for i in remove])
 
     def _live(self, ctx, name: str) -> dict[str, Any]:
         reply = ctx.cloud.call("elb", "describe_load_balancers", where=f"load_balancers.{name}",
