@@ -228,14 +228,17 @@ class Applier:
         return "done"
 
     def _hand_over(self, ref: Reference, add: list[str], remove: list[str]) -> None:
-        """Every resource of the plan that stays and serves the instances ``ref`` lists (a load
-        balancer whose ``instances`` reference them) starts serving ``add`` and stops serving ``remove``."""
-        for change in self.plan.changes:
-            kind = KINDS[change.kind]
-            if change.deposed_id is not None or change.action not in (Action.NOOP, Action.UPDATE):
-                continue
-            if any(ref in references_in((change.config or {}).get(attr)) for attr in kind.serves_instances):
-                kind.hand_over(self.ctx, change.name, change.desired or {}, add, remove)
+        """Every block of the file that stays and serves the instances ``ref`` lists (a load
+        balancer whose ``instances`` reference them) starts serving ``add`` and stops serving
+        ``remove`` -- in the plan or not (``--target`` of the hosts alone)."""
+        changes = {c.address: c for c in self.plan.changes if c.deposed_id is None}
+        for address, config in self.plan.serving.items():
+            kind = KINDS[address.kind]
+            change = changes.get(address)
+            if change is not None and change.action not in (Action.NOOP, Action.UPDATE):
+                continue    # made (again) by this apply, with the instances as they are then
+            if any(ref in references_in(config.get(attr)) for attr in kind.serves_instances):
+                kind.hand_over(self.ctx, address.name, (change.desired if change else None) or config, add, remove)
 
     def _forget_deposed(self, address: Address, cloud_id: str) -> None:
         def change() -> bool:

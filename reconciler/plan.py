@@ -168,6 +168,9 @@ class Plan:
     #: Live resources tagged with this stack, in neither the file nor the state: (address, cloud id).
     unmanaged: list[tuple[Address, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Every block of the file, targeted or not, that serves instances (``Kind.serves_instances``),
+    #: with its configuration: a rolling replacement hands the traffic over to the new ones.
+    serving: dict[Address, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def actionable(self) -> list[Change]:

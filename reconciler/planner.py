@@ -172,6 +172,8 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
     if problems:
         raise PlanError("cannot plan:\n  " + "\n  ".join(problems))
     plan.unmanaged = unmanaged(stack, live, state)
+    plan.serving = {address: spec.attrs for address, spec in stack.resources.items()
+                    if KINDS[address.kind].serves_instances}
     return plan
 
 

@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from e2e import client, copy_examples, recon
 
 STACK = "rolling.toml"
@@ -146,7 +148,9 @@ def host_ids(env: dict[str, str]) -> dict[str, list[str]]:
     return found
 
 
-def test_rolling_replacement_keeps_the_load_balancer_serving(sandbox, tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", [None, HOSTS], ids=["whole-file", "target-hosts-only"])
+def test_rolling_replacement_keeps_the_load_balancer_serving(sandbox, tmp_path: Path, target) -> None:
+    """With ``--target`` of the hosts alone the load balancer is not in the plan, and still serves."""
     env, work = env_for(sandbox), copy_examples(tmp_path / "repo")
     write_stack(work, "m1.small")
     first = apply(env, work)
@@ -155,11 +159,15 @@ def test_rolling_replacement_keeps_the_load_balancer_serving(sandbox, tmp_path: 
     assert registered(env) == set(old) == running(env)
 
     write_stack(work, "m1.large")
-    plan = recon(env, "plan", "-c", STACK, cwd=work)
-    assert f"Plan: {COUNT} to add, 1 to change, {COUNT} to destroy." in plan.out, plan.out
+    targets = ["--target", target] if target else []
+    plan = recon(env, "plan", "-c", STACK, *targets, cwd=work)
+    if target is None:
+        assert f"Plan: {COUNT} to add, 1 to change, {COUNT} to destroy." in plan.out, plan.out
+    else:
+        assert "load_balancers" not in plan.out, plan.out
     sampler = Sampler(env)
     sampler.start()
-    roll = apply(env, work)
+    roll = recon(env, "apply", "-c", STACK, "--auto-approve", *targets, cwd=work)
     samples = sampler.finish()
     assert roll.code == 0, roll.both
     check_serving(samples, roll.both)
