@@ -10,6 +10,8 @@ change of this one may still be under way.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -18,10 +20,11 @@ from graphlib import TopologicalSorter
 from typing import Any, Callable, NoReturn
 
 from .addresses import Address, Reference
-from .diff import changed_paths
+from .diff import changed_paths, get_path
 from .errors import CloudError, PlanError, ReconError
 from .interrupts import Interrupted, exit_now
 from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
+from .redact import remember
 from .resolve import resolve
 from .resources import KINDS
 from .resources.base import CloudContext
@@ -49,6 +52,17 @@ STOP_POLL = 0.2
 
 
 Key = tuple[Address, str]
+
+
+def stored(attrs: dict[str, Any], secret_paths: list[str]) -> dict[str, Any]:
+    """Attributes for state: those holding a referenced secret kept only as its digest."""
+    if not secret_paths:
+        return attrs
+    out = dict(attrs)
+    for key in {path.split(".")[0] for path in secret_paths} & set(out):
+        text = json.dumps(out[key], sort_keys=True)
+        out[key] = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return out
 
 
 def apply_order(changes: list[Change]) -> dict[Key, set[Key]]:
@@ -142,7 +156,8 @@ class Applier:
         for change in self.plan.changes:
             if change.action is Action.NOOP and change.desired is not None:
                 kind = KINDS[change.kind]
-                attrs = kind.state_attrs(change.name, change.desired, change.live or {}, change.prior)
+                attrs = stored(kind.state_attrs(change.name, change.desired, change.live or {}, change.prior),
+                               change.sensitive_refs)
                 entry = Entry(change.address, str(kind.live_name(change.name, change.desired)), attrs,
                               list(change.depends_on))
                 old = self.state.resources.get(change.address)
@@ -176,6 +191,7 @@ class Applier:
             raise PlanError("a value it references is still unknown after its dependencies were applied",
                             where=str(change.address))
         desired = kind.finalize(name, desired)
+        remember([get_path(desired, path) for path in change.sensitive_paths])
         if change.action is Action.UPDATE:
             want, have = kind.compare_view(name, desired, change.live or {}, change.prior)
             paths = changed_paths(have, want, kind.set_attrs)
@@ -194,7 +210,8 @@ class Applier:
         if change.action is Action.CREATE_THEN_DELETE and old is not None:
             deposed.append({"id": old.id, "attrs": old.attrs})   # deleted by its own change, later
         self._record(change.address, Entry(change.address, str(kind.live_name(name, desired)),
-                                           kind.state_attrs(name, attrs, {}, None), list(change.depends_on),
+                                           stored(kind.state_attrs(name, attrs, {}, None), change.sensitive_refs),
+                                           list(change.depends_on),
                                            deposed))
         return "done"
 

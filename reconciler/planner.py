@@ -17,7 +17,8 @@ from .diff import changed_paths, get_path
 from .errors import PlanError
 from .names import missing
 from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
-from .resolve import resolve
+from .redact import remember
+from .resolve import resolve_attrs
 from .resources import KINDS
 from .resources.tags import OWNER
 from .schema import nearest
@@ -85,6 +86,10 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         value = kind.output(ref.address.name, merged, ref.attr)
         return UNKNOWN if value is None or contains_unknown(value) else value
 
+    def sensitive_output(ref: Reference) -> bool:
+        target = planned.get(ref.address)
+        return target is not None and ref.attr in {p.split(".")[0] for p in target.change.sensitive_paths}
+
     for address in order(stack.resources):
         if selected is not None and address not in selected:
             continue
@@ -92,13 +97,14 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         kind = KINDS[address.kind]
         prior_entry = state.resources.get(address)
         prior = prior_entry.attrs if prior_entry else None
-        resolved = resolve(spec.attrs, lookup)
+        resolved, tainted = resolve_attrs(spec.attrs, lookup, sensitive_output)
         if not contains_unknown(resolved):
             resolved = kind.finalize(address.name, resolved)
         cloud_name = kind.live_name(address.name, resolved)
         live_attrs = None if cloud_name is UNKNOWN else live.get(address.kind, {}).get(cloud_name)
         deps = sorted(spec.dependencies())
-        sensitive = sorted(kind.sensitive_paths(resolved, live_attrs))
+        sensitive = sorted(kind.sensitive_paths(resolved, live_attrs) | tainted)
+        remember([get_path(resolved, path) for path in sensitive])
         found = missing(address, spec, live, stack.resources) + kind.check(address.name, resolved, live)
         if found:
             problems.extend(f"{address}: {problem}" for problem in found)
@@ -141,6 +147,7 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
             want, have = kind.compare_view(address.name, resolved, live_attrs, prior)
             change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive)
         planned[address] = Planned(change, resolved, live_attrs)
+        change.sensitive_refs = sorted(tainted)
         change.depends_on_reasons = spec.reasons()
         change.config = spec.attrs
         if change.action is not Action.NOOP and not contains_unknown(resolved):

@@ -266,3 +266,48 @@ def test_errors_show_no_secret(scan: Scan) -> None:
     assert "CreateLoadBalancer failed" in failed.err
     run("plan", "-c", STACK, "-f", "json", "--stats", "--detailed-exitcode", expect=2)
     scan.assert_clean()
+
+
+def referencing_stack(hidden_value: str) -> str:
+    """The hidden property, and a security group whose description references its value."""
+    return f"""[stack]
+name = "secrets"
+
+[properties]
+"{HIDDEN}" = "{hidden_value}"
+
+[security_groups.web]
+description = "key ${{properties.{HIDDEN}.value}}"
+ingress = [{{ protocol = "tcp", ports = "80", cidr = "0.0.0.0/0" }}]
+"""
+
+
+def test_a_referenced_secret_stays_secret(scan: Scan) -> None:
+    work, run = scan.work, scan.run
+    (work / STACK).write_text(referencing_stack(PROPERTY[0]))
+    for fmt in ("text", "json", "markdown"):
+        plan = run("plan", "-c", STACK, "-f", fmt, "--stats")
+    assert "(sensitive)" in plan.out
+    run("plan", "-c", STACK, "--out", "reviewed.plan")
+    run("apply", "reviewed.plan")
+    for fmt in ("text", "json"):
+        run("show", "-c", STACK, "-f", fmt)
+        run("plan", "-c", STACK, "-f", fmt, "--detailed-exitcode")   # no change: the digest in state is enough
+    # The group reached the cloud with the value the file asked for.
+    groups = client(scan.cloud_env, "ec2").describe_security_groups(GroupNames=["web"])["SecurityGroups"]
+    assert groups[0]["Description"] == f"key {PROPERTY[0]}"
+    scan.assert_clean()
+
+
+def test_a_cloud_that_echoes_the_request_shows_no_secret(scan: Scan, sandbox) -> None:
+    from faultproxy import FaultProxy
+
+    work = scan.work
+    (work / STACK).write_text(referencing_stack(PROPERTY[0]))
+    proxy = FaultProxy(sandbox.url, echo={"compute.CreateSecurityGroup"})
+    try:
+        failed = scan.run("apply", "-c", STACK, "--auto-approve", expect=1, env=proxy.env(sandbox.env))
+    finally:
+        proxy.close()
+    assert "CreateSecurityGroup" in failed.err and "(sensitive)" in failed.err   # the echo, redacted
+    scan.assert_clean()
