@@ -10,8 +10,6 @@ change of this one may still be under way.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,7 +22,7 @@ from .diff import changed_paths, get_path
 from .errors import CloudError, PlanError, ReconError
 from .interrupts import Interrupted, exit_now
 from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
-from .redact import remember
+from .redact import digested, remember
 from .resolve import resolve
 from .resources import KINDS
 from .resources.base import CloudContext
@@ -52,17 +50,6 @@ STOP_POLL = 0.2
 
 
 Key = tuple[Address, str]
-
-
-def stored(attrs: dict[str, Any], secret_paths: list[str]) -> dict[str, Any]:
-    """Attributes for state: those holding a referenced secret kept only as its digest."""
-    if not secret_paths:
-        return attrs
-    out = dict(attrs)
-    for key in {path.split(".")[0] for path in secret_paths} & set(out):
-        text = json.dumps(out[key], sort_keys=True)
-        out[key] = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-    return out
 
 
 def apply_order(changes: list[Change]) -> dict[Key, set[Key]]:
@@ -156,7 +143,7 @@ class Applier:
         for change in self.plan.changes:
             if change.action is Action.NOOP and change.desired is not None:
                 kind = KINDS[change.kind]
-                attrs = stored(kind.state_attrs(change.name, change.desired, change.live or {}, change.prior),
+                attrs = digested(kind.state_attrs(change.name, change.desired, change.live or {}, change.prior),
                                change.sensitive_refs)
                 entry = Entry(change.address, str(kind.live_name(change.name, change.desired)), attrs,
                               list(change.depends_on))
@@ -209,8 +196,10 @@ class Applier:
         deposed = list(old.deposed) if old else []
         if change.action is Action.CREATE_THEN_DELETE and old is not None:
             deposed.append({"id": old.id, "attrs": old.attrs})   # deleted by its own change, later
+        # The live view is this very resource's only for an update (a hidden property's, say).
+        live = (change.live or {}) if change.action is Action.UPDATE else {}
         self._record(change.address, Entry(change.address, str(kind.live_name(name, desired)),
-                                           stored(kind.state_attrs(name, attrs, {}, None), change.sensitive_refs),
+                                           digested(kind.state_attrs(name, attrs, live, None), change.sensitive_refs),
                                            list(change.depends_on),
                                            deposed))
         return "done"

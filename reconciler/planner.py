@@ -17,7 +17,7 @@ from .diff import changed_paths, get_path
 from .errors import PlanError
 from .names import missing
 from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
-from .redact import remember
+from .redact import digest_keys, digested, remember
 from .resolve import resolve_attrs
 from .resources import KINDS
 from .resources.tags import OWNER
@@ -142,10 +142,10 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         elif contains_unknown(resolved):
             want = {k: v for k, v in kind.display_view(resolved).items()}
             have = {k: v for k, v in live_attrs.items() if k in want}
-            change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive)
+            change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive, tainted)
         else:
             want, have = kind.compare_view(address.name, resolved, live_attrs, prior)
-            change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive)
+            change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive, tainted)
         planned[address] = Planned(change, resolved, live_attrs)
         change.sensitive_refs = sorted(tainted)
         change.depends_on_reasons = spec.reasons()
@@ -201,7 +201,7 @@ def unmanaged(stack: Stack, live: Live, state: State) -> list[tuple[Address, str
 def _delete(address: Address, cloud_id: str, before: dict[str, Any], prior: dict[str, Any], kind, *,
             deposed: bool = False, depends_on: list[Address] | None = None) -> Change:
     change = Change(address, Action.DELETE, before, None, changed_paths=sorted(before),
-                    sensitive_paths=sorted(kind.sensitive_paths(prior, before)), depends_on=depends_on or [],
+                    sensitive_paths=sorted(kind.sensitive_paths(prior, before) | digest_keys(prior)), depends_on=depends_on or [],
                     depends_on_reasons={dep: ["depended on it when last applied"] for dep in depends_on or []},
                     reason="replaced" if deposed else kind.removal_reason(prior),
                     deposed_id=cloud_id if deposed else None)
@@ -222,7 +222,8 @@ def deposed_deletes(address: Address, entry, live: Live) -> list[Change]:
 
 
 def _compare(address: Address, kind, want: dict[str, Any], have: dict[str, Any], live: dict[str, Any],
-             prior: dict[str, Any] | None, deps: list[Address], sensitive: list[str]) -> Change:
+             prior: dict[str, Any] | None, deps: list[Address], sensitive: list[str],
+             secret_refs: Collection[str]) -> Change:
     paths = changed_paths(have, want, kind.set_attrs)
     if not paths:
         return Change(address, Action.NOOP, have, want, depends_on=deps, sensitive_paths=sensitive)
@@ -238,8 +239,9 @@ def _compare(address: Address, kind, want: dict[str, Any], have: dict[str, Any],
         if replacements:
             replace = [p for p in paths if p.split(".")[0] in kind.replaces_instances]
     drifted = []
-    if prior is not None:
-        drifted = [p for p in paths if get_path(prior, p) == get_path(want, p) and get_path(want, p) is not None]
+    if prior is not None:  # what state keeps of a referenced secret is its digest
+        applied = digested(want, sorted(secret_refs))
+        drifted = [p for p in paths if get_path(prior, p) == get_path(applied, p) and get_path(want, p) is not None]
     return Change(address, action, have, want, changed_paths=paths, replace_paths=replace,
                   replacements=replacements, replace_action=order, sensitive_paths=sensitive, depends_on=deps,
                   drift="changed" if drifted else None,
