@@ -17,7 +17,7 @@ from .diff import changed_paths, get_path
 from .errors import PlanError
 from .names import missing
 from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
-from .redact import digest_keys, digested, remember
+from .redact import digest_keys, digested, redact, remember
 from .resolve import resolve_attrs
 from .resources import KINDS
 from .resources.tags import OWNER
@@ -101,6 +101,10 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         if not contains_unknown(resolved):
             resolved = kind.finalize(address.name, resolved)
         cloud_name = kind.live_name(address.name, resolved)
+        if tainted and cloud_name is not UNKNOWN and redact(str(cloud_name)) != str(cloud_name):
+            problems.append(f"{address}: its name in the cloud would hold a hidden value, and every user of the "
+                            "cloud sees names (and state keeps them): name it otherwise")
+            continue
         live_attrs = None if cloud_name is UNKNOWN else live.get(address.kind, {}).get(cloud_name)
         deps = sorted(spec.dependencies())
         sensitive = sorted(kind.sensitive_paths(resolved, live_attrs) | tainted)
