@@ -205,7 +205,8 @@ def unmanaged(stack: Stack, live: Live, state: State) -> list[tuple[Address, str
 def _delete(address: Address, cloud_id: str, before: dict[str, Any], prior: dict[str, Any], kind, *,
             deposed: bool = False, depends_on: list[Address] | None = None) -> Change:
     change = Change(address, Action.DELETE, before, None, changed_paths=sorted(before),
-                    sensitive_paths=sorted(kind.sensitive_paths(prior, before) | digest_keys(prior)), depends_on=depends_on or [],
+                    sensitive_paths=sorted(kind.sensitive_paths(prior, before) | digest_keys(prior)),
+                    depends_on=depends_on or [],
                     depends_on_reasons={dep: ["depended on it when last applied"] for dep in depends_on or []},
                     reason="replaced" if deposed else kind.removal_reason(prior),
                     deposed_id=cloud_id if deposed else None)

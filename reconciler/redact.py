@@ -2,10 +2,14 @@
 
 Fed where secrets enter: the credentials' secret key, the values at sensitive paths (a hidden
 property's desired value, and whatever references it), the Docker hosts' user data. Each is
-remembered as it is and in base64 (the form user data takes in a request), also inside the
-base64 of a longer text. The terminal and
-the saved plan pass their text through ``redact``: a cloud error that echoes a request, a log
-line or a note can then never show one.
+remembered as it is, as JSON writes it, and in base64 (the form user data takes in a request),
+alone or inside the base64 of a longer text. The terminal and the saved plan pass their text
+through ``redact``: a cloud error that echoes a request, a log line or a note can then never
+show one.
+
+State is not a message: an attribute that references a secret is kept there as its ``digest``
+(``digested``), which the planner compares with the digest of the value it wants; the comparison
+with the cloud is of the plain values, in memory.
 """
 
 from __future__ import annotations
