@@ -98,7 +98,7 @@ def check_same(saved: SavedPlan, plan: Plan) -> None:
         return {f'{c["address"]} {c.get("deposed", "")}'.strip(): c for c in changes}
 
     before = keyed(saved.data["plan"]["resource_changes"])
-    now = keyed(plan_document(plan)["resource_changes"])
+    now = keyed(json.loads(redact(json.dumps(plan_document(plan))))["resource_changes"])   # as saved
     differing = sorted(a for a in set(before) | set(now) if before.get(a) != now.get(a))
     if differing:
         raise PlanError("refusing the saved plan: the cloud changed since it was made, so applying now would "
