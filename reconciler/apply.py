@@ -23,10 +23,11 @@ from graphlib import TopologicalSorter
 from typing import Any, Callable, NoReturn
 
 from .addresses import Address, Reference, references_in
-from .diff import changed_paths
+from .diff import changed_paths, get_path
 from .errors import CloudError, PlanError, ReconError
 from .interrupts import Interrupted, exit_now
 from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
+from .redact import digested, remember
 from .resolve import resolve
 from .resources import KINDS
 from .resources.base import CloudContext
@@ -171,7 +172,8 @@ class Applier:
         for change in self.plan.changes:
             if change.action is Action.NOOP and change.desired is not None:
                 kind = KINDS[change.kind]
-                attrs = kind.state_attrs(change.name, change.desired, change.live or {}, change.prior)
+                attrs = digested(kind.state_attrs(change.name, change.desired, change.live or {}, change.prior),
+                               change.sensitive_refs)
                 entry = Entry(change.address, str(kind.live_name(change.name, change.desired)), attrs,
                               list(change.depends_on))
                 old = self.state.resources.get(change.address)
@@ -205,6 +207,7 @@ class Applier:
             raise PlanError("a value it references is still unknown after its dependencies were applied",
                             where=str(change.address))
         desired = kind.finalize(name, desired)
+        remember([get_path(desired, path) for path in change.sensitive_paths])
         if change.action is Action.UPDATE:
             want, have = kind.compare_view(name, desired, change.live or {}, change.prior)
             paths = changed_paths(have, want, kind.set_attrs)
@@ -222,8 +225,11 @@ class Applier:
         deposed = list(old.deposed) if old else []
         if change.action is Action.CREATE_THEN_DELETE and old is not None:
             deposed.append({"id": old.id, "attrs": old.attrs})   # deleted by its own change, later
+        # The live view is this very resource's only for an update (a hidden property's, say).
+        live = (change.live or {}) if change.action is Action.UPDATE else {}
         self._record(change.address, Entry(change.address, str(kind.live_name(name, desired)),
-                                           kind.state_attrs(name, attrs, {}, None), list(change.depends_on),
+                                           digested(kind.state_attrs(name, attrs, live, None), change.sensitive_refs),
+                                           list(change.depends_on),
                                            deposed))
         return "done"
 

@@ -59,6 +59,7 @@ from reconciler import __version__, models
 from reconciler.crashpoints import CrashPoints, is_mutating
 from reconciler.deadline import DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT, Deadline, NoAnswer, run_attempt, timeout_setting
 from reconciler.errors import CloudError, ConfigError
+from reconciler.redact import remember
 from reconciler.replies import NotTheProtocol, check_reply
 from reconciler.schema import Field
 
@@ -678,6 +679,7 @@ class Cloud:
             key, secret = _env_string(env, key_name), _env_string(env, secret_name)
             if key and secret:
                 token = _first(env, *token_names)
+                remember(secret)
                 session.set_credentials(key, secret, token[1] if token else None)
                 return session, f"the {kind} variables {key_name} / {secret_name} in the environment"
             if key or secret:

@@ -104,6 +104,9 @@ class Change:
     changed_paths: list[str] = field(default_factory=list)
     replace_paths: list[str] = field(default_factory=list)
     sensitive_paths: list[str] = field(default_factory=list)
+    #: The subset of ``sensitive_paths`` sensitive because they reference a sensitive value:
+    #: state keeps only their digest.
+    sensitive_refs: list[str] = field(default_factory=list)
     reason: str = ""
     #: Lines shown under the change, such as a unified diff of a file it writes.
     notes: list[str] = field(default_factory=list)

@@ -21,6 +21,7 @@ from . import __version__
 from .config import Stack
 from .errors import PlanError
 from .plan import Plan
+from .redact import redact
 from .render.json_out import plan_document
 from .state.local import write_atomic
 from .state.model import State
@@ -53,7 +54,7 @@ def save(path: Path, plan: Plan, stack: Stack, state: State, config: str) -> Non
         "inputs": inputs_of(stack),
         "plan": plan_document(plan),
     }
-    write_atomic(path, json.dumps(data, indent=2) + "\n", mode=0o600)
+    write_atomic(path, redact(json.dumps(data, indent=2)) + "\n", mode=0o600)
 
 
 def load(path: Path) -> SavedPlan:
@@ -97,7 +98,7 @@ def check_same(saved: SavedPlan, plan: Plan) -> None:
         return {f'{c["address"]} {c.get("deposed", "")}'.strip(): c for c in changes}
 
     before = keyed(saved.data["plan"]["resource_changes"])
-    now = keyed(plan_document(plan)["resource_changes"])
+    now = keyed(json.loads(redact(json.dumps(plan_document(plan))))["resource_changes"])   # as saved
     differing = sorted(a for a in set(before) | set(now) if before.get(a) != now.get(a))
     if differing:
         raise PlanError("refusing the saved plan: the cloud changed since it was made, so applying now would "

@@ -17,7 +17,8 @@ from .diff import changed_paths, get_path
 from .errors import PlanError
 from .names import missing
 from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
-from .resolve import resolve
+from .redact import digest_keys, digested, redact, remember
+from .resolve import resolve_attrs
 from .resources import KINDS
 from .resources.tags import OWNER
 from .schema import nearest
@@ -86,6 +87,10 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         value = kind.output(ref.address.name, merged, ref.attr)
         return UNKNOWN if value is None or contains_unknown(value) else value
 
+    def sensitive_output(ref: Reference) -> bool:
+        target = planned.get(ref.address)
+        return target is not None and ref.attr in {p.split(".")[0] for p in target.change.sensitive_paths}
+
     for address in order(stack.resources):
         if selected is not None and address not in selected:
             continue
@@ -93,13 +98,18 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         kind = KINDS[address.kind]
         prior_entry = state.resources.get(address)
         prior = prior_entry.attrs if prior_entry else None
-        resolved = resolve(spec.attrs, lookup)
+        resolved, tainted = resolve_attrs(spec.attrs, lookup, sensitive_output)
         if not contains_unknown(resolved):
             resolved = kind.finalize(address.name, resolved)
         cloud_name = kind.live_name(address.name, resolved)
+        if tainted and cloud_name is not UNKNOWN and redact(str(cloud_name)) != str(cloud_name):
+            problems.append(f"{address}: its name in the cloud would hold a hidden value, and every user of the "
+                            "cloud sees names (and state keeps them): name it otherwise")
+            continue
         live_attrs = None if cloud_name is UNKNOWN else live.get(address.kind, {}).get(cloud_name)
         deps = sorted(spec.dependencies())
-        sensitive = sorted(kind.sensitive_paths(resolved, live_attrs))
+        sensitive = sorted(kind.sensitive_paths(resolved, live_attrs) | tainted)
+        remember([get_path(resolved, path) for path in sensitive])
         found = missing(address, spec, live, stack.resources, leaving) + kind.check(address.name, resolved, live)
         if found:
             problems.extend(f"{address}: {problem}" for problem in found)
@@ -137,11 +147,12 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         elif contains_unknown(resolved):
             want = {k: v for k, v in kind.display_view(resolved).items()}
             have = {k: v for k, v in live_attrs.items() if k in want}
-            change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive)
+            change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive, tainted)
         else:
             want, have = kind.compare_view(address.name, resolved, live_attrs, prior)
-            change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive)
+            change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive, tainted)
         planned[address] = Planned(change, resolved, live_attrs)
+        change.sensitive_refs = sorted(tainted)
         change.depends_on_reasons = spec.reasons()
         change.config = spec.attrs
         if change.action is not Action.NOOP and not contains_unknown(resolved):
@@ -210,7 +221,8 @@ def unmanaged(stack: Stack, live: Live, state: State) -> list[tuple[Address, str
 def _delete(address: Address, cloud_id: str, before: dict[str, Any], prior: dict[str, Any], kind, *,
             deposed: bool = False, depends_on: list[Address] | None = None) -> Change:
     change = Change(address, Action.DELETE, before, None, changed_paths=sorted(before),
-                    sensitive_paths=sorted(kind.sensitive_paths(prior, before)), depends_on=depends_on or [],
+                    sensitive_paths=sorted(kind.sensitive_paths(prior, before) | digest_keys(prior)),
+                    depends_on=depends_on or [],
                     depends_on_reasons={dep: ["depended on it when last applied"] for dep in depends_on or []},
                     reason="replaced" if deposed else kind.removal_reason(prior),
                     deposed_id=cloud_id if deposed else None)
@@ -231,7 +243,8 @@ def deposed_deletes(address: Address, entry, live: Live) -> list[Change]:
 
 
 def _compare(address: Address, kind, want: dict[str, Any], have: dict[str, Any], live: dict[str, Any],
-             prior: dict[str, Any] | None, deps: list[Address], sensitive: list[str]) -> Change:
+             prior: dict[str, Any] | None, deps: list[Address], sensitive: list[str],
+             secret_refs: Collection[str]) -> Change:
     paths = changed_paths(have, want, kind.set_attrs)
     if not paths:
         return Change(address, Action.NOOP, have, want, depends_on=deps, sensitive_paths=sensitive)
@@ -247,8 +260,9 @@ def _compare(address: Address, kind, want: dict[str, Any], have: dict[str, Any],
         if replacements:
             replace = [p for p in paths if p.split(".")[0] in kind.replaces_instances]
     drifted = []
-    if prior is not None:
-        drifted = [p for p in paths if get_path(prior, p) == get_path(want, p) and get_path(want, p) is not None]
+    if prior is not None:  # what state keeps of a referenced secret is its digest
+        applied = digested(want, sorted(secret_refs))
+        drifted = [p for p in paths if get_path(prior, p) == get_path(applied, p) and get_path(want, p) is not None]
     return Change(address, action, have, want, changed_paths=paths, replace_paths=replace,
                   replacements=replacements, replace_action=order, sensitive_paths=sensitive, depends_on=deps,
                   drift="changed" if drifted else None,

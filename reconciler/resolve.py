@@ -38,4 +38,19 @@ def resolve(value: Any, lookup: Lookup) -> Any:
     return value
 
 
-__all__ = ["resolve", "contains_unknown", "UNKNOWN"]
+def resolve_attrs(attrs: dict[str, Any], lookup: Lookup,
+                  sensitive: Callable[[Reference], bool]) -> tuple[dict[str, Any], set[str]]:
+    """Resolve each attribute; also the names of those that took a value from a sensitive
+    output (sensitivity follows references: such an attribute is sensitive too)."""
+    resolved: dict[str, Any] = {}
+    tainted: set[str] = set()
+    for key, value in attrs.items():
+        def tracked(ref: Reference, key: str = key) -> Any:
+            if sensitive(ref):
+                tainted.add(key)
+            return lookup(ref)
+        resolved[key] = resolve(value, tracked)
+    return resolved, tainted
+
+
+__all__ = ["resolve", "resolve_attrs", "contains_unknown", "UNKNOWN"]

@@ -9,6 +9,7 @@ import sys
 from typing import TextIO
 
 from .errors import printable
+from .redact import redact
 
 
 class Terminal:
@@ -33,7 +34,7 @@ class Terminal:
         return sys.stdin.isatty()
 
     def write(self, text: str) -> None:
-        self.out.write(text)
+        self.out.write(redact(text))
         self.out.flush()
 
     def line(self, text: str = "") -> None:
@@ -41,17 +42,17 @@ class Terminal:
 
     def info(self, text: str) -> None:
         """Progress and notes: stderr, so stdout stays machine-readable."""
-        self.err.write(text + "\n")
+        self.err.write(redact(text) + "\n")
         self.err.flush()
 
     def warn(self, text: str) -> None:
         prefix = "\x1b[33mWarning:\x1b[0m " if self.color and self.err.isatty() else "Warning: "
-        self.err.write(prefix + printable(text) + "\n")
+        self.err.write(prefix + printable(redact(text)) + "\n")
         self.err.flush()
 
     def error(self, text: str) -> None:
         prefix = "\x1b[31mError:\x1b[0m " if self.color and self.err.isatty() else "Error: "
-        self.err.write(prefix + printable(text) + "\n")
+        self.err.write(prefix + printable(redact(text)) + "\n")
         self.err.flush()
 
     def confirm(self, question: str) -> bool:

@@ -8,6 +8,8 @@ idempotency), or a delay. ``latency`` adds a fixed delay to every request (bench
 request again without them, with ``credentials``: the sandbox checks signatures, and a store that
 ignores a header still checks the signature of the request as it was sent.
 Requests go on with their own Host header, so that their signatures still hold.
+``echo`` answers chosen calls (``{"compute.CreateSecurityGroup"}``) with an error whose message
+is the request's parameters, as a cloud that echoes the request in its errors does.
 ``slow`` delays chosen calls (``{"Properties.ModifyPropertyValue": 3.0}``; S3 calls by HTTP
 method, ``objectstorage.PUT``) so that a test can act while one is under way; ``gates`` hold a
 chosen call (same keys, or a request: ``"PUT /services/objectstorage/bucket/key"``) until the
@@ -28,7 +30,8 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
+from xml.sax.saxutils import escape
 
 from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -66,7 +69,7 @@ class FaultProxy:
     def __init__(self, upstream: str, *, share: float = 0.0, faults=FAULTS, seed: int = 1,
                  latency: float = 0.0, delay: float = 0.3, slow: dict[str, float] | None = None,
                  drop_headers: tuple[str, ...] = (), credentials: tuple[str, str] | None = None,
-                 lose_reply_of: int | None = None):
+                 lose_reply_of: int | None = None, echo: frozenset[str] | set[str] = frozenset()):
         if drop_headers and credentials is None:
             raise ValueError("dropping request headers needs the credentials to sign the request again")
         self.target = urlsplit(upstream)
@@ -76,6 +79,7 @@ class FaultProxy:
         self.latency = latency
         self.delay = delay
         self.slow = dict(slow or {})
+        self.echo = set(echo)
         self.drop_headers = {h.lower() for h in drop_headers}
         self.credentials = credentials
         self.gates: dict[str, threading.Event] = {}
@@ -157,11 +161,14 @@ class FaultProxy:
             time.sleep(self.delay)
         elif fault == "reset-before":
             return self._reset(handler)
-        elif fault in ("throttle", "500", "503"):
+        if f"{service}.{action}" in self.echo:
+            fault = "echo"
+        if fault in ("throttle", "500", "503", "echo"):
             status, code, message = {"500": (500, "InternalError", "We encountered an internal error."),
-                                     "503": (503, "ServiceUnavailable", "Service is unavailable.")}.get(
+                                     "503": (503, "ServiceUnavailable", "Service is unavailable."),
+                                     "echo": (400, "InvalidParameterValue", unquote_plus(body.decode("latin-1")))}.get(
                 fault, THROTTLE.get(service, (503, "Throttling", "Rate exceeded")))
-            data = error_body(service, code, message)
+            data = error_body(service, code, escape(message))
             handler.send_response(status)
             handler.send_header("Content-Type", "text/xml")
             handler.send_header("Content-Length", str(len(data)))

@@ -45,6 +45,7 @@ from ..errors import CloudError, ConfigError, PlanError, ReconError
 from ..schema import Field
 from ..waits import wait_until
 from ..plan import Replacement
+from ..redact import remember
 from .base import CloudContext, Kind, LoadContext, NameUse
 from .tags import ADDRESS_TAG, OWNER, STACK_TAG, ownership_tags, user_tags_problem
 
@@ -190,6 +191,7 @@ class DockerHosts(Kind):
         if "cloud_init" in block:  # only its digest is kept: the document is read again at launch
             where = f"docker_hosts.{name}.cloud_init"
             data = ctx.read_companion(block["cloud_init"], where, limit=MAX_USER_DATA)
+            remember(data)
             check_cloud_config(data, where)
             attrs["user_data_sha256"] = hashlib.sha256(data).hexdigest()
         return self.finalize(name, attrs)
@@ -395,6 +397,7 @@ class DockerHosts(Kind):
             data = (ctx.base_dir / want["cloud_init"]).read_bytes()
         except OSError as exc:
             raise PlanError(f"cannot read {want['cloud_init']!r}: {exc.strerror or exc}", where=where) from None
+        remember(data)
         if hashlib.sha256(data).hexdigest() != want["user_data_sha256"]:
             raise PlanError(f"{want['cloud_init']!r} changed since it was planned; plan again", where=where)
         return data.decode("utf-8")

@@ -129,10 +129,9 @@ class Properties(Kind):
         return self.update(ctx, name, {}, attrs, ["value"])
 
     def update(self, ctx, name, before, after, changed):
-        reply = ctx.cloud.modify_property(name, after["value"], where=f"properties.{name}")
-        was_hidden = str(before.get("value", "")).startswith((HIDDEN, DIGEST_PREFIX))
-        shown = HIDDEN if was_hidden else reply.get("value")
-        return self.state_attrs(name, after, {"value": shown}, None)
+        """The value written, in clear: what references to it resolve to (state_attrs keeps a hidden one's digest)."""
+        ctx.cloud.modify_property(name, after["value"], where=f"properties.{name}")
+        return {"value": after["value"]}
 
     def delete(self, ctx, name, before, prior):
         ctx.cloud.modify_property(name, reset=True, where=f"properties.{name}")
