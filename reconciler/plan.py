@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .addresses import Address
+from .identity import CloudIdentity
 
 
 class Unknown:
@@ -168,6 +169,8 @@ class Plan:
     #: Live resources tagged with this stack, in neither the file nor the state: (address, cloud id).
     unmanaged: list[tuple[Address, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The cloud and account the plan was made against (None: a plan made without a cloud).
+    cloud: CloudIdentity | None = None
 
     @property
     def actionable(self) -> list[Change]:
