@@ -140,12 +140,12 @@ class Workspace:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def plan(self, state: State, targets: Collection[str] = (), *, allow_other_cloud: bool = False) -> Plan:
-        """The plan for the state; refused before anything is read when the state is another cloud's."""
+        """The plan for the state; refused before the cloud is read when the state is another cloud's."""
         addresses = self.parse_targets(targets, state)
-        cloud = self.check_cloud(state, allow_other=allow_other_cloud)
         # local work first: a bad base image or template is refused before the cloud is called
         with self.stats.phase("prepare"):
             stack = self.prepared()
+        cloud = self.check_cloud(state, allow_other=allow_other_cloud)
         live = self.read_live(state)
         with self.stats.phase("diff"):
             plan = make_plan(stack, live, state, targets=addresses)
