@@ -407,6 +407,9 @@ def sandbox(
         = "ViciousLiesAndDangerousRumors",
     eucalyptus_version: Annotated[str, typer.Option("--eucalyptus-version", help="4.0 or 4.2 property names.")]
         = "4.0",
+    account_id: Annotated[str, typer.Option("--account-id", help="The admin account's number (12 digits); "
+                                            "two sandboxes of different accounts are two clouds to recon.")]
+        = "123456789012",
 ) -> None:
     """Serve an embedded Eucalyptus-like cloud on loopback (EC2, S3, ELB, properties).
 
@@ -416,7 +419,7 @@ def sandbox(
     from .sandbox import serve
 
     raise typer.Exit(serve(dir, port=port, zones=[z for z in zones.split(",") if z],
-                           eucalyptus_version=eucalyptus_version))
+                           eucalyptus_version=eucalyptus_version, account_id=account_id))
 
 
 @app.command()

@@ -1,8 +1,11 @@
 """Which cloud and account recon talks to, and the refusal to plan one stack's state on another.
 
-A cloud is its front-end host (host:port of the compute endpoint) and the account the
-credentials belong to; the region is shown with them. State records the identity at its
-first write; a plan against another host or account is refused unless asked for.
+A cloud is known by the account the credentials belong to and the region: those are compared.
+The front-end host (host:port of the compute endpoint) is shown with them but compared only
+when an account is unknown, because one cloud can be reached under several names and ports
+(a proxy, a load balancer in front of the front end, localhost and 127.0.0.1). State records
+the identity at its first write; a plan against another account or region is refused unless
+asked for.
 """
 
 from __future__ import annotations
@@ -27,9 +30,16 @@ class CloudIdentity:
     def describe(self) -> str:
         return f"{self.host} (account {self.account or 'unknown'}, region {self.region})"
 
-    def same_cloud(self, other: "CloudIdentity") -> bool:
-        """Same front end and, where both are known, same account."""
-        return self.host == other.host and (not self.account or not other.account or self.account == other.account)
+    def difference(self, other: "CloudIdentity") -> str | None:
+        """How ``other`` is another cloud ("another account", ...), or None when it is this one: the
+        same account and region, or, when either account is unknown, the same front-end host."""
+        if not self.account or not other.account:
+            return None if self.host == other.host else "another front end (and an account not known)"
+        if self.account != other.account:
+            return "another account"
+        if self.region and other.region and self.region != other.region:
+            return "another region"
+        return None
 
     def to_json(self) -> dict[str, str]:
         return {"host": self.host, "account": self.account, "region": self.region}
@@ -61,10 +71,11 @@ def resolve(settings: CloudSettings, env: Mapping[str, str], owner_of_default_gr
 def check(recorded: CloudIdentity | None, current: CloudIdentity, *, stack: str, where: str,
           allow_other: bool) -> None:
     """Refuse when the state was written for another cloud or account (unless ``allow_other``)."""
-    if recorded is None or allow_other or recorded.same_cloud(current):
+    difference = None if recorded is None or allow_other else recorded.difference(current)
+    if difference is None:
         return
     raise PlanError(f"the state of stack {stack!r} belongs to cloud {recorded.describe()}, but this run talks to "
-                    f"cloud {current.describe()}; refusing to plan it there (every resource would look gone "
-                    "and be made again)", where=where,
+                    f"cloud {current.describe()}, {difference}; refusing to plan it there (every resource would "
+                    "look gone and be made again)", where=where,
                     hint="source the eucarc of the cloud the state belongs to, or pass --allow-other-cloud to "
                          "plan against this cloud anyway (the state then records this cloud on its next write)")

@@ -103,9 +103,10 @@ def check_inputs(saved: SavedPlan, stack: Stack, state: State) -> None:
 def check_cloud(saved: SavedPlan, current: CloudIdentity) -> None:
     """Refuse a plan made against another cloud or account than the one this run talks to."""
     made_for = CloudIdentity.from_json(saved.data["cloud"], str(saved.path)) if saved.data.get("cloud") else None
-    if made_for is not None and not made_for.same_cloud(current):
+    difference = made_for.difference(current) if made_for is not None else None
+    if difference is not None:
         raise PlanError(f"refusing the saved plan: it was made for cloud {made_for.describe()}, but this run talks "
-                        f"to cloud {current.describe()}", where=str(saved.path),
+                        f"to cloud {current.describe()}, {difference}", where=str(saved.path),
                         hint="source the eucarc of the cloud the plan was made for, or make a new plan here")
 
 
