@@ -112,6 +112,11 @@ def _duration(text: str) -> float:
 LockTimeoutOpt = Annotated[Optional[float], typer.Option(
     "--lock-timeout", metavar="DURATION", parser=_duration,
     help="Wait this long (30s, 2m, 1h) for a state lock another run holds, instead of failing at once.")]
+AllowOtherCloudOpt = Annotated[bool, typer.Option(
+    "--allow-other-cloud", help="Plan even when the state was written for another cloud or account (another "
+                                "front end or account than the sourced credentials reach): its resources then "
+                                "look gone and are planned anew here, and the state records this cloud on its "
+                                "next write. Without it, recon refuses, naming both clouds.")]
 DEFAULT_CONFIG = Path("recon.toml")
 
 
@@ -163,15 +168,16 @@ def plan(
         "--lock-timeout", metavar="DURATION", parser=_duration,
         help="Take the state lock while planning, waiting this long (30s, 2m) for a running apply to "
              "finish. Without it, plan takes no lock.")] = None,
+    allow_other_cloud: AllowOtherCloudOpt = False,
 ) -> None:
     """Show what apply would change, attribute by attribute."""
     try:
         ws = Workspace.open(config, warn=term.warn, report=_report, lock_timeout=lock_timeout or 0.0)
         with ws.backend.lock("plan") if lock_timeout is not None else nullcontext():
             state = ws.backend.read()
-            the_plan = ws.plan(state, target or [])
+            the_plan = ws.plan(state, target or [], allow_other_cloud=allow_other_cloud)
         if out is not None:
-            planfile.save(out, the_plan, ws.stack, state, str(config))
+            planfile.save(out, the_plan, ws.stack, state, str(config), allow_other_cloud=allow_other_cloud)
     except ReconError as exc:
         _fail(exc)
     if format is PlanFormat.json:
@@ -200,14 +206,16 @@ def _progress(event: str, change: Change, outcome: Outcome | None) -> None:
             term.info(f"{change.address}: {outcome.status}")
 
 
-def _confirm() -> None:
-    """Ask for 'yes' on the terminal; anything else cancels (exit 1), Ctrl-C too (exit 130)."""
+def _confirm(the_plan) -> None:
+    """Ask for 'yes' on the terminal, naming the stack and cloud; anything else cancels (exit 1), Ctrl-C too
+    (exit 130)."""
     if not term.interactive:
         term.error("no terminal to confirm on: run `recon plan` to review, then `recon apply --auto-approve` "
                    "(or save the plan with `recon plan --out FILE` and run `recon apply FILE`)")
         raise typer.Exit(1)
     try:
-        approved = term.confirm("Do you want to perform these actions?")
+        approved = term.confirm(f"Do you want to perform these actions on stack {the_plan.stack} in cloud "
+                                f"{the_plan.cloud.describe()}?")
     except KeyboardInterrupt:
         term.line("Apply cancelled.")
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -306,6 +314,7 @@ def apply(
     lock: Annotated[LockChoice, typer.Option("--lock", help="Lock the state (false: run unlocked, "
                                              "for an object store without conditional writes).")] = LockChoice.true,
     lock_timeout: LockTimeoutOpt = None,
+    allow_other_cloud: AllowOtherCloudOpt = False,
 ) -> None:
     """Make the cloud match the file: plan, confirm, apply in dependency order.
 
@@ -326,12 +335,14 @@ def apply(
             state = ws.backend.read()
             if saved is not None:
                 planfile.check_inputs(saved, ws.stack, state)
-            the_plan = ws.plan(state, target or [])
+                planfile.check_cloud(saved, ws.identity())
+            the_plan = ws.plan(state, target or [],
+                               allow_other_cloud=allow_other_cloud or (saved is not None and saved.allow_other_cloud))
             if saved is not None:
                 planfile.check_same(saved, the_plan)
             term.write(text.render_plan(the_plan, color=term.color))
             if the_plan.has_changes and saved is None and not auto_approve:
-                _confirm()
+                _confirm(the_plan)
             with signals.graceful() as stop:
                 outcomes = ws.apply(the_plan, state, parallelism=parallelism, progress=_progress,
                                     report=lambda address, message: term.info(f"{address}: {message}"),
@@ -438,6 +449,9 @@ def sandbox(
         = "ViciousLiesAndDangerousRumors",
     eucalyptus_version: Annotated[str, typer.Option("--eucalyptus-version", help="4.0 or 4.2 property names.")]
         = "4.0",
+    account_id: Annotated[str, typer.Option("--account-id", help="The admin account's number (12 digits); "
+                                            "two sandboxes of different accounts are two clouds to recon.")]
+        = "123456789012",
 ) -> None:
     """Serve an embedded Eucalyptus-like cloud on loopback (EC2, S3, ELB, properties).
 
@@ -447,7 +461,7 @@ def sandbox(
     from .sandbox import serve
 
     raise typer.Exit(serve(dir, port=port, zones=[z for z in zones.split(",") if z],
-                           eucalyptus_version=eucalyptus_version))
+                           eucalyptus_version=eucalyptus_version, account_id=account_id))
 
 
 @app.command()

@@ -17,6 +17,7 @@ from .apply import Abandon, Applier, Outcome, Progress, Stopping
 from .cloud import CallStats, Cloud, CloudSettings, RetryPolicy, resolve_settings
 from .config import Stack, load
 from .errors import ConfigError, PlanError
+from .identity import CloudIdentity, check as check_identity, resolve as resolve_identity
 from .interrupts import StopToken
 from .plan import Plan
 from .planner import make_plan
@@ -45,6 +46,7 @@ class Workspace:
     lock_timeout: float = 0.0
     _cloud: Cloud | None = None
     _backend: Backend | None = None
+    _identity: CloudIdentity | None = None
 
     @classmethod
     def open(cls, path: Path | str, env: Mapping[str, str] | None = None,
@@ -79,6 +81,27 @@ class Workspace:
         if self._cloud is None:
             self._cloud = Cloud(self.settings(), self.env, stats=self.stats, retry=RetryPolicy.from_env(self.env))
         return self._cloud
+
+    def identity(self) -> CloudIdentity:
+        """The cloud and account this run talks to (at most one cheap call, once)."""
+        if self._identity is None:
+            self._identity = resolve_identity(self.settings(), self.env, self._default_group_owner)
+        return self._identity
+
+    def _default_group_owner(self) -> str:
+        """The account that owns the ``default`` security group (every EC2 account has one)."""
+        groups = self.cloud.paginate("ec2", "describe_security_groups", "SecurityGroups", where="cloud identity",
+                                     Filters=[{"Name": "group-name", "Values": ["default"]}])
+        return next((str(g["OwnerId"]) for g in groups if g.get("OwnerId")), "")
+
+    def check_cloud(self, state: State, *, allow_other: bool = False) -> CloudIdentity:
+        """Refuse a state written for another cloud or account (unless ``allow_other``); the state
+        then records this cloud, which its next write keeps."""
+        current = self.identity()
+        check_identity(state.cloud, current, stack=self.stack.name, where=self.backend.describe(),
+                       allow_other=allow_other)
+        state.cloud = current
+        return current
 
     def parse_targets(self, targets: Collection[str], state: State) -> list[Address]:
         out = []
@@ -117,15 +140,18 @@ class Workspace:
             # not waiting: reads change nothing, and Ctrl-C while reading must not wait for a slow cloud
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def plan(self, state: State, targets: Collection[str] = ()) -> Plan:
+    def plan(self, state: State, targets: Collection[str] = (), *, allow_other_cloud: bool = False) -> Plan:
+        """The plan for the state; refused before the cloud is read when the state is another cloud's."""
         addresses = self.parse_targets(targets, state)
         # local work first: a bad base image or template is refused before the cloud is called
         with self.stats.phase("prepare"):
             stack = self.prepared()
+        cloud = self.check_cloud(state, allow_other=allow_other_cloud)
         live = self.read_live(state)
         with self.stats.phase("diff"):
             plan = make_plan(stack, live, state, targets=addresses)
             review_revisions(plan, live)
+            plan.cloud = cloud
             return plan
 
     def prepared(self) -> Stack:

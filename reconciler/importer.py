@@ -91,6 +91,7 @@ def import_resource(ws, address_text: str, cloud_id: str, options: Mapping[str, 
         return _adopt(ws, kind, address, cloud_id)
     with ws.backend.lock("import"):
         state = ws.backend.read()
+        ws.check_cloud(state)
         if address in state.resources:
             raise ReconError(f"{address} is already in state (id {state.resources[address].id})", where="import",
                              hint="it is managed already; add its block to the file by hand or remove it from state")
@@ -120,6 +121,7 @@ def _adopt(ws, kind, address: Address, cloud_id: str) -> Address:
     """The block is in the file already: make ``cloud_id`` that resource (kinds that can say so)."""
     with ws.backend.lock("import"):
         state = ws.backend.read()
+        ws.check_cloud(state)
         if address in state.resources:
             raise ReconError(f"{address} is already managed (id {state.resources[address].id})", where="import")
         spec = ws.stack.resources[address]

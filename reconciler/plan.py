@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .addresses import Address
+from .identity import CloudIdentity
 
 
 class Unknown:
@@ -174,6 +175,8 @@ class Plan:
     #: Every block of the file, targeted or not, that serves instances (``Kind.serves_instances``),
     #: with its configuration: a rolling replacement hands the traffic over to the new ones.
     serving: dict[Address, dict[str, Any]] = field(default_factory=dict)
+    #: The cloud and account the plan was made against (None: a plan made without a cloud).
+    cloud: CloudIdentity | None = None
 
     @property
     def actionable(self) -> list[Change]:

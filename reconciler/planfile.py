@@ -1,7 +1,8 @@
 """Saved plans: ``recon plan --out FILE`` and ``recon apply FILE``.
 
 A plan file records what the plan was made from — recon's version, the stack, the
-state's lineage and serial, the sha256 of the desired file and of every file it read —
+cloud and account (and whether ``--allow-other-cloud`` let it plan a state of another cloud),
+the state's lineage and serial, the sha256 of the desired file and of every file it read —
 and the plan itself as its (masked) JSON document. It holds no secret in clear text and
 is written 0600.
 
@@ -20,6 +21,7 @@ from typing import Any
 from . import __version__
 from .config import Stack
 from .errors import PlanError
+from .identity import CloudIdentity
 from .plan import Plan
 from .redact import redact
 from .render.json_out import plan_document
@@ -38,17 +40,24 @@ class SavedPlan:
     def config(self) -> str:
         return self.data["config"]
 
+    @property
+    def allow_other_cloud(self) -> bool:
+        """Whether it was made with ``--allow-other-cloud`` (its review accepted the change of cloud)."""
+        return bool(self.data.get("allow_other_cloud"))
+
 
 def inputs_of(stack: Stack) -> dict[str, str]:
     return {stack.path.name: stack.digest, **stack.companions}
 
 
-def save(path: Path, plan: Plan, stack: Stack, state: State, config: str) -> None:
+def save(path: Path, plan: Plan, stack: Stack, state: State, config: str, *, allow_other_cloud: bool) -> None:
     data = {
         "format": FORMAT,
         "recon_version": __version__,
         "stack": stack.name,
         "config": config,
+        "cloud": plan.cloud.to_json() if plan.cloud else None,
+        "allow_other_cloud": allow_other_cloud,
         "lineage": state.lineage,
         "serial": state.serial,
         "inputs": inputs_of(stack),
@@ -90,6 +99,16 @@ def check_inputs(saved: SavedPlan, stack: Stack, state: State) -> None:
     if moved:
         raise PlanError("refusing a stale plan: " + "; ".join(moved), where=str(saved.path),
                         hint="make a new plan with `recon plan --out FILE` and review it")
+
+
+def check_cloud(saved: SavedPlan, current: CloudIdentity) -> None:
+    """Refuse a plan made against another cloud or account than the one this run talks to."""
+    made_for = CloudIdentity.from_json(saved.data["cloud"], str(saved.path)) if saved.data.get("cloud") else None
+    difference = made_for.difference(current) if made_for is not None else None
+    if difference is not None:
+        raise PlanError(f"refusing the saved plan: it was made for cloud {made_for.describe()}, but this run talks "
+                        f"to cloud {current.describe()}, {difference}", where=str(saved.path),
+                        hint="source the eucarc of the cloud the plan was made for, or make a new plan here")
 
 
 def check_same(saved: SavedPlan, plan: Plan) -> None:

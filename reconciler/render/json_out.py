@@ -37,6 +37,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "stack": plan.stack,
+        "cloud": plan.cloud.to_json() if plan.cloud else None,
         "resource_changes": [change_json(c) for c in plan.actionable],
         "resource_drift": [{**change_json(c), "drift": c.drift} for c in plan.actionable if c.drift],
         "forget": [str(a) for a in plan.forget],

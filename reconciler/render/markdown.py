@@ -15,7 +15,9 @@ MARKER = "<!-- recon plan -->"  # lets a CI job find and update its own comment
 
 def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
     counts = plan.summary()
-    head = [MARKER, f"### recon plan for stack `{plan.stack}`", ""]
+    cloud = (f" on cloud `{plan.cloud.host}` (account `{plan.cloud.account or 'unknown'}`, "
+             f"region `{plan.cloud.region}`)" if plan.cloud else "")
+    head = [MARKER, f"### recon plan for stack `{plan.stack}`{cloud}", ""]
     if not plan.has_changes:
         head.append("**No changes.** The cloud matches the file.")
         return "\n".join(head) + "\n"

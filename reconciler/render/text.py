@@ -73,9 +73,14 @@ def summary_line(plan: Plan) -> str:
     return f"Plan: {counts['add']} to add, {counts['change']} to change, {counts['destroy']} to destroy."
 
 
+def cloud_line(plan: Plan) -> str:
+    """Which stack on which cloud and account the plan is for."""
+    return f"Stack {plan.stack} on cloud {plan.cloud.describe()}."
+
+
 def render_plan(plan: Plan, *, color: bool = False) -> str:
     style = Style(color)
-    lines: list[str] = []
+    lines: list[str] = [cloud_line(plan)] if plan.cloud else []
     for warning in plan.warnings:
         lines.append(style.paint(f"Warning: {warning}", "33"))
     if not plan.has_changes:

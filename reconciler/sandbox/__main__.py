@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ReconError
+from .credentials import ACCOUNT_ID
 from .server import serve
 from .zones import DEFAULT_ZONES
 
@@ -23,12 +24,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated availability zone names")
     parser.add_argument("--eucalyptus-version", default="4.0",
                         help="4.0 (loadbalancing.* properties) or 4.2+ (services.loadbalancing.*)")
+    parser.add_argument("--account-id", default=ACCOUNT_ID,
+                        help=f"the admin account's number, 12 digits (default {ACCOUNT_ID})")
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     zones = [z.strip() for z in args.zones.split(",") if z.strip()]
     try:
         return serve(args.dir, port=args.port, zones=zones, eucalyptus_version=args.eucalyptus_version,
-                     parent_pid=args.parent_pid)
+                     parent_pid=args.parent_pid, account_id=args.account_id)
     except ReconError as err:
         print(f"recon sandbox: {err}", file=sys.stderr, flush=True)
         return 1

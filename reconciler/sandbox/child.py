@@ -21,7 +21,7 @@ from typing import Sequence
 import reconciler
 
 from ..errors import ReconError
-from .credentials import EUCARC, make_directory, read_eucarc
+from .credentials import ACCOUNT_ID, EUCARC, make_directory, read_eucarc
 from .server import READY_PREFIX, STOPPED_LINE
 from .zones import DEFAULT_ZONES
 
@@ -108,6 +108,7 @@ def start_child(
     zones: Sequence[str] = DEFAULT_ZONES,
     timeout: float = 30,
     eucalyptus_version: str = "4.0",
+    account_id: str = ACCOUNT_ID,
 ) -> SandboxProcess:
     """Start ``python -m reconciler.sandbox`` and return once it is serving."""
     directory = make_directory(Path(directory))
@@ -117,6 +118,7 @@ def start_child(
         "--dir", str(directory),
         "--zones", ",".join(zones),
         "--eucalyptus-version", eucalyptus_version,
+        "--account-id", account_id,
         "--parent-pid", str(os.getpid()),   # a child whose parent is gone stops by itself
     ]
     env = dict(os.environ)

@@ -26,8 +26,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-#: moto's default account: every access key moto does not know maps to it.
+#: The admin account's number unless told another (moto's default account).
 ACCOUNT_ID = "123456789012"
+ACCOUNT_RE = re.compile(r"[0-9]{12}")
 REGION = "eucalyptus"
 
 CLOUD_CERT = "cloud-cert.pem"

@@ -67,8 +67,11 @@ class Sandbox:
         host: str = "127.0.0.1",
         zones: Sequence[str] = DEFAULT_ZONES,
         eucalyptus_version: str = "4.0",
+        account_id: str = creds.ACCOUNT_ID,
     ):
         _check_loopback(host)
+        if not creds.ACCOUNT_RE.fullmatch(account_id):
+            raise ReconError(f"account id {account_id!r} is not an account number (12 digits)", where="sandbox")
         try:
             version_tuple(eucalyptus_version)
             self.zone_map = ZoneMap(zones)
@@ -81,6 +84,7 @@ class Sandbox:
         self.port = int(port)
         self.zones = self.zone_map.zones
         self.eucalyptus_version = eucalyptus_version
+        self.account_id = account_id
         self.url = ""
         self.env: dict[str, str] = {}
         self.credentials: Credentials | None = None
@@ -106,7 +110,7 @@ class Sandbox:
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{self.port}"
         try:
-            self.credentials = creds.write_credentials(self.directory, self.url)
+            self.credentials = creds.write_credentials(self.directory, self.url, account_id=self.account_id)
             self.directory = self.credentials.directory
             self.env = dict(self.credentials.env)
             server.app = self._build_app(services, self.credentials)
@@ -153,7 +157,8 @@ class Sandbox:
         def private_key(path: Path):
             return serialization.load_pem_private_key(path.read_bytes(), password=None)
 
-        account = services.moto_account(credentials.access_key)
+        services.bind_account(credentials.access_key, credentials.secret_key, credentials.account_id)
+        account = credentials.account_id
         ec2 = services.EC2Service(
             creds.COMPUTE_PATH, services.moto_app("ec2"), self.zone_map,
             cloud_key=private_key(credentials.cloud_key),
@@ -205,6 +210,7 @@ def serve(
     eucalyptus_version: str = "4.0",
     host: str = "127.0.0.1",
     parent_pid: int | None = None,
+    account_id: str = creds.ACCOUNT_ID,
 ) -> int:
     """Run a sandbox until SIGINT or SIGTERM; print one ready line, then one stopped line.
 
@@ -212,7 +218,8 @@ def serve(
     parent died), so that a crashed test run leaves no cloud behind. Must be called from the
     main thread (it installs signal handlers). Returns the exit code.
     """
-    sandbox = Sandbox(directory, port=port, host=host, zones=zones, eucalyptus_version=eucalyptus_version)
+    sandbox = Sandbox(directory, port=port, host=host, zones=zones, eucalyptus_version=eucalyptus_version,
+                      account_id=account_id)
     stop = threading.Event()
 
     def on_signal(signum, frame):

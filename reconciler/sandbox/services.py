@@ -60,6 +60,16 @@ def moto_account(access_key: str | None) -> str:
     return get_account_id_from(access_key or "")
 
 
+def bind_account(access_key: str, secret_key: str, account: str) -> None:
+    """Make requests signed with ``access_key`` act in ``account`` (moto's rule finds a key among
+    the account's IAM access keys; an unknown key acts in moto's default account)."""
+    from moto.iam.models import AccessKey, iam_backends
+
+    key = AccessKey(None, prefix="AKIA", account_id=account)
+    key.access_key_id, key.secret_access_key = access_key, secret_key
+    iam_backends[account]["aws"].access_keys[access_key] = key
+
+
 def ec2_backend(account: str):
     from moto.ec2.models import ec2_backends
 

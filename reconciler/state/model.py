@@ -1,7 +1,9 @@
 """The state: what recon last applied, per address.
 
 ``version`` is the format, ``lineage`` a UUID made once per state, ``serial`` grows by
-one on every write. Entries keep the cloud's name or id of each resource and the
+one on every write. ``cloud`` is the identity (front-end host, account, region) of the cloud
+the state was written for; a state without one (written by an older recon) gets it on its
+next write. Entries keep the cloud's name or id of each resource and the
 attributes recon last applied (secrets only as digests).
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 
 from ..addresses import Address
 from ..errors import StateError
+from ..identity import CloudIdentity
 
 STATE_VERSION = 1
 
@@ -42,6 +45,7 @@ class State:
     serial: int = 0
     resources: dict[Address, Entry] = field(default_factory=dict)
     recon_version: str = ""
+    cloud: CloudIdentity | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +54,7 @@ class State:
             "stack": self.stack,
             "lineage": self.lineage,
             "serial": self.serial,
+            **({"cloud": self.cloud.to_json()} if self.cloud else {}),
             "resources": {str(a): self.resources[a].to_json() for a in sorted(self.resources)},
         }
 
@@ -76,6 +81,7 @@ class State:
                                            [Address.parse(a) for a in item.get("depends_on", [])],
                                            [dict(d) for d in item.get("deposed", [])])
             return cls(stack=str(data["stack"]), lineage=str(data["lineage"]), serial=int(data["serial"]),
-                       resources=resources, recon_version=str(data.get("recon_version", "")))
+                       resources=resources, recon_version=str(data.get("recon_version", "")),
+                       cloud=CloudIdentity.from_json(data["cloud"], where) if data.get("cloud") else None)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StateError(f"state file is damaged: {exc}", where=where)
