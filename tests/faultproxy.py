@@ -10,6 +10,9 @@ ignores a header still checks the signature of the request as it was sent.
 Requests go on with their own Host header, so that their signatures still hold.
 ``slow`` delays chosen calls (``{"Properties.ModifyPropertyValue": 3.0}``; S3 calls by HTTP
 method, ``objectstorage.PUT``) so that a test can act while one is under way.
+``lose`` loses the reply of chosen calls after the cloud acted, one call each: ``{"compute.RegisterImage":
+1}`` resets the connection of the first RegisterImage once the cloud answered it (S3 calls are named by
+``s3_operation``: ``objectstorage.CreateBucket``, ``objectstorage.PutObject`` …; ``lost`` lists those done).
 Every decision comes from a seeded random generator, so a run can be repeated.
 """
 
@@ -41,6 +44,21 @@ THROTTLE = {
 }
 
 
+def s3_operation(method: str, path: str) -> str:
+    """The S3 operation a path-style request to ``/services/objectstorage/…`` is (the ones recon makes)."""
+    split = urlsplit(path)
+    names = [p for p in split.path.split("/")[3:] if p]
+    query = parse_qs(split.query, keep_blank_values=True)
+    if not names:
+        return {"GET": "ListBuckets"}.get(method, method)
+    if len(names) == 1:
+        if method == "POST" and "delete" in query:
+            return "DeleteObjects"
+        return {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket",
+                "GET": "ListObjectsV2" if "list-type" in query else "ListObjects"}.get(method, method)
+    return {"PUT": "PutObject", "GET": "GetObject", "DELETE": "DeleteObject", "HEAD": "HeadObject"}.get(method, method)
+
+
 def error_body(service: str, code: str, message: str) -> bytes:
     if service == "compute":
         return (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
@@ -54,7 +72,8 @@ def error_body(service: str, code: str, message: str) -> bytes:
 class FaultProxy:
     def __init__(self, upstream: str, *, share: float = 0.0, faults=FAULTS, seed: int = 1,
                  latency: float = 0.0, delay: float = 0.3, slow: dict[str, float] | None = None,
-                 drop_headers: tuple[str, ...] = (), credentials: tuple[str, str] | None = None):
+                 drop_headers: tuple[str, ...] = (), credentials: tuple[str, str] | None = None,
+                 lose: dict[str, int] | None = None):
         if drop_headers and credentials is None:
             raise ValueError("dropping request headers needs the credentials to sign the request again")
         self.target = urlsplit(upstream)
@@ -66,6 +85,10 @@ class FaultProxy:
         self.slow = dict(slow or {})
         self.drop_headers = {h.lower() for h in drop_headers}
         self.credentials = credentials
+        self.lose = dict(lose or {})
+        #: Calls (``service.Operation``) as they arrive, and those whose reply ``lose`` lost.
+        self.operations: Counter = Counter()
+        self.lost: list[str] = []
         self.injected: Counter = Counter()
         self.requests: Counter = Counter()
         #: Calls the cloud answered (``requests`` counts them as they arrive).
@@ -117,8 +140,13 @@ class FaultProxy:
         action = (parse_qs(body.decode("latin-1")).get("Action") or parse_qs(urlsplit(handler.path).query)
                   .get("Action") or [handler.command])[0]
         fault = self._choose()
+        operation = f"{service}.{s3_operation(handler.command, handler.path) if service == 'objectstorage' else action}"
         with self._lock:
             self.requests[f"{service}.{action}"] += 1
+            self.operations[operation] += 1
+            if self.lose.get(operation) == self.operations[operation]:
+                fault = "reset-after"
+                self.lost.append(operation)
             if fault:
                 self.injected[fault] += 1
         if self.latency or self.slow:

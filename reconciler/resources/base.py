@@ -104,6 +104,11 @@ class CloudContext:
     env: Mapping[str, str] = field(default_factory=dict)
     #: Set when recon is told to stop: long steps check it between parts and polls.
     stop: StopToken = field(default_factory=StopToken)
+    #: A create made in steps records each step in state before the cloud call that does it:
+    #: checkpoint(address, cloud name of the object, what it knows so far). The applier saves it.
+    checkpoint: Callable[[str, str, dict[str, Any]], None] = lambda address, cloud_id, attrs: None
+    #: What an interrupted apply checkpointed for ``address`` ({"id", "attrs"}), or None: the create resumes it.
+    resumed: Callable[[str], dict[str, Any] | None] = lambda address: None
 
 
 class Kind:
@@ -228,6 +233,10 @@ class Kind:
     def removal_reason(self, prior: Mapping[str, Any]) -> str:
         """Why a plan deletes a resource that left the file, and what the delete does."""
         return "removed from the file"
+
+    def resume_reason(self, progress: Mapping[str, Any]) -> str:
+        """What a plan says of a create that resumes an interrupted one (``progress``: its checkpoint)."""
+        return "resumes what an interrupted apply began"
 
     def sensitive_paths(self, desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None) -> frozenset[str]:
         """Attributes to mask in output for this resource."""
