@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from typing import Any, Callable, NoReturn
 

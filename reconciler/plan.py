@@ -128,6 +128,8 @@ class Change:
 
     #: For the delete of a deposed object (the old one a create-before-destroy replaced): its id.
     deposed_id: str | None = None
+    #: What an interrupted apply checkpointed of the object this create resumes (state's ``partial``).
+    resumes: dict[str, Any] | None = None
 
     @property
     def key(self) -> tuple[Address, str]:

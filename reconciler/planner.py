@@ -144,6 +144,7 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
             change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive)
         partial = state.partial.get(address)
         if partial is not None and partial["id"] == cloud_name and change.action is not Action.NOOP:
+            change.resumes = dict(partial["attrs"])
             change.reason = "; ".join(filter(None, [change.reason, kind.resume_reason(partial["attrs"])]))
         planned[address] = Planned(change, resolved, live_attrs)
         change.depends_on_reasons = spec.reasons()
