@@ -170,6 +170,11 @@ class Applier:
             if address in self.state.resources:
                 del self.state.resources[address]
                 dirty = True
+        for address, cloud_id in self.plan.forget_deposed:
+            entry = self.state.resources.get(address)
+            if entry is not None and any(item["id"] == cloud_id for item in entry.deposed):
+                entry.deposed = [item for item in entry.deposed if item["id"] != cloud_id]
+                dirty = True
         for change in self.plan.changes:
             if change.action is Action.NOOP and change.desired is not None:
                 kind = KINDS[change.kind]

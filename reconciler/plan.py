@@ -167,6 +167,9 @@ class Plan:
     #: State entries that leave state without any cloud call (removed from the file
     #: for a kind that keeps its resources, or already gone from the cloud).
     forget: list[Address] = field(default_factory=list)
+    #: Deposed objects already gone from the cloud (a retire killed after its last call): (address, id),
+    #: dropped from state without any cloud call.
+    forget_deposed: list[tuple[Address, str]] = field(default_factory=list)
     #: Live resources tagged with this stack, in neither the file nor the state: (address, cloud id).
     unmanaged: list[tuple[Address, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -161,6 +161,8 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         if selected is not None and address not in selected:
             continue
         plan.changes.extend(deposed_deletes(address, entry, live))
+        plan.forget_deposed.extend((address, item["id"]) for item in entry.deposed
+                                   if item["id"] not in live.get(address.kind, {}))
         if address in stack.resources:
             continue
         kind = KINDS.get(address.kind)
