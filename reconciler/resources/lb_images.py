@@ -308,7 +308,7 @@ class LbImages(Kind):
                 f"(next step: {progress.get('step')})")
 
     def create(self, ctx: CloudContext, name, attrs):
-        """Install the revision in steps, each checkpointed in state before its cloud call:
+        """Install the revision in steps, each checkpointed in state before its cloud calls:
         bucket (and its ``recon-revision`` marker), parts, manifest, register, tag. A create that
         finds a checkpoint of this revision resumes it in the same bucket; each step finds what an
         earlier attempt did (parts by ETag, the image by name and location)."""
@@ -347,7 +347,9 @@ class LbImages(Kind):
             if planned and version != planned:
                 ctx.report(where, f"v{planned}, which the plan named, is taken now: installing as v{version}")
             step("parts")
-            self._upload(ctx, revision, bucket, signing, where)
+            uploader, manifest = self._upload_parts(ctx, revision, bucket, signing, where)
+            step("manifest")
+            uploader.put_manifest(manifest_name(IMAGE_PREFIX), manifest)
         step("register")
         image_id = self._register(cloud, version, location, where)
         step("tag", image_id=image_id)
@@ -355,9 +357,9 @@ class LbImages(Kind):
                    Tags=[*ownership_tags(ctx.stack, where), {"Key": REVISION_TAG, "Value": revision.digest}])
         return {"image_id": image_id, "version": version, "location": location, "digest": revision.digest}
 
-    def _upload(self, ctx: CloudContext, revision: Revision, bucket: str, signing: Mapping[str, Any],
-                where: str) -> None:
-        """The parts (those the bucket lacks), then the manifest."""
+    def _upload_parts(self, ctx: CloudContext, revision: Revision, bucket: str, signing: Mapping[str, Any],
+                      where: str) -> tuple[PartUploader, bytes]:
+        """Upload the parts the bucket lacks; the uploader and the signed manifest, to be put last."""
         cloud = ctx.cloud
         stored = {o["Key"]: o.get("ETag", "").strip('"')
                   for o in cloud.paginate("s3", "list_objects_v2", "Contents", where=where, Bucket=bucket) or []}
@@ -374,8 +376,8 @@ class LbImages(Kind):
         manifest = manifest_xml(bundle, account_id=signing["account_id"], cloud_cert=signing["cloud_cert"],
                                 user_cert=signing["user_cert"], user_key=signing["user_key"],
                                 machine=MachineConfiguration(architecture="x86_64"))
-        uploader.put_manifest(manifest_name(IMAGE_PREFIX), manifest)
         ctx.report(where, f"{len(bundle.parts)} parts in {bucket} ({uploader.skipped} were already there)")
+        return uploader, manifest
 
     def _register(self, cloud, version: int, location: str, where: str) -> str:
         """Register the bundle at ``location`` once: an image an earlier attempt registered from it under
