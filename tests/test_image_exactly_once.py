@@ -240,3 +240,19 @@ def test_temporary_files_go_on_every_exit(sandbox, base_image: Path, tmp_path: P
     assert recon(env, "apply", "--auto-approve", cwd=work).code == 0
     assert run_dirs(tmpdir) == []
     assert_exactly_once(sandbox.env, work, "tmp")
+
+
+def test_sweep_removes_only_the_folders_of_dead_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from reconciler import scratch
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    dead, alive = tmp_path / f"recon-{finished.stdout.strip()}-abc", tmp_path / f"recon-{os.getppid()}-def"
+    other = tmp_path / "recon-not-a-run"
+    for folder in (dead, alive, other):
+        (folder / "sub").mkdir(parents=True)
+    assert scratch.sweep(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name])
