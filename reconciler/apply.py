@@ -227,7 +227,8 @@ class Applier:
             if change.action is Action.REPLACE:
                 kind.delete(self.ctx, name, change.before or {}, change.prior)
             old = self.state.resources.get(change.address)
-            if change.action is Action.CREATE_THEN_DELETE and old is not None:
+            if change.action is Action.CREATE_THEN_DELETE and old is not None and \
+                    old.id != str(kind.live_name(name, desired)):
                 self._depose(change.address, old)    # deleted by its own change, once the new one exists
             result = kind.create(self.ctx, name, desired)
         attrs = {**desired, **(result or {})}
