@@ -1,6 +1,13 @@
 """Carrying out a plan: reference order, deletes reversed, independent changes at
 once up to ``parallelism``, state saved after every change.
 
+A change that makes its object in several cloud calls (an LB image install: bucket, parts,
+manifest, register, tag) records each step in the state before making it, through the
+context's ``checkpoint``; the next apply hands what was recorded back to the create
+(``resumed``), and a plan that no longer wants that object deletes what the steps made. A
+replacement made before the old object goes records the old one as deposed before it starts,
+so that a crash at any point still retires it.
+
 When the context's stop token is set (the first Ctrl-C or SIGTERM), nothing new starts;
 the running changes finish, or end at their next check with ``Interrupted``. When it is
 abandoned (the second one), the applier reports and the process exits at once, with the
@@ -93,7 +100,7 @@ class Applier:
         self.plan = plan
         self.state = state
         self.save = save
-        self.ctx = replace(ctx, hand_over=self._hand_over)
+        self.ctx = replace(ctx, hand_over=self._hand_over, checkpoint=self._checkpoint, resumed=self._resumed)
         self.parallelism = parallelism
         self.progress = progress or (lambda event, change, outcome: None)
         self.stopping = stopping or (lambda running: None)
@@ -119,6 +126,30 @@ class Applier:
                 self.state.resources.pop(address, None)
             else:
                 self.state.resources[address] = entry
+                self.state.partial.pop(address, None)      # its steps are done
+            return True
+
+        self._commit(change)
+
+    def _checkpoint(self, address: str, cloud_id: str, attrs: dict[str, Any]) -> None:
+        """Record in state how far the change of ``address`` got, before its next cloud call."""
+        def change() -> bool:
+            self.state.partial[Address.parse(address)] = {"id": cloud_id, "attrs": dict(attrs)}
+            return True
+
+        self._commit(change)
+
+    def _resumed(self, address: str) -> dict[str, Any] | None:
+        with self._state_lock:
+            found = self.state.partial.get(Address.parse(address))
+            return None if found is None else {"id": found["id"], "attrs": dict(found["attrs"])}
+
+    def _depose(self, address: Address, entry: Entry) -> None:
+        """Record the object a create-before-destroy replaces as deposed, before the new one is made."""
+        def change() -> bool:
+            if any(item["id"] == entry.id for item in entry.deposed):
+                return False
+            entry.deposed.append({"id": entry.id, "attrs": entry.attrs})
             return True
 
         self._commit(change)
@@ -169,16 +200,25 @@ class Applier:
             if address in self.state.resources:
                 del self.state.resources[address]
                 dirty = True
+        for address, cloud_id in self.plan.forget_deposed:
+            entry = self.state.resources.get(address)
+            if entry is not None and any(item["id"] == cloud_id for item in entry.deposed):
+                entry.deposed = [item for item in entry.deposed if item["id"] != cloud_id]
+                dirty = True
         for change in self.plan.changes:
             if change.action is Action.NOOP and change.desired is not None:
                 kind = KINDS[change.kind]
                 attrs = digested(kind.state_attrs(change.name, change.desired, change.live or {}, change.prior),
-                               change.sensitive_refs)
-                entry = Entry(change.address, str(kind.live_name(change.name, change.desired)), attrs,
-                              list(change.depends_on))
+                                 change.sensitive_refs)
                 old = self.state.resources.get(change.address)
+                entry = Entry(change.address, str(kind.live_name(change.name, change.desired)), attrs,
+                              list(change.depends_on), list(old.deposed) if old else [])
                 if old is None or old.to_json() != entry.to_json():
                     self.state.resources[change.address] = entry
+                    dirty = True
+                partial = self.state.partial.get(change.address)
+                if partial is not None and partial["id"] == entry.id:   # finished, but not recorded
+                    del self.state.partial[change.address]
                     dirty = True
         if dirty:
             with self._state_lock:
@@ -218,19 +258,21 @@ class Applier:
         else:
             if change.action is Action.REPLACE:
                 kind.delete(self.ctx, name, change.before or {}, change.prior)
+            old = self.state.resources.get(change.address)
+            if change.action is Action.CREATE_THEN_DELETE and old is not None and \
+                    old.id != str(kind.live_name(name, desired)):
+                self._depose(change.address, old)    # deleted by its own change, once the new one exists
             result = kind.create(self.ctx, name, desired)
         attrs = {**desired, **(result or {})}
         self._current[change.address] = {**(change.live or {}), **attrs}
         old = self.state.resources.get(change.address)
-        deposed = list(old.deposed) if old else []
-        if change.action is Action.CREATE_THEN_DELETE and old is not None:
-            deposed.append({"id": old.id, "attrs": old.attrs})   # deleted by its own change, later
+        new_id = str(kind.live_name(name, desired))
+        deposed = [item for item in (old.deposed if old else []) if item["id"] != new_id]
         # The live view is this very resource's only for an update (a hidden property's, say).
         live = (change.live or {}) if change.action is Action.UPDATE else {}
-        self._record(change.address, Entry(change.address, str(kind.live_name(name, desired)),
+        self._record(change.address, Entry(change.address, new_id,
                                            digested(kind.state_attrs(name, attrs, live, None), change.sensitive_refs),
-                                           list(change.depends_on),
-                                           deposed))
+                                           list(change.depends_on), deposed))
         return "done"
 
     def _hand_over(self, ref: Reference, add: list[str], remove: list[str]) -> None:
@@ -247,7 +289,12 @@ class Applier:
                 kind.hand_over(self.ctx, address.name, (change.desired if change else None) or config, add, remove)
 
     def _forget_deposed(self, address: Address, cloud_id: str) -> None:
+        """A deposed object, or what an interrupted change made of one no longer wanted, is deleted."""
         def change() -> bool:
+            partial = self.state.partial.get(address)
+            if partial is not None and partial["id"] == cloud_id:
+                del self.state.partial[address]
+                return True
             entry = self.state.resources.get(address)
             if entry is None:
                 return False

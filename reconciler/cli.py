@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn, Optional
 import typer
 from typer.core import TyperGroup, TyperOption
 
-from . import __version__, planfile
+from . import __version__, planfile, scratch
 from .apply import Outcome
 from .drift import report as drift_report
 from .config import read_text
@@ -637,6 +637,7 @@ def main() -> None:
     logger = logging.getLogger("reconciler")  # cloud.py's notes (a call still waiting) reach the terminal
     logger.addHandler(LogLines(term))
     logger.setLevel(logging.INFO)
+    scratch.sweep()    # what runs killed with SIGKILL left in TMPDIR
     with signals:
         try:
             code = app(standalone_mode=False)

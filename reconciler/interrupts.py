@@ -21,6 +21,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator, NoReturn
 
+from . import scratch
 from .errors import ReconError
 
 EXIT_INTERRUPTED = 130
@@ -108,7 +109,9 @@ class Signals:
 
 
 def exit_now(code: int = EXIT_INTERRUPTED) -> NoReturn:
-    """Leave the process at once, threads and all, after flushing what was printed."""
+    """Leave the process at once, threads and all, after flushing what was printed and removing
+    the run's temporary files (``os._exit`` runs no exit handlers)."""
+    scratch.remove()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -132,6 +132,8 @@ class Change:
 
     #: For the delete of a deposed object (the old one a create-before-destroy replaced): its id.
     deposed_id: str | None = None
+    #: What an interrupted apply checkpointed of the object this create resumes (state's ``partial``).
+    resumes: dict[str, Any] | None = None
 
     @property
     def key(self) -> tuple[Address, str]:
@@ -169,6 +171,9 @@ class Plan:
     #: State entries that leave state without any cloud call (removed from the file
     #: for a kind that keeps its resources, or already gone from the cloud).
     forget: list[Address] = field(default_factory=list)
+    #: Deposed objects already gone from the cloud (a retire killed after its last call): (address, id),
+    #: dropped from state without any cloud call.
+    forget_deposed: list[tuple[Address, str]] = field(default_factory=list)
     #: Live resources tagged with this stack, in neither the file nor the state: (address, cloud id).
     unmanaged: list[tuple[Address, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -137,8 +137,10 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
                 if kind.create_before_destroy:
                     change.action = Action.CREATE_THEN_DELETE
                     change.reason += ", deleted once nothing uses it"
-                    plan.changes.append(_delete(address, prior_entry.id, before, prior_entry.attrs, kind,
-                                                deposed=True))
+                    if not any(item["id"] == prior_entry.id for item in prior_entry.deposed):
+                        # (else an interrupted apply deposed it already: deposed_deletes plans it)
+                        plan.changes.append(_delete(address, prior_entry.id, before, prior_entry.attrs, kind,
+                                                    deposed=True))
             else:
                 change = Change(address, Action.CREATE, None, kind.display_view(resolved),
                                 changed_paths=sorted(kind.display_view(resolved)), sensitive_paths=sensitive,
@@ -151,6 +153,10 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         else:
             want, have = kind.compare_view(address.name, resolved, live_attrs, prior)
             change = _compare(address, kind, want, have, live_attrs, prior, deps, sensitive, tainted)
+        partial = state.partial.get(address)
+        if partial is not None and partial["id"] == cloud_name and change.action is not Action.NOOP:
+            change.resumes = dict(partial["attrs"])
+            change.reason = "; ".join(filter(None, [change.reason, kind.resume_reason(partial["attrs"])]))
         planned[address] = Planned(change, resolved, live_attrs)
         change.sensitive_refs = sorted(tainted)
         change.depends_on_reasons = spec.reasons()
@@ -167,6 +173,8 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
         if selected is not None and address not in selected:
             continue
         plan.changes.extend(deposed_deletes(address, entry, live))
+        plan.forget_deposed.extend((address, item["id"]) for item in entry.deposed
+                                   if item["id"] not in live.get(address.kind, {}))
         if address in stack.resources:
             continue
         kind = KINDS.get(address.kind)
@@ -179,6 +187,13 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
             continue
         before = {k: v for k, v in live_attrs.items() if k in entry.attrs}
         plan.changes.append(_delete(address, entry.id, before, entry.attrs, kind, depends_on=list(entry.depends_on)))
+
+    for address, partial in sorted(state.partial.items()):
+        if selected is not None and address not in selected:
+            continue
+        change = _left_by_interrupted(address, partial, stack, state, live, planned)
+        if change is not None:
+            plan.changes.append(change)
 
     if problems:
         raise PlanError("cannot plan:\n  " + "\n  ".join(problems))
@@ -227,6 +242,31 @@ def _delete(address: Address, cloud_id: str, before: dict[str, Any], prior: dict
                     reason="replaced" if deposed else kind.removal_reason(prior),
                     deposed_id=cloud_id if deposed else None)
     change.live, change.prior = before, prior
+    return change
+
+
+def _left_by_interrupted(address: Address, partial: dict[str, Any], stack: Stack, state: State, live: Live,
+                         planned: Mapping[Address, Planned]) -> Change | None:
+    """The delete of what an interrupted apply made in steps of an object the file no longer asks for
+    (the block is gone, or wants another object now); None where the create resumes it."""
+    kind = KINDS.get(address.kind)
+    if kind is None:
+        return None
+    cloud_id = partial["id"]
+    target = planned.get(address)
+    if target is not None:
+        wanted = kind.live_name(address.name, target.resolved)
+        if wanted is UNKNOWN or wanted == cloud_id:
+            return None
+    elif address in stack.resources:  # not planned (a problem, or not targeted): left for later
+        return None
+    entry = state.resources.get(address)
+    if entry is not None and cloud_id in {entry.id, *(item["id"] for item in entry.deposed)}:
+        return None   # deleted as that object
+    found = live.get(address.kind, {}).get(cloud_id) or {}
+    before = {k: found.get(k, v) for k, v in partial["attrs"].items()}
+    change = _delete(address, cloud_id, before, partial["attrs"], kind, deposed=True)
+    change.reason = "left by an interrupted apply"
     return change
 
 

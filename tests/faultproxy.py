@@ -13,9 +13,12 @@ is the request's parameters, as a cloud that echoes the request in its errors do
 ``slow`` delays chosen calls (``{"Properties.ModifyPropertyValue": 3.0}``; S3 calls by HTTP
 method, ``objectstorage.PUT``) so that a test can act while one is under way; ``gates`` hold a
 chosen call (same keys, or a request: ``"PUT /services/objectstorage/bucket/key"``) until the
-test sets its event. ``reset_after_once`` names requests whose reply is lost once, after the
-cloud acted; ``lose_reply_of=K`` loses the reply of the K-th mutating call only (every call that
-is not a Describe/List/Get/Head or an S3 GET/HEAD), after the cloud acted on it.
+test sets its event. Lost replies (a reset after the cloud acted): ``reset_after_once`` names
+requests whose reply is lost once; ``lose`` chosen calls, one call each: ``{"compute.RegisterImage":
+1}`` loses the reply of the first RegisterImage (S3 calls are named by ``s3_operation``:
+``objectstorage.CreateBucket``, ``objectstorage.PutObject`` …); ``lose_reply_of=K`` the K-th
+mutating call of any kind (not a Describe/List/Get/Head, nor an S3 GET/HEAD). ``lost`` lists
+the calls whose reply was lost.
 Every decision comes from a seeded random generator, so a run can be repeated.
 """
 
@@ -50,6 +53,21 @@ THROTTLE = {
 }
 
 
+def s3_operation(method: str, path: str) -> str:
+    """The S3 operation a path-style request to ``/services/objectstorage/…`` is (the ones recon makes)."""
+    split = urlsplit(path)
+    names = [p for p in split.path.split("/")[3:] if p]
+    query = parse_qs(split.query, keep_blank_values=True)
+    if not names:
+        return {"GET": "ListBuckets"}.get(method, method)
+    if len(names) == 1:
+        if method == "POST" and "delete" in query:
+            return "DeleteObjects"
+        return {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket",
+                "GET": "ListObjectsV2" if "list-type" in query else "ListObjects"}.get(method, method)
+    return {"PUT": "PutObject", "GET": "GetObject", "DELETE": "DeleteObject", "HEAD": "HeadObject"}.get(method, method)
+
+
 def error_body(service: str, code: str, message: str) -> bytes:
     if service == "compute":
         return (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
@@ -69,7 +87,8 @@ class FaultProxy:
     def __init__(self, upstream: str, *, share: float = 0.0, faults=FAULTS, seed: int = 1,
                  latency: float = 0.0, delay: float = 0.3, slow: dict[str, float] | None = None,
                  drop_headers: tuple[str, ...] = (), credentials: tuple[str, str] | None = None,
-                 lose_reply_of: int | None = None, echo: frozenset[str] | set[str] = frozenset()):
+                 lose_reply_of: int | None = None, lose: dict[str, int] | None = None,
+                 echo: frozenset[str] | set[str] = frozenset()):
         if drop_headers and credentials is None:
             raise ValueError("dropping request headers needs the credentials to sign the request again")
         self.target = urlsplit(upstream)
@@ -84,10 +103,12 @@ class FaultProxy:
         self.credentials = credentials
         self.gates: dict[str, threading.Event] = {}
         self.reset_after_once: set[str] = set()
+        self.lose = dict(lose or {})
         self.lose_reply_of = lose_reply_of
-        #: Mutating calls seen so far, and the one whose reply was lost ("service.Action").
+        #: Calls (``service.Operation``) as they arrive, the mutating ones in order, and those whose reply was lost.
+        self.operations: Counter = Counter()
         self.mutations: list[str] = []
-        self.lost: str | None = None
+        self.lost: list[str] = []
         self.injected: Counter = Counter()
         self.requests: Counter = Counter()
         #: Calls the cloud answered (``requests`` counts them as they arrive).
@@ -124,7 +145,7 @@ class FaultProxy:
             if changes_the_cloud(call, method):
                 self.mutations.append(call)
                 if len(self.mutations) == self.lose_reply_of:
-                    self.lost = call
+                    self.lost.append(call)
                     return "reset-after"
             if self.share and self.random.random() < self.share:
                 return self.random.choice(self.faults)
@@ -143,13 +164,18 @@ class FaultProxy:
         service = parts[2] if len(parts) > 2 and parts[1] == "services" else "?"
         action = (parse_qs(body.decode("latin-1")).get("Action") or parse_qs(urlsplit(handler.path).query)
                   .get("Action") or [handler.command])[0]
-        fault = self._choose(f"{service}.{action}", handler.command)
+        operation = f"{service}.{s3_operation(handler.command, handler.path) if service == 'objectstorage' else action}"
         request = f"{handler.command} {urlsplit(handler.path).path}"
+        fault = self._choose(operation, handler.command)
         with self._lock:
             if request in self.reset_after_once:
                 self.reset_after_once.discard(request)
                 fault = "reset-after"
             self.requests[f"{service}.{action}"] += 1
+            self.operations[operation] += 1
+            if self.lose.get(operation) == self.operations[operation]:
+                fault = "reset-after"
+                self.lost.append(operation)
             if fault:
                 self.injected[fault] += 1
         if self.latency or self.slow:

@@ -1,7 +1,8 @@
 """The planner from JSON fixtures: desired file + live + state → expected changes.
 
 Each fixture in fixtures/planner/ has ``desired`` (TOML text), ``live`` (kind → cloud
-name → normalized attributes), optional ``state`` and ``targets``, and either
+name → normalized attributes), optional ``state`` (entries, with ``deposed``), ``partial`` (state's
+changes under way) and ``targets``, and either
 ``expect`` (the actionable changes, fields compared when given) or ``error``; optional
 ``summary`` (the plan's add/change/destroy counts).
 """
@@ -33,7 +34,9 @@ def load_fixture(path: Path):
     for address, entry in fixture.get("state", {}).items():
         addr = Address.parse(address)
         state.resources[addr] = Entry(addr, entry["id"], entry["attrs"],
-                                      [Address.parse(a) for a in entry.get("depends_on", [])])
+                                      [Address.parse(a) for a in entry.get("depends_on", [])],
+                                      entry.get("deposed", []))
+    state.partial = {Address.parse(address): item for address, item in fixture.get("partial", {}).items()}
     targets = [Address.parse(t) for t in fixture.get("targets", [])]
     return fixture, stack, state, targets
 

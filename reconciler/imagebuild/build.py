@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .. import scratch
 from ..errors import ConfigError, ReconError
 from .disk import ExtFileSystem
 from .check import HaproxyCheck, check, file_references
@@ -194,7 +195,7 @@ def _quiet(message: str) -> None:
 
 def preview_revision(spec: ImageSpec, *, haproxy: str | None = None, progress: Progress = _quiet) -> Revision:
     """Render and check the revision without writing a customized image; ``progress`` hears each step."""
-    with tempfile.TemporaryDirectory(prefix="recon-preview-") as tmp:
+    with scratch.directory("preview-") as tmp:
         base, fs = _base(spec, Path(tmp) / "base.img", progress)
         return _render(spec, fs, base.sha256, haproxy=haproxy, progress=progress)
 

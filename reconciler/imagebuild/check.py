@@ -31,11 +31,11 @@ import os
 import pwd
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .. import scratch
 from ..errors import ReconError
 from .disk import which
 from .haproxy import SECTIONS, split_comment
@@ -268,7 +268,7 @@ def check(text: str, *, files: Mapping[str, bytes] | None = None, effective: boo
     if binary is None:
         return HaproxyCheck("skipped", "haproxy is not installed on this host: the configuration was not checked")
     version = _version(binary)
-    with tempfile.TemporaryDirectory(prefix="recon-haproxy-") as tmp:
+    with scratch.directory("haproxy-") as tmp:
         root = Path(tmp) / "image"
         adapted, to_write, notes = adapt_for_check(text, files or {}, root, host=_numbers(version),
                                                    effective=effective, run_time=run_time)

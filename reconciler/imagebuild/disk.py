@@ -13,10 +13,10 @@ import re
 import shutil
 import struct
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import scratch
 from ..errors import ReconError
 
 SECTOR = 512
@@ -148,7 +148,7 @@ class ExtFileSystem:
         command = [find_tool("debugfs", "e2fsprogs")]
         if writable:
             command.append("-w")
-        with tempfile.TemporaryDirectory(prefix="recon-debugfs-") as tmp:
+        with scratch.directory("debugfs-") as tmp:
             if script is not None:
                 script_file = Path(tmp) / "commands"
                 script_file.write_text(script)
@@ -224,7 +224,7 @@ class ExtFileSystem:
         if old is not None and (old.type != "regular" or old.links != 1):
             raise ReconError(f"is a {old.type} with {old.links} links; recon replaces only plain files",
                              where=self._where(path))
-        with tempfile.TemporaryDirectory(prefix="recon-write-") as tmp:
+        with scratch.directory("write-") as tmp:
             local = Path(tmp) / "contents"
             local.write_bytes(data)
             lines = [f"set_current_time @{when}"]

@@ -26,10 +26,10 @@ import os
 import struct
 import subprocess
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
+from .. import scratch
 from ..errors import ReconError
 from .disk import SECTOR, ExtFileSystem, find_tool
 from .servo import CONF_ROOT, ERROR_FILE, TEMPLATE_PATH, egg_info_path, parse_version, pkg_info
@@ -108,7 +108,7 @@ def make_test_image(path: Path, *, servo_version: str | None = RUNBOOK_SERVO, fs
     contents = {name: (data, 0) for name, data in (files or {}).items()}
     contents = {**_servo_files(servo_version, template), **contents}
     offset = PARTITION_START * SECTOR
-    with tempfile.TemporaryDirectory(prefix="recon-testimage-") as tmp:
+    with scratch.directory("testimage-") as tmp:
         root = Path(tmp)
         for name, (data, _uid) in contents.items():
             target = root / name.lstrip("/")

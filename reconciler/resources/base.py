@@ -113,6 +113,11 @@ class CloudContext:
     #: hand_over(reference to its instance-id output, new ids, old ids) moves the traffic of every
     #: resource that serves those instances (see :attr:`Kind.serves_instances`).
     hand_over: Callable[["Reference", list[str], list[str]], None] = lambda ref, add, remove: None
+    #: A create made in steps records each step in state before the cloud call that does it:
+    #: checkpoint(address, cloud name of the object, what it knows so far). The applier saves it.
+    checkpoint: Callable[[str, str, dict[str, Any]], None] = lambda address, cloud_id, attrs: None
+    #: What an interrupted apply checkpointed for ``address`` ({"id", "attrs"}), or None: the create resumes it.
+    resumed: Callable[[str], dict[str, Any] | None] = lambda address: None
 
 
 class Kind:
@@ -246,6 +251,10 @@ class Kind:
     def removal_reason(self, prior: Mapping[str, Any]) -> str:
         """Why a plan deletes a resource that left the file, and what the delete does."""
         return "removed from the file"
+
+    def resume_reason(self, progress: Mapping[str, Any]) -> str:
+        """What a plan says of a create that resumes an interrupted one (``progress``: its checkpoint)."""
+        return "resumes what an interrupted apply began"
 
     def sensitive_paths(self, desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None) -> frozenset[str]:
         """Attributes to mask in output for this resource."""

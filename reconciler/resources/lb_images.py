@@ -12,9 +12,12 @@ Install = build the customized image, bundle it (deterministic parts, so an inte
 upload resumes), upload the parts and then the manifest to bucket ``loadbalancer-vN``,
 register ``eucalyptus-load-balancer-image-vN`` (hvm, x86_64, "Installed on YYYY-MM-DD at
 HH:MM:SS TZ") and tag it; N is the version the plan named, one above the highest the account
-can see. A revision whose digest differs from the installed one is a new version, created
-before the old one is retired; the old image is deregistered and its bundle deleted once
-nothing uses it — and never while a load-balancer emi property names it.
+can see. Each step is checkpointed in state before its call, so a killed install resumes in
+its bucket, and a plan that no longer wants it deletes what it made; registering looks for
+the image an earlier attempt registered (name and location) first. A revision whose digest
+differs from the installed one is a new version, created before the old one is retired; the
+old image's bundle is deleted and the image deregistered once nothing uses it — and never
+while a load-balancer emi property names it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import base64
 import hashlib
 import json
 import re
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,7 +34,7 @@ from typing import Any, Mapping
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .. import __version__
+from .. import __version__, scratch
 from ..bundle.manifest import MachineConfiguration, manifest_name, manifest_xml
 from ..bundle.upload import PartUploader
 from ..bundle.writer import BundleKey, bundle_image
@@ -57,6 +59,8 @@ DESCRIPTION = "Installed on %Y-%m-%d at %H:%M:%S %Z"    # euca-install-load-bala
 PLANNED_VERSION = "planned_version"
 _ALLOCATING = threading.Lock()
 REVISION_TAG = "recon:revision"
+#: The object in a ``loadbalancer-vN`` bucket that says which revision recon installs there.
+MARKER = "recon-revision"
 LOCATION_RE = re.compile(r"^loadbalancer[-_]v(\d+)/")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -122,6 +126,16 @@ def installed_images(cloud, where: str, *, own: bool = False) -> list[dict[str, 
             "digest": {t["Key"]: t["Value"] for t in tags}.get(REVISION_TAG), OWNER: owner_from_tags(tags),
         })
     return sorted(found, key=lambda item: (item["version"] or 0, item["image_id"]))
+
+
+def _own_image(cloud, name: str, location: str, where: str) -> str | None:
+    """The id of the account's image called ``name`` registered from ``location``, if there is one."""
+    reply = cloud.call("ec2", "describe_images", where=where, Owners=["self"],
+                       Filters=[{"Name": "name", "Values": [name]}])
+    for image in reply.get("Images", []):
+        if image.get("Name") == name and image.get("ImageLocation") == location:
+            return image["ImageId"]
+    return None
 
 
 def enabled_images(cloud, where: str) -> set[str]:
@@ -293,63 +307,119 @@ class LbImages(Kind):
         return {item["digest"] or item["image_id"]: item for item in installed_images(ctx.cloud, "lb_images")}
 
     # --- install ---------------------------------------------------------------------------
+    def resume_reason(self, progress):
+        return (f"resumes the install an interrupted apply began in {progress.get('bucket')} "
+                f"(next step: {progress.get('step')})")
+
     def create(self, ctx: CloudContext, name, attrs):
+        """Install the revision in steps, each checkpointed in state before its cloud calls:
+        bucket (and its ``recon-revision`` marker), parts, manifest, register, tag. A create that
+        finds a checkpoint of this revision resumes it in the same bucket; each step finds what an
+        earlier attempt did (parts by ETag, the image by name and location)."""
         where = f"lb_images.{name}"
         signing = _signing(ctx.env, where)
         cloud = ctx.cloud
-        with tempfile.TemporaryDirectory(prefix="recon-lb-image-") as work:
+        with scratch.directory("lb-image-") as work:
             revision = build_revision(self.spec(name, attrs, ctx.base_dir), Path(work),
                                       progress=lambda message: ctx.report(where, message))
             if revision.digest != attrs["digest"]:
                 raise ReconError("the base image or settings changed since the plan (digest differs); plan again",
                                  where=where)
             existing = self._registered(cloud, revision.digest, where)
-            if existing:       # registered by an apply that died before recording it
+            if existing:       # installed by an apply that died before recording it
                 return existing
+            resumed = ctx.resumed(where)
+            progress = dict(resumed["attrs"]) if resumed and resumed["id"] == revision.digest else {}
+
+            def step(name_of_step: str, **known: Any) -> None:
+                progress.update(known, step=name_of_step)
+                ctx.checkpoint(where, revision.digest, progress)
+
             planned = attrs.get(PLANNED_VERSION)
             with _ALLOCATING:     # revisions installed at once by one apply get distinct buckets
-                version = self._version_for(cloud, revision.digest, where, planned)
+                version = progress.get("version")
+                if version is None or not self._claimable(cloud, f"loadbalancer-v{version}", revision.digest,
+                                                          where):
+                    version = self._version_for(cloud, revision.digest, where, planned)
                 bucket = f"loadbalancer-v{version}"
+                location = f"{bucket}/{manifest_name(IMAGE_PREFIX)}"
+                step("bucket", digest=revision.digest, version=version, bucket=bucket, location=location)
                 cloud.call("s3", "create_bucket", where=where, Bucket=bucket,
                            ignore_codes=("BucketAlreadyOwnedByYou", "BucketAlreadyExists"))
-                cloud.call("s3", "put_object", where=where, Bucket=bucket, Key="recon-revision",
+                cloud.call("s3", "put_object", where=where, Bucket=bucket, Key=MARKER,
                            Body=revision.digest.encode())
             if planned and version != planned:
                 ctx.report(where, f"v{planned}, which the plan named, is taken now: installing as v{version}")
-            prefix = IMAGE_PREFIX
-            stored = {o["Key"]: o.get("ETag", "").strip('"')
-                      for o in cloud.paginate("s3", "list_objects_v2", "Contents", where=where, Bucket=bucket) or []}
-            ctx.report(where, f"bundling and uploading to {bucket} ({revision.image.stat().st_size >> 20} MiB image)")
-            uploader = PartUploader(cloud, bucket, stored, where=where, progress=lambda sent, skipped, size:
-                                    ctx.report(where, f"uploaded {sent} parts ({size >> 20} MiB; {skipped} "
-                                                      "already there)") if sent % 10 == 0 else None,
-                                    stop=ctx.stop)
-            key = BundleKey.derive(signing["user_key"], revision.digest)
-            try:
-                bundle = bundle_image(revision.image, prefix, key, uploader)
-            finally:
-                uploader.close()
-            manifest = manifest_xml(bundle, account_id=signing["account_id"], cloud_cert=signing["cloud_cert"],
-                                    user_cert=signing["user_cert"], user_key=signing["user_key"],
-                                    machine=MachineConfiguration(architecture="x86_64"))
-            uploader.put_manifest(manifest_name(prefix), manifest)
-            ctx.report(where, f"{len(bundle.parts)} parts in {bucket} ({uploader.skipped} were already there)")
-        location = f"{bucket}/{manifest_name(prefix)}"
-        # as euca-install-load-balancer registers it: hvm (no kernel needed), described in local time
-        reply = cloud.call("ec2", "register_image", where=where, ImageLocation=location,
-                           Name=f"{IMAGE_PREFIX}-v{version}", Description=time.strftime(DESCRIPTION),
-                           Architecture="x86_64", VirtualizationType="hvm")
-        image_id = reply["ImageId"]
+            step("parts")
+            uploader, manifest = self._upload_parts(ctx, revision, bucket, signing, where)
+            step("manifest")
+            uploader.put_manifest(manifest_name(IMAGE_PREFIX), manifest)
+        step("register")
+        image_id = self._register(cloud, version, location, where)
+        step("tag", image_id=image_id)
         cloud.call("ec2", "create_tags", where=where, Resources=[image_id],
                    Tags=[*ownership_tags(ctx.stack, where), {"Key": REVISION_TAG, "Value": revision.digest}])
         return {"image_id": image_id, "version": version, "location": location, "digest": revision.digest}
 
+    def _upload_parts(self, ctx: CloudContext, revision: Revision, bucket: str, signing: Mapping[str, Any],
+                      where: str) -> tuple[PartUploader, bytes]:
+        """Upload the parts the bucket lacks; the uploader and the signed manifest, to be put last."""
+        cloud = ctx.cloud
+        stored = {o["Key"]: o.get("ETag", "").strip('"')
+                  for o in cloud.paginate("s3", "list_objects_v2", "Contents", where=where, Bucket=bucket) or []}
+        ctx.report(where, f"bundling and uploading to {bucket} ({revision.image.stat().st_size >> 20} MiB image)")
+        uploader = PartUploader(cloud, bucket, stored, where=where, progress=lambda sent, skipped, size:
+                                ctx.report(where, f"uploaded {sent} parts ({size >> 20} MiB; {skipped} "
+                                                  "already there)") if sent % 10 == 0 else None,
+                                stop=ctx.stop)
+        key = BundleKey.derive(signing["user_key"], revision.digest)
+        try:
+            bundle = bundle_image(revision.image, IMAGE_PREFIX, key, uploader)
+        finally:
+            uploader.close()
+        manifest = manifest_xml(bundle, account_id=signing["account_id"], cloud_cert=signing["cloud_cert"],
+                                user_cert=signing["user_cert"], user_key=signing["user_key"],
+                                machine=MachineConfiguration(architecture="x86_64"))
+        ctx.report(where, f"{len(bundle.parts)} parts in {bucket} ({uploader.skipped} were already there)")
+        return uploader, manifest
+
+    def _register(self, cloud, version: int, location: str, where: str) -> str:
+        """Register the bundle at ``location`` once: an image an earlier attempt registered from it under
+        the name (its reply lost, or recon killed before tagging it) is that image, not a reason for a
+        second one. The cloud refuses a name already in use (InvalidAMIName.Duplicate)."""
+        name = f"{IMAGE_PREFIX}-v{version}"
+        found = _own_image(cloud, name, location, where)
+        if found:
+            return found
+        # as euca-install-load-balancer registers it: hvm (no kernel needed), described in local time
+        reply = cloud.call("ec2", "register_image", where=where, ImageLocation=location, Name=name,
+                           Description=time.strftime(DESCRIPTION), Architecture="x86_64", VirtualizationType="hvm",
+                           done_if_retried=("InvalidAMIName.Duplicate",))
+        if reply is not None:
+            return reply["ImageId"]
+        found = _own_image(cloud, name, location, where)   # the lost attempt's
+        if found is None:
+            raise CloudError(f"RegisterImage: the name {name} is in use by an image not registered from {location}",
+                             where=where, hint="`recon images` lists the installed versions")
+        return found
+
     def _registered(self, cloud, digest: str, where: str) -> dict[str, Any] | None:
-        """An image already registered from this revision's bucket (tagging may not have happened)."""
+        """An image already registered and tagged as this revision."""
         for item in installed_images(cloud, where):
             if item["digest"] == digest:
                 return {k: item[k] for k in ("image_id", "version", "location", "digest")}
         return None
+
+    @staticmethod
+    def _claimable(cloud, bucket: str, digest: str, where: str) -> bool:
+        """Whether the bucket a checkpoint names is still this revision's to use: missing, empty (made
+        right before the crash), or marked with this digest."""
+        reply = cloud.call("s3", "list_objects_v2", where=where, Bucket=bucket, MaxKeys=1,
+                           ignore_codes=("NoSuchBucket",))
+        if reply is None or not reply.get("Contents"):
+            return True
+        marker = cloud.call("s3", "get_object", where=where, Bucket=bucket, Key=MARKER, ignore_codes=("NoSuchKey",))
+        return marker is not None and marker["Body"].read().decode(errors="replace") == digest
 
     def _version_for(self, cloud, digest: str, where: str, planned: int | None = None) -> int:
         """The bucket an interrupted install of this revision used, else the version the plan named
@@ -360,7 +430,7 @@ class LbImages(Kind):
         for version, bucket in sorted(versions.items()):
             if version in registered:
                 continue
-            marker = cloud.call("s3", "get_object", where=where, Bucket=bucket, Key="recon-revision",
+            marker = cloud.call("s3", "get_object", where=where, Bucket=bucket, Key=MARKER,
                                 ignore_codes=("NoSuchKey",))
             if marker is not None and marker["Body"].read().decode(errors="replace") == digest:
                 return version
@@ -373,23 +443,34 @@ class LbImages(Kind):
 
     # --- retire ----------------------------------------------------------------------------
     def delete(self, ctx: CloudContext, name, before, prior):
+        """Retire a version, or clean what an interrupted install left: the bundle first, the image
+        last, so that a crash part-way leaves the image for the next plan to find and retire again."""
         where = f"lb_images.{name}"
         prior = prior or {}
+        cloud = ctx.cloud
+        location = prior.get("location") or before.get("location") or ""
+        bucket = location.split("/", 1)[0]
         image_id = prior.get("image_id") or before.get("image_id")
-        if image_id in enabled_images(ctx.cloud, where):
+        if prior.get("step"):     # what an install interrupted before it was recorded made
+            if not self._claimable(cloud, bucket, prior.get("digest", ""), where):
+                bucket = ""       # taken by another install since: not this one's to delete
+            if not image_id:
+                image_id = _own_image(cloud, f"{IMAGE_PREFIX}-v{version_of(location)}", location, where)
+        if image_id and image_id in enabled_images(cloud, where):
             raise CloudError(f"not retiring {image_id}: the load-balancer emi property still names it", where=where,
                              hint="point the property at another revision (e.g. ${lb_images.NEW.image_id}) first")
-        if image_id:
-            ctx.cloud.call("ec2", "deregister_image", where=where, ImageId=image_id,
-                           ignore_codes=("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"))
-        bucket = (prior.get("location") or before.get("location") or "").split("/", 1)[0]
         if bucket and version_of(bucket + "/"):
-            keys = [o["Key"] for o in ctx.cloud.paginate("s3", "list_objects_v2", "Contents", where=where,
+            listing = cloud.call("s3", "list_objects_v2", where=where, Bucket=bucket, ignore_codes=("NoSuchBucket",))
+            if listing is not None:
+                keys = [o["Key"] for o in cloud.paginate("s3", "list_objects_v2", "Contents", where=where,
                                                          Bucket=bucket) or []]
-            for start in range(0, len(keys), 1000):
-                ctx.cloud.call("s3", "delete_objects", where=where, Bucket=bucket,
+                for start in range(0, len(keys), 1000):
+                    cloud.call("s3", "delete_objects", where=where, Bucket=bucket,
                                Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
-            ctx.cloud.call("s3", "delete_bucket", where=where, Bucket=bucket, ignore_codes=("NoSuchBucket",))
+                cloud.call("s3", "delete_bucket", where=where, Bucket=bucket, ignore_codes=("NoSuchBucket",))
+        if image_id:
+            cloud.call("ec2", "deregister_image", where=where, ImageId=image_id,
+                       ignore_codes=("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"))
 
     # --- adopt -----------------------------------------------------------------------------
     def adopt(self, ctx: CloudContext, name: str, cloud_id: str, attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 from ..imagebuild.servo import (DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT_RANGE, LISTENER_TIMEOUTS, OVERRIDDEN,
                                 TEMPLATE_PATH, ServoRelease, time_seconds)
 from ..plan import Action, Plan, contains_unknown
-from .lb_images import IMAGE_PREFIX, PLANNED_VERSION
+from .lb_images import IMAGE_PREFIX, KIND as LB_IMAGES, PLANNED_VERSION
 
 INSTALLS = frozenset({Action.CREATE, Action.REPLACE, Action.CREATE_THEN_DELETE})
 #: What a plan shows of a revision it retires (state also keeps its template, for the diffs above).
@@ -46,11 +46,16 @@ def review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> N
             change.changed_paths = sorted(change.before)
         if change.action not in INSTALLS or change.desired is None or contains_unknown(change.desired):
             continue
-        change.notes = revision_notes(change.name, change.desired, change.prior, upcoming)
-        change.config = {**(change.config or {}), PLANNED_VERSION: upcoming}     # apply installs it as that
+        resumed = (change.resumes or {}).get("version")       # an interrupted install's bucket
+        version = resumed or upcoming
+        change.notes = revision_notes(change.name, change.desired, change.prior, version)
+        change.config = {**(change.config or {}), PLANNED_VERSION: version}     # apply installs it as that
         if change.prior and change.action is not Action.CREATE:
-            change.reason = f"replaces {installed_label(change.prior)}, deleted once nothing uses it"
-        upcoming += 1
+            change.reason = "; ".join(filter(None, [
+                f"replaces {installed_label(change.prior)}, deleted once nothing uses it",
+                LB_IMAGES.resume_reason(change.resumes) if change.resumes else ""]))
+        if not resumed:
+            upcoming += 1
 
 
 def installed_label(prior: Mapping[str, Any]) -> str:

@@ -4,7 +4,9 @@
 one on every write. ``cloud`` is the identity (front-end host, account, region) of the cloud
 the state was written for; a state without one (written by an older recon) gets it on its
 next write. Entries keep the cloud's name or id of each resource and the
-attributes recon last applied (secrets only as digests).
+attributes recon last applied (secrets only as digests). ``partial`` holds, per address, how far
+a change that makes its object in steps got (a kind's checkpoints): the object's cloud name and
+what the steps made so far, kept until the change is recorded as done.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class State:
     resources: dict[Address, Entry] = field(default_factory=dict)
     recon_version: str = ""
     cloud: CloudIdentity | None = None
+    #: Changes under way: address -> {"id": cloud name of the object being made, "attrs": {…}}.
+    partial: dict[Address, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +60,7 @@ class State:
             "serial": self.serial,
             **({"cloud": self.cloud.to_json()} if self.cloud else {}),
             "resources": {str(a): self.resources[a].to_json() for a in sorted(self.resources)},
+            **({"partial": {str(a): self.partial[a] for a in sorted(self.partial)}} if self.partial else {}),
         }
 
     def dumps(self) -> str:
@@ -80,8 +85,10 @@ class State:
                 resources[address] = Entry(address, str(item["id"]), dict(item["attrs"]),
                                            [Address.parse(a) for a in item.get("depends_on", [])],
                                            [dict(d) for d in item.get("deposed", [])])
+            partial = {Address.parse(key): {"id": str(item["id"]), "attrs": dict(item["attrs"])}
+                       for key, item in data.get("partial", {}).items()}
             return cls(stack=str(data["stack"]), lineage=str(data["lineage"]), serial=int(data["serial"]),
-                       resources=resources, recon_version=str(data.get("recon_version", "")),
+                       resources=resources, recon_version=str(data.get("recon_version", "")), partial=partial,
                        cloud=CloudIdentity.from_json(data["cloud"], where) if data.get("cloud") else None)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StateError(f"state file is damaged: {exc}", where=where)
