@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -89,6 +90,32 @@ class Background:
         self.proc.stdout.close()
         self.proc.stderr.close()
         return Run(code, self.text("out"), self.text("err"))
+
+
+def toml_value(value) -> str:
+    """A value as TOML: strings and lists of them as JSON writes them, numbers as they are, tables inline."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def images_stack(name: str, *, keypair: bool = True) -> str:
+    """A stack of the sandbox's Docker root file system image (``images.rootfs``) and, unless
+    ``keypair=False``, the admin key pair from ``keys/docker-admin.pub``."""
+    admin = '\n[keypairs.admin]\npublic_key_file = "keys/docker-admin.pub"\n' if keypair else ""
+    return f'[stack]\nname = "{name}"\n\n[images.rootfs]\nname = "ubuntu-raring-docker-rootfs"\n{admin}'
+
+
+def hosts_stack(name: str, *, keypair: bool = True, extra: str = "", **host) -> str:
+    """:func:`images_stack` with ``docker_hosts.web`` of the given keys (the image, instance type
+    m1.small, the key pair and the zone unless given), then ``extra`` blocks."""
+    keys = {"image": "${images.rootfs.id}", "instance_type": "m1.small",
+            **({"key_name": "${keypairs.admin.name}"} if keypair else {}),
+            "zone": "ViciousLiesAndDangerousRumors", **host}
+    lines = "".join(f"{key} = {toml_value(value)}\n" for key, value in keys.items())
+    return f"{images_stack(name, keypair=keypair)}\n[docker_hosts.web]\n{lines}{extra}"
 
 
 def copy_examples(dest: Path) -> Path:

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from e2e import client, copy_examples, recon
+from e2e import client, copy_examples, hosts_stack, recon
 
 STACK = "hosts.toml"
 ADDRESS = "docker_hosts.web"
@@ -34,25 +34,9 @@ write_files:
 
 def write_stack(work: Path, *, count: int, instance_type: str = "m1.small", max_unavailable: int = 1,
                 key_name: str = "${keypairs.admin.name}") -> None:
-    (work / STACK).write_text(f"""[stack]
-name = "hosts"
-
-[images.rootfs]
-name = "ubuntu-raring-docker-rootfs"
-
-[keypairs.admin]
-public_key_file = "keys/docker-admin.pub"
-
-[docker_hosts.web]
-image = "${{images.rootfs.id}}"
-instance_type = "{instance_type}"
-key_name = "{key_name}"
-zone = "ViciousLiesAndDangerousRumors"
-count = {count}
-max_unavailable = {max_unavailable}
-cloud_init = "cloud-init.yaml"
-tags = {{ role = "docker" }}
-""")
+    (work / STACK).write_text(hosts_stack("hosts", instance_type=instance_type, key_name=key_name, count=count,
+                                          max_unavailable=max_unavailable, cloud_init="cloud-init.yaml",
+                                          tags={"role": "docker"}))
 
 
 def setup(tmp_path: Path) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from faultproxy import FaultProxy
 
-from e2e import Background, client, copy_examples, property_value, recon
+from e2e import Background, client, copy_examples, hosts_stack, property_value, recon
 from reconciler.engine import Workspace
 from reconciler.imagebuild.testimage import make_test_image, pack_tgz
 
@@ -128,27 +128,12 @@ def test_interrupt_during_property_changes(sandbox, proxy, start, tmp_path: Path
     assert nothing.code == 0 and "No changes." in nothing.out, nothing.both
 
 
-HOSTS = """[stack]
-name = "hosts"
-
-[images.rootfs]
-name = "ubuntu-raring-docker-rootfs"
-
-[keypairs.admin]
-public_key_file = "keys/docker-admin.pub"
-
-[docker_hosts.web]
-image = "${images.rootfs.id}"
-instance_type = "m1.small"
-key_name = "${keypairs.admin.name}"
-zone = "ViciousLiesAndDangerousRumors"
-count = 2
-
+HOSTS = hosts_stack("hosts", count=2, extra="""
 [load_balancers.web]
 zones = ["ViciousLiesAndDangerousRumors"]
 listeners = [{ lb_port = 80, protocol = "HTTP", instance_port = 80, instance_protocol = "HTTP" }]
 instances = "${docker_hosts.web.instance_ids}"
-"""
+""")
 
 
 def running_hosts(env: dict[str, str]) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e import client, copy_examples, recon
+from e2e import client, copy_examples, hosts_stack, recon
 
 STACK = "rolling.toml"
 HOSTS = "docker_hosts.web"
@@ -26,24 +26,13 @@ COUNT, MAX_UNAVAILABLE = 2, 1
 
 
 def write_stack(work: Path, instance_type: str) -> None:
-    (work / STACK).write_text(f"""[stack]
-name = "rolling"
-
-[images.rootfs]
-name = "ubuntu-raring-docker-rootfs"
-
-[docker_hosts.web]
-image = "${{images.rootfs.id}}"
-instance_type = "{instance_type}"
-zone = "ViciousLiesAndDangerousRumors"
-count = {COUNT}
-max_unavailable = {MAX_UNAVAILABLE}
-
+    (work / STACK).write_text(hosts_stack("rolling", keypair=False, instance_type=instance_type, count=COUNT,
+                                          max_unavailable=MAX_UNAVAILABLE, extra=f"""
 [load_balancers.{LB}]
 zones = ["ViciousLiesAndDangerousRumors"]
 listeners = [{{ lb_port = 80, protocol = "HTTP", instance_port = 80 }}]
 instances = "${{docker_hosts.web.instance_ids}}"
-""")
+"""))
 
 
 def env_for(sandbox) -> dict[str, str]:

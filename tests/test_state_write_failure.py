@@ -15,31 +15,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from e2e import Run, cli_env, client, copy_examples, recon
+from e2e import Run, cli_env, client, copy_examples, hosts_stack, images_stack, recon
 
-BEFORE = """[stack]
-name = "full"
-
-[images.rootfs]
-name = "ubuntu-raring-docker-rootfs"
-
-[keypairs.admin]
-public_key_file = "keys/docker-admin.pub"
-"""
-
-AFTER = BEFORE + """
+BEFORE = images_stack("full")
+AFTER = hosts_stack("full", security_groups=["${security_groups.web.name}"], count=2, extra="""
 [security_groups.web]
 description = "web hosts"
 ingress = [{ protocol = "tcp", ports = "80", cidr = "0.0.0.0/0" }]
-
-[docker_hosts.web]
-image = "${images.rootfs.id}"
-instance_type = "m1.small"
-key_name = "${keypairs.admin.name}"
-zone = "ViciousLiesAndDangerousRumors"
-security_groups = ["${security_groups.web.name}"]
-count = 2
-"""
+""")
 
 
 def apply_with_file_limit(env: dict[str, str], work: Path, limit: int) -> Run:
