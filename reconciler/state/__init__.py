@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from typing import Callable
 
+from .backend import Backend
 from .local import LocalBackend
 from .s3 import S3Backend, Unlocked
-
-Backend = Union[LocalBackend, S3Backend, Unlocked]
 
 
 def backend_for(stack, cloud: Callable, warn: Callable[[str], None], lock_timeout: float = 0.0) -> Backend:

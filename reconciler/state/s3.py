@@ -39,6 +39,7 @@ from typing import Callable, Iterator
 
 from ..deadline import ATTEMPTS_PER_BUDGET, Deadline
 from ..errors import CloudError, LockError, ReconError, StateError
+from .backend import Backend
 from .lock import LockInfo, LockLost, wait_for_lock
 from .model import State
 from .seen import Seen
@@ -336,7 +337,7 @@ class S3Backend:
 class Unlocked:
     """A backend used with --lock=false: the same state, no lock (for a store that cannot lock)."""
 
-    def __init__(self, backend):
+    def __init__(self, backend: Backend):
         self.backend = backend
 
     def __getattr__(self, name):
