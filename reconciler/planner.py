@@ -303,11 +303,11 @@ def diff(block: Block, want: dict[str, Any], have: dict[str, Any]) -> Change:
     paths = changed_paths(have, want, kind.set_attrs)
     if not paths:
         return Change(block.address, Action.NOOP, have, want, depends_on=block.deps, sensitive_paths=block.sensitive)
-    order = Action.CREATE_THEN_DELETE if kind.create_before_destroy else Action.REPLACE
+    replacing = Action.CREATE_THEN_DELETE if kind.create_before_destroy else Action.REPLACE
     replace_paths = [p for p in paths if p.split(".")[0] in kind.replace_on]
     replacements = []
     if replace_paths:
-        action = order
+        action = replacing
     else:
         action = Action.UPDATE
         if any(p.split(".")[0] in kind.replaces_instances for p in paths):
@@ -320,7 +320,7 @@ def diff(block: Block, want: dict[str, Any], have: dict[str, Any]) -> Change:
         drifted = [p for p in paths
                    if get_path(block.prior, p) == get_path(applied, p) and get_path(want, p) is not None]
     return Change(block.address, action, have, want, changed_paths=paths, replace_paths=replace_paths,
-                  replacements=replacements, replace_action=order, sensitive_paths=block.sensitive,
+                  replacements=replacements, replace_action=replacing, sensitive_paths=block.sensitive,
                   depends_on=block.deps, drift="changed" if drifted else None,
                   reason=("changed outside recon: " + ", ".join(drifted)) if drifted else "")
 
