@@ -341,7 +341,7 @@ def finish(change: Change, block: Block, partial: dict[str, Any] | None) -> Chan
 
 # --- what state holds beyond the file ----------------------------------------------------------------
 
-def leaving_the_cloud(stack: Stack, state: State, live: Live, selected: set[Address] | None) -> dict[tuple[str, str], Address]:
+def leaving_the_cloud(stack: Stack, state: State, live: Live, selected: set[Address] | None) -> Leaving:
     """The live objects this plan deletes because their block left the file, by (kind, cloud id)."""
     found = {}
     for address, entry in state.resources.items():
