@@ -1,0 +1,49 @@
+"""The planner's steps on their own: the empty-read guard, target selection and what references see."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.addresses import Address, Reference
+from reconciler.errors import PlanError
+from reconciler.plan import UNKNOWN, Action, Change
+from reconciler.planner import Planned, References, guard, select
+from reconciler.state.model import Entry, State
+
+GROUP = Address("security_groups", "web")
+
+
+def test_guard_refuses_an_empty_read_while_state_holds_resources() -> None:
+    state = State(stack="t")
+    guard(state, {})                                  # nothing known, nothing read: a new stack
+    state.resources[GROUP] = Entry(GROUP, "web", {})
+    guard(state, {"keypairs": {"k": {}}})             # something read: planned as usual
+    with pytest.raises(PlanError, match="wrong endpoint or wrong credentials"):
+        guard(state, {"security_groups": {}, "keypairs": {}})
+
+
+def test_select_is_everything_without_targets_and_the_closure_with() -> None:
+    assert select([], {}) is None
+    assert select([GROUP], {}) == {GROUP}
+
+
+def planned(action: Action, resolved: dict, live: dict | None, changed: list[str] = ()) -> Planned:
+    return Planned(Change(GROUP, action, live, resolved, changed_paths=list(changed)), resolved, live)
+
+
+def test_a_reference_to_a_block_made_anew_is_unknown_where_the_cloud_computes_it() -> None:
+    refs = References()
+    refs.add(GROUP, planned(Action.CREATE, {"description": "web"}, None))
+    assert refs.value(Reference(GROUP, "group_id")) is UNKNOWN
+    assert refs.value(Reference(GROUP, "description")) == "web"
+    assert refs.pending([GROUP])
+
+
+def test_a_reference_to_an_unchanged_block_reads_the_live_value_under_the_files() -> None:
+    refs = References()
+    refs.add(GROUP, planned(Action.NOOP, {"description": "web"}, {"group_id": "sg-1", "description": "old"}))
+    assert refs.value(Reference(GROUP, "group_id")) == "sg-1"
+    assert refs.value(Reference(GROUP, "description")) == "web"
+    assert refs.value(Reference(Address("security_groups", "other"), "group_id")) is UNKNOWN
+    assert not refs.pending([GROUP])
+    assert not refs.sensitive(Reference(GROUP, "group_id"))
