@@ -362,14 +362,14 @@ def orphans(stack: Stack, live: Live, state: State, selected: set[Address] | Non
     for address, entry in sorted(state.resources.items()):
         if selected is not None and address not in selected:
             continue
+        kind = KINDS.get(address.kind)
+        if kind is None:
+            part.problems.append(f"{address}: state holds a kind this recon does not know")
+            continue
         part.changes.extend(deposed_deletes(address, entry, live))
         part.forget_deposed.extend((address, item["id"]) for item in entry.deposed
                                    if item["id"] not in live.get(address.kind, {}))
         if address in stack.resources:
-            continue
-        kind = KINDS.get(address.kind)
-        if kind is None:
-            part.problems.append(f"{address}: state holds a kind this recon does not know")
             continue
         live_attrs = live.get(address.kind, {}).get(entry.id)
         if kind.removal(address.name, stack.settings.get(address.kind, {})) == "forget" or live_attrs is None:
