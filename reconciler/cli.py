@@ -634,7 +634,7 @@ def version() -> None:
 
 def main() -> None:
     """The ``recon`` entry point: signal handling, and one exit code table (EXIT_CODES)."""
-    logger = logging.getLogger("reconciler")  # cloud.py's notes (a call still waiting) reach the terminal
+    logger = logging.getLogger("reconciler")  # reconciler.cloud's notes (a call still waiting) reach the terminal
     logger.addHandler(LogLines(term))
     logger.setLevel(logging.INFO)
     scratch.sweep()    # what runs killed with SIGKILL left in TMPDIR

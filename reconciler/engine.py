@@ -16,6 +16,7 @@ from .addresses import Address
 from .apply import Abandon, Applier, Outcome, Progress, Stopping
 from .cloud import CallStats, Cloud, CloudSettings, RetryPolicy, resolve_settings
 from .config import Stack, load
+from .crashpoints import CrashPoints
 from .errors import ConfigError, PlanError
 from .identity import CloudIdentity, check as check_identity, resolve as resolve_identity
 from .interrupts import StopToken
@@ -79,7 +80,8 @@ class Workspace:
     @property
     def cloud(self) -> Cloud:
         if self._cloud is None:
-            self._cloud = Cloud(self.settings(), self.env, stats=self.stats, retry=RetryPolicy.from_env(self.env))
+            self._cloud = Cloud(self.settings(), self.env, stats=self.stats, retry=RetryPolicy.from_env(self.env),
+                                after_call=CrashPoints.from_env(self.env).after)  # test-only crash points
         return self._cloud
 
     def identity(self) -> CloudIdentity:

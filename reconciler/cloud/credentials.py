@@ -1,0 +1,107 @@
+"""The botocore session and the credential chain: which keys a run signs with, and how that is named.
+
+Order: ``[cloud].profile`` (when it is not just ``AWS_PROFILE`` again), the AWS key variables,
+the eucarc key variables (``EC2_ACCESS_KEY`` / ``EC2_SECRET_KEY``), ``AWS_PROFILE``, then
+botocore's default chain. The source is described (``credential_source``); keys are never printed,
+and a secret read from the environment is remembered for masking (:mod:`reconciler.redact`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import botocore.session
+from botocore.exceptions import BotoCoreError
+
+from reconciler import models
+from reconciler.errors import ConfigError
+from reconciler.redact import remember
+
+from .hints import CREDENTIALS_HINT
+from .settings import CloudSettings, env_string
+
+DEFAULT_CHAIN = "botocore's default credential chain"
+
+_LOADER_LOCK = threading.Lock()
+_LOADER: Any = None
+
+
+def new_session():
+    """A fresh botocore session whose data loader (shared, with recon's models) is already warm.
+
+    Loading and parsing a service model (EC2's is megabytes of JSON) is most of the cost of
+    making a client; sharing the loader makes every Cloud after the first cheap to set up.
+    """
+    global _LOADER
+    session = botocore.session.Session()
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            models.add_to_session(session)
+            _LOADER = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", _LOADER)
+    return session
+
+
+def _first(env: Mapping[str, str], *names: str) -> tuple[str, str] | None:
+    for name in names:
+        value = env_string(env, name)
+        if value is not None:
+            return name, value
+    return None
+
+
+def make_session(settings: CloudSettings, env: Mapping[str, str]) -> tuple[Any, str]:
+    """A private botocore session with recon's models and the chosen credentials.
+
+    Returns it with a description of where the credentials come from (never the keys).
+    """
+    session = new_session()
+
+    def use_profile(profile: str, where: str) -> None:
+        # An explicitly set profile also switches off botocore's environment-key provider.
+        session.set_config_variable("profile", profile)
+        if profile not in session.available_profiles:
+            known = ", ".join(sorted(session.available_profiles)) or "none"
+            raise ConfigError(f"no profile named {profile!r} in the AWS config files (known: {known})",
+                              where=where)
+
+    env_profile = env_string(env, "AWS_PROFILE")
+    if settings.profile and settings.profile != env_profile:  # [cloud].profile wins over env keys
+        use_profile(settings.profile, "[cloud].profile")
+        return session, f"profile {settings.profile!r} ([cloud].profile)"
+
+    for kind, key_name, secret_name, token_names in (
+        ("AWS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")),
+        ("eucarc", "EC2_ACCESS_KEY", "EC2_SECRET_KEY", ()),
+    ):
+        key, secret = env_string(env, key_name), env_string(env, secret_name)
+        if key and secret:
+            token = _first(env, *token_names)
+            remember(secret)
+            session.set_credentials(key, secret, token[1] if token else None)
+            return session, f"the {kind} variables {key_name} / {secret_name} in the environment"
+        if key or secret:
+            present, missing = (key_name, secret_name) if key else (secret_name, key_name)
+            raise ConfigError(f"{present} is set but {missing} is not", where="environment",
+                              hint=CREDENTIALS_HINT)
+
+    if settings.profile:
+        use_profile(settings.profile, "environment variable AWS_PROFILE")
+        return session, f"profile {settings.profile!r} (AWS_PROFILE)"
+    return session, DEFAULT_CHAIN
+
+
+def refused(session, source: str, endpoint_url: str) -> str:
+    """Who refused which credentials, from where: never the secret."""
+    try:
+        credentials = session.get_credentials()
+    except BotoCoreError:
+        credentials = None
+    if source == DEFAULT_CHAIN and credentials is not None:
+        source += f" ({credentials.method})"
+    key = f"access key {credentials.access_key} from " if credentials is not None else ""
+    return f"{endpoint_url} refused the credentials ({key}{source})"
+
