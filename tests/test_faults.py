@@ -45,7 +45,10 @@ def test_apply_converges_through_faults(sandbox, proxy, tmp_path: Path) -> None:
         retried += int(re.search(r"stats: \d+ cloud calls \((\d+) retried\)", run.err).group(1))
     failed = sum(v for k, v in proxy.injected.items() if k != "delay")
     assert failed >= 5, proxy.injected
-    assert retried == failed  # every injected failure was retried, and nothing else
+    # Every injected failure was retried. On a loaded machine a real transient fault (a connection
+    # the proxy did not accept in time) can add a retry, so this is a lower bound; that errors which
+    # are not transient are never retried is test_non_transient_errors_fail_fast's part.
+    assert retried >= failed, (retried, proxy.injected)
     assert_converged(sandbox.env, work)
 
 
