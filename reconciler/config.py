@@ -355,40 +355,58 @@ def _check_depends(raw: Any, key: str, problems: Problems) -> tuple[Address, ...
 
 
 def _check_references(resources: Mapping[Address, ResourceSpec], problems: Problems) -> None:
+    """Every reference and depends_on names a resource of this file, and they form no cycle."""
+    graph = {address: _edges(address, spec, resources, problems) for address, spec in resources.items()}
+    if not problems:
+        _check_cycles(graph, resources, problems)
+
+
+def _edges(address: Address, spec: ResourceSpec, resources: Mapping[Address, ResourceSpec],
+           problems: Problems) -> set[Address]:
+    """The resources this one follows: its valid references, depends_on and literal names."""
+    key = f"{address.kind}.{quote_key(address.name)}"
+    edges: set[Address] = set()
+    for ref in spec.references():
+        problem = _reference_problem(ref, address, resources)
+        if problem is not None:
+            problems.add(key, *problem)
+        else:
+            edges.add(ref.address)
+    for dep in spec.depends_on:
+        if dep not in resources:
+            problems.add(f"{key}.depends_on", f"{dep} is not in this file")
+        else:
+            edges.add(dep)
+    edges.update(target for named in spec.names for target in named.targets)
+    return edges
+
+
+def _reference_problem(ref: Reference, address: Address, resources: Mapping[Address, ResourceSpec]
+                       ) -> tuple[str, str | None] | None:
+    """What is wrong with a reference made by ``address`` (message and hint), if anything."""
+    target = ref.address
+    if target not in resources:
+        kind = KINDS.get(target.kind)
+        known = [str(a) for a in resources if a.kind == target.kind]
+        guess = nearest(str(target), known) if kind else nearest(target.kind, list(KINDS))
+        return (f"{ref} refers to {target}, which is not in this file",
+                f"did you mean {guess!r}?" if guess else None)
+    kind = KINDS[target.kind]
+    if ref.attr not in kind.outputs:
+        guess = nearest(ref.attr, list(kind.outputs))
+        return (f"{ref}: {target.kind} has no attribute {ref.attr!r}",
+                f"did you mean {guess!r}?" if guess else
+                f"attributes: {', '.join(sorted(kind.outputs)) or 'none'}")
+    if target == address:
+        return (f"{ref} refers to the resource itself", None)
+    return None
+
+
+def _check_cycles(graph: Mapping[Address, set[Address]], resources: Mapping[Address, ResourceSpec],
+                  problems: Problems) -> None:
+    """A cycle among the resources, naming the literal names that take part in it."""
     from graphlib import CycleError, TopologicalSorter
 
-    graph: dict[Address, set[Address]] = {}
-    for address, spec in resources.items():
-        key = f"{address.kind}.{quote_key(address.name)}"
-        graph[address] = set()
-        for ref in spec.references():
-            target = ref.address
-            if target not in resources:
-                kind = KINDS.get(target.kind)
-                known = [str(a) for a in resources if a.kind == target.kind]
-                guess = nearest(str(target), known) if kind else nearest(target.kind, list(KINDS))
-                problems.add(key, f"{ref} refers to {target}, which is not in this file",
-                             f"did you mean {guess!r}?" if guess else None)
-                continue
-            kind = KINDS[target.kind]
-            if ref.attr not in kind.outputs:
-                guess = nearest(ref.attr, list(kind.outputs))
-                problems.add(key, f"{ref}: {target.kind} has no attribute {ref.attr!r}",
-                             f"did you mean {guess!r}?" if guess else
-                             f"attributes: {', '.join(sorted(kind.outputs)) or 'none'}")
-                continue
-            if target == address:
-                problems.add(key, f"{ref} refers to the resource itself")
-                continue
-            graph[address].add(target)
-        for dep in spec.depends_on:
-            if dep not in resources:
-                problems.add(f"{key}.depends_on", f"{dep} is not in this file")
-            else:
-                graph[address].add(dep)
-        graph[address].update(target for named in spec.names for target in named.targets)
-    if problems:
-        return
     try:
         TopologicalSorter(graph).prepare()
     except CycleError as exc:
