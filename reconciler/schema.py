@@ -140,17 +140,17 @@ def _check_scalar(value: Any, spec: Field, path: str, problems: Problems) -> boo
         problems.add(path, f"{value!r} is not one of {', '.join(map(repr, spec.choices))}",
                      f"did you mean {guess!r}?" if guess else None)
         return False
-    problem = _bounds_problem(value, spec)
-    if problem is None and isinstance(value, str) and "\x00" in value:
-        problem = "NUL characters are not allowed"
+    problem = _value_problem(value, spec)
     if problem is not None:
         problems.add(path, problem)
         return False
     return True
 
 
-def _bounds_problem(value: Any, spec: Field) -> str | None:
-    """The problem with an integer outside the field's minimum or maximum, if any."""
+def _value_problem(value: Any, spec: Field) -> str | None:
+    """The problem with a scalar of the right type: a NUL character, or an integer out of bounds."""
+    if isinstance(value, str):
+        return "NUL characters are not allowed" if "\x00" in value else None
     if not isinstance(value, int) or isinstance(value, bool):
         return None
     if spec.minimum is not None and value < spec.minimum:
