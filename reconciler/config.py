@@ -244,6 +244,30 @@ def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
     if deep is not None:
         problems.add(deep.split("[", 1)[0], f"arrays or tables nested more than {MAX_DEPTH} deep")
         raise _problems_error(problems, text, path)
+    _check_tables(document, problems)
+    _check_state(document.get("state"), problems)
+    if "stack" not in document:
+        problems.add("stack", "missing [stack] table", 'add [stack] with name = "…"')
+
+    stack_name = str(document.get("stack", {}).get("name", "")) if isinstance(document.get("stack"), dict) else ""
+    ctx = LoadContext(base_dir=path.parent, source=str(path), stack=stack_name)
+    resources, kind_settings = _read_resources(document, ctx, problems)
+    for address, names in infer(resources).items():
+        resources[address].names = names
+    if not problems:
+        _check_references(resources, problems)
+    if problems:
+        raise _problems_error(problems, text, path)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Stack(path=path, name=stack_name, cloud=dict(document.get("cloud", {})),
+                 state=dict(document.get("state", {})), resources=resources, digest=digest,
+                 companions=dict(ctx.companions),
+                 drift_ignore=tuple(document.get("drift", {}).get("ignore", ())),
+                 settings=kind_settings)
+
+
+def _check_tables(document: Mapping[str, Any], problems: Problems) -> None:
+    """Every top-level key is a known table; the fixed ones are checked against their fields."""
     valid_tables = sorted([*TOP_LEVEL, *KINDS])
     for key, value in document.items():
         if key in TOP_LEVEL:
@@ -259,19 +283,23 @@ def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
             problems.add(key, f"unknown table {shown(key)}",
                          f"did you mean {guess!r}?" if guess else
                          f"valid tables: {', '.join(valid_tables)}")
-    state_table = document.get("state")
-    if isinstance(state_table, dict):
-        if state_table.get("backend") == "s3" and "bucket" not in state_table:
-            problems.add("state.bucket", 'backend = "s3" needs a bucket')
-        if state_table.get("backend", "local") == "local":
-            for key in ("bucket", "key", "lease_seconds"):
-                if key in state_table:
-                    problems.add(f"state.{key}", f'{key} is for backend = "s3"')
-    if "stack" not in document:
-        problems.add("stack", "missing [stack] table", 'add [stack] with name = "…"')
 
-    stack_name = str(document.get("stack", {}).get("name", "")) if isinstance(document.get("stack"), dict) else ""
-    ctx = LoadContext(base_dir=path.parent, source=str(path), stack=stack_name)
+
+def _check_state(state_table: Any, problems: Problems) -> None:
+    """The [state] keys that go together with the chosen backend."""
+    if not isinstance(state_table, dict):
+        return
+    if state_table.get("backend") == "s3" and "bucket" not in state_table:
+        problems.add("state.bucket", 'backend = "s3" needs a bucket')
+    if state_table.get("backend", "local") == "local":
+        for key in ("bucket", "key", "lease_seconds"):
+            if key in state_table:
+                problems.add(f"state.{key}", f'{key} is for backend = "s3"')
+
+
+def _read_resources(document: Mapping[str, Any], ctx: LoadContext, problems: Problems
+                    ) -> tuple[dict[Address, ResourceSpec], dict[str, dict[str, Any]]]:
+    """The valid resource blocks of every kind's table, and each kind's table-wide settings."""
     resources: dict[Address, ResourceSpec] = {}
     kind_settings: dict[str, dict[str, Any]] = {}
     for kind_name, kind in KINDS.items():
@@ -282,40 +310,35 @@ def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
         if settings:
             kind_settings[kind_name] = settings
         for name, block in blocks.items():
-            key = f"{kind_name}.{quote_key(name)}"
-            if not NAME_RE.match(name):
-                problems.add(key, f"invalid name {shown(name, 300)}: use letters, digits and ._:@+=,/- (at most 255)")
-                continue
-            if not isinstance(block, dict):
-                problems.add(key, f"must be a table, got {python_type_name(block)}")
-                continue
-            block = dict(block)
-            depends_raw = block.pop("depends_on", [])
-            before = len(problems.items)
-            check_table(block, kind.fields, key, problems)
-            depends = _check_depends(depends_raw, key, problems)
-            if len(problems.items) > before:
-                continue
-            try:
-                attrs = kind.normalize(name, block, ctx)
-            except ConfigError as exc:
-                problems.add(exc.where or key, exc.message, exc.hint)
-                continue
-            address = Address(kind_name, name)
-            resources[address] = ResourceSpec(address, attrs, depends)
+            spec = _read_block(Address(kind_name, name), block, ctx, problems)
+            if spec is not None:
+                resources[spec.address] = spec
+    return resources, kind_settings
 
-    for address, names in infer(resources).items():
-        resources[address].names = names
-    if not problems:
-        _check_references(resources, problems)
-    if problems:
-        raise _problems_error(problems, text, path)
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    return Stack(path=path, name=stack_name, cloud=dict(document.get("cloud", {})),
-                 state=dict(document.get("state", {})), resources=resources, digest=digest,
-                 companions=dict(ctx.companions),
-                 drift_ignore=tuple(document.get("drift", {}).get("ignore", ())),
-                 settings=kind_settings)
+
+def _read_block(address: Address, block: Any, ctx: LoadContext, problems: Problems) -> ResourceSpec | None:
+    """One resource block checked and normalised, or None once its problems are recorded."""
+    kind, name = KINDS[address.kind], address.name
+    key = f"{address.kind}.{quote_key(name)}"
+    if not NAME_RE.match(name):
+        problems.add(key, f"invalid name {shown(name, 300)}: use letters, digits and ._:@+=,/- (at most 255)")
+        return None
+    if not isinstance(block, dict):
+        problems.add(key, f"must be a table, got {python_type_name(block)}")
+        return None
+    block = dict(block)
+    depends_raw = block.pop("depends_on", [])
+    before = len(problems.items)
+    check_table(block, kind.fields, key, problems)
+    depends = _check_depends(depends_raw, key, problems)
+    if len(problems.items) > before:
+        return None
+    try:
+        attrs = kind.normalize(name, block, ctx)
+    except ConfigError as exc:
+        problems.add(exc.where or key, exc.message, exc.hint)
+        return None
+    return ResourceSpec(address, attrs, depends)
 
 
 def _check_depends(raw: Any, key: str, problems: Problems) -> tuple[Address, ...]:
@@ -332,40 +355,58 @@ def _check_depends(raw: Any, key: str, problems: Problems) -> tuple[Address, ...
 
 
 def _check_references(resources: Mapping[Address, ResourceSpec], problems: Problems) -> None:
+    """Every reference and depends_on names a resource of this file, and they form no cycle."""
+    graph = {address: _edges(address, spec, resources, problems) for address, spec in resources.items()}
+    if not problems:
+        _check_cycles(graph, resources, problems)
+
+
+def _edges(address: Address, spec: ResourceSpec, resources: Mapping[Address, ResourceSpec],
+           problems: Problems) -> set[Address]:
+    """The resources this one follows: its valid references, depends_on and literal names."""
+    key = f"{address.kind}.{quote_key(address.name)}"
+    edges: set[Address] = set()
+    for ref in spec.references():
+        problem = _reference_problem(ref, address, resources)
+        if problem is not None:
+            problems.add(key, *problem)
+        else:
+            edges.add(ref.address)
+    for dep in spec.depends_on:
+        if dep not in resources:
+            problems.add(f"{key}.depends_on", f"{dep} is not in this file")
+        else:
+            edges.add(dep)
+    edges.update(target for named in spec.names for target in named.targets)
+    return edges
+
+
+def _reference_problem(ref: Reference, address: Address, resources: Mapping[Address, ResourceSpec]
+                       ) -> tuple[str, str | None] | None:
+    """What is wrong with a reference made by ``address`` (message and hint), if anything."""
+    target = ref.address
+    if target not in resources:
+        kind = KINDS.get(target.kind)
+        known = [str(a) for a in resources if a.kind == target.kind]
+        guess = nearest(str(target), known) if kind else nearest(target.kind, list(KINDS))
+        return (f"{ref} refers to {target}, which is not in this file",
+                f"did you mean {guess!r}?" if guess else None)
+    kind = KINDS[target.kind]
+    if ref.attr not in kind.outputs:
+        guess = nearest(ref.attr, list(kind.outputs))
+        return (f"{ref}: {target.kind} has no attribute {ref.attr!r}",
+                f"did you mean {guess!r}?" if guess else
+                f"attributes: {', '.join(sorted(kind.outputs)) or 'none'}")
+    if target == address:
+        return (f"{ref} refers to the resource itself", None)
+    return None
+
+
+def _check_cycles(graph: Mapping[Address, set[Address]], resources: Mapping[Address, ResourceSpec],
+                  problems: Problems) -> None:
+    """A cycle among the resources, naming the literal names that take part in it."""
     from graphlib import CycleError, TopologicalSorter
 
-    graph: dict[Address, set[Address]] = {}
-    for address, spec in resources.items():
-        key = f"{address.kind}.{quote_key(address.name)}"
-        graph[address] = set()
-        for ref in spec.references():
-            target = ref.address
-            if target not in resources:
-                kind = KINDS.get(target.kind)
-                known = [str(a) for a in resources if a.kind == target.kind]
-                guess = nearest(str(target), known) if kind else nearest(target.kind, list(KINDS))
-                problems.add(key, f"{ref} refers to {target}, which is not in this file",
-                             f"did you mean {guess!r}?" if guess else None)
-                continue
-            kind = KINDS[target.kind]
-            if ref.attr not in kind.outputs:
-                guess = nearest(ref.attr, list(kind.outputs))
-                problems.add(key, f"{ref}: {target.kind} has no attribute {ref.attr!r}",
-                             f"did you mean {guess!r}?" if guess else
-                             f"attributes: {', '.join(sorted(kind.outputs)) or 'none'}")
-                continue
-            if target == address:
-                problems.add(key, f"{ref} refers to the resource itself")
-                continue
-            graph[address].add(target)
-        for dep in spec.depends_on:
-            if dep not in resources:
-                problems.add(f"{key}.depends_on", f"{dep} is not in this file")
-            else:
-                graph[address].add(dep)
-        graph[address].update(target for named in spec.names for target in named.targets)
-    if problems:
-        return
     try:
         TopologicalSorter(graph).prepare()
     except CycleError as exc:

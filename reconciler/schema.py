@@ -86,69 +86,113 @@ def check_table(table: Mapping[str, Any], fields: Mapping[str, Field], path: str
 
 
 def check_value(value: Any, spec: Field, path: str, problems: Problems) -> None:
+    """Check one value against its field: references, type and bounds, then the field's own check."""
     if isinstance(value, str) and "${" in value:
-        if not spec.references:
-            problems.add(path, "references are not allowed here")
-            return
-        try:
-            references_in(value)
-        except ValueError as exc:
-            problems.add(path, str(exc))
-            return
-        if is_whole_reference(value) or spec.type in ("string", "scalar"):
-            return  # checked again once resolved
-        problems.add(path, f"expected {spec.type}, got a string with a reference inside")
+        _check_reference(value, spec, path, problems)
         return
-    if spec.type == "setting":
-        items = value if isinstance(value, list) else [value]
-        for index, item in enumerate(items):
-            check_value(item, Field("scalar", references=False), f"{path}[{index}]" if isinstance(value, list)
-                        else path, problems)
-        return
-    if spec.type in SCALARS:
-        allowed = SCALARS[spec.type]
-        # bool is an int in Python; never let true stand for 1.
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            problems.add(path, f"expected {spec.type}, got {python_type_name(value)}")
-            return
-        if spec.choices is not None and value not in spec.choices:
-            guess = nearest(str(value), [str(c) for c in spec.choices])
-            problems.add(path, f"{value!r} is not one of {', '.join(map(repr, spec.choices))}",
-                         f"did you mean {guess!r}?" if guess else None)
-            return
-        if isinstance(value, int) and not isinstance(value, bool):
-            if spec.minimum is not None and value < spec.minimum:
-                problems.add(path, f"{value} is below the minimum {spec.minimum}")
-                return
-            if spec.maximum is not None and value > spec.maximum:
-                problems.add(path, f"{value} is above the maximum {spec.maximum}")
-                return
-        if isinstance(value, str) and "\x00" in value:
-            problems.add(path, "NUL characters are not allowed")
-            return
-    elif spec.type == "list":
-        if not isinstance(value, list):
-            problems.add(path, f"expected array, got {python_type_name(value)}")
-            return
-        for index, item in enumerate(value):
-            check_value(item, spec.items or Field("scalar"), f"{path}[{index}]", problems)
-    elif spec.type == "table":
-        if not isinstance(value, dict):
-            problems.add(path, f"expected table, got {python_type_name(value)}")
-            return
-        check_table(value, spec.fields or {}, path, problems)
-    elif spec.type == "map":
-        if not isinstance(value, dict):
-            problems.add(path, f"expected table, got {python_type_name(value)}")
-            return
-        for key, item in value.items():
-            check_value(item, spec.items or Field("string"), f"{path}.{key}", problems)
-    else:  # pragma: no cover - a programming error in a kind's declaration
+    checker = _CHECKERS.get(spec.type, _check_scalar if spec.type in SCALARS else None)
+    if checker is None:  # pragma: no cover - a programming error in a kind's declaration
         raise AssertionError(f"unknown field type {spec.type}")
+    if not checker(value, spec, path, problems):
+        return
     if spec.check is not None:
         problem = spec.check(value)
         if problem:
             problems.add(path, problem)
+
+
+def _check_reference(value: str, spec: Field, path: str, problems: Problems) -> None:
+    """A string holding ``${…}``: allowed here, well formed, and standing for the whole value
+    unless the field is a string (whole references are checked again once resolved)."""
+    if not spec.references:
+        problems.add(path, "references are not allowed here")
+        return
+    try:
+        references_in(value)
+    except ValueError as exc:
+        problems.add(path, str(exc))
+        return
+    if not (is_whole_reference(value) or spec.type in ("string", "scalar")):
+        problems.add(path, f"expected {spec.type}, got a string with a reference inside")
+
+
+# Each checker below reports the value's problems and returns whether the field's own
+# ``check`` should run on it (it does once the value has the right shape).
+
+def _check_setting(value: Any, spec: Field, path: str, problems: Problems) -> bool:
+    """A scalar or an array of scalars, none of them a reference; no field check of its own."""
+    if not isinstance(value, list):
+        check_value(value, _SETTING_ITEM, path, problems)
+        return False
+    for index, item in enumerate(value):
+        check_value(item, _SETTING_ITEM, f"{path}[{index}]", problems)
+    return False
+
+
+def _check_scalar(value: Any, spec: Field, path: str, problems: Problems) -> bool:
+    """Type (true never stands for 1), choices, integer bounds and no NUL characters."""
+    allowed = SCALARS[spec.type]
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        problems.add(path, f"expected {spec.type}, got {python_type_name(value)}")
+        return False
+    if spec.choices is not None and value not in spec.choices:
+        guess = nearest(str(value), [str(c) for c in spec.choices])
+        problems.add(path, f"{value!r} is not one of {', '.join(map(repr, spec.choices))}",
+                     f"did you mean {guess!r}?" if guess else None)
+        return False
+    problem = _value_problem(value, spec)
+    if problem is not None:
+        problems.add(path, problem)
+        return False
+    return True
+
+
+def _value_problem(value: Any, spec: Field) -> str | None:
+    """The problem with a scalar of the right type: a NUL character, or an integer out of bounds."""
+    if isinstance(value, str):
+        return "NUL characters are not allowed" if "\x00" in value else None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    if spec.minimum is not None and value < spec.minimum:
+        return f"{value} is below the minimum {spec.minimum}"
+    if spec.maximum is not None and value > spec.maximum:
+        return f"{value} is above the maximum {spec.maximum}"
+    return None
+
+
+def _check_list(value: Any, spec: Field, path: str, problems: Problems) -> bool:
+    if not isinstance(value, list):
+        problems.add(path, f"expected array, got {python_type_name(value)}")
+        return False
+    for index, item in enumerate(value):
+        check_value(item, spec.items or Field("scalar"), f"{path}[{index}]", problems)
+    return True
+
+
+def _check_subtable(value: Any, spec: Field, path: str, problems: Problems) -> bool:
+    if not isinstance(value, dict):
+        problems.add(path, f"expected table, got {python_type_name(value)}")
+        return False
+    check_table(value, spec.fields or {}, path, problems)
+    return True
+
+
+def _check_map(value: Any, spec: Field, path: str, problems: Problems) -> bool:
+    if not isinstance(value, dict):
+        problems.add(path, f"expected table, got {python_type_name(value)}")
+        return False
+    for key, item in value.items():
+        check_value(item, spec.items or Field("string"), f"{path}.{key}", problems)
+    return True
+
+
+_SETTING_ITEM = Field("scalar", references=False)
+_CHECKERS: dict[str, Callable[[Any, Field, str, Problems], bool]] = {
+    "setting": _check_setting,
+    "list": _check_list,
+    "table": _check_subtable,
+    "map": _check_map,
+}
 
 
 def json_schema(spec: Field) -> dict[str, Any]:

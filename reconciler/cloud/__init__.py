@@ -25,6 +25,8 @@ One module per concern:
 - :mod:`.credentials` -- the botocore session (shared model loader) and the credential chain;
 - :mod:`.retry` -- transient failures, :class:`RetryPolicy`, the tenacity loop;
 - :mod:`.hints` -- authentication/authorization error codes and the hints errors give;
+- :mod:`.failures` -- a failed call's exception turned into the :class:`~reconciler.errors.CloudError`
+  that reports it;
 - :mod:`.stats` -- :class:`CallStats`, requests and retries per operation, seconds per phase;
 - :mod:`.client` -- :class:`Cloud`: clients, :meth:`~Cloud.call`, :meth:`~Cloud.paginate`,
   fencing, the properties API.

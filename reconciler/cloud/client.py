@@ -15,33 +15,21 @@ import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 import jmespath
 from botocore.config import Config
-from botocore.parsers import ResponseParserError
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    CredentialRetrievalError,
-    DataNotFoundError,
-    EndpointProviderError,
-    NoCredentialsError,
-    ParamValidationError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    SSLError as BotoSSLError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, DataNotFoundError, ProfileNotFound
 
 from reconciler import __version__
 from reconciler.crashpoints import is_mutating
-from reconciler.deadline import Deadline, NoAnswer, run_attempt
+from reconciler.deadline import Deadline, run_attempt
 from reconciler.errors import CloudError, ConfigError
 from reconciler.replies import NotTheProtocol, check_reply
 
 from .credentials import make_session, refused
-from .hints import AUTH_CODES, CREDENTIALS_HINT, NOT_THE_SERVICE_HINT, UNREACHABLE_HINT, hint_for
-from .retry import RetryPolicy, is_transient, retrying
+from .failures import FailedCall, client_error, cloud_error, error_code, host_of
+from .hints import AUTH_CODES
+from .retry import RetryPolicy, retrying
 from .settings import CloudSettings
 from .stats import CallStats
 
@@ -192,100 +180,44 @@ class Cloud:
         ``deadline`` replaces the cloud's own bounds for this call (a lease renewal is given less);
         ``fenced=False`` skips the check :meth:`fenced` installs.
         """
+        client, method, api_name = self._operation(service, operation)
+        url = client.meta.endpoint_url
+        attempts = _Attempts(lambda: _send(method, params), service, api_name, url, deadline or self.deadline,
+                             self._fence_for(api_name) if fenced else None)
+        try:
+            reply = retrying(self.retry, self.stats, attempts.name, attempts.deadline)(attempts)
+            if self._after_call is not None:
+                self._after_call(service, api_name)
+            return reply
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in ignore_codes or (attempts.count > 1 and code in done_if_retried):
+                log.debug("%s.%s: %s ignored (attempt %d)", service, api_name, code, attempts.count)
+                return None
+            raise client_error(exc, attempts.failed(where), self._refused_by(code, url)) from exc
+        except Exception as exc:
+            error = cloud_error(exc, attempts.failed(where))
+            if error is None:
+                raise
+            raise error from exc
+
+    def _operation(self, service: str, operation: str) -> tuple[Any, Callable[..., dict], str]:
+        """The client that ``operation`` is sent with, its bound method and the API's name for it."""
         client = self._client_for(service, operation)
         method = getattr(client, operation, None)
         if method is None or operation not in client.meta.method_to_api_mapping:
             raise ValueError(f"{service} has no operation {operation!r}")
-        api_name = client.meta.method_to_api_mapping[operation]
-        url = client.meta.endpoint_url
-        host = urlsplit(url).netloc or url
-        deadline = deadline or self.deadline
-        fence = self._fence if fenced and is_mutating(api_name) else None
-        started = time.monotonic()
-        attempts = 0
+        return client, method, client.meta.method_to_api_mapping[operation]
 
-        def send() -> dict:
-            try:
-                reply = method(**params)
-            except KeyError as exc:  # botocore's parser, on a document without the result element
-                raise NotTheProtocol(f"a reply without the <{exc.args[0] if exc.args else '?'}> element") from exc
-            body = reply.get("Body")
-            if hasattr(body, "read"):
-                reply["Body"] = io.BytesIO(body.read())
-            return reply
+    def _fence_for(self, api_name: str) -> Callable[[str], None] | None:
+        """The fence's check, for a call that changes something while :meth:`fenced` holds one."""
+        return self._fence if is_mutating(api_name) else None
 
-        def still_waiting(waited: float) -> None:
-            again = f", attempt {attempts}" if attempts > 1 else ""
-            log.info("no answer from %s (%s%s) after %g s, still waiting…", host, api_name, again, waited)
-
-        def attempt() -> dict:
-            nonlocal attempts
-            if fence is not None:  # every attempt: a retry may come long after the first one
-                fence(f"{service}.{api_name}")
-            attempts += 1
-            return run_attempt(send, deadline.for_attempt(started), notice_after=deadline.notice_after,
-                               still_waiting=still_waiting)
-
-        try:
-            reply = retrying(self.retry, self.stats, f"{service}.{api_name}", deadline)(attempt)
-            if self._after_call is not None:
-                self._after_call(service, api_name)
-            return reply
-        except NoAnswer as exc:
-            raise CloudError(
-                f"{api_name} failed: no answer from {host} after {time.monotonic() - started:.0f} s "
-                f"({_count(attempts, 'attempt')})",
-                where=where, code="Timeout", operation=api_name,
-                hint=f"each attempt waits up to {deadline.timeout} s: is the cloud overloaded, or is {url} not it? "
-                     "a slow cloud is given longer with [cloud] timeout (or RECON_CALL_TIMEOUT)",
-            ) from exc
-        except NotTheProtocol as exc:
-            raise CloudError(f"{api_name} failed: {url} sent {exc}, not the service's reply", where=where,
-                             hint=NOT_THE_SERVICE_HINT, code="InvalidReply", operation=api_name) from exc
-        except ClientError as exc:
-            error = exc.response.get("Error") or {}
-            code = str(error.get("Code") or "Unknown")
-            if code in ignore_codes or (attempts > 1 and code in done_if_retried):
-                log.debug("%s.%s: %s ignored (attempt %d)", service, api_name, code, attempts)
-                return None
-            message = str(error.get("Message") or "").strip()
-            who = ""
-            if code in AUTH_CODES:
-                who = refused(self._session, self.credential_source, client.meta.endpoint_url) + ": "
-            text = f"{api_name} failed: {who}{code}" + (f": {message}" if message else "")
-            if attempts > 1:
-                text += f" (after {attempts} attempts)"
-            raise CloudError(text, where=where, hint=hint_for(service, code), code=code,
-                             operation=api_name) from exc
-        except (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError) as exc:
-            raise CloudError(f"{api_name} failed: no usable credentials ({exc})", where=where,
-                             hint=CREDENTIALS_HINT, code="NoCredentials", operation=api_name) from exc
-        except BotoSSLError as exc:
-            raise CloudError(f"{api_name} failed: TLS error talking to {url}: {exc}", where=where,
-                             hint="a private CA is given with [cloud].ca_bundle (or AWS_CA_BUNDLE)",
-                             code="SSLError", operation=api_name) from exc
-        except ParamValidationError as exc:
-            raise CloudError(f"{api_name} failed: invalid parameters: {exc}", where=where,
-                             code="ParamValidation", operation=api_name) from exc
-        except EndpointProviderError as exc:
-            raise CloudError(f"{api_name} failed: no endpoint: {exc}", where=where,
-                             hint="set [cloud].endpoint", code="NoEndpoint", operation=api_name) from exc
-        except ResponseParserError as exc:
-            raise CloudError(
-                f"{api_name} failed: {url} sent a reply that is not the service's XML "
-                f"(after {_count(attempts, 'attempt')})",
-                where=where, hint=NOT_THE_SERVICE_HINT, code="InvalidReply", operation=api_name,
-            ) from exc
-        except Exception as exc:
-            if is_transient(exc):
-                raise CloudError(
-                    f"{api_name} failed: cannot reach {url} (after {_count(attempts, 'attempt')}): {exc}",
-                    where=where, hint=UNREACHABLE_HINT, code="ConnectionError", operation=api_name,
-                ) from exc
-            if isinstance(exc, BotoCoreError):
-                raise CloudError(f"{api_name} failed: {exc}", where=where, code=type(exc).__name__,
-                                 operation=api_name) from exc
-            raise
+    def _refused_by(self, code: str, url: str) -> str:
+        """For an error code that refuses the caller, whose credentials were refused (else "")."""
+        if code not in AUTH_CODES:
+            return ""
+        return refused(self._session, self.credential_source, url) + ": "
 
     def paginate(self, service: str, operation: str, result_key: str, /, *, where: str | None = None,
                  **params: Any) -> list:
@@ -370,8 +302,45 @@ class Cloud:
         return {"name": reply.get("name", name), "value": reply.get("value"), "old_value": reply.get("oldValue")}
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+def _send(method: Callable[..., dict], params: Mapping[str, Any]) -> dict:
+    """One HTTP attempt; a streamed reply body is read within it."""
+    try:
+        reply = method(**params)
+    except KeyError as exc:  # botocore's parser, on a document without the result element
+        raise NotTheProtocol(f"a reply without the <{exc.args[0] if exc.args else '?'}> element") from exc
+    body = reply.get("Body")
+    if hasattr(body, "read"):
+        reply["Body"] = io.BytesIO(body.read())
+    return reply
+
+
+class _Attempts:
+    """The attempts of one call, each run within its deadline after the fence's check."""
+
+    def __init__(self, send: Callable[[], dict], service: str, api_name: str, url: str, deadline: Deadline,
+                 fence: Callable[[str], None] | None) -> None:
+        self.send, self.service, self.api_name, self.url = send, service, api_name, url
+        self.deadline, self.fence = deadline, fence
+        self.name = f"{service}.{api_name}"
+        self.started = time.monotonic()
+        self.count = 0
+
+    def __call__(self) -> dict:
+        if self.fence is not None:  # every attempt: a retry may come long after the first one
+            self.fence(self.name)
+        self.count += 1
+        return run_attempt(self.send, self.deadline.for_attempt(self.started),
+                           notice_after=self.deadline.notice_after, still_waiting=self.still_waiting)
+
+    def still_waiting(self, waited: float) -> None:
+        again = f", attempt {self.count}" if self.count > 1 else ""
+        log.info("no answer from %s (%s%s) after %g s, still waiting…", host_of(self.url), self.api_name, again,
+                 waited)
+
+    def failed(self, where: str | None) -> FailedCall:
+        """What the error of this call, failed now, names."""
+        return FailedCall(self.service, self.api_name, self.url, where, self.count, self.deadline.timeout,
+                          time.monotonic() - self.started)
 
 
 def _as_list(value: Any) -> list:

@@ -139,6 +139,22 @@ def resolve_settings(cloud_table: Mapping[str, Any] | None, env: Mapping[str, st
     Raises :class:`ConfigError` naming the key (``[cloud].KEY``) or variable for bad values.
     """
     table = dict(cloud_table or {})
+    _check_keys(table)
+    version = _version(table)  # first: the derived paths depend on it
+    endpoints = _endpoints(table, env, service_paths(version))
+    return CloudSettings(
+        endpoints=endpoints,
+        region=_region(table, env),
+        eucalyptus_version=version,
+        properties_signature=_signature(table),
+        ca_bundle=_ca_bundle(table, env, base_dir),
+        profile=_file_string(table, "profile") or env_string(env, "AWS_PROFILE"),
+        timeout=timeout_setting(table.get("timeout"), env),
+    )
+
+
+def _check_keys(table: Mapping[str, Any]) -> None:
+    """Every key of the table is a ``[cloud]`` key."""
     for key in table:
         if key not in CLOUD_KEYS:
             near = difflib.get_close_matches(str(key), CLOUD_KEYS, n=1)
@@ -148,7 +164,9 @@ def resolve_settings(cloud_table: Mapping[str, Any] | None, env: Mapping[str, st
                 hint=f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(CLOUD_KEYS)}",
             )
 
-    # eucalyptus_version first: the derived paths depend on it.
+
+def _version(table: Mapping[str, Any]) -> str:
+    """``eucalyptus_version``, checked to be one recon knows."""
     raw_version = table.get("eucalyptus_version", DEFAULT_EUCALYPTUS_VERSION)
     if isinstance(raw_version, bool) or not isinstance(raw_version, (str, int, float)):
         raise ConfigError(
@@ -163,46 +181,32 @@ def resolve_settings(cloud_table: Mapping[str, Any] | None, env: Mapping[str, st
             where="[cloud].eucalyptus_version",
             hint='use one of "3.4", "4.0", "4.1", "4.2", "4.3", "4.4", "5"',
         ) from None
-    paths = service_paths(version)
+    return version
 
+
+def _endpoints(table: Mapping[str, Any], env: Mapping[str, str], paths: Mapping[str, str]) -> Endpoints:
+    """Each service's URL: from the file (its own key, then the front end), then from the
+    environment (its variable, then the front end that EC2_URL names), else None."""
     front_end = _file_string(table, "endpoint")
     if front_end is not None:
         front_end = _check_url(front_end, "[cloud].endpoint", front_end=True)
-
     explicit = {}
     for key in ("compute", "objectstorage", "loadbalancing", "properties"):
         value = _file_string(table, key)
         explicit[key] = _check_url(value, f"[cloud].{key}") if value is not None else None
-
-    from_env = {}
-    for key, names in _ENV_URLS.items():
-        from_env[key] = None
-        for name in names:
-            value = env_string(env, name)
-            if value is not None:
-                from_env[key] = _check_url(value, f"environment variable {name}")
-                break
-    env_front_end = None
-    if from_env["compute"]:
-        compute = from_env["compute"].rstrip("/")
-        for suffix in _COMPUTE_SUFFIXES:
-            if compute.endswith(suffix):
-                env_front_end = compute[: -len(suffix)]
-                break
+    from_env = {key: _env_url(env, names) for key, names in _ENV_URLS.items()}
+    layers = ((explicit, front_end), (from_env, _front_end_of(from_env["compute"])))
 
     def pick(key: str) -> str | None:
-        explicit_key = "properties" if key == "properties_describe" else key
-        if explicit[explicit_key]:
-            return explicit[explicit_key]
-        if front_end:
-            return front_end + paths[key]
-        if from_env[explicit_key]:
-            return from_env[explicit_key]
-        if env_front_end:
-            return env_front_end + paths[key]
+        url_key = "properties" if key == "properties_describe" else key
+        for urls, base in layers:
+            if urls[url_key]:
+                return urls[url_key]
+            if base:
+                return base + paths[key]
         return None
 
-    endpoints = Endpoints(
+    return Endpoints(
         compute=pick("compute"),
         objectstorage=pick("objectstorage"),
         loadbalancing=pick("loadbalancing"),
@@ -210,6 +214,29 @@ def resolve_settings(cloud_table: Mapping[str, Any] | None, env: Mapping[str, st
         properties_describe=pick("properties_describe"),
     )
 
+
+def _env_url(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    """The first of these variables that is set, checked as a URL."""
+    for name in names:
+        value = env_string(env, name)
+        if value is not None:
+            return _check_url(value, f"environment variable {name}")
+    return None
+
+
+def _front_end_of(compute: str | None) -> str | None:
+    """The front end a compute URL names, if it ends like one of a front end's."""
+    if not compute:
+        return None
+    compute = compute.rstrip("/")
+    for suffix in _COMPUTE_SUFFIXES:
+        if compute.endswith(suffix):
+            return compute[: -len(suffix)]
+    return None
+
+
+def _region(table: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """The region: from the file, then AWS_DEFAULT_REGION / AWS_REGION, else the default."""
     region = _file_string(table, "region")
     region_where = "[cloud].region"
     if region is None:
@@ -221,7 +248,11 @@ def resolve_settings(cloud_table: Mapping[str, Any] | None, env: Mapping[str, st
     region = region or DEFAULT_REGION
     if not _REGION_RE.match(region):
         raise ConfigError(f"{region!r} is not a region name", where=region_where)
+    return region
 
+
+def _signature(table: Mapping[str, Any]) -> str:
+    """The properties API's signature version, lower case."""
     signature = _file_string(table, "properties_signature") or "v4"
     if signature.lower() not in PROPERTIES_SIGNATURES:
         raise ConfigError(
@@ -229,34 +260,23 @@ def resolve_settings(cloud_table: Mapping[str, Any] | None, env: Mapping[str, st
             where="[cloud].properties_signature",
             hint='use "v4" (default) or "v2" (HmacSHA256, for 4.0/4.1 clouds)',
         )
-    signature = signature.lower()
+    return signature.lower()
 
+
+def _ca_bundle(table: Mapping[str, Any], env: Mapping[str, str], base_dir: Path) -> str | None:
+    """The CA bundle named in the file (relative to it, and it must exist), else AWS_CA_BUNDLE."""
     ca_bundle = _file_string(table, "ca_bundle")
-    if ca_bundle is not None:
-        try:
-            path = Path(ca_bundle).expanduser()
-            if not path.is_absolute():
-                path = Path(base_dir) / path
-            found = path.is_file()
-        except (OSError, RuntimeError) as exc:   # a name too long, ~user without a home
-            raise ConfigError(f"cannot use {ca_bundle[:80]!r}: {getattr(exc, 'strerror', None) or exc}",
-                              where="[cloud].ca_bundle") from None
-        if not found:
-            raise ConfigError(f"no such file: {str(path)!r}", where="[cloud].ca_bundle",
-                              hint="the path is relative to the desired-state file")
-        ca_bundle = str(path)
-    else:
-        ca_bundle = env_string(env, "AWS_CA_BUNDLE")
-
-    profile = _file_string(table, "profile") or env_string(env, "AWS_PROFILE")
-
-    return CloudSettings(
-        endpoints=endpoints,
-        region=region,
-        eucalyptus_version=version,
-        properties_signature=signature,
-        ca_bundle=ca_bundle,
-        profile=profile,
-        timeout=timeout_setting(table.get("timeout"), env),
-    )
-
+    if ca_bundle is None:
+        return env_string(env, "AWS_CA_BUNDLE")
+    try:
+        path = Path(ca_bundle).expanduser()
+        if not path.is_absolute():
+            path = Path(base_dir) / path
+        found = path.is_file()
+    except (OSError, RuntimeError) as exc:   # a name too long, ~user without a home
+        raise ConfigError(f"cannot use {ca_bundle[:80]!r}: {getattr(exc, 'strerror', None) or exc}",
+                          where="[cloud].ca_bundle") from None
+    if not found:
+        raise ConfigError(f"no such file: {str(path)!r}", where="[cloud].ca_bundle",
+                          hint="the path is relative to the desired-state file")
+    return str(path)
