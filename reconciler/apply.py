@@ -344,46 +344,58 @@ class Applier:
     def run(self) -> list[Outcome]:
         self._prepare_state()
         changes = {c.key: c for c in self.plan.actionable}
-        graph = apply_order(list(changes.values()))
-        sorter = TopologicalSorter(graph)
-        sorter.prepare()
-        stop = self.ctx.stop
         outcomes: dict[Key, Outcome] = {}
-        failed: set[Key] = set()
         running: dict[Future, Key] = {}
-        halted = told = False
         with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="recon-apply") as pool:
             try:
-                while sorter.is_active():
-                    if stop.stopped or self.save_failure is not None:
-                        if not halted:
-                            for future in [f for f in running if f.cancel()]:   # queued, not started
-                                del running[future]
-                            halted = True
-                        if stop.stopped and not told:
-                            self.stopping([changes[key] for key in running.values()])
-                            told = True
-                        if not running:
-                            break
-                        if stop.abandoned:
-                            self._abandon(changes, outcomes, running)
-                    else:
-                        self._start_ready(sorter, changes, graph, outcomes, failed, running, pool)
-                        if not running:
-                            continue
-                    finished, _ = wait(list(running), timeout=STOP_POLL, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        key = running.pop(future)
-                        outcome = future.result()
-                        outcomes[key] = outcome
-                        if outcome.status in ("failed", "interrupted", "unsaved"):
-                            failed.add(key)
-                        sorter.done(key)
+                self._run_all(changes, outcomes, running, pool)
             except KeyboardInterrupt:
                 for future in running:
                     future.cancel()
                 raise
         return self._save_at_end([outcomes.get(key) or self._not_started(change) for key, change in changes.items()])
+
+    def _run_all(self, changes: dict[Key, Change], outcomes: dict[Key, Outcome], running: dict[Future, Key],
+                 pool: ThreadPoolExecutor) -> None:
+        """Start each change once its predecessors are done, until all are, or a stop or a failed
+        state write halts the run and the running ones are over."""
+        graph = apply_order(list(changes.values()))
+        sorter = TopologicalSorter(graph)
+        sorter.prepare()
+        stop = self.ctx.stop
+        failed: set[Key] = set()
+        halted = told = False
+        while sorter.is_active():
+            if stop.stopped or self.save_failure is not None:
+                if not halted:
+                    for future in [f for f in running if f.cancel()]:   # queued, not started
+                        del running[future]
+                    halted = True
+                if stop.stopped and not told:
+                    self.stopping([changes[key] for key in running.values()])
+                    told = True
+                if not running:
+                    break
+                if stop.abandoned:
+                    self._abandon(changes, outcomes, running)
+            else:
+                self._start_ready(sorter, changes, graph, outcomes, failed, running, pool)
+                if not running:
+                    continue
+            self._collect_finished(sorter, outcomes, failed, running)
+
+    @staticmethod
+    def _collect_finished(sorter: TopologicalSorter, outcomes: dict[Key, Outcome], failed: set[Key],
+                          running: dict[Future, Key]) -> None:
+        """Wait a moment for running changes to finish; take the outcomes of those that did."""
+        finished, _ = wait(list(running), timeout=STOP_POLL, return_when=FIRST_COMPLETED)
+        for future in finished:
+            key = running.pop(future)
+            outcome = future.result()
+            outcomes[key] = outcome
+            if outcome.status in ("failed", "interrupted", "unsaved"):
+                failed.add(key)
+            sorter.done(key)
 
     def _not_started(self, change: Change) -> Outcome:
         failure = self.save_failure
