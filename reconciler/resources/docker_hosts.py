@@ -157,6 +157,18 @@ def by_index(hosts: Iterable[Host]) -> dict[int, list[Host]]:
     return slots
 
 
+def imported_block(spec: Mapping[str, Any], hosts: list[Host], cloud_init: str | None) -> dict[str, Any]:
+    """The file's block for imported ``hosts`` launched with ``spec``: the tags they all have."""
+    block = {key: value for key, value in spec.items() if value not in (None, [])}
+    block["count"] = len(hosts)
+    if cloud_init:
+        block["cloud_init"] = cloud_init
+    common = set.intersection(*(set(h.tags.items()) for h in hosts))
+    if common:
+        block["tags"] = dict(sorted(common))
+    return block
+
+
 def client_token(stack: str, address: str, index: int, generation: int, params: Mapping[str, Any]) -> str:
     """The RunInstances ClientToken: the same launch of the same index always gets the same one."""
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
@@ -299,17 +311,7 @@ class DockerHosts(Kind):
         they are tagged as recon tags its own hosts, and their user data must be ``--cloud-init FILE``."""
         where = f"docker_hosts.{name}"
         ids = [i for i in cloud_id.split(",") if i]
-        items = ctx.cloud.paginate("ec2", "describe_instances", "Reservations[].Instances[]", where=where,
-                                   InstanceIds=ids)
-        by_id = {item["InstanceId"]: item for item in items if (item.get("State") or {}).get("Name") in PRESENT}
-        missing = [i for i in ids if i not in by_id]
-        if missing or not ids:
-            raise ReconError(f"no running instance {missing[0] if missing else cloud_id!r}", where=where)
-        for item in by_id.values():
-            if any(t["Key"] == ADDRESS_TAG for t in item.get("Tags", [])):
-                raise ReconError(f"{item['InstanceId']} is recon's already", where=where)
-        hosts = [Host.from_api({**by_id[i], "Tags": [{"Key": ADDRESS_TAG, "Value": f"{where}[{n}]"},
-                                                      *by_id[i].get("Tags", [])]}) for n, i in enumerate(ids)]
+        hosts = self._importable(ctx, where, ids, cloud_id)
         spec = {key: hosts[0].launch[key] for key in LAUNCH_ATTRS if key != "user_data_sha256"}
         differing = sorted(k for k in spec for h in hosts if h.launch[k] != spec[k])
         if differing:
@@ -320,14 +322,21 @@ class DockerHosts(Kind):
             if digest:
                 tags.append({"Key": USER_DATA_TAG, "Value": digest})
             ctx.cloud.call("ec2", "create_tags", where=where, Resources=[instance_id], Tags=tags)
-        block = {key: value for key, value in spec.items() if value not in (None, [])}
-        block["count"] = len(ids)
-        if relative:
-            block["cloud_init"] = relative
-        common = set.intersection(*(set(h.tags.items()) for h in hosts))
-        if common:
-            block["tags"] = dict(sorted(common))
-        return block, name
+        return imported_block(spec, hosts, relative), name
+
+    def _importable(self, ctx, where: str, ids: list[str], cloud_id: str) -> list[Host]:
+        """The hosts ``ids`` would be, by index: each must be present and not recon's yet."""
+        items = ctx.cloud.paginate("ec2", "describe_instances", "Reservations[].Instances[]", where=where,
+                                   InstanceIds=ids)
+        by_id = {item["InstanceId"]: item for item in items if (item.get("State") or {}).get("Name") in PRESENT}
+        missing = [i for i in ids if i not in by_id]
+        if missing or not ids:
+            raise ReconError(f"no running instance {missing[0] if missing else cloud_id!r}", where=where)
+        for item in by_id.values():
+            if any(t["Key"] == ADDRESS_TAG for t in item.get("Tags", [])):
+                raise ReconError(f"{item['InstanceId']} is recon's already", where=where)
+        return [Host.from_api({**by_id[i], "Tags": [{"Key": ADDRESS_TAG, "Value": f"{where}[{n}]"},
+                                                     *by_id[i].get("Tags", [])]}) for n, i in enumerate(ids)]
 
     def _imported_user_data(self, ctx, where: str, ids: list[str], relative: str | None):
         """The user data every instance has must be the given cloud-init file's (digest, path)."""
