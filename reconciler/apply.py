@@ -233,47 +233,63 @@ class Applier:
         return UNKNOWN if value is None else value
 
     def _execute(self, change: Change) -> str:
+        """Make one change in the cloud and record it; "done", or "no-op" for an update with nothing to set."""
         kind = KINDS[change.kind]
-        name = change.name
         if change.action is Action.DELETE:
-            kind.delete(self.ctx, name, change.before or {}, change.prior)
+            kind.delete(self.ctx, change.name, change.before or {}, change.prior)
             if change.deposed_id is None:
                 self._record(change.address, None)
             else:
                 self._forget_deposed(change.address, change.deposed_id)
             return "done"
-        desired = resolve(change.config, self._lookup)
-        if contains_unknown(desired):
-            raise PlanError("a value it references is still unknown after its dependencies were applied",
-                            where=str(change.address))
-        desired = kind.finalize(name, desired)
-        remember([get_path(desired, path) for path in change.sensitive_paths])
+        desired = self._desired(change)
         if change.action is Action.UPDATE:
-            want, have = kind.compare_view(name, desired, change.live or {}, change.prior)
+            want, have = kind.compare_view(change.name, desired, change.live or {}, change.prior)
             paths = changed_paths(have, want, kind.set_attrs)
             if not paths:
                 self._current[change.address] = {**(change.live or {}), **desired}
                 return "no-op"
-            result = kind.update(self.ctx, name, have, desired, paths)
+            result = kind.update(self.ctx, change.name, have, desired, paths)
         else:
-            if change.action is Action.REPLACE:
-                kind.delete(self.ctx, name, change.before or {}, change.prior)
-            old = self.state.resources.get(change.address)
-            if change.action is Action.CREATE_THEN_DELETE and old is not None and \
-                    old.id != str(kind.live_name(name, desired)):
-                self._depose(change.address, old)    # deleted by its own change, once the new one exists
-            result = kind.create(self.ctx, name, desired)
+            result = self._create(change, desired)
+        self._record_made(change, desired, result)
+        return "done"
+
+    def _desired(self, change: Change) -> dict[str, Any]:
+        """The change's configuration with every reference resolved, finalized by its kind."""
+        desired = resolve(change.config, self._lookup)
+        if contains_unknown(desired):
+            raise PlanError("a value it references is still unknown after its dependencies were applied",
+                            where=str(change.address))
+        desired = KINDS[change.kind].finalize(change.name, desired)
+        remember([get_path(desired, path) for path in change.sensitive_paths])
+        return desired
+
+    def _create(self, change: Change, desired: dict[str, Any]) -> dict[str, Any]:
+        """Create (or replace) the object: the old one is deleted first, or deposed to go after."""
+        kind = KINDS[change.kind]
+        if change.action is Action.REPLACE:
+            kind.delete(self.ctx, change.name, change.before or {}, change.prior)
+        old = self.state.resources.get(change.address)
+        if change.action is Action.CREATE_THEN_DELETE and old is not None and \
+                old.id != str(kind.live_name(change.name, desired)):
+            self._depose(change.address, old)    # deleted by its own change, once the new one exists
+        return kind.create(self.ctx, change.name, desired)
+
+    def _record_made(self, change: Change, desired: dict[str, Any], result: dict[str, Any] | None) -> None:
+        """Record the object a create or update made, keeping the deposed ones it did not replace."""
+        kind = KINDS[change.kind]
         attrs = {**desired, **(result or {})}
         self._current[change.address] = {**(change.live or {}), **attrs}
         old = self.state.resources.get(change.address)
-        new_id = str(kind.live_name(name, desired))
+        new_id = str(kind.live_name(change.name, desired))
         deposed = [item for item in (old.deposed if old else []) if item["id"] != new_id]
         # The live view is this very resource's only for an update (a hidden property's, say).
         live = (change.live or {}) if change.action is Action.UPDATE else {}
         self._record(change.address, Entry(change.address, new_id,
-                                           digested(kind.state_attrs(name, attrs, live, None), change.sensitive_refs),
+                                           digested(kind.state_attrs(change.name, attrs, live, None),
+                                                    change.sensitive_refs),
                                            list(change.depends_on), deposed))
-        return "done"
 
     def _hand_over(self, ref: Reference, add: list[str], remove: list[str]) -> None:
         """Every block of the file that stays and serves the instances ``ref`` lists (a load
@@ -328,46 +344,58 @@ class Applier:
     def run(self) -> list[Outcome]:
         self._prepare_state()
         changes = {c.key: c for c in self.plan.actionable}
-        graph = apply_order(list(changes.values()))
-        sorter = TopologicalSorter(graph)
-        sorter.prepare()
-        stop = self.ctx.stop
         outcomes: dict[Key, Outcome] = {}
-        failed: set[Key] = set()
         running: dict[Future, Key] = {}
-        halted = told = False
         with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="recon-apply") as pool:
             try:
-                while sorter.is_active():
-                    if stop.stopped or self.save_failure is not None:
-                        if not halted:
-                            for future in [f for f in running if f.cancel()]:   # queued, not started
-                                del running[future]
-                            halted = True
-                        if stop.stopped and not told:
-                            self.stopping([changes[key] for key in running.values()])
-                            told = True
-                        if not running:
-                            break
-                        if stop.abandoned:
-                            self._abandon(changes, outcomes, running)
-                    else:
-                        self._start_ready(sorter, changes, graph, outcomes, failed, running, pool)
-                        if not running:
-                            continue
-                    finished, _ = wait(list(running), timeout=STOP_POLL, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        key = running.pop(future)
-                        outcome = future.result()
-                        outcomes[key] = outcome
-                        if outcome.status in ("failed", "interrupted", "unsaved"):
-                            failed.add(key)
-                        sorter.done(key)
+                self._run_all(changes, outcomes, running, pool)
             except KeyboardInterrupt:
                 for future in running:
                     future.cancel()
                 raise
         return self._save_at_end([outcomes.get(key) or self._not_started(change) for key, change in changes.items()])
+
+    def _run_all(self, changes: dict[Key, Change], outcomes: dict[Key, Outcome], running: dict[Future, Key],
+                 pool: ThreadPoolExecutor) -> None:
+        """Start each change once its predecessors are done, until all are, or a stop or a failed
+        state write halts the run and the running ones are over."""
+        graph = apply_order(list(changes.values()))
+        sorter = TopologicalSorter(graph)
+        sorter.prepare()
+        stop = self.ctx.stop
+        failed: set[Key] = set()
+        halted = told = False
+        while sorter.is_active():
+            if stop.stopped or self.save_failure is not None:
+                if not halted:
+                    for future in [f for f in running if f.cancel()]:   # queued, not started
+                        del running[future]
+                    halted = True
+                if stop.stopped and not told:
+                    self.stopping([changes[key] for key in running.values()])
+                    told = True
+                if not running:
+                    break
+                if stop.abandoned:
+                    self._abandon(changes, outcomes, running)
+            else:
+                self._start_ready(sorter, changes, graph, outcomes, failed, running, pool)
+                if not running:
+                    continue
+            self._collect_finished(sorter, outcomes, failed, running)
+
+    @staticmethod
+    def _collect_finished(sorter: TopologicalSorter, outcomes: dict[Key, Outcome], failed: set[Key],
+                          running: dict[Future, Key]) -> None:
+        """Wait a moment for running changes to finish; take the outcomes of those that did."""
+        finished, _ = wait(list(running), timeout=STOP_POLL, return_when=FIRST_COMPLETED)
+        for future in finished:
+            key = running.pop(future)
+            outcome = future.result()
+            outcomes[key] = outcome
+            if outcome.status in ("failed", "interrupted", "unsaved"):
+                failed.add(key)
+            sorter.done(key)
 
     def _not_started(self, change: Change) -> Outcome:
         failure = self.save_failure

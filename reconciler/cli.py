@@ -21,11 +21,12 @@ from .engine import Workspace
 from .errors import ReconError
 from .imagebuild.servo import EFFECTIVE_PATH
 from .interrupts import EXIT_INTERRUPTED, Interrupted, Signals, StopToken, exit_now
-from .plan import Action, Change
+from .plan import Action, Change, Plan
 from .render import json_out, text
 from .render.markdown import render_markdown
 from .state.local import write_atomic
 from .state.lock import LockInfo
+from .state.model import State
 from .terminal import LogLines, Terminal
 from .waits import parse_duration
 
@@ -333,13 +334,7 @@ def apply(
             ws.unlocked()
         with ws.backend.lock("apply"):
             state = ws.backend.read()
-            if saved is not None:
-                planfile.check_inputs(saved, ws.stack, state)
-                planfile.check_cloud(saved, ws.identity())
-            the_plan = ws.plan(state, target or [],
-                               allow_other_cloud=allow_other_cloud or (saved is not None and saved.allow_other_cloud))
-            if saved is not None:
-                planfile.check_same(saved, the_plan)
+            the_plan = _plan_to_apply(ws, state, saved, target or [], allow_other_cloud)
             term.write(text.render_plan(the_plan, color=term.color))
             if the_plan.has_changes and saved is None and not auto_approve:
                 _confirm(the_plan)
@@ -352,6 +347,24 @@ def apply(
         _fail(exc)
     if stats:
         _print_stats(ws)
+    _apply_ended(the_plan, outcomes, stop)
+
+
+def _plan_to_apply(ws: Workspace, state: State, saved: planfile.SavedPlan | None, target: list[str],
+                   allow_other_cloud: bool) -> Plan:
+    """The plan made now; for a saved plan, made from the same inputs and cloud, and the same as it."""
+    if saved is not None:
+        planfile.check_inputs(saved, ws.stack, state)
+        planfile.check_cloud(saved, ws.identity())
+    the_plan = ws.plan(state, target,
+                       allow_other_cloud=allow_other_cloud or (saved is not None and saved.allow_other_cloud))
+    if saved is not None:
+        planfile.check_same(saved, the_plan)
+    return the_plan
+
+
+def _apply_ended(the_plan: Plan, outcomes: list[Outcome], stop: StopToken) -> None:
+    """Say how the apply ended; exit non-zero if it was stopped or a change did not complete."""
     if stop.stopped:
         _interrupted(outcomes, stop)
     failures = [o for o in outcomes if o.status not in ("done", "no-op")]

@@ -149,6 +149,26 @@ def launch_spec(desired: Mapping[str, Any]) -> dict[str, Any]:
     return {key: desired[key] for key in LAUNCH_ATTRS if key in desired}
 
 
+def by_index(hosts: Iterable[Host]) -> dict[int, list[Host]]:
+    """``hosts`` grouped by their index in the block."""
+    slots: dict[int, list[Host]] = {}
+    for host in hosts:
+        slots.setdefault(host.index, []).append(host)
+    return slots
+
+
+def imported_block(spec: Mapping[str, Any], hosts: list[Host], cloud_init: str | None) -> dict[str, Any]:
+    """The file's block for imported ``hosts`` launched with ``spec``: the tags they all have."""
+    block = {key: value for key, value in spec.items() if value not in (None, [])}
+    block["count"] = len(hosts)
+    if cloud_init:
+        block["cloud_init"] = cloud_init
+    common = set.intersection(*(set(h.tags.items()) for h in hosts))
+    if common:
+        block["tags"] = dict(sorted(common))
+    return block
+
+
 def client_token(stack: str, address: str, index: int, generation: int, params: Mapping[str, Any]) -> str:
     """The RunInstances ClientToken: the same launch of the same index always gets the same one."""
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
@@ -291,17 +311,7 @@ class DockerHosts(Kind):
         they are tagged as recon tags its own hosts, and their user data must be ``--cloud-init FILE``."""
         where = f"docker_hosts.{name}"
         ids = [i for i in cloud_id.split(",") if i]
-        items = ctx.cloud.paginate("ec2", "describe_instances", "Reservations[].Instances[]", where=where,
-                                   InstanceIds=ids)
-        by_id = {item["InstanceId"]: item for item in items if (item.get("State") or {}).get("Name") in PRESENT}
-        missing = [i for i in ids if i not in by_id]
-        if missing or not ids:
-            raise ReconError(f"no running instance {missing[0] if missing else cloud_id!r}", where=where)
-        for item in by_id.values():
-            if any(t["Key"] == ADDRESS_TAG for t in item.get("Tags", [])):
-                raise ReconError(f"{item['InstanceId']} is recon's already", where=where)
-        hosts = [Host.from_api({**by_id[i], "Tags": [{"Key": ADDRESS_TAG, "Value": f"{where}[{n}]"},
-                                                      *by_id[i].get("Tags", [])]}) for n, i in enumerate(ids)]
+        hosts = self._importable(ctx, where, ids, cloud_id)
         spec = {key: hosts[0].launch[key] for key in LAUNCH_ATTRS if key != "user_data_sha256"}
         differing = sorted(k for k in spec for h in hosts if h.launch[k] != spec[k])
         if differing:
@@ -312,14 +322,21 @@ class DockerHosts(Kind):
             if digest:
                 tags.append({"Key": USER_DATA_TAG, "Value": digest})
             ctx.cloud.call("ec2", "create_tags", where=where, Resources=[instance_id], Tags=tags)
-        block = {key: value for key, value in spec.items() if value not in (None, [])}
-        block["count"] = len(ids)
-        if relative:
-            block["cloud_init"] = relative
-        common = set.intersection(*(set(h.tags.items()) for h in hosts))
-        if common:
-            block["tags"] = dict(sorted(common))
-        return block, name
+        return imported_block(spec, hosts, relative), name
+
+    def _importable(self, ctx, where: str, ids: list[str], cloud_id: str) -> list[Host]:
+        """The hosts ``ids`` would be, by index: each must be present and not recon's yet."""
+        items = ctx.cloud.paginate("ec2", "describe_instances", "Reservations[].Instances[]", where=where,
+                                   InstanceIds=ids)
+        by_id = {item["InstanceId"]: item for item in items if (item.get("State") or {}).get("Name") in PRESENT}
+        missing = [i for i in ids if i not in by_id]
+        if missing or not ids:
+            raise ReconError(f"no running instance {missing[0] if missing else cloud_id!r}", where=where)
+        for item in by_id.values():
+            if any(t["Key"] == ADDRESS_TAG for t in item.get("Tags", [])):
+                raise ReconError(f"{item['InstanceId']} is recon's already", where=where)
+        return [Host.from_api({**by_id[i], "Tags": [{"Key": ADDRESS_TAG, "Value": f"{where}[{n}]"},
+                                                     *by_id[i].get("Tags", [])]}) for n, i in enumerate(ids)]
 
     def _imported_user_data(self, ctx, where: str, ids: list[str], relative: str | None):
         """The user data every instance has must be the given cloud-init file's (digest, path)."""
@@ -343,14 +360,36 @@ class DockerHosts(Kind):
         """Make the hosts of ``name`` what ``want`` says; returns their ids and addresses by index."""
         address = f"docker_hosts.{name}"
         user_data = self._user_data(ctx, want, address)
-        spec, count = launch_spec(want), want["count"]
+        count = want["count"]
         seen = [h for h in self._hosts(ctx, address) if h.name == name]
-        slots: dict[int, list[Host]] = {}
-        for host in seen:
-            if host.present:
-                slots.setdefault(host.index, []).append(host)
+        slots = by_index(h for h in seen if h.present)
+        kept = self._keep(ctx, name, slots, launch_spec(want), count)
 
-        # Scale down (highest indexes first), and drop duplicates of an index that has a good host.
+        # Tags in place, on the hosts that stay.
+        self._retag(ctx, address, list(kept.values()), want.get("tags", {}), remove_tags)
+
+        # Indexes with no host at all: launch them (nothing running is lost).
+        missing = [i for i in range(count) if i not in slots]
+        kept.update(self._launch(ctx, address, want, user_data, missing, seen))
+
+        stale = [i for i in range(count) if i in slots and i not in kept]
+        kept.update(self._replace(ctx, name, want, user_data, {i: slots[i] for i in stale}, seen))
+
+        hosts = self._started(ctx, address, [kept[i] for i in range(count)])
+        return {"instance_ids": [h.id for h in hosts], "private_ips": [h.private_ip for h in hosts]}
+
+    def _started(self, ctx: CloudContext, address: str, hosts: list[Host]) -> list[Host]:
+        """``hosts``, each pending one as it is once it runs."""
+        waiting = [h.id for h in hosts if h.state == "pending"]
+        if not waiting:
+            return hosts
+        running = {h.id: h for h in self._wait_running(ctx, address, waiting)}
+        return [running.get(h.id, h) for h in hosts]
+
+    def _keep(self, ctx: CloudContext, name: str, slots: dict[int, list[Host]], spec: dict[str, Any],
+              count: int) -> dict[int, Host]:
+        """The newest host that matches ``spec`` at each index below ``count``; the others there,
+        and every host at an index beyond it, are retired (highest indexes first)."""
         kept: dict[int, Host] = {}
         duplicates: list[Host] = []
         for index in range(count):
@@ -360,33 +399,25 @@ class DockerHosts(Kind):
                 duplicates += [h for h in slots[index] if h is not good[-1]]
         beyond = [h for index in sorted(slots, reverse=True) if index >= count for h in slots[index]]
         self._swap(ctx, name, [], beyond, f"beyond count {count}")
-        # (an earlier apply stopped mid-roll: the newer host takes over, as in a batch below)
+        # (an earlier apply stopped mid-roll: the newer host takes over, as in a batch of _replace)
         renewed = sorted({h.index for h in duplicates})
         kept.update(zip(renewed, self._swap(ctx, name, [kept[i] for i in renewed], duplicates,
                                             "a newer host has this index")))
+        return kept
 
-        # Tags in place, on the hosts that stay.
-        self._retag(ctx, address, list(kept.values()), want.get("tags", {}), remove_tags)
-
-        # Indexes with no host at all: launch them (nothing running is lost).
-        missing = [i for i in range(count) if i not in slots]
-        kept.update(self._launch(ctx, address, want, user_data, missing, seen))
-
-        # Indexes whose hosts are stale: replace, create before destroy, a batch at a time.
-        stale = [i for i in range(count) if i in slots and i not in kept]
+    def _replace(self, ctx: CloudContext, name: str, want: Mapping[str, Any], user_data: str | None,
+                 stale: dict[int, list[Host]], seen: list[Host]) -> dict[int, Host]:
+        """Replace the hosts of the ``stale`` indexes, create before destroy, a batch at a time."""
+        address = f"docker_hosts.{name}"
+        indexes = list(stale)
         width = want.get("max_unavailable", 1)
-        for start in range(0, len(stale), width):
-            batch = stale[start:start + width]
+        replaced: dict[int, Host] = {}
+        for start in range(0, len(indexes), width):
+            batch = indexes[start:start + width]
             launched = self._launch(ctx, address, want, user_data, batch, seen)
-            self._swap(ctx, name, list(launched.values()), [h for i in batch for h in slots[i]], "replaced")
-            kept.update(launched)
-
-        hosts = [kept[i] for i in range(count)]
-        waiting = [h.id for h in hosts if h.state == "pending"]
-        if waiting:
-            running = {h.id: h for h in self._wait_running(ctx, address, waiting)}
-            hosts = [running.get(h.id, h) for h in hosts]
-        return {"instance_ids": [h.id for h in hosts], "private_ips": [h.private_ip for h in hosts]}
+            self._swap(ctx, name, list(launched.values()), [h for i in batch for h in stale[i]], "replaced")
+            replaced.update(launched)
+        return replaced
 
     def _user_data(self, ctx: CloudContext, want: Mapping[str, Any], address: str) -> str | None:
         """The cloud-init document, read again now; it must be the one the plan saw."""
