@@ -31,7 +31,7 @@ import os
 import pwd
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -166,53 +166,27 @@ def adapt_for_check(text: str, files: Mapping[str, bytes], root: Path, *, host: 
                     effective: bool, run_time: Mapping[str, tuple[bytes, str]] | None = None
                     ) -> tuple[str, dict[Path, bytes], tuple[str, ...]]:
     """(the copy to check, the files to put under ``root`` for it, the adaptations made)."""
-    references = {(ref.line, ref.word): ref for ref in file_references(text)}
-    run_time = run_time or {}
+    references: dict[int, list[FileReference]] = {}
+    for ref in file_references(text):
+        references.setdefault(ref.line, []).append(ref)
+    files_for = _Files(files, run_time or {}, root, host)
     strict = host >= PARSED_ERROR_FILES
     notes: list[str] = []
-    out, to_write = [], {}
+    out = []
     section, servers = None, {}
     for number, line in enumerate(text.splitlines(), 1):
         code, comment = split_comment(line)
         words = code.split()
-        changes: list[str] = []
         if words and words[0] in SECTIONS:
             section, servers = words[0], {}
-        for (at_line, at_word), ref in references.items():
-            if at_line != number:
-                continue
-            if ref.path in run_time:
-                data, what = run_time[ref.path]
-                changes.append(f"{ref.directive} {ref.path} is {what} at run time: checked with a throw-away one")
-            elif ref.path.startswith("/") and ref.path in files:
-                data = files[ref.path]
-                changes.append(f"{ref.directive} {ref.path} read from the image")
-            else:
-                raise ReconError(f"line {number}: {ref.directive} names {ref.path}, which the check was not given")
-            if strict and words[0] == "errorfile" and b"\n\n" not in data.replace(b"\r\n", b"\n"):
-                data += b"\n" if data.endswith(b"\n") else b"\n\n"
-                changes.append(f"{ref.path} checked with a blank line after its headers (HAProxy "
-                               f"{'.'.join(map(str, host))} parses error files; the image's 1.5 sends them as they "
-                               "are)")
-            local = root / ref.path.lstrip("/")
-            to_write[local] = data
-            words[at_word] = str(local)
+        changes = [change for ref in references.get(number, ()) for change in files_for.point(ref, number, words)]
         changes += _user_and_group(words, section)
         if strict and words[:1] == ["reqadd"]:
             words = _reqadd(words)
             changes.append(f"reqadd checked as {' '.join(words[:3])} … (HAProxy 2.1 removed reqadd; "
                            "the image's 1.5 has it)")
         if words[:1] == ["server"] and len(words) > 2:
-            host_part, _, port = words[2].rpartition(":")
-            if effective and host_part and not _is_ip(host_part):
-                words[2] = f"127.0.0.1:{port}"
-                changes.append(f"server address {host_part} (an instance's private address at run time) "
-                               "checked as 127.0.0.1")
-            count = servers[words[1]] = servers.get(words[1], 0) + 1
-            if count > 1:
-                changes.append(f"server {words[1]} checked as {words[1]}-{count} (the servo gives every server "
-                               "of a backend the same name; this HAProxy wants distinct ones)")
-                words[1] = f"{words[1]}-{count}"
+            changes += _server(words, servers, effective)
         if changes:
             line = code[:len(code) - len(code.lstrip())] + " ".join(words) + comment
             notes += [f"line {number}: {change}" for change in changes]
@@ -222,7 +196,57 @@ def adapt_for_check(text: str, files: Mapping[str, bytes], root: Path, *, host: 
         adapted += SAMPLE_LISTENERS
         notes.append("appended a sample HTTP and a sample TCP listener as the servo writes them "
                      "(haproxy -c refuses a configuration without one)")
-    return adapted, to_write, tuple(notes)
+    return adapted, files_for.to_write, tuple(notes)
+
+
+@dataclass
+class _Files:
+    """The files a configuration names, as the check gets them: from the image, or stand-ins for
+    those the servo writes at run time, copied under ``root``."""
+
+    files: Mapping[str, bytes]
+    run_time: Mapping[str, tuple[bytes, str]]
+    root: Path
+    host: tuple[int, ...]
+    to_write: dict[Path, bytes] = field(default_factory=dict)
+
+    def point(self, ref: "FileReference", number: int, words: list[str]) -> list[str]:
+        """Point the reference's word at the local copy of its file; the adaptations that made."""
+        changes = []
+        if ref.path in self.run_time:
+            data, what = self.run_time[ref.path]
+            changes.append(f"{ref.directive} {ref.path} is {what} at run time: checked with a throw-away one")
+        elif ref.path.startswith("/") and ref.path in self.files:
+            data = self.files[ref.path]
+            changes.append(f"{ref.directive} {ref.path} read from the image")
+        else:
+            raise ReconError(f"line {number}: {ref.directive} names {ref.path}, which the check was not given")
+        if self.host >= PARSED_ERROR_FILES and words[0] == "errorfile" and \
+                b"\n\n" not in data.replace(b"\r\n", b"\n"):
+            data += b"\n" if data.endswith(b"\n") else b"\n\n"
+            changes.append(f"{ref.path} checked with a blank line after its headers (HAProxy "
+                           f"{'.'.join(map(str, self.host))} parses error files; the image's 1.5 sends them as "
+                           "they are)")
+        local = self.root / ref.path.lstrip("/")
+        self.to_write[local] = data
+        words[ref.word] = str(local)
+        return changes
+
+
+def _server(words: list[str], servers: dict[str, int], effective: bool) -> list[str]:
+    """A ``server`` line made checkable: a run-time address as loopback, repeated names made distinct."""
+    changes = []
+    host_part, _, port = words[2].rpartition(":")
+    if effective and host_part and not _is_ip(host_part):
+        words[2] = f"127.0.0.1:{port}"
+        changes.append(f"server address {host_part} (an instance's private address at run time) "
+                       "checked as 127.0.0.1")
+    count = servers[words[1]] = servers.get(words[1], 0) + 1
+    if count > 1:
+        changes.append(f"server {words[1]} checked as {words[1]}-{count} (the servo gives every server "
+                       "of a backend the same name; this HAProxy wants distinct ones)")
+        words[1] = f"{words[1]}-{count}"
+    return changes
 
 
 @functools.lru_cache(maxsize=4)

@@ -188,30 +188,11 @@ def _text(value: Any, where: str) -> str:
 def _lines_for(section: str, key: str, value: Any, where: str) -> tuple[str, list[str]]:
     """(keyword, the setting lines without indentation) for one desired setting."""
     if section == "defaults" and key == "options":
-        if not isinstance(value, list):
-            raise ConfigError("must be a list of option names", where=where)
-        names = [_text(item, where) for item in value]
-        for name in names:
-            if name not in OPTIONS:
-                close = difflib.get_close_matches(name, sorted(OPTIONS), n=1)
-                raise ConfigError(f"unknown HAProxy option {name!r}", where=where,
-                                  hint=f"did you mean {close[0]!r}?" if close else None)
-        if len(set(names)) != len(names):
-            raise ConfigError("lists an option twice", where=where)
-        return "option", [f"option {name}" for name in names]
-    grammar = GRAMMAR[section]
-    keyword = grammar.get(key)
+        return "option", _option_lines(value, where)
+    keyword = GRAMMAR[section].get(key)
     if keyword is None:
-        other = "defaults" if section == "global" else "global"
-        if key in DEPRECATED:
-            hint = f"use {DEPRECATED[key]!r} (the deprecated form is converted automatically)"
-        elif key in GRAMMAR[other] or (key == "options" and other == "defaults"):
-            hint = f"{key!r} belongs in the {other} table"
-        else:
-            close = difflib.get_close_matches(key, sorted(grammar) + (["options"] if section == "defaults" else []),
-                                              n=1)
-            hint = f"did you mean {close[0]!r}?" if close else None
-        raise ConfigError(f"{key!r} is not a HAProxy keyword recon can set in {section}", where=where, hint=hint)
+        raise ConfigError(f"{key!r} is not a HAProxy keyword recon can set in {section}", where=where,
+                          hint=_unknown_keyword_hint(section, key))
     if keyword.kind == "flag":
         if not isinstance(value, bool):
             raise ConfigError(f"{key!r} is a flag: true or false", where=where)
@@ -227,6 +208,33 @@ def _lines_for(section: str, key: str, value: Any, where: str) -> tuple[str, lis
     if not lines:
         raise ConfigError("must not be an empty list", where=where)
     return key, lines
+
+
+def _option_lines(value: Any, where: str) -> list[str]:
+    """The ``option NAME`` lines of the defaults table's ``options`` list."""
+    if not isinstance(value, list):
+        raise ConfigError("must be a list of option names", where=where)
+    names = [_text(item, where) for item in value]
+    for name in names:
+        if name not in OPTIONS:
+            close = difflib.get_close_matches(name, sorted(OPTIONS), n=1)
+            raise ConfigError(f"unknown HAProxy option {name!r}", where=where,
+                              hint=f"did you mean {close[0]!r}?" if close else None)
+    if len(set(names)) != len(names):
+        raise ConfigError("lists an option twice", where=where)
+    return [f"option {name}" for name in names]
+
+
+def _unknown_keyword_hint(section: str, key: str) -> str | None:
+    """What to write instead of a keyword recon cannot set in ``section``."""
+    other = "defaults" if section == "global" else "global"
+    if key in DEPRECATED:
+        return f"use {DEPRECATED[key]!r} (the deprecated form is converted automatically)"
+    if key in GRAMMAR[other] or (key == "options" and other == "defaults"):
+        return f"{key!r} belongs in the {other} table"
+    close = difflib.get_close_matches(key, sorted(GRAMMAR[section]) + (["options"] if section == "defaults" else []),
+                                      n=1)
+    return f"did you mean {close[0]!r}?" if close else None
 
 
 def split_comment(line: str) -> tuple[str, str]:
