@@ -513,12 +513,13 @@ def import_(
 
 
 image_app = typer.Typer(help="Load-balancer image revisions, without the cloud.", no_args_is_help=True)
+RevisionArg = Annotated[str, typer.Argument(help="The revision, lb_images.NAME.")]
 app.add_typer(image_app, name="image")
 
 
 @image_app.command("build")
 def image_build(
-    address: Annotated[str, typer.Argument(help="The revision, lb_images.NAME.")],
+    address: RevisionArg,
     out: Annotated[Path, typer.Option("--out", help="Folder for the image, revision.json and the template diff.")],
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
@@ -543,7 +544,7 @@ def image_build(
 
 @image_app.command("effective")
 def image_effective(
-    address: Annotated[str, typer.Argument(help="The revision, lb_images.NAME.")],
+    address: RevisionArg,
     lb: Annotated[str, typer.Option("--lb", help="A load balancer of the file (load_balancers.NAME).")],
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
