@@ -23,6 +23,7 @@ from .names import Named, infer
 from .resources import KINDS
 from .resources.base import LoadContext
 from .schema import Field, Problems, check_table, nearest, python_type_name
+from .tomltext import quote_key
 
 MAX_FILE_BYTES = 4 << 20
 MAX_DEPTH = 32            # arrays and tables inside one another; real files use < 8
@@ -171,10 +172,6 @@ def _path_parts(path: str) -> list[str]:
     """``load_balancers.web.listeners[0].lb_port`` → [load_balancers, web, listeners]."""
     cleaned = re.sub(r"\[\d+\]", "", path)
     return [part.strip('"') for part in re.findall(r'"[^"]*"|[^.]+', cleaned)]
-
-
-def quote_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
 
 
 def read_text(path: Path) -> str:

@@ -157,45 +157,18 @@ class Workspace:
             return plan
 
     def prepared(self) -> Stack:
-        """The stack with each kind's local preparation done (e.g. LB image revisions rendered), and
-        each LB image revision's effective configuration for each load balancer of the file."""
+        """The stack with each kind's local preparation done (e.g. LB image revisions rendered), then
+        what needs the file's other prepared blocks (each kind's ``prepare_stack``)."""
         base_dir = self.stack.base_dir
         with self.naming_file():
             resources = {address: replace(spec, attrs=KINDS[address.kind].prepare(address.name, spec.attrs, base_dir,
                                                                                     report=self.report))
                          for address, spec in self.stack.resources.items()}
-            balancers = {a.name: spec.attrs for a, spec in resources.items() if a.kind == "load_balancers"}
-            for address, spec in resources.items():
-                if address.kind == "lb_images":
-                    spec.attrs["effective"] = KINDS["lb_images"].effective_configs(address.name, spec.attrs,
-                                                                                   balancers, base_dir)
+            prepared = {address: spec.attrs for address, spec in resources.items()}
+            resources = {address: replace(spec, attrs=KINDS[address.kind].prepare_stack(address.name, spec.attrs,
+                                                                                          prepared, base_dir))
+                         for address, spec in resources.items()}
         return replace(self.stack, resources=resources)
-
-    def _lb_image_address(self, address_text: str, where: str) -> Address:
-        """The address of an ``lb_images`` block of the file (for the ``recon image`` commands)."""
-        try:
-            address = Address.parse(address_text)
-        except ValueError as exc:
-            raise PlanError(str(exc), where=where)
-        if address.kind != "lb_images" or address not in self.stack.resources:
-            known = ", ".join(str(a) for a in self.stack.resources if a.kind == "lb_images") or "none"
-            raise PlanError(f"{address_text} is not an lb_images block of {self.stack.path} (it has: {known})",
-                            where=where)
-        return address
-
-    def effective(self, address_text: str, load_balancer: str) -> dict[str, Any]:
-        """``recon image effective``: what the servo of a revision writes for a load balancer of the file."""
-        address = self._lb_image_address(address_text, "image effective")
-        attrs = self.prepared().resources[address].attrs
-        if not attrs.get("servo"):
-            raise PlanError(f"{address} does not say which servo release its image carries", where="image effective",
-                            hint=f"set servo_version in [{address}] (the image has no servo package metadata)")
-        found = attrs["effective"].get(load_balancer)
-        if found is None:
-            known = ", ".join(sorted(attrs["effective"])) or "none"
-            raise PlanError(f"{load_balancer} is not a load balancer of {self.stack.path} (it has: {known})",
-                            where="image effective --lb")
-        return {**found, "servo": attrs["servo"]}
 
     @contextmanager
     def naming_file(self) -> Iterator[None]:
@@ -206,19 +179,6 @@ class Workspace:
             if exc.where and not exc.where.startswith(str(self.stack.path)):
                 exc.where = f"{self.stack.path}: {exc.where}"
             raise
-
-    def build_image(self, address_text: str, out: Path):
-        """``recon image build``: the customized LB image of one ``lb_images`` block and its effective
-        configurations, no cloud."""
-        from .imagebuild.build import build_image
-
-        address = self._lb_image_address(address_text, "image build")
-        spec, kind = self.stack.resources[address], KINDS["lb_images"]
-        with self.naming_file():
-            revision = build_image(kind.spec(address.name, spec.attrs, self.stack.base_dir), out,
-                                   progress=lambda message: self.report(str(address), message))
-            kind.remember(spec.attrs, self.stack.base_dir, revision)      # so the plan below reads no image
-        return revision, self.prepared().resources[address].attrs["effective"]
 
     def context(self, report: Callable[[str, str], None] | None = None, stop: StopToken | None = None) -> CloudContext:
         return CloudContext(self.cloud, self.stack.name, self.stack.base_dir,

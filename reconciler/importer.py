@@ -1,78 +1,25 @@
 """``recon import ADDR ID``: adopt a live resource — write its block into the desired
 file and record it in state, so that the next plan shows no change for it.
 
-The file is edited as text so that everything else in it stays byte for byte: a block is
-appended at the end (TOML allows a kind's tables to be apart), a property is inserted
-after the last key of ``[properties]``. The result is checked to parse to the old data
-plus the new block, and to load; otherwise the file is left untouched.
+The file is edited as text so that everything else in it stays byte for byte, each kind
+saying how (``Kind.add_to_file``: a table appended at the end by default, a key added to
+its table for a table-wide kind). The result is checked to parse to the old data plus the
+new block, and to load; otherwise the file is left untouched.
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-import tomlkit
-
 from .addresses import Address
-from .config import load, quote_key, read_text
+from .config import load, read_text
 from .errors import ConfigError, ReconError
 from .resources import KINDS
 from .schema import nearest
 from .state.local import write_atomic
 from .state.model import Entry
-
-KEY_LINE = re.compile(r'^\s*("(?:[^"\\]|\\.)*"|[A-Za-z0-9_.-]+)\s*=')
-HEADER_LINE = re.compile(r"^\s*\[")
-
-
-def _toml_value(value: Any) -> Any:
-    if isinstance(value, dict):
-        table = tomlkit.inline_table()
-        table.update({key: _toml_value(item) for key, item in value.items()})
-        return table
-    if isinstance(value, list):
-        array = tomlkit.array()
-        for item in value:
-            array.append(_toml_value(item))
-        if any(isinstance(item, dict) for item in value):
-            array.multiline(True)
-        return array
-    return value
-
-
-def block_text(address: Address, block: Mapping[str, Any]) -> str:
-    table = tomlkit.table()
-    for key, value in block.items():
-        table.add(key, _toml_value(value))
-    return f"[{address.kind}.{quote_key(address.name)}]\n" + tomlkit.dumps(table)
-
-
-def _insert_property(text: str, name: str, value: str) -> str:
-    line = f"{quote_key(name)} = {tomlkit.dumps({'v': value}).split('=', 1)[1].strip()}\n"
-    lines = text.splitlines(keepends=True)
-    header = next((i for i, l in enumerate(lines) if re.match(r"^\s*\[\s*properties\s*\]", l)), None)
-    if header is None:
-        return text + ("" if text.endswith("\n") or not text else "\n") + "\n[properties]\n" + line
-    last = header
-    for index in range(header + 1, len(lines)):
-        if HEADER_LINE.match(lines[index]):
-            break
-        if KEY_LINE.match(lines[index]):
-            last = index
-    if not lines[last].endswith("\n"):
-        lines[last] += "\n"
-    lines.insert(last + 1, line)
-    return "".join(lines)
-
-
-def new_text(text: str, address: Address, block: Mapping[str, Any]) -> str:
-    if address.kind == "properties":
-        return _insert_property(text, address.name, block["value"])
-    separator = "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-    return text + separator + block_text(address, block)
 
 
 def import_resource(ws, address_text: str, cloud_id: str, options: Mapping[str, Any]) -> Address:
@@ -97,9 +44,9 @@ def import_resource(ws, address_text: str, cloud_id: str, options: Mapping[str, 
                              hint="it is managed already; add its block to the file by hand or remove it from state")
         block, live_name = kind.import_block(ws.context(), address.name, cloud_id, options)
         original = read_text(path)
-        text = new_text(original, address, block)
+        text = kind.add_to_file(original, address.name, block)
         expected = tomllib.loads(original)
-        expected.setdefault(address.kind, {})[address.name] = block["value"] if address.kind == "properties" else block
+        expected.setdefault(address.kind, {})[address.name] = kind.file_entry(block)
         if tomllib.loads(text) != expected:  # pragma: no cover - a safety net for the text edit
             raise ReconError("could not add the block without changing the rest of the file", where=str(path))
         write_atomic(path, text, mode=path.stat().st_mode & 0o777)

@@ -20,9 +20,12 @@ from ..errors import ConfigError, ReconError, shown
 from ..interrupts import StopToken
 from ..plan import Replacement
 from ..schema import Field, Problems
+from ..tomltext import append_block
 
 if TYPE_CHECKING:
-    from ..addresses import Reference
+    import typer
+
+    from ..addresses import Address, Reference
     from ..cloud import Cloud
 
 
@@ -94,6 +97,16 @@ class NameUse:
     value: str
     #: It must name something: a resource of the file, or else one the cloud has (checked at plan).
     required: bool = False
+
+
+@dataclass(frozen=True)
+class ImportOption:
+    """An option ``recon import`` takes for one kind (``--public-key-file``); its value is a string or None."""
+
+    #: The flag, as typed.
+    flag: str
+    #: What it is (the help text names the kind before it).
+    help: str
 
 
 @dataclass(frozen=True)
@@ -284,3 +297,26 @@ class Kind:
     def display_view(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """The desired attributes as a plan shows them for a resource to be created."""
         return dict(attrs)
+
+    # --- edges: import, commands, rendering ------------------------------------------
+    #: Options of ``recon import`` for this kind, by the key of ``options`` :meth:`import_block` reads them under.
+    import_options: Mapping[str, ImportOption] = {}
+    #: What ``recon import`` takes as this kind's cloud id, when it is not just a name or an id ("emi-… or vN").
+    import_ids: str = ""
+
+    def add_to_file(self, text: str, name: str, block: Mapping[str, Any]) -> str:
+        """The desired file's text with an imported block added: by default its table at the end."""
+        return append_block(text, self.name, name, block)
+
+    def file_entry(self, block: Mapping[str, Any]) -> Any:
+        """What the file's data holds under ``[kind] name`` once :meth:`add_to_file` added ``block``."""
+        return dict(block)
+
+    def prepare_stack(self, name: str, attrs: dict[str, Any], prepared: Mapping["Address", Mapping[str, Any]],
+                      base_dir: Path) -> dict[str, Any]:
+        """Local work that needs the file's other blocks, once :meth:`prepare` ran for each (all of them in
+        ``prepared``): more attributes. None by default."""
+        return attrs
+
+    def commands(self, app: "typer.Typer") -> None:
+        """Add this kind's own commands to the ``recon`` app (``recon images``); none by default."""

@@ -46,7 +46,7 @@ from ..schema import Field
 from ..waits import wait_until
 from ..plan import Replacement
 from ..redact import remember
-from .base import CloudContext, Kind, LoadContext, NameUse
+from .base import CloudContext, ImportOption, Kind, LoadContext, NameUse
 from .tags import ADDRESS_TAG, OWNER, STACK_TAG, ownership_tags, user_tags_problem
 
 GENERATION_TAG = "recon:generation"
@@ -305,6 +305,10 @@ class DockerHosts(Kind):
         address = f"docker_hosts.{name}"
         self._terminate(ctx, address, [h for h in self._hosts(ctx, address) if h.name == name and h.present],
                         "removed from the file")
+
+    import_options = {"cloud_init": ImportOption("--cloud-init",
+                                                 "the cloud-config file the instances were launched with.")}
+    import_ids = "instance ids, comma-separated"
 
     def import_block(self, ctx, name, cloud_id, options):
         """Hosts launched by hand (``i-1,i-2``, indexes in that order) become ``docker_hosts.NAME``:

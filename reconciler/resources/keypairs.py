@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..errors import ConfigError, ReconError
 from ..schema import Field
-from .base import Kind, LoadContext
+from .base import ImportOption, Kind, LoadContext
 
 MAX_KEY_BYTES = 16 << 10
 
@@ -103,6 +103,9 @@ class KeyPairs(Kind):
 
     def output(self, name, attrs, attr):
         return name if attr == "name" else attrs.get(attr)
+
+    import_options = {"public_key_file": ImportOption("--public-key-file",
+                                                      "the public key (the cloud keeps only its fingerprint).")}
 
     def import_block(self, ctx, name, cloud_id, options):
         """The cloud keeps only a fingerprint: the public key must come with --public-key-file."""

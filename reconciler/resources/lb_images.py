@@ -487,5 +487,19 @@ class LbImages(Kind):
                        Tags=[*ownership_tags(ctx.stack, where), {"Key": REVISION_TAG, "Value": attrs["digest"]}])
         return {**image, "digest": attrs["digest"]}
 
+    # --- edges: import, commands -------------------------------------------------------------
+    import_ids = "emi-… or vN"
+
+    def prepare_stack(self, name, attrs, prepared, base_dir):
+        """The configuration this revision's servo writes for each load balancer of the file (``effective``)."""
+        balancers = {address.name: lb for address, lb in prepared.items() if address.kind == "load_balancers"}
+        return {**attrs, "effective": self.effective_configs(name, attrs, balancers, base_dir)}
+
+    def commands(self, app):
+        """``recon images`` and ``recon image build|effective`` (see lb_commands)."""
+        from .lb_commands import add_commands
+
+        add_commands(app)
+
 
 KIND = LbImages()

@@ -15,6 +15,7 @@ from typing import Any, Collection, Mapping
 from ..errors import ReconError
 from ..schema import Field, Problems
 from ..text import text_check
+from ..tomltext import insert_key
 from .base import Kind, LoadContext, NameUse
 
 HIDDEN = "********"
@@ -116,6 +117,13 @@ class Properties(Kind):
             raise ReconError("a hidden property's value cannot be read back; write it in the file instead",
                              where=f"properties.{name}")
         return {"value": live[cloud_id]["value"]}, cloud_id
+
+    def add_to_file(self, text, name, block):
+        """A property is one ``name = value`` line of ``[properties]``."""
+        return insert_key(text, self.name, name, block["value"])
+
+    def file_entry(self, block):
+        return block["value"]
 
     def read(self, ctx, wanted):
         return {item["name"]: {"value": item.get("value") or ""} for item in ctx.cloud.properties_describe()}

@@ -1,0 +1,1 @@
+"""One module per ``recon`` command; ``reconciler.cli`` assembles them into the app."""
