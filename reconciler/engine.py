@@ -24,7 +24,6 @@ from .plan import Plan
 from .planner import make_plan
 from .resources import KINDS
 from .resources.base import CloudContext
-from .resources.lb_review import review as review_revisions
 from .state import Backend, Unlocked, backend_for
 from .state.lock import LockLost
 from .state.model import State
@@ -152,7 +151,8 @@ class Workspace:
         live = self.read_live(state)
         with self.stats.phase("diff"):
             plan = make_plan(stack, live, state, targets=addresses)
-            review_revisions(plan, live)
+            for kind in KINDS.values():
+                kind.review(plan, live)
             plan.cloud = cloud
             return plan
 

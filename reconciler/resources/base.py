@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
 from ..errors import ConfigError, ReconError, shown
 from ..interrupts import StopToken
-from ..plan import Replacement
+from ..plan import Plan, Replacement
 from ..schema import Field, Problems
 from ..tomltext import append_block
 
@@ -317,6 +317,10 @@ class Kind:
         """Local work that needs the file's other blocks, once :meth:`prepare` ran for each (all of them in
         ``prepared``): more attributes. None by default."""
         return attrs
+
+    def review(self, plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
+        """A step after the planner, no I/O: notes on this kind's changes that need the whole plan and every
+        kind's live resources (the version each LB image revision installs as). Nothing by default."""
 
     def commands(self, app: "typer.Typer") -> None:
         """Add this kind's own commands to the ``recon`` app (``recon images``); none by default."""

@@ -495,6 +495,12 @@ class LbImages(Kind):
         balancers = {address.name: lb for address, lb in prepared.items() if address.kind == "load_balancers"}
         return {**attrs, "effective": self.effective_configs(name, attrs, balancers, base_dir)}
 
+    def review(self, plan, live):
+        """The version each revision installs as, and its notes (see lb_review)."""
+        from .lb_review import review
+
+        review(plan, live)
+
     def commands(self, app):
         """``recon images`` and ``recon image build|effective`` (see lb_commands)."""
         from .lb_commands import add_commands
