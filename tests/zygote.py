@@ -43,10 +43,27 @@ _IMPORTS = ("reconciler.cli", "reconciler.engine", "reconciler.apply", "reconcil
 
 
 def preload() -> None:
+    """Import what children use, and parse the botocore data files they read (service models,
+    endpoints) into the loaders recon and moto keep for the whole process."""
     import importlib
 
     for name in _IMPORTS:
         importlib.import_module(name)
+    from moto.core.base_backend import AccountSpecificBackend
+
+    from reconciler.cloud.credentials import new_session
+
+    session = new_session()
+    for service in ("ec2", "elb", "s3", "properties"):
+        session.create_client(service, region_name="eucalyptus", endpoint_url="http://127.0.0.1:9",
+                              aws_access_key_id="warm", aws_secret_access_key="warm")
+        if service != "properties":   # recon's own model has no paginators
+            model = session.get_service_model(service)
+            session.get_component("data_loader").load_service_model(service, "paginators-1", model.api_version)
+    moto_session = AccountSpecificBackend.get_session()
+    for partition in moto_session.get_available_partitions():
+        for service in ("ec2", "elb", "s3", "iam", "sts", "autoscaling"):
+            moto_session.get_available_regions(service, partition_name=partition)
 
 
 def _run_module(module: str, args: list[str]) -> int:
