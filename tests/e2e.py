@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import forkserver
 from reconciler.demo import plain_client
+from reconciler.sandbox import start_child as _start_child
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -29,6 +31,11 @@ class Run:
         return self.out + self.err
 
 
+def start_child(directory: Path, **options):
+    """A sandbox child process (``reconciler.sandbox.start_child``), forked by the fork server."""
+    return _start_child(directory, spawn=forkserver.Popen, **options)
+
+
 def cli_env(env: dict[str, str]) -> dict[str, str]:
     """This process's environment without any cloud's variables, plus ``env`` and test settings."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "EUCA", "S3_"))}
@@ -39,7 +46,7 @@ def cli_env(env: dict[str, str]) -> dict[str, str]:
 
 def recon(env: dict[str, str], *args: str, cwd: Path, timeout: float = 300, stdin: str | None = None) -> Run:
     """Run the real `recon` command line in a child process."""
-    proc = subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=cli_env(env), text=True,
+    proc = forkserver.run([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=cli_env(env), text=True,
                           capture_output=True, timeout=timeout, input=stdin if stdin is not None else "")
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
@@ -49,7 +56,7 @@ class Background:
     can act (send a signal) at a moment the output shows."""
 
     def __init__(self, env: dict[str, str], *args: str, cwd: Path, stdin=subprocess.DEVNULL):
-        self.proc = subprocess.Popen([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=cli_env(env),
+        self.proc = forkserver.Popen([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=cli_env(env),
                                      stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._chunks: dict[str, list[bytes]] = {"out": [], "err": []}
         self._readers = [threading.Thread(target=self._read, args=(stream, name), daemon=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from e2e import copy_examples, properties_client, recon
 from faultproxy import FaultProxy
-from reconciler.sandbox import start_child
+from e2e import start_child
 
 STACK = "loadbalancer.toml"
 

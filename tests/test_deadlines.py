@@ -117,7 +117,7 @@ class BadFrontEnd:
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
     """One sandbox for the module: its tests only plan."""
-    from reconciler.sandbox import start_child
+    from e2e import start_child
 
     with start_child(tmp_path_factory.mktemp("sandbox")) as sandbox:
         yield sandbox

@@ -241,7 +241,7 @@ def test_second_signal_abandons_but_the_lock_outlives_the_work(sandbox, proxy, s
     while child.proc.poll() is None:
         if lock_is_free(lock) and child.proc.poll() is None:
             # free while recon runs: allowed only in the instant its exit closes its files
-            child.proc.wait(timeout=2)
+            child.proc.wait(timeout=120)
     run = child.finish()
 
     assert run.code == 130, run.both

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import forkserver
 import pytest
 from faultproxy import FaultProxy
 
@@ -40,7 +41,7 @@ def start(env: dict[str, str], work: Path) -> subprocess.Popen:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "EUCA", "S3_"))}
     full.update(env)
     full.update({"NO_COLOR": "1", "RECON_RETRY_INITIAL": "0.05", "RECON_RETRY_MAX": "0.2"})
-    return subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "-c", STACK, "--auto-approve"],
+    return forkserver.Popen([sys.executable, "-m", "reconciler", "apply", "-c", STACK, "--auto-approve"],
                             cwd=work, env=full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 

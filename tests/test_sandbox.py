@@ -35,7 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from reconciler.errors import ReconError
-from reconciler.sandbox import Sandbox, read_eucarc, start_child
+from reconciler.sandbox import Sandbox, read_eucarc
+from e2e import start_child
 from reconciler.sandbox.properties import (
     HIDDEN_VALUE,
     PropertiesApp,

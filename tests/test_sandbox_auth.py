@@ -34,7 +34,7 @@ from werkzeug.wrappers import Response
 from e2e import copy_examples, recon
 from faultproxy import FaultProxy
 from reconciler.demo import plain_client
-from reconciler.sandbox import start_child
+from e2e import start_child
 from reconciler.sandbox.auth import EC2, PROPERTIES, S3, Authenticator
 
 BUCKET = "auth-bucket"

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from e2e import client, properties_client, recon
 from test_sandbox import make_bundle, signed, upload
 
-from reconciler.sandbox import start_child
+from e2e import start_child
 
 ZONE = "ViciousLiesAndDangerousRumors"
 

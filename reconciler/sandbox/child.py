@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import reconciler
 
@@ -109,8 +109,13 @@ def start_child(
     timeout: float = 30,
     eucalyptus_version: str = "4.0",
     account_id: str = ACCOUNT_ID,
+    spawn: Callable[..., subprocess.Popen] = subprocess.Popen,
 ) -> SandboxProcess:
-    """Start ``python -m reconciler.sandbox`` and return once it is serving."""
+    """Start ``python -m reconciler.sandbox`` and return once it is serving.
+
+    ``spawn`` starts the process (``subprocess.Popen`` or a drop-in, such as the test suite's fork
+    server, which starts it without paying the interpreter's start-up again).
+    """
     directory = make_directory(Path(directory))
     command = [
         sys.executable, "-m", "reconciler.sandbox",
@@ -127,7 +132,7 @@ def start_child(
     env["PYTHONUNBUFFERED"] = "1"
     log_path = directory / LOG_FILE
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(
+        process = spawn(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
             text=True, env=env,
         )
