@@ -31,7 +31,8 @@ import traceback
 PRELOADED = ("reconciler", "reconciler.sandbox")
 MAX_MESSAGE = 1 << 20
 _IMPORTS = ("reconciler.cli", "reconciler.engine", "reconciler.apply", "reconciler.planner", "reconciler.drift",
-            "reconciler.importer", "reconciler.cloud.client", "reconciler.state.s3", "reconciler.render.markdown",
+            "reconciler.importer", "reconciler.resources.lb_commands", "reconciler.cloud.client",
+            "reconciler.state.s3", "reconciler.render.markdown",
             "reconciler.imagebuild", "reconciler.sandbox.server", "botocore.session", "boto3",
             # what typer and botocore import on first use
             "typer._adapters", "typer._click.decorators", "pydantic", "pydantic.json_schema", "pydantic.type_adapter",
