@@ -2,9 +2,9 @@
 
 The loader parses TOML, checks every table against the kinds' declared fields,
 normalizes each block (reading companion files such as public keys), finds the values that
-name another block by its cloud name (names.py), and checks the dependency graph. Every
-problem is reported at once, each with the file, the key path and, where it can be found,
-the line.
+name another block by its cloud name (names.py), and checks the dependency graph (graph.py).
+Every problem is reported at once, each with the file, the key path and, where it can be
+found, the line (toml_lines.py).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from typing import Any, Mapping
 from .addresses import Address, Reference, references_in
 from .cloud import CLOUD_FIELDS
 from .errors import ConfigError, printable, shown
+from .graph import check_references
 from .names import Named, infer
 from .resources import KINDS
 from .resources.base import LoadContext
 from .schema import Field, Problems, check_table, nearest, python_type_name
-from .tomltext import quote_key
+from .toml_lines import line_finder, path_parts, quote_key
 
 MAX_FILE_BYTES = 4 << 20
 MAX_DEPTH = 32            # arrays and tables inside one another; real files use < 8
@@ -114,66 +115,6 @@ class Stack:
         return self.path.parent
 
 
-def _line_finder(text: str):
-    """Return a function mapping a key path to the line it is written on, when it can be found."""
-    lines = text.splitlines()
-    header_re = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-    key_re = re.compile(r'^\s*("(?:[^"\\]|\\.)*"|\'[^\']*\'|[A-Za-z0-9_.-]+)\s*=')
-
-    def split_dotted(raw: str) -> list[str]:
-        parts, buf, quote = [], "", None
-        for char in raw:
-            if quote:
-                if char == quote:
-                    quote = None
-                else:
-                    buf += char
-            elif char in "\"'":
-                quote = char
-            elif char == ".":
-                parts.append(buf.strip())
-                buf = ""
-            else:
-                buf += char
-        parts.append(buf.strip())
-        return parts
-
-    def find(path: list[str]) -> int | None:
-        table: list[str] = []
-        best = None          # the line of the longest key path that is a prefix of path
-        best_len = 0
-        for number, line in enumerate(lines, start=1):
-            header = header_re.match(line)
-            if header:
-                table = split_dotted(header.group(1))
-                if table == path[: len(table)]:
-                    if len(table) == len(path):
-                        return number
-                    if len(table) > best_len:
-                        best, best_len = number, len(table)
-                elif table[: len(path)] == path and path:
-                    return number     # [KIND.NAME] for a problem about the whole KIND table
-                continue
-            key = key_re.match(line)
-            if not key:
-                continue
-            full = table + split_dotted(key.group(1))
-            if full == path[: len(full)] and full:
-                if len(full) == len(path):
-                    return number
-                if len(full) > best_len:
-                    best, best_len = number, len(full)
-        return best
-
-    return find
-
-
-def _path_parts(path: str) -> list[str]:
-    """``load_balancers.web.listeners[0].lb_port`` → [load_balancers, web, listeners]."""
-    cleaned = re.sub(r"\[\d+\]", "", path)
-    return [part.strip('"') for part in re.findall(r'"[^"]*"|[^.]+', cleaned)]
-
-
 def read_text(path: Path) -> str:
     """The desired file's text: bounded, UTF-8, with errors that name the file."""
     where = str(path)
@@ -252,7 +193,7 @@ def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
     for address, names in infer(resources).items():
         resources[address].names = names
     if not problems:
-        _check_references(resources, problems)
+        check_references(resources, problems)
     if problems:
         raise _problems_error(problems, text, path)
     digest = hashlib.sha256(text.encode()).hexdigest()
@@ -351,75 +292,11 @@ def _check_depends(raw: Any, key: str, problems: Problems) -> tuple[Address, ...
     return tuple(out)
 
 
-def _check_references(resources: Mapping[Address, ResourceSpec], problems: Problems) -> None:
-    """Every reference and depends_on names a resource of this file, and they form no cycle."""
-    graph = {address: _edges(address, spec, resources, problems) for address, spec in resources.items()}
-    if not problems:
-        _check_cycles(graph, resources, problems)
-
-
-def _edges(address: Address, spec: ResourceSpec, resources: Mapping[Address, ResourceSpec],
-           problems: Problems) -> set[Address]:
-    """The resources this one follows: its valid references, depends_on and literal names."""
-    key = f"{address.kind}.{quote_key(address.name)}"
-    edges: set[Address] = set()
-    for ref in spec.references():
-        problem = _reference_problem(ref, address, resources)
-        if problem is not None:
-            problems.add(key, *problem)
-        else:
-            edges.add(ref.address)
-    for dep in spec.depends_on:
-        if dep not in resources:
-            problems.add(f"{key}.depends_on", f"{dep} is not in this file")
-        else:
-            edges.add(dep)
-    edges.update(target for named in spec.names for target in named.targets)
-    return edges
-
-
-def _reference_problem(ref: Reference, address: Address, resources: Mapping[Address, ResourceSpec]
-                       ) -> tuple[str, str | None] | None:
-    """What is wrong with a reference made by ``address`` (message and hint), if anything."""
-    target = ref.address
-    if target not in resources:
-        kind = KINDS.get(target.kind)
-        known = [str(a) for a in resources if a.kind == target.kind]
-        guess = nearest(str(target), known) if kind else nearest(target.kind, list(KINDS))
-        return (f"{ref} refers to {target}, which is not in this file",
-                f"did you mean {guess!r}?" if guess else None)
-    kind = KINDS[target.kind]
-    if ref.attr not in kind.outputs:
-        guess = nearest(ref.attr, list(kind.outputs))
-        return (f"{ref}: {target.kind} has no attribute {ref.attr!r}",
-                f"did you mean {guess!r}?" if guess else
-                f"attributes: {', '.join(sorted(kind.outputs)) or 'none'}")
-    if target == address:
-        return (f"{ref} refers to the resource itself", None)
-    return None
-
-
-def _check_cycles(graph: Mapping[Address, set[Address]], resources: Mapping[Address, ResourceSpec],
-                  problems: Problems) -> None:
-    """A cycle among the resources, naming the literal names that take part in it."""
-    from graphlib import CycleError, TopologicalSorter
-
-    try:
-        TopologicalSorter(graph).prepare()
-    except CycleError as exc:
-        nodes = exc.args[1]  # each one is depended on by the next
-        cycle = " -> ".join(str(a) for a in nodes)
-        literal = [named.describe(user) + f" names {used}" for used, user in zip(nodes, nodes[1:])
-                   for named in resources[user].names if used in named.targets]
-        problems.add(str(nodes[0]), f"reference cycle: {cycle}"
-                     + (f" ({'; '.join(literal)}: a literal name orders like a reference)" if literal else ""))
-
-
 def _problems_error(problems: Problems, text: str, path: Path) -> ConfigError:
-    find = _line_finder(text)
+    find = line_finder(text)
     located = []
     for key_path, message, hint in problems.items:
-        line = find(_path_parts(key_path))
+        line = find(path_parts(key_path))
         loc = f"{path}:{line}" if line else str(path)
         entry = f"{loc}: {key_path}: {message}"
         if hint:

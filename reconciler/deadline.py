@@ -84,25 +84,25 @@ class Deadline:
         return max(1.0, min(self.timeout, started + self.budget - time.monotonic()))
 
 
-def timeout_setting(value: Any, env: Mapping[str, str]) -> int:
-    """``[cloud] timeout`` if given (``value``), else ``RECON_CALL_TIMEOUT``, else the default.
+def timeout_setting(value: int | None, env: Mapping[str, str]) -> int:
+    """``[cloud] timeout`` if given (``value``, checked with the file against its field), else
+    ``RECON_CALL_TIMEOUT``, else the default.
 
-    Raises :class:`ConfigError` naming the key or the variable for anything but a whole number
-    of seconds from :data:`MIN_TIMEOUT` to :data:`MAX_TIMEOUT`.
+    Raises :class:`ConfigError` naming the variable for anything but a whole number of seconds
+    from :data:`MIN_TIMEOUT` to :data:`MAX_TIMEOUT`.
     """
-    where, shown = "[cloud].timeout", repr(value)
-    number = value if isinstance(value, int) and not isinstance(value, bool) else None
-    if value is None:
-        raw = (env.get(ENV_TIMEOUT) or "").strip()
-        if not raw:
-            return DEFAULT_TIMEOUT
-        where, shown = f"environment variable {ENV_TIMEOUT}", repr(raw)
-        number = int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else None
+    if value is not None:
+        return value
+    raw = (env.get(ENV_TIMEOUT) or "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    number = int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else None
     if number is None or not MIN_TIMEOUT <= number <= MAX_TIMEOUT:
-        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
         raise ConfigError(f"must be a whole number of seconds from {MIN_TIMEOUT} to {MAX_TIMEOUT}, not {shown}",
-                          where=where, hint="the seconds one attempt of a cloud call may take, e.g. 120 "
-                                            f"(default {DEFAULT_TIMEOUT})")
+                          where=f"environment variable {ENV_TIMEOUT}",
+                          hint="the seconds one attempt of a cloud call may take, e.g. 120 "
+                               f"(default {DEFAULT_TIMEOUT})")
     return number
 
 

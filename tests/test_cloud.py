@@ -40,6 +40,7 @@ from reconciler.cloud import (
     is_transient,
     resolve_settings,
 )
+from reconciler.config import load as load_config
 from reconciler.errors import CloudError, ConfigError
 
 FAST = RetryPolicy(attempts=4, initial=0.001, maximum=0.005)
@@ -738,7 +739,7 @@ def test_region_signature_profile_ca_bundle(tmp_path):
     assert (s.region, s.profile, s.ca_bundle, s.properties_signature) == ("env-region", "envprof", "/env/ca.pem", "v4")
     assert resolve_settings({}, {"AWS_REGION": "other"}, tmp_path).region == "other"
     s = resolve_settings({"region": "file-region", "profile": "fileprof", "ca_bundle": "certs/ca.pem",
-                          "properties_signature": "V2"}, env, tmp_path)
+                          "properties_signature": "v2"}, env, tmp_path)
     assert (s.region, s.profile, s.properties_signature) == ("file-region", "fileprof", "v2")
     assert Path(s.ca_bundle) == tmp_path / "certs" / "ca.pem"
 
@@ -750,16 +751,11 @@ def test_region_signature_profile_ca_bundle(tmp_path):
     ({"compute": "not a url"}, "compute"),
     ({"objectstorage": "file:///tmp/x"}, "objectstorage"),
     ({"loadbalancing": ""}, "loadbalancing"),
-    ({"properties": 8773}, "properties"),
-    ({"properties_signature": "v3"}, "properties_signature"),
     ({"eucalyptus_version": "6.1"}, "eucalyptus_version"),
     ({"eucalyptus_version": "4.9"}, "eucalyptus_version"),
     ({"eucalyptus_version": "latest"}, "eucalyptus_version"),
-    ({"eucalyptus_version": True}, "eucalyptus_version"),
     ({"region": "no spaces please"}, "region"),
     ({"ca_bundle": "missing.pem"}, "ca_bundle"),
-    ({"profile": 3}, "profile"),
-    ({"endpiont": FE}, "endpiont"),
 ])
 def test_bad_values_name_the_key(table, key, tmp_path):
     with pytest.raises(ConfigError) as info:
@@ -767,10 +763,29 @@ def test_bad_values_name_the_key(table, key, tmp_path):
     assert info.value.where == f"[cloud].{key}"
 
 
-def test_misspelt_key_suggests_the_right_one():
+def cloud_table_problem(tmp_path: Path, line: str) -> str:
+    """The error loading a file whose [cloud] table holds ``line`` (on line 4)."""
+    path = tmp_path / "recon.toml"
+    path.write_text(f'[stack]\nname = "s"\n[cloud]\n{line}\n')
     with pytest.raises(ConfigError) as info:
-        resolve_settings({"endpiont": FE}, {}, Path("."))
-    assert "'endpoint'" in info.value.hint
+        load_config(path)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("properties = 8773", "cloud.properties: expected string, got integer"),
+    ('properties_signature = "v3"', "cloud.properties_signature: 'v3' is not one of 'v4', 'v2'"),
+    ('properties_signature = "V2"', "cloud.properties_signature: 'V2' is not one of 'v4', 'v2'"),
+    ("eucalyptus_version = true", "cloud.eucalyptus_version: expected string, got boolean"),
+    ("eucalyptus_version = 4.2", "cloud.eucalyptus_version: expected string, got float"),
+    ("profile = 3", "cloud.profile: expected string, got integer"),
+    ("timeout = 0", "cloud.timeout: 0 is below the minimum 1"),
+    (f'endpiont = "{FE}"', "cloud.endpiont: unknown key 'endpiont' (did you mean 'endpoint'?)"),
+])
+def test_the_file_check_names_the_key_and_line(line, expected, tmp_path):
+    """Keys and types of [cloud] are checked once, with the file (resolve_settings takes the result)."""
+    problem = cloud_table_problem(tmp_path, line)
+    assert f"recon.toml:4: {expected}" in problem, problem
 
 
 def test_bad_environment_url_names_the_variable():
@@ -779,9 +794,13 @@ def test_bad_environment_url_names_the_variable():
     assert "S3_URL" in info.value.where
 
 
-def test_numeric_version_is_accepted():
-    assert resolve_settings({"eucalyptus_version": 4.2}, {}, Path(".")).eucalyptus_version == "4.2"
-    assert resolve_settings({"eucalyptus_version": 5}, {}, Path(".")).version_info == (5, 0)
+def test_a_checked_table_resolves(tmp_path):
+    path = tmp_path / "recon.toml"
+    path.write_text(f'[stack]\nname = "s"\n[cloud]\nendpoint = "{FE}"\neucalyptus_version = "5"\n'
+                    'properties_signature = "v2"\ntimeout = 7\n')
+    settings = resolve_settings(load_config(path).cloud, {}, tmp_path)
+    assert (settings.version_info, settings.properties_signature, settings.timeout) == ((5, 0), "v2", 7)
+    assert settings.endpoints.compute == FE + "/services/compute"
 
 
 def test_every_service_has_a_client(front):

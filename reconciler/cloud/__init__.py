@@ -36,14 +36,13 @@ from .client import Cloud
 from .endpoints import SERVICES, Endpoints, describe_path, parse_version
 from .retry import RetryPolicy, is_transient
 from .settings import (
-    CLOUD_FIELDS, CLOUD_KEYS, DEFAULT_EUCALYPTUS_VERSION, DEFAULT_REGION, CloudSettings, resolve_settings,
+    CLOUD_FIELDS, DEFAULT_EUCALYPTUS_VERSION, DEFAULT_REGION, CloudSettings, resolve_settings,
 )
 from .stats import CallStats
 
 __all__ = [
     "SERVICES",
     "CLOUD_FIELDS",
-    "CLOUD_KEYS",
     "DEFAULT_REGION",
     "DEFAULT_EUCALYPTUS_VERSION",
     "Endpoints",

@@ -1,13 +1,15 @@
 """The ``[cloud]`` table and the environment, resolved into :class:`CloudSettings`.
 
-This is where the precedence of the desired-state file, a sourced ``eucarc`` and the usual AWS
-variables is decided, and where every value is checked (naming ``[cloud].KEY`` or the variable).
-No network, no secrets: credentials are chosen in :mod:`reconciler.cloud.credentials`.
+:data:`CLOUD_FIELDS` declares the table's keys; :mod:`reconciler.config` checks a file's
+``[cloud]`` table against it (unknown keys, types, choices, bounds) with the rest of the file.
+:func:`resolve_settings` takes that checked table and decides the precedence of the file, a
+sourced ``eucarc`` and the usual AWS variables; it checks what the fields cannot say (URLs,
+versions, region names, the CA file) and every environment variable, naming ``[cloud].KEY`` or
+the variable. No network, no secrets: credentials are chosen in :mod:`reconciler.cloud.credentials`.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from reconciler.schema import Field
 
 from .endpoints import Endpoints, parse_version, service_paths
 
+PROPERTIES_SIGNATURES = ("v4", "v2")
+
 CLOUD_FIELDS = {
     "endpoint": Field("string", "Eucalyptus front end, e.g. http://clc:8773; service URLs are derived.",
                       references=False),
@@ -31,7 +35,7 @@ CLOUD_FIELDS = {
     "region": Field("string", "Region name used in signatures.", references=False),
     "eucalyptus_version": Field("string", "Cloud version: selects property names and API paths.",
                                 references=False),
-    "properties_signature": Field("string", "Signature for the properties API.", choices=("v4", "v2"),
+    "properties_signature": Field("string", "Signature for the properties API.", choices=PROPERTIES_SIGNATURES,
                                   references=False),
     "ca_bundle": Field("string", "PEM file of the CA that signed the cloud's certificate.",
                        references=False),
@@ -40,13 +44,11 @@ CLOUD_FIELDS = {
                      "retries up to three times that). RECON_CALL_TIMEOUT sets it too.",
                      minimum=MIN_TIMEOUT, maximum=MAX_TIMEOUT, references=False),
 }
-"""The keys a ``[cloud]`` table may hold: the desired-state file's schema of it (config.py checks
-files against it); :func:`resolve_settings` checks the values."""
-CLOUD_KEYS = tuple(CLOUD_FIELDS)
+"""The keys a ``[cloud]`` table may hold, declared once: the desired-state file's schema of it
+(config.py checks files against it, ``recon schema`` prints it)."""
 
 DEFAULT_REGION = "eucalyptus"
 DEFAULT_EUCALYPTUS_VERSION = "4.0"
-PROPERTIES_SIGNATURES = ("v4", "v2")
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,10 @@ def _check_url(value: str, where: str, *, front_end: bool = False) -> str:
 
 
 def _file_string(table: Mapping[str, Any], key: str) -> str | None:
+    """A string key of the checked table, stripped; ``None`` when it is absent."""
     value = table.get(key)
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise ConfigError(f"must be a string, not {type(value).__name__}", where=f"[cloud].{key}")
     value = value.strip()
     if not value:
         raise ConfigError("must not be empty", where=f"[cloud].{key}")
@@ -128,6 +129,10 @@ def env_string(env: Mapping[str, str], name: str) -> str | None:
 def resolve_settings(cloud_table: Mapping[str, Any] | None, env: Mapping[str, str], base_dir: Path) -> CloudSettings:
     """Work out the :class:`CloudSettings` from the ``[cloud]`` table and the environment.
 
+    ``cloud_table`` is a ``[cloud]`` table already checked against :data:`CLOUD_FIELDS` (a
+    loaded :class:`~reconciler.config.Stack`'s ``cloud``): its keys are known and its values
+    have their declared types.
+
     Precedence, per value: a key in the file, then the environment (the variables a sourced
     Eucalyptus ``eucarc`` exports, then the usual AWS ones), then the default. Service URLs:
     explicit ``[cloud].<service>`` > derived from ``[cloud].endpoint`` > ``EC2_URL`` /
@@ -139,40 +144,22 @@ def resolve_settings(cloud_table: Mapping[str, Any] | None, env: Mapping[str, st
     Raises :class:`ConfigError` naming the key (``[cloud].KEY``) or variable for bad values.
     """
     table = dict(cloud_table or {})
-    _check_keys(table)
     version = _version(table)  # first: the derived paths depend on it
     endpoints = _endpoints(table, env, service_paths(version))
     return CloudSettings(
         endpoints=endpoints,
         region=_region(table, env),
         eucalyptus_version=version,
-        properties_signature=_signature(table),
+        properties_signature=table.get("properties_signature", "v4"),
         ca_bundle=_ca_bundle(table, env, base_dir),
         profile=_file_string(table, "profile") or env_string(env, "AWS_PROFILE"),
         timeout=timeout_setting(table.get("timeout"), env),
     )
 
 
-def _check_keys(table: Mapping[str, Any]) -> None:
-    """Every key of the table is a ``[cloud]`` key."""
-    for key in table:
-        if key not in CLOUD_KEYS:
-            near = difflib.get_close_matches(str(key), CLOUD_KEYS, n=1)
-            raise ConfigError(
-                f"unknown key {key!r}",
-                where=f"[cloud].{key}",
-                hint=f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(CLOUD_KEYS)}",
-            )
-
-
 def _version(table: Mapping[str, Any]) -> str:
     """``eucalyptus_version``, checked to be one recon knows."""
-    raw_version = table.get("eucalyptus_version", DEFAULT_EUCALYPTUS_VERSION)
-    if isinstance(raw_version, bool) or not isinstance(raw_version, (str, int, float)):
-        raise ConfigError(
-            f"must be a string like \"4.0\", not {type(raw_version).__name__}", where="[cloud].eucalyptus_version"
-        )
-    version = str(raw_version).strip()
+    version = table.get("eucalyptus_version", DEFAULT_EUCALYPTUS_VERSION).strip()
     try:
         parse_version(version)
     except ValueError:
@@ -249,18 +236,6 @@ def _region(table: Mapping[str, Any], env: Mapping[str, str]) -> str:
     if not _REGION_RE.match(region):
         raise ConfigError(f"{region!r} is not a region name", where=region_where)
     return region
-
-
-def _signature(table: Mapping[str, Any]) -> str:
-    """The properties API's signature version, lower case."""
-    signature = _file_string(table, "properties_signature") or "v4"
-    if signature.lower() not in PROPERTIES_SIGNATURES:
-        raise ConfigError(
-            f"unknown signature {signature!r}",
-            where="[cloud].properties_signature",
-            hint='use "v4" (default) or "v2" (HmacSHA256, for 4.0/4.1 clouds)',
-        )
-    return signature.lower()
 
 
 def _ca_bundle(table: Mapping[str, Any], env: Mapping[str, str], base_dir: Path) -> str | None:

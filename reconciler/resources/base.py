@@ -20,7 +20,7 @@ from ..errors import ConfigError, ReconError, shown
 from ..interrupts import StopToken
 from ..plan import Plan, Replacement
 from ..schema import Field, Problems
-from ..tomltext import append_block
+from ..toml_edits import append_block
 
 if TYPE_CHECKING:
     import typer

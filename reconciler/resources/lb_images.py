@@ -18,6 +18,11 @@ the image an earlier attempt registered (name and location) first. A revision wh
 differs from the installed one is a new version, created before the old one is retired; the
 old image's bundle is deleted and the image deregistered once nothing uses it — and never
 while a load-balancer emi property names it.
+
+This module is the kind: plan-time rendering (with its cache beside the file), the install's
+steps and checkpoints, retiring and adopting. The cloud side of those steps (what is installed,
+the buckets, signing, uploading and registering) is in :mod:`.lb_install`; the plan's notes
+are in :mod:`.lb_review`.
 """
 
 from __future__ import annotations
@@ -27,17 +32,11 @@ import hashlib
 import json
 import re
 import threading
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from .. import __version__, scratch
-from ..bundle.manifest import MachineConfiguration, manifest_name, manifest_xml
-from ..bundle.upload import PartUploader
-from ..bundle.writer import BundleKey, bundle_image
+from ..bundle.manifest import manifest_name
 from ..errors import CloudError, ConfigError, ReconError
 from ..imagebuild.build import TEMPLATE_PATH, ImageSpec, Revision, build_revision, preview_revision
 from ..imagebuild.check import check, stand_in_certificate
@@ -48,20 +47,17 @@ from ..imagebuild.sysctl import render_sysctl
 from ..schema import Field
 from ..state.local import write_atomic
 from .base import CloudContext, Kind, LoadContext
-from .properties import EMI_PROPERTIES
-from .tags import OWNER, owner_from_tags, ownership_tags
+from .lb_install import (
+    IMAGE_PREFIX, MARKER, REVISION_TAG, claimable, enabled_images, installed_images, own_image, register, registered,
+    signing_keys, upload_parts, version_for, version_of,
+)
+from .tags import ownership_tags
 
-IMAGE_PREFIX = "eucalyptus-load-balancer-image"
 CACHE_DIR = ".recon-cache/lb_images"   # beside the desired file; ignored by git
 CACHE_FORMAT = 2
-DESCRIPTION = "Installed on %Y-%m-%d at %H:%M:%S %Z"    # euca-install-load-balancer's, in local time
 #: The version a plan says a revision installs as (put in the change's attributes by lb_review).
 PLANNED_VERSION = "planned_version"
 _ALLOCATING = threading.Lock()
-REVISION_TAG = "recon:revision"
-#: The object in a ``loadbalancer-vN`` bucket that says which revision recon installs there.
-MARKER = "recon-revision"
-LOCATION_RE = re.compile(r"^loadbalancer[-_]v(\d+)/")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 SETTINGS = Field("map", "HAProxy keyword = value (a list for options / log).", items=Field("setting"),
@@ -102,67 +98,6 @@ def _literal_ids(instances: Any) -> list[str]:
     if not isinstance(instances, list):
         return []
     return [item for item in instances if isinstance(item, str) and "${" not in item]
-
-
-def version_of(location: str) -> int | None:
-    match = LOCATION_RE.match(location or "")
-    return int(match.group(1)) if match else None
-
-
-def installed_images(cloud, where: str, *, own: bool = False) -> list[dict[str, Any]]:
-    """The installed LB image versions (recon's, hand-installed, and those of other accounts the account
-    can see, as ``euca-install-load-balancer`` counts them; ``own``: the account's only), one
-    DescribeImages call. An image whose location has no ``loadbalancer-vN`` bucket is version None."""
-    reply = cloud.call("ec2", "describe_images", where=where, **({"Owners": ["self"]} if own else {}))
-    found = []
-    for image in reply.get("Images", []):
-        location = image.get("ImageLocation", "")
-        if IMAGE_PREFIX not in location and not image.get("Name", "").startswith(IMAGE_PREFIX):
-            continue
-        tags = image.get("Tags") or []
-        found.append({
-            "image_id": image["ImageId"], "version": version_of(location), "location": location,
-            "name": image.get("Name", ""), "description": image.get("Description"),
-            "digest": {t["Key"]: t["Value"] for t in tags}.get(REVISION_TAG), OWNER: owner_from_tags(tags),
-        })
-    return sorted(found, key=lambda item: (item["version"] or 0, item["image_id"]))
-
-
-def _own_image(cloud, name: str, location: str, where: str) -> str | None:
-    """The id of the account's image called ``name`` registered from ``location``, if there is one."""
-    reply = cloud.call("ec2", "describe_images", where=where, Owners=["self"],
-                       Filters=[{"Name": "name", "Values": [name]}])
-    for image in reply.get("Images", []):
-        if image.get("Name") == name and image.get("ImageLocation") == location:
-            return image["ImageId"]
-    return None
-
-
-def enabled_images(cloud, where: str) -> set[str]:
-    """The image ids the load-balancer emi property (4.0 or 4.2+ name) names."""
-    return {item.get("value") for item in cloud.properties_describe(list(EMI_PROPERTIES), where=where)
-            if item.get("name") in EMI_PROPERTIES}
-
-
-def _signing(env: Mapping[str, str], where: str) -> dict[str, Any]:
-    """The certificates and key a bundle is made with, from a sourced eucarc."""
-    paths = {}
-    for variable in ("EC2_CERT", "EC2_PRIVATE_KEY", "EUCALYPTUS_CERT"):
-        if not env.get(variable):
-            raise ConfigError(f"installing a load-balancer image needs {variable} (the user certificate, its key and "
-                              "the cloud certificate)", where=where, hint="source the cloud's eucarc")
-        paths[variable] = Path(env[variable])
-    account = env.get("EC2_USER_ID") or env.get("EC2_ACCOUNT_NUMBER")
-    if not account:
-        raise ConfigError("installing a load-balancer image needs EC2_USER_ID (the account number)", where=where,
-                          hint="source the cloud's eucarc")
-    try:
-        user_cert = x509.load_pem_x509_certificate(paths["EC2_CERT"].read_bytes())
-        cloud_cert = x509.load_pem_x509_certificate(paths["EUCALYPTUS_CERT"].read_bytes())
-        user_key = serialization.load_pem_private_key(paths["EC2_PRIVATE_KEY"].read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"cannot read the bundling certificates or key: {type(exc).__name__}", where=where)
-    return {"account_id": account, "user_cert": user_cert, "cloud_cert": cloud_cert, "user_key": user_key}
 
 
 class LbImages(Kind):
@@ -317,7 +252,7 @@ class LbImages(Kind):
         finds a checkpoint of this revision resumes it in the same bucket; each step finds what an
         earlier attempt did (parts by ETag, the image by name and location)."""
         where = f"lb_images.{name}"
-        signing = _signing(ctx.env, where)
+        signing = signing_keys(ctx.env, where)
         cloud = ctx.cloud
         with scratch.directory("lb-image-") as work:
             revision = build_revision(self.spec(name, attrs, ctx.base_dir), Path(work),
@@ -325,7 +260,7 @@ class LbImages(Kind):
             if revision.digest != attrs["digest"]:
                 raise ReconError("the base image or settings changed since the plan (digest differs); plan again",
                                  where=where)
-            existing = self._registered(cloud, revision.digest, where)
+            existing = registered(cloud, revision.digest, where)
             if existing:       # installed by an apply that died before recording it
                 return existing
             resumed = ctx.resumed(where)
@@ -338,9 +273,8 @@ class LbImages(Kind):
             planned = attrs.get(PLANNED_VERSION)
             with _ALLOCATING:     # revisions installed at once by one apply get distinct buckets
                 version = progress.get("version")
-                if version is None or not self._claimable(cloud, f"loadbalancer-v{version}", revision.digest,
-                                                          where):
-                    version = self._version_for(cloud, revision.digest, where, planned)
+                if version is None or not claimable(cloud, f"loadbalancer-v{version}", revision.digest, where):
+                    version = version_for(cloud, revision.digest, where, planned)
                 bucket = f"loadbalancer-v{version}"
                 location = f"{bucket}/{manifest_name(IMAGE_PREFIX)}"
                 step("bucket", digest=revision.digest, version=version, bucket=bucket, location=location)
@@ -351,92 +285,15 @@ class LbImages(Kind):
             if planned and version != planned:
                 ctx.report(where, f"v{planned}, which the plan named, is taken now: installing as v{version}")
             step("parts")
-            uploader, manifest = self._upload_parts(ctx, revision, bucket, signing, where)
+            uploader, manifest = upload_parts(ctx, revision, bucket, signing, where)
             step("manifest")
             uploader.put_manifest(manifest_name(IMAGE_PREFIX), manifest)
         step("register")
-        image_id = self._register(cloud, version, location, where)
+        image_id = register(cloud, version, location, where)
         step("tag", image_id=image_id)
         cloud.call("ec2", "create_tags", where=where, Resources=[image_id],
                    Tags=[*ownership_tags(ctx.stack, where), {"Key": REVISION_TAG, "Value": revision.digest}])
         return {"image_id": image_id, "version": version, "location": location, "digest": revision.digest}
-
-    def _upload_parts(self, ctx: CloudContext, revision: Revision, bucket: str, signing: Mapping[str, Any],
-                      where: str) -> tuple[PartUploader, bytes]:
-        """Upload the parts the bucket lacks; the uploader and the signed manifest, to be put last."""
-        cloud = ctx.cloud
-        stored = {o["Key"]: o.get("ETag", "").strip('"')
-                  for o in cloud.paginate("s3", "list_objects_v2", "Contents", where=where, Bucket=bucket) or []}
-        ctx.report(where, f"bundling and uploading to {bucket} ({revision.image.stat().st_size >> 20} MiB image)")
-        uploader = PartUploader(cloud, bucket, stored, where=where, progress=lambda sent, skipped, size:
-                                ctx.report(where, f"uploaded {sent} parts ({size >> 20} MiB; {skipped} "
-                                                  "already there)") if sent % 10 == 0 else None,
-                                stop=ctx.stop)
-        key = BundleKey.derive(signing["user_key"], revision.digest)
-        try:
-            bundle = bundle_image(revision.image, IMAGE_PREFIX, key, uploader)
-        finally:
-            uploader.close()
-        manifest = manifest_xml(bundle, account_id=signing["account_id"], cloud_cert=signing["cloud_cert"],
-                                user_cert=signing["user_cert"], user_key=signing["user_key"],
-                                machine=MachineConfiguration(architecture="x86_64"))
-        ctx.report(where, f"{len(bundle.parts)} parts in {bucket} ({uploader.skipped} were already there)")
-        return uploader, manifest
-
-    def _register(self, cloud, version: int, location: str, where: str) -> str:
-        """Register the bundle at ``location`` once: an image an earlier attempt registered from it under
-        the name (its reply lost, or recon killed before tagging it) is that image, not a reason for a
-        second one. The cloud refuses a name already in use (InvalidAMIName.Duplicate)."""
-        name = f"{IMAGE_PREFIX}-v{version}"
-        found = _own_image(cloud, name, location, where)
-        if found:
-            return found
-        # as euca-install-load-balancer registers it: hvm (no kernel needed), described in local time
-        reply = cloud.call("ec2", "register_image", where=where, ImageLocation=location, Name=name,
-                           Description=time.strftime(DESCRIPTION), Architecture="x86_64", VirtualizationType="hvm",
-                           done_if_retried=("InvalidAMIName.Duplicate",))
-        if reply is not None:
-            return reply["ImageId"]
-        found = _own_image(cloud, name, location, where)   # the lost attempt's
-        if found is None:
-            raise CloudError(f"RegisterImage: the name {name} is in use by an image not registered from {location}",
-                             where=where, hint="`recon images` lists the installed versions")
-        return found
-
-    def _registered(self, cloud, digest: str, where: str) -> dict[str, Any] | None:
-        """An image already registered and tagged as this revision."""
-        for item in installed_images(cloud, where):
-            if item["digest"] == digest:
-                return {k: item[k] for k in ("image_id", "version", "location", "digest")}
-        return None
-
-    @staticmethod
-    def _claimable(cloud, bucket: str, digest: str, where: str) -> bool:
-        """Whether the bucket a checkpoint names is still this revision's to use: missing, empty (made
-        right before the crash), or marked with this digest."""
-        reply = cloud.call("s3", "list_objects_v2", where=where, Bucket=bucket, MaxKeys=1,
-                           ignore_codes=("NoSuchBucket",))
-        if reply is None or not reply.get("Contents"):
-            return True
-        marker = cloud.call("s3", "get_object", where=where, Bucket=bucket, Key=MARKER, ignore_codes=("NoSuchKey",))
-        return marker is not None and marker["Body"].read().decode(errors="replace") == digest
-
-    def _version_for(self, cloud, digest: str, where: str, planned: int | None = None) -> int:
-        """The bucket an interrupted install of this revision used, else the version the plan named
-        if nothing has it, else one past every version (images and ``loadbalancer-vN`` buckets)."""
-        buckets = [b["Name"] for b in cloud.call("s3", "list_buckets", where=where).get("Buckets", [])]
-        versions = {int(m.group(1)): b for b in buckets if (m := re.match(r"^loadbalancer[-_]v(\d+)$", b))}
-        registered = {item["version"] for item in installed_images(cloud, where) if item["version"]}
-        for version, bucket in sorted(versions.items()):
-            if version in registered:
-                continue
-            marker = cloud.call("s3", "get_object", where=where, Bucket=bucket, Key=MARKER,
-                                ignore_codes=("NoSuchKey",))
-            if marker is not None and marker["Body"].read().decode(errors="replace") == digest:
-                return version
-        if planned and planned not in versions and planned not in registered:
-            return planned
-        return max([0, *versions, *registered]) + 1
 
     def update(self, ctx, name, before, after, changed):  # a new digest is a new version: never in place
         return self.create(ctx, name, after)
@@ -452,10 +309,10 @@ class LbImages(Kind):
         bucket = location.split("/", 1)[0]
         image_id = prior.get("image_id") or before.get("image_id")
         if prior.get("step"):     # what an install interrupted before it was recorded made
-            if not self._claimable(cloud, bucket, prior.get("digest", ""), where):
+            if not claimable(cloud, bucket, prior.get("digest", ""), where):
                 bucket = ""       # taken by another install since: not this one's to delete
             if not image_id:
-                image_id = _own_image(cloud, f"{IMAGE_PREFIX}-v{version_of(location)}", location, where)
+                image_id = own_image(cloud, f"{IMAGE_PREFIX}-v{version_of(location)}", location, where)
         if image_id and image_id in enabled_images(cloud, where):
             raise CloudError(f"not retiring {image_id}: the load-balancer emi property still names it", where=where,
                              hint="point the property at another revision (e.g. ${lb_images.NEW.image_id}) first")

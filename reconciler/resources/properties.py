@@ -15,7 +15,7 @@ from typing import Any, Collection, Mapping
 from ..errors import ReconError
 from ..schema import Field, Problems
 from ..text import text_check
-from ..tomltext import insert_key
+from ..toml_edits import insert_key
 from .base import Kind, LoadContext, NameUse
 
 HIDDEN = "********"

@@ -12,12 +12,10 @@ from typing import Any, Mapping
 
 import tomlkit
 
+from .toml_lines import quote_key
+
 KEY_LINE = re.compile(r'^\s*("(?:[^"\\]|\\.)*"|[A-Za-z0-9_.-]+)\s*=')
 HEADER_LINE = re.compile(r"^\s*\[")
-
-
-def quote_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
 
 
 def _toml_value(value: Any) -> Any:
