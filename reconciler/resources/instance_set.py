@@ -2,28 +2,29 @@
 a batch at a time when what they are launched with changes.
 
 Using it. A kind whose block is a set of instances (``docker_hosts`` today; a plain ``instances``
-kind or a load balancer's worker VMs tomorrow) composes one :class:`InstanceSet` and passes its
-hooks through; it keeps only its own fields and how they become a launch::
+kind or a load balancer's worker VMs tomorrow) makes one :class:`InstanceSet` and passes its
+hooks through to it; it keeps only its own fields and how they become a launch::
+
+    WORKERS = InstanceSet("workers", noun="worker")
 
     class Workers(Kind):
         name = "workers"
         outputs = {"instance_ids": "…", "private_ips": "…"}
-        instances = InstanceSet("workers", noun="worker")
 
         def compare_view(self, name, desired, live, prior):
-            return self.instances.compare_view(desired, live, prior)
+            return WORKERS.compare_view(desired, live, prior)
 
         def replacements(self, name, want, live):
-            return self.instances.replacements(name, want, live)
+            return WORKERS.replacements(name, want, live)
 
         def read(self, ctx, wanted):
-            return self.instances.read(ctx, wanted)
+            return WORKERS.read(ctx, wanted)
 
         def create(self, ctx, name, attrs):
             launch = Launch({"ImageId": attrs["image"], "InstanceType": attrs["instance_type"]})
-            return self.instances.converge(ctx, name, attrs, launch, remove_tags=set())
+            return WORKERS.converge(ctx, name, attrs, launch, remove_tags=set())
 
-        # update: the same converge, removing the tags only ``before`` had; delete: instances.delete
+        # update: the same converge, removing the tags only ``before`` had; delete: WORKERS.delete
 
 Its flags (traits) tell the planner the rest: the launch attributes replace instances (not the
 resource), create before destroy, and the launch attributes, ``count`` and ``indexes`` give new
