@@ -30,13 +30,14 @@ Its flags (traits) tell the planner the rest: the launch attributes replace inst
 resource), create before destroy, and the launch attributes, ``count`` and ``indexes`` give new
 outputs; resources that serve instances (load balancers) may reference its ``instance_ids``.
 
-The set reads, in the desired attributes: ``count``; ``max_unavailable`` (indexes replaced at
-once, default 1); ``tags`` (the user's, on every instance); and the ``launch_attrs`` (compared with
-what each instance was launched with: a difference replaces it). The kind gives it a
-:class:`Launch`: the RunInstances parameters its fields make, and the user data. The set's live
-view (:meth:`InstanceSet.view`) has ``count``, ``indexes``, ``instance_ids``, ``private_ips``,
-``launches``, ``tags`` and one summary per launch attribute; :meth:`InstanceSet.converge` returns
-the outputs ``instance_ids`` and ``private_ips`` by index.
+The set reads, in the desired attributes: ``count`` (always there: the kind's ``normalize`` gives
+the default); ``max_unavailable`` (indexes replaced at once, default 1); ``tags`` (the user's, on
+every instance); and the ``launch_attrs`` (compared with what each instance was launched with: a
+difference replaces it). The kind gives it a :class:`Launch`: the RunInstances parameters its
+fields make, and the user data. The set's live view (:meth:`InstanceSet.view`) has ``count``,
+``indexes``, ``instance_ids``, ``private_ips``, ``launches``, ``tags`` and one summary per launch
+attribute; :meth:`InstanceSet.converge` returns the outputs ``instance_ids`` and ``private_ips``
+by index.
 
 Converging (:func:`roll` decides, from the instances present, what :meth:`InstanceSet.converge`
 does, in this order): instances beyond ``count`` are retired, highest indexes first; an index
