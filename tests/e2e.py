@@ -32,8 +32,9 @@ class Run:
 
 
 def start_child(directory: Path, **options):
-    """A sandbox child process (``reconciler.sandbox.start_child``), forked by the fork server."""
-    return _start_child(directory, spawn=forkserver.Popen, **options)
+    """A sandbox child process (``reconciler.sandbox.start_child``), forked by the fork server, given
+    two minutes to come up however loaded the machine is."""
+    return _start_child(directory, spawn=forkserver.Popen, **{"timeout": 120, **options})
 
 
 def cli_env(env: dict[str, str]) -> dict[str, str]:
