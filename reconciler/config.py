@@ -21,6 +21,7 @@ from .cloud import CLOUD_FIELDS
 from .errors import ConfigError, printable, shown
 from .names import Named, infer
 from .resources import KINDS
+from .resources.abilities import split_table
 from .resources.base import LoadContext
 from .schema import Field, Problems, check_table, nearest, python_type_name
 
@@ -306,7 +307,7 @@ def _read_resources(document: Mapping[str, Any], ctx: LoadContext, problems: Pro
         table = document.get(kind_name)
         if not isinstance(table, dict):
             continue
-        blocks, settings = kind.split_table(table, problems)
+        blocks, settings = split_table(kind, table, problems)
         if settings:
             kind_settings[kind_name] = settings
         for name, block in blocks.items():

@@ -7,7 +7,8 @@ import pytest
 from reconciler.addresses import Address, Reference
 from reconciler.errors import PlanError
 from reconciler.plan import UNKNOWN, Action, Change
-from reconciler.planner import Planned, References, guard, select
+from reconciler.planner import guard, select
+from reconciler.references import Planned, References
 from reconciler.state.model import Entry, State
 
 GROUP = Address("security_groups", "web")

@@ -46,7 +46,8 @@ from ..schema import Field
 from ..waits import wait_until
 from ..plan import Replacement
 from ..redact import remember
-from .base import CloudContext, Kind, LoadContext, NameUse
+from .abilities import Importable, NamesOthers, ReplacesInstances
+from .base import CloudContext, Kind, LoadContext, NameUse, Traits
 from .tags import ADDRESS_TAG, OWNER, STACK_TAG, ownership_tags, user_tags_problem
 
 GENERATION_TAG = "recon:generation"
@@ -175,7 +176,7 @@ def client_token(stack: str, address: str, index: int, generation: int, params: 
     return hashlib.sha256(f"{stack}/{address}/{index}/{generation}/{digest}".encode()).hexdigest()
 
 
-class DockerHosts(Kind):
+class DockerHosts(Kind, NamesOthers, ReplacesInstances, Importable):
     name = "docker_hosts"
     fields = {
         "image": Field("string", "Machine image: an id (emi-…) or a reference such as ${images.docker.id}.",
@@ -196,14 +197,15 @@ class DockerHosts(Kind):
                                  minimum=1, references=False),
     }
     outputs = {"instance_ids": "the hosts' instance ids, by index", "private_ips": "their private addresses, by index"}
-    computed = frozenset({"instance_ids", "private_ips"})
-    set_attrs = frozenset({"security_groups"})
-    owner_tags = True
-    replaces_instances = frozenset(LAUNCH_ATTRS)
-    create_before_destroy = True   # a batch's new hosts run before its old ones are terminated
-    recompute_on = frozenset({*LAUNCH_ATTRS, "count", "indexes"})
-    needs_live = frozenset({"keypairs", "security_groups"})
-    order = 60
+    traits = Traits(
+        computed=frozenset({"instance_ids", "private_ips"}),
+        set_attrs=frozenset({"security_groups"}),
+        owner_tags=True,
+        replaces_instances=frozenset(LAUNCH_ATTRS),
+        create_before_destroy=True,   # a batch's new hosts run before its old ones are terminated
+        recompute_on=frozenset({*LAUNCH_ATTRS, "count", "indexes"}),
+        needs_live=frozenset({"keypairs", "security_groups"}),
+    )
 
     # --- desired side -------------------------------------------------------------------
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
@@ -261,7 +263,7 @@ class DockerHosts(Kind):
         return [Replacement(f"docker_hosts.{name}[{index}]", tuple(ids))
                 for index, ids in sorted(stale.items()) if index not in good]
 
-    def display_view(self, attrs):
+    def display_view(self, name, attrs):
         return {key: value for key, value in attrs.items() if value is not None}
 
     # --- cloud side ---------------------------------------------------------------------
