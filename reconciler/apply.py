@@ -18,6 +18,10 @@ When the state cannot be written after a change reached the cloud (a full disk, 
 refuses the write), that change ends "unsaved" and nothing new starts: every further change would
 be one more the state does not know of. The running ones finish, one last save is tried, and the
 outcomes say exactly which changes reached the cloud and which of them the state holds.
+
+Here: the order of the changes (:func:`apply_order`) and the :class:`Applier`, which runs them; what a
+change records in the state, and the saving, are ``reconciler/apply_state.py``'s; references resolve
+through the planner's ``reconciler/references.py``.
 """
 
 from __future__ import annotations

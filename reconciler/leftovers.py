@@ -4,7 +4,8 @@ What state holds that the file no longer asks for (:func:`orphans`: blocks that 
 the objects create-before-destroy replacements deposed), what interrupted applies made in steps of
 objects no longer wanted (:func:`interrupted`), and what the cloud holds of this stack that neither
 file nor state knows (:func:`unmanaged`). :func:`delete_change` makes the delete of a live object for
-these and for the planner's moves. Like the planner, pure: no I/O.
+these and for the planner's moves; :class:`Part` is what a step of the planner adds to the plan. Like
+the planner, pure: no I/O.
 """
 
 from __future__ import annotations

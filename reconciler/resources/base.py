@@ -5,6 +5,10 @@ them to plain dicts, and creates, updates or deletes one resource at a time. The
 planner compares the normalized desired dict with the normalized live dict, so both
 sides must use the same shape: sorted lists for sets, strings where the cloud speaks
 strings.
+
+Here: :class:`Kind` (the core every kind implements) and its :class:`Traits`, and the contexts its
+hooks get (:class:`LoadContext` on the file side, :class:`CloudContext` on the cloud side). What only
+some kinds do is in ``abilities.py``.
 """
 
 from __future__ import annotations
