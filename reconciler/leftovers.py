@@ -145,7 +145,7 @@ def unmanaged(stack: Stack, live: Live, state: State) -> list[tuple[Address, str
 
 
 def delete_change(address: Address, cloud_id: str, before: dict[str, Any], prior: dict[str, Any], kind: Kind, *,
-                        deposed: bool = False, depends_on: list[Address] | None = None, reason: str | None = None) -> Change:
+                  deposed: bool = False, depends_on: list[Address] | None = None, reason: str | None = None) -> Change:
     """The delete of a live object (``deposed``: an earlier object of a block, by its id)."""
     if reason is None:
         reason = "replaced" if deposed else kind.removal_reason(address.name, prior)

@@ -288,4 +288,5 @@ def finish(change: Change, block: Block, partial: dict[str, Any] | None) -> Chan
 
 def serving(stack: Stack) -> dict[Address, dict[str, Any]]:
     """Every block of the file, targeted or not, whose kind serves instances, with its configuration."""
-    return {address: spec.attrs for address, spec in stack.resources.items() if KINDS[address.kind].traits.serves_instances}
+    return {address: spec.attrs for address, spec in stack.resources.items()
+            if KINDS[address.kind].traits.serves_instances}
