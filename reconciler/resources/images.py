@@ -21,7 +21,8 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError, ReconError
 from ..schema import Field
-from .base import Kind, LoadContext
+from .abilities import ChecksLive, Importable, Preexisting
+from .base import Kind, LoadContext, Traits
 
 IMAGE_ID_RE = re.compile(r"^[ae][mkr]i-[0-9a-fA-F]{8,17}$")
 ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -36,7 +37,7 @@ def permission_api(name: str) -> dict[str, str]:
     return {"Group": name} if name == "all" else {"UserId": name}
 
 
-class Images(Kind):
+class Images(Kind, Preexisting, ChecksLive, Importable):
     name = "images"
     noun = "image"
     fields = {
@@ -49,8 +50,7 @@ class Images(Kind):
     }
     outputs = {"id": "the image id", "name": "the image's name", "kernel_id": "its kernel (eki-…), if any",
                "ramdisk_id": "its ramdisk (eri-…), if any"}
-    set_attrs = frozenset({"launch_permission"})
-    order = 15
+    traits = Traits(set_attrs=frozenset({"launch_permission"}))
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         where = f"images.{name}"
@@ -65,13 +65,13 @@ class Images(Kind):
             attrs["launch_permission"] = sorted(set(block["launch_permission"]))
         return attrs
 
-    def removal_reason(self, prior):
+    def removal_reason(self, name, prior):
         return "removed from the file: the launch permissions recon granted are revoked, the image stays"
 
     def live_name(self, name, attrs):
         return attrs.get("id") or attrs["name"]
 
-    def creatable(self, attrs):
+    def creatable(self, name, attrs):
         return False
 
     def missing_message(self, cloud_name):
