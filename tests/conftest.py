@@ -8,6 +8,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # the e2e helpers module
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a whole story on the sandbox (deselect with -m 'not slow')")
+
+
 @pytest.fixture
 def sandbox(tmp_path):
     """A fresh sandbox cloud in a child process, on a free loopback port."""

@@ -59,3 +59,14 @@ def plan_fixture(path: Path) -> tuple[dict[str, Any], Stack, State, Plan | None]
     if "summary" in fixture:
         assert plan.summary() == fixture["summary"]
     return fixture, stack, state, plan
+
+
+def apply_plan(plan: Plan, state: State, stack: Stack, cloud: Any, env: dict[str, str] | None = None) -> list:
+    """Apply ``plan`` one change at a time (a fixed order) through ``cloud``; the outcomes.
+
+    ``state`` is changed in place, as the applier records each change."""
+    from reconciler.apply import Applier
+    from reconciler.resources.base import CloudContext
+
+    ctx = CloudContext(cloud, stack.name, stack.base_dir, env=env or {})
+    return Applier(plan, state, lambda saved: None, ctx, parallelism=1).run()

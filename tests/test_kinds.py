@@ -1,0 +1,46 @@
+"""Each kind from its JSON fixtures in kinds/<kind>/: desired + live + state → the expected plan,
+then that plan applied against a scripted cloud → exactly the expected cloud calls.
+
+A fixture is a planner fixture (see plan_fixtures.py) plus ``calls``: the exchanges applying its
+plan makes, in order (see cloud_double.py), with the replies the sandbox gave when it was recorded.
+``before`` (TOML applied first) is what kinds/record.py starts from to record it again.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from cloud_double import ScriptedCloud
+from plan_fixtures import apply_plan, plan_fixture
+from reconciler.resources import KINDS
+
+KINDS_DIR = Path(__file__).parent / "kinds"
+CASES = sorted(KINDS_DIR.glob("*/*.json"))
+#: The cases every kind has, unless its contract.toml's [absent] says why one cannot exist.
+REQUIRED = ("create", "noop", "update", "replace", "delete")
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_kind_fixture(path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RECON_WAIT_INTERVAL", "0")   # the script says when an instance runs
+    fixture, stack, state, plan = plan_fixture(path)
+    if plan is None:
+        assert "calls" not in fixture
+        return
+    cloud = ScriptedCloud(fixture["calls"])
+    outcomes = apply_plan(plan, state, stack, cloud)
+    cloud.check_done()
+    assert [(str(o.address), o.status, o.error) for o in outcomes if o.status not in ("done", "no-op")] == []
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_has_its_cases(kind: str) -> None:
+    folder = KINDS_DIR / kind
+    have = {path.stem for path in folder.glob("*.json")}
+    absent = tomllib.loads((folder / "contract.toml").read_text()).get("absent", {})
+    missing = [case for case in REQUIRED if case not in have and case not in absent]
+    assert not missing, f"tests/kinds/{kind} has no {', '.join(missing)} case (nor says why in contract.toml [absent])"
+    assert not have & set(absent), f"tests/kinds/{kind}: a case listed as absent exists"
