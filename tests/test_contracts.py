@@ -44,10 +44,6 @@ def supports_import(kind: Kind) -> bool:
     return type(kind).import_block is not Kind.import_block
 
 
-def contract(kind: str) -> dict:
-    return tomllib.loads((KINDS_DIR / kind / "contract.toml").read_text())
-
-
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
     from reconciler.sandbox import start_child
@@ -59,10 +55,11 @@ def cloud(tmp_path_factory):
 class Folder:
     """A folder with a desired file and its local state, and the recon commands run on it."""
 
-    def __init__(self, path: Path, kind: str, env: dict[str, str]):
+    def __init__(self, path: Path, kind: str, fixtures: Path, env: dict[str, str]):
+        """``fixtures``: the kind's folder, whose files (keys, cloud-init documents…) are copied in."""
         self.path, self.kind, self.env = path, kind, env
         path.mkdir(parents=True)
-        for item in (KINDS_DIR / kind).iterdir():
+        for item in fixtures.iterdir():
             if item.suffix != ".json" and item.name not in NOT_COPIED:
                 (shutil.copytree if item.is_dir() else shutil.copy)(item, path / item.name)
         self.head = f'[stack]\nname = "contract-{kind.replace("_", "-")}"\n\n'
@@ -71,9 +68,10 @@ class Folder:
         (self.path / "recon.toml").write_text(self.head + body)
 
     def recon(self, *args: str, code: int = 0) -> str:
+        """Run ``recon ARGS`` on this folder's file; its standard output."""
         result = CliRunner().invoke(app, [*args, "--config", str(self.path / "recon.toml")], env=self.env)
         assert result.exit_code == code, f"recon {' '.join(args)}: exit {result.exit_code}\n{result.output}"
-        return result.output
+        return result.stdout
 
     def changes(self, code: int) -> dict[str, list[str]]:
         """The plan's actions by address (``code``: what --detailed-exitcode must say)."""
@@ -108,9 +106,14 @@ def test_every_kind_has_a_contract() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_kind_contract(kind: str, env, tmp_path: Path) -> None:
-    spec = contract(kind)
+    run_contract(kind, KINDS_DIR / kind, env, tmp_path)
+
+
+def run_contract(kind: str, fixtures: Path, env: dict[str, str], tmp_path: Path) -> None:
+    """The contract of ``kind`` (registered), as ``fixtures``/contract.toml gives it."""
+    spec = tomllib.loads((fixtures / "contract.toml").read_text())
     address, removed = spec["address"], spec.get("removed", "")
-    folder = Folder(tmp_path / "managed", kind, env)
+    folder = Folder(tmp_path / "managed", kind, fixtures, env)
     for image in spec.get("test_images", []):
         make_lb_image(folder.path / image)
 
@@ -126,7 +129,9 @@ def test_kind_contract(kind: str, env, tmp_path: Path) -> None:
     folder.recon("apply", "--auto-approve")
     assert folder.changes(code=0) == {}, "the update does not read back as the file says"
 
-    imported = import_round_trip(kind, spec, env, tmp_path / "imported") if supports_import(KINDS[kind]) else None
+    imported = None
+    if supports_import(KINDS[kind]):
+        imported = import_round_trip(spec, fixtures, env, tmp_path / "imported")
     folder.write(removed)
     assert folder.changes(code=2) == {address: ["delete"]}
     folder.recon("apply", "--auto-approve")
@@ -138,13 +143,14 @@ def test_kind_contract(kind: str, env, tmp_path: Path) -> None:
     assert address in folder.changes(code=2), "the deleted resource still reads back as the file says"
 
 
-def import_round_trip(kind: str, spec: dict, env: dict[str, str], path: Path) -> "Folder | None":
+def import_round_trip(spec: dict, fixtures: Path, env: dict[str, str], path: Path) -> "Folder | None":
     """Import what the contract made into a file and state that know nothing of it: that plans clean."""
     how = spec.get("import")
+    kind = spec["address"].split(".", 1)[0]
     assert how, f"{kind} supports import: its contract.toml needs [import] (id, args) or [import] skip"
     if "skip" in how:
         return None
-    other = Folder(path, kind, env)
+    other = Folder(path, kind, fixtures, env)
     other.write("")
     other.recon("import", spec["address"], how["id"], *how.get("args", []))
     assert spec["address"] in other.state()

@@ -7,7 +7,7 @@ plans its ``desired`` and applies that plan through a recording client; it write
 ``expect`` (each actionable change's address, actions, changed and replaced paths, replacements)
 and ``calls`` (every exchange with the cloud, the sandbox's replies included). Read the diff before
 committing it: a recorded fixture says what recon does today, which is not always what it should.
-After each fixture it deletes what it made and resets the properties the fixture names.
+After each fixture it deletes what it made and resets the properties it read.
 """
 
 from __future__ import annotations
@@ -93,10 +93,8 @@ def record(path: Path, env: dict[str, str]) -> None:
             record_apply(fixture, ws, state, full, env)
     finally:
         settle(path, state, f'[stack]\nname = "{state.stack}"\n', env)
-        for text in (fixture["desired"], fixture.get("before", "")):
-            for name in tomllib.loads(text).get("properties", {}):
-                if name != "reset":
-                    ws.cloud.modify_property(name, reset=True)
+        for name in fixture.get("live", {}).get("properties", {}):
+            ws.cloud.modify_property(name, reset=True)
     path.write_text(json.dumps(fixture, indent=2, ensure_ascii=False) + "\n")
     print(f"{path}: {len(fixture.get('expect', []))} change(s), {len(fixture.get('calls', []))} call(s)", flush=True)
 
