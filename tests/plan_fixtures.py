@@ -19,6 +19,7 @@ import pytest
 
 from reconciler.addresses import Address
 from reconciler.config import Stack, build
+from reconciler.engine import Workspace
 from reconciler.errors import PlanError
 from reconciler.plan import Plan
 from reconciler.planner import make_plan
@@ -26,10 +27,13 @@ from reconciler.render.json_out import change_json
 from reconciler.state.model import Entry, State
 
 
-def load_fixture(path: Path) -> tuple[dict[str, Any], Stack, State, list[Address]]:
+def load_fixture(path: Path, *, prepare: bool = False) -> tuple[dict[str, Any], Stack, State, list[Address]]:
+    """The fixture, its stack (``prepare``: with each kind's local work done, as plan does it), state, targets."""
     fixture = json.loads(path.read_text())
     text = fixture["desired"]
     stack = build(tomllib.loads(text), text, path.with_suffix(".toml"))
+    if prepare:
+        stack = Workspace(stack, {}).prepared()
     state = State(stack=stack.name)
     for address, entry in fixture.get("state", {}).items():
         addr = Address.parse(address)
@@ -41,9 +45,9 @@ def load_fixture(path: Path) -> tuple[dict[str, Any], Stack, State, list[Address
     return fixture, stack, state, targets
 
 
-def plan_fixture(path: Path) -> tuple[dict[str, Any], Stack, State, Plan | None]:
+def plan_fixture(path: Path, *, prepare: bool = False) -> tuple[dict[str, Any], Stack, State, Plan | None]:
     """The fixture's plan, checked against what it expects (None for a fixture that expects an error)."""
-    fixture, stack, state, targets = load_fixture(path)
+    fixture, stack, state, targets = load_fixture(path, prepare=prepare)
     if "error" in fixture:
         with pytest.raises(PlanError) as info:
             make_plan(stack, fixture["live"], state, targets=targets)

@@ -8,8 +8,6 @@ Each kind's folder kinds/<kind>/ has a ``contract.toml``:
   resource leaves it (default: nothing);
 - ``[import]``: ``id`` (what ``recon import`` is given) and ``args`` (its options), or ``skip``
   (why the round trip cannot be made for this kind), for a kind that supports import;
-- optional ``test_images``: paths, in the folder the contract runs in, where a small base LB image
-  is written first;
 - optional ``[absent]``: fixture cases (test_kinds.py) the kind cannot have, and why.
 
 The contract: apply creates it → a plan shows no change (what was read back equals the file) →
@@ -17,7 +15,7 @@ the update plans a change of it → apply → no change → (import: a file and 
 of it import it, and that plans clean) → removed from the file, apply deletes it → state forgets it
 and asking for it again plans to make it anew.
 
-One sandbox serves the module; each kind works in its own stack. The commands run in this process
+One sandbox serves the module (conftest's ``contract_env``); each kind works in its own stack. The commands run in this process
 (typer's runner: the real CLI, minus the interpreter start), talking HTTP to the sandbox.
 """
 
@@ -42,14 +40,6 @@ NOT_COPIED = {"contract.toml", "README.md", "record.py"}
 def supports_import(kind: Kind) -> bool:
     """Whether ``recon import`` can write a block for the kind's resources."""
     return type(kind).import_block is not Kind.import_block
-
-
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory):
-    from reconciler.sandbox import start_child
-
-    with start_child(tmp_path_factory.mktemp("sandbox")) as sandbox:
-        yield sandbox.env
 
 
 class Folder:
@@ -83,21 +73,6 @@ class Folder:
         return json.loads(next((self.path / "state").glob("*.json")).read_text())["resources"]
 
 
-@pytest.fixture
-def env(cloud, monkeypatch):
-    """The sandbox's environment alone: no other cloud's variables reach the commands."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "EC2_", "EUCA", "S3_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("RECON_WAIT_INTERVAL", "0.05")
-    monkeypatch.setenv("RECON_RETRY_INITIAL", "0.05")
-    monkeypatch.setenv("RECON_RETRY_MAX", "0.2")
-    monkeypatch.setenv("NO_COLOR", "1")
-    return cloud
-
-
 def test_every_kind_has_a_contract() -> None:
     missing = [kind for kind in KINDS if not (KINDS_DIR / kind / "contract.toml").exists()]
     assert not missing, f"no tests/kinds/<kind>/contract.toml for {', '.join(missing)}"
@@ -105,8 +80,8 @@ def test_every_kind_has_a_contract() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_kind_contract(kind: str, env, tmp_path: Path) -> None:
-    run_contract(kind, KINDS_DIR / kind, env, tmp_path)
+def test_kind_contract(kind: str, contract_env, tmp_path: Path) -> None:
+    run_contract(kind, KINDS_DIR / kind, contract_env, tmp_path)
 
 
 def run_contract(kind: str, fixtures: Path, env: dict[str, str], tmp_path: Path) -> None:
@@ -114,8 +89,6 @@ def run_contract(kind: str, fixtures: Path, env: dict[str, str], tmp_path: Path)
     spec = tomllib.loads((fixtures / "contract.toml").read_text())
     address, removed = spec["address"], spec.get("removed", "")
     folder = Folder(tmp_path / "managed", kind, fixtures, env)
-    for image in spec.get("test_images", []):
-        make_lb_image(folder.path / image)
 
     folder.write(spec["block"])
     folder.recon("validate")
@@ -156,12 +129,3 @@ def import_round_trip(spec: dict, fixtures: Path, env: dict[str, str], path: Pat
     assert spec["address"] in other.state()
     assert other.changes(code=0) == {}, (path / "recon.toml").read_text()
     return other
-
-
-def make_lb_image(path: Path) -> None:
-    """A small base LB image of the runbook's servo release, packed as the package ships it."""
-    from reconciler.imagebuild.testimage import make_test_image, pack_tgz
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pack_tgz(make_test_image(path.with_name("eucalyptus-load-balancer-image.img")), path)
-    path.with_name("eucalyptus-load-balancer-image.img").unlink()

@@ -5,7 +5,8 @@ plans its ``desired`` and applies that plan through a recording client; it write
 (the live read, kept to what the file or the state names; all a fixture that expects an
 ``error`` gets), ``state`` (as ``before`` left it),
 ``expect`` (each actionable change's address, actions, changed and replaced paths, replacements)
-and ``calls`` (every exchange with the cloud, the sandbox's replies included). Read the diff before
+and ``calls`` (every exchange with the cloud, the sandbox's replies included; not for a fixture
+that says ``plan_only``). Read the diff before
 committing it: a recorded fixture says what recon does today, which is not always what it should.
 After each fixture it deletes what it made and resets the properties it read.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import tomllib
@@ -71,18 +73,21 @@ def record_apply(fixture: dict, ws: Workspace, state: State, full: dict, env: di
     cloud = RecordingCloud(ws.cloud)
     outcomes = apply_plan(plan, state, ws.stack, cloud, env)
     assert all(o.status in ("done", "no-op") for o in outcomes), [(o.address, o.status, o.error) for o in outcomes]
-    fixture["calls"] = cloud.made
+    if "plan_only" not in fixture:
+        fixture["calls"] = cloud.made
 
 
-def record(path: Path, env: dict[str, str]) -> None:
-    """Record one fixture on the sandbox, and leave the sandbox as it found it."""
+def record(path: Path, env: dict[str, str], scratch: Path) -> None:
+    """Record one fixture on the sandbox (working in a copy of its folder, in ``scratch``), and leave the
+    sandbox as it found it."""
     fixture = json.loads(path.read_text())
     texts = fixture["desired"] + fixture.get("before", "")
     state = State(stack=tomllib.loads(fixture["desired"])["stack"]["name"])
-    ws = workspace(path, fixture["desired"], env)
+    work = shutil.copytree(path.parent, scratch / f"{path.parent.name}-{path.stem}") / path.name
+    ws = workspace(work, fixture["desired"], env)
     try:
         if fixture.get("before"):
-            settle(path, state, fixture["before"], env)
+            settle(work, state, fixture["before"], env)
         fixture["state"] = {str(address): {key: value for key, value in entry.to_json().items()
                                            if key not in ("kind", "name")}
                             for address, entry in sorted(state.resources.items())}
@@ -92,7 +97,7 @@ def record(path: Path, env: dict[str, str]) -> None:
         if "error" not in fixture:   # (a plan refused: the live read is all it needs)
             record_apply(fixture, ws, state, full, env)
     finally:
-        settle(path, state, f'[stack]\nname = "{state.stack}"\n', env)
+        settle(work, state, f'[stack]\nname = "{state.stack}"\n', env)
         for name in fixture.get("live", {}).get("properties", {}):
             ws.cloud.modify_property(name, reset=True)
     path.write_text(json.dumps(fixture, indent=2, ensure_ascii=False) + "\n")
@@ -103,4 +108,4 @@ if __name__ == "__main__":
     os.environ.setdefault("RECON_WAIT_INTERVAL", "0.05")
     with tempfile.TemporaryDirectory() as scratch, start_child(Path(scratch) / "sandbox") as sandbox:
         for name in sys.argv[1:]:
-            record(Path(name), sandbox.env)
+            record(Path(name), sandbox.env, Path(scratch))
