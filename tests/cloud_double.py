@@ -6,7 +6,8 @@ each is one expected exchange ``{"call": "SERVICE.OPERATION", "params": {...}, "
 ``"error": {"code", "message"}`` instead of ``reply``), taken in order; a call that is not the next
 expected one fails the test. ``paginate`` gets one page (the reply) and returns what its result key
 selects; ``properties_describe`` and ``modify_property`` are recorded under their own names with
-their own arguments (``names``; ``name``, ``value`` or ``reset``), replies as they return them.
+their own arguments (``names``; ``name``, ``value`` or ``reset``), replies as they return them. A
+reply's ``Body`` (text) comes back readable, as the real client's does.
 Call options (``where``, ``ignore_codes``…) are not part of the exchange, but an error whose code
 is in ``ignore_codes`` returns None, as the real client does.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import io
 import json
 import threading
 from typing import Any, Collection
@@ -54,6 +56,14 @@ def _split(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             {k: v for k, v in params.items() if k in CALL_OPTIONS})
 
 
+def _describe_params(names) -> dict[str, Any]:
+    return {"names": [names] if isinstance(names, str) else list(names)}
+
+
+def _modify_params(name: str, value: str | None, reset: bool) -> dict[str, Any]:
+    return {"name": name, **({"reset": True} if reset else {"value": value})}
+
+
 class ScriptedCloud:
     """The cloud of one fixture: its expected exchanges, in order."""
 
@@ -69,9 +79,10 @@ class ScriptedCloud:
         with self._lock:
             index = len(self.made)
             expected = self.expected[index] if index < len(self.expected) else None
-            if expected is None or {"call": expected["call"], "params": expected.get("params", {})} != got:
+            wanted = expected and {"call": expected["call"], "params": expected.get("params", {})}
+            if wanted != got:
                 message = (f"unexpected cloud call #{index + 1}: {json.dumps(got, sort_keys=True)}\n"
-                           f"expected: {json.dumps(expected and {'call': expected['call'], 'params': expected.get('params', {})}, sort_keys=True)}")
+                           f"expected: {json.dumps(wanted, sort_keys=True)}")
                 self.failures.append(message)
                 raise AssertionError(message)
             self.made.append(got)
@@ -81,7 +92,10 @@ class ScriptedCloud:
                 return None
             raise CloudError(f"{code}: {expected['error'].get('message', '')}", where=name, code=code,
                              operation=name.split(".", 1)[1])
-        return expected.get("reply")
+        reply = expected.get("reply")
+        if isinstance(reply, dict) and isinstance(reply.get("Body"), str):   # a body comes back readable
+            reply = {**reply, "Body": io.BytesIO(reply["Body"].encode())}
+        return reply
 
     def call(self, service: str, operation: str, /, **params: Any) -> dict | None:
         params, options = _split(params)
@@ -92,13 +106,11 @@ class ScriptedCloud:
         return (jmespath.search(result_key, reply) if reply else None) or []
 
     def properties_describe(self, names=(), *, where: str | None = None) -> list[dict]:
-        return self._exchange("properties.properties_describe", {"names": [names] if isinstance(names, str)
-                                                                  else list(names)})
+        return self._exchange("properties.properties_describe", _describe_params(names))
 
     def modify_property(self, name: str, value: str | None = None, *, reset: bool = False,
                         where: str | None = None) -> dict:
-        return self._exchange("properties.modify_property",
-                              {"name": name, **({"reset": True} if reset else {"value": value})})
+        return self._exchange("properties.modify_property", _modify_params(name, value, reset))
 
     def check_done(self) -> None:
         """Every exchange expected was made, and nothing else."""
@@ -146,12 +158,10 @@ class RecordingCloud:
         return (jmespath.search(result_key, reply) if reply else None) or []
 
     def properties_describe(self, names=(), *, where: str | None = None) -> list[dict]:
-        return self._record("properties.properties_describe",
-                            {"names": [names] if isinstance(names, str) else list(names)},
+        return self._record("properties.properties_describe", _describe_params(names),
                             lambda: self.cloud.properties_describe(names, where=where))
 
     def modify_property(self, name: str, value: str | None = None, *, reset: bool = False,
                         where: str | None = None) -> dict:
-        return self._record("properties.modify_property",
-                            {"name": name, **({"reset": True} if reset else {"value": value})},
+        return self._record("properties.modify_property", _modify_params(name, value, reset),
                             lambda: self.cloud.modify_property(name, value, reset=reset, where=where))

@@ -15,8 +15,9 @@ the update plans a change of it → apply → no change → (import: a file and 
 of it import it, and that plans clean) → removed from the file, apply deletes it → state forgets it
 and asking for it again plans to make it anew.
 
-One sandbox serves the module (conftest's ``contract_env``); each kind works in its own stack. The commands run in this process
-(typer's runner: the real CLI, minus the interpreter start), talking HTTP to the sandbox.
+One sandbox serves the module (conftest's ``contract_env``); each kind works in its own stack. The
+commands run in this process (typer's runner: the real CLI, minus the interpreter's start), talking
+HTTP to the sandbox.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from reconciler.resources import KINDS
 from reconciler.resources.base import Kind
 
 KINDS_DIR = Path(__file__).parent / "kinds"
-NOT_COPIED = {"contract.toml", "README.md", "record.py"}
 
 
 def supports_import(kind: Kind) -> bool:
@@ -47,10 +47,10 @@ class Folder:
 
     def __init__(self, path: Path, kind: str, fixtures: Path, env: dict[str, str]):
         """``fixtures``: the kind's folder, whose files (keys, cloud-init documents…) are copied in."""
-        self.path, self.kind, self.env = path, kind, env
+        self.path, self.env = path, env
         path.mkdir(parents=True)
         for item in fixtures.iterdir():
-            if item.suffix != ".json" and item.name not in NOT_COPIED:
+            if item.suffix != ".json" and item.name != "contract.toml":
                 (shutil.copytree if item.is_dir() else shutil.copy)(item, path / item.name)
         self.head = f'[stack]\nname = "contract-{kind.replace("_", "-")}"\n\n'
 

@@ -10,6 +10,7 @@ sit beside the fixture; the fixture runs in a copy of its folder (plans may cach
 
 from __future__ import annotations
 
+import json
 import shutil
 import tomllib
 from pathlib import Path
@@ -53,3 +54,24 @@ def test_every_kind_has_its_cases(kind: str) -> None:
     missing = [case for case in REQUIRED if case not in have and case not in absent]
     assert not missing, f"tests/kinds/{kind} has no {', '.join(missing)} case (nor says why in contract.toml [absent])"
     assert not have & set(absent), f"tests/kinds/{kind}: a case listed as absent exists"
+
+
+def test_a_call_the_fixture_does_not_list_fails(tmp_path: Path) -> None:
+    fixture = json.loads((KINDS_DIR / "keypairs" / "create.json").read_text())
+    fixture["calls"][0]["params"]["KeyName"] = "other"
+    changed = tmp_path / "keypairs" / "create.json"
+    changed.parent.mkdir()
+    changed.write_text(json.dumps(fixture))
+    shutil.copy(KINDS_DIR / "keypairs" / "a.pub", changed.parent)
+    with pytest.raises(AssertionError, match="unexpected cloud call #1"):
+        check_fixture(changed, tmp_path / "run")
+
+
+def test_a_call_the_fixture_lists_and_the_kind_does_not_make_fails(tmp_path: Path) -> None:
+    fixture = json.loads((KINDS_DIR / "keypairs" / "delete.json").read_text())
+    fixture["calls"].append(fixture["calls"][0])
+    changed = tmp_path / "keypairs" / "delete.json"
+    changed.parent.mkdir()
+    changed.write_text(json.dumps(fixture))
+    with pytest.raises(AssertionError, match="1 expected cloud call"):
+        check_fixture(changed, tmp_path / "run")

@@ -6,11 +6,14 @@ No product file names it: adding a kind is its module, its fixtures and its regi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from reconciler.cli import app
 from reconciler.errors import ReconError
 from reconciler.resources import KINDS
 from reconciler.resources.base import Kind
@@ -75,6 +78,13 @@ def test_toy_kind_fixture(notes, path: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_toy_kind_contract(notes, contract_env, tmp_path: Path) -> None:
     run_contract("notes", FIXTURES, contract_env, tmp_path)
+
+
+def test_the_toy_kind_is_in_the_schema(notes) -> None:
+    result = CliRunner().invoke(app, ["schema"])
+    assert result.exit_code == 0, result.output
+    notes_schema = json.loads(result.stdout)["properties"]["notes"]
+    assert notes_schema["additionalProperties"]["properties"]["text"]["description"] == "The note's text."
 
 
 def test_the_toy_kind_is_gone_after_its_test() -> None:
