@@ -1,14 +1,15 @@
 """Record kind fixtures from the sandbox: ``python tests/kinds/record.py tests/kinds/KIND/CASE.json…``.
 
-On one sandbox, for each fixture it applies the fixture's ``before`` (TOML, if any), then
-plans its ``desired`` and applies that plan through a recording client; it writes back ``live``
-(the live read, kept to what the file or the state names; all a fixture that expects an
-``error`` gets), ``state`` (as ``before`` left it),
-``expect`` (each actionable change's address, actions, changed and replaced paths, replacements)
-and ``calls`` (every exchange with the cloud, the sandbox's replies included; not for a fixture
-that says ``plan_only``). Read the diff before
-committing it: a recorded fixture says what recon does today, which is not always what it should.
-After each fixture it deletes what it made and resets the properties it read.
+On one sandbox, for each fixture (in a copy of its folder) it applies the fixture's ``before``
+(TOML, if any), then plans its ``desired`` and applies that plan through a recording client. It
+writes back ``state`` (as ``before`` left it), ``live`` (the live read, kept to what the file, the
+state or the file's text names; all a fixture that expects an ``error`` gets), ``expect`` (each
+actionable change's address, actions, changed and replaced paths, replacements) and ``calls``
+(every exchange with the cloud, the sandbox's replies included; not for a ``plan_only`` fixture).
+Then it deletes what it made and resets the properties it read.
+
+Read the diff before committing it: a recorded fixture says what recon does today, which is not
+always what it should.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ EXPECTED = ("address", "actions", "changed_paths", "replace_paths", "replacement
 
 
 def workspace(path: Path, text: str, env: dict[str, str]) -> Workspace:
+    """``text`` as the desired file ``path``, prepared as plan prepares it."""
     stack = build(tomllib.loads(text), text, path.with_suffix(".toml"))
     ws = Workspace(stack, env)
     return Workspace(ws.prepared(), env)
@@ -50,7 +52,8 @@ def kept(live: dict, ws: Workspace, state: State, texts: str) -> dict:
         names.setdefault(address.kind, set()).add(str(KINDS[address.kind].live_name(address.name, spec.attrs)))
     for address, entry in state.resources.items():
         names.setdefault(address.kind, set()).add(entry.id)
-    found = {kind: {name: attrs for name, attrs in sorted(items.items()) if name in names.get(kind, ()) or name in texts}
+    found = {kind: {name: attrs for name, attrs in sorted(items.items())
+                    if name in names.get(kind, ()) or name in texts}
              for kind, items in live.items()}
     return {kind: items for kind, items in found.items() if items or kind in names}
 
