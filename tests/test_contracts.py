@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 
 from reconciler.cli import app
 from reconciler.resources import KINDS
+from reconciler.resources.abilities import Importable
 from reconciler.resources.base import Kind
 
 KINDS_DIR = Path(__file__).parent / "kinds"
@@ -39,7 +40,7 @@ KINDS_DIR = Path(__file__).parent / "kinds"
 
 def supports_import(kind: Kind) -> bool:
     """Whether ``recon import`` can write a block for the kind's resources."""
-    return type(kind).import_block is not Kind.import_block
+    return isinstance(kind, Importable)
 
 
 class Folder:

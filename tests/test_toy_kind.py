@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from reconciler.cli import app
 from reconciler.errors import ReconError
 from reconciler.resources import KINDS
+from reconciler.resources.abilities import Importable
 from reconciler.resources.base import Kind
 from reconciler.schema import Field
 from test_contracts import run_contract
@@ -25,7 +26,7 @@ FIXTURES = Path(__file__).parent / "toy" / "notes"
 BUCKET = "recon-notes"
 
 
-class Notes(Kind):
+class Notes(Kind, Importable):
     """Short texts, each kept as one object of the bucket recon-notes."""
 
     name = "notes"
