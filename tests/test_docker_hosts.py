@@ -80,6 +80,12 @@ class RunningCounter(threading.Thread):
         self.env = env
         self.samples: list[int] = []
         self.done = threading.Event()
+        self.sampling = threading.Event()
+
+    def start(self) -> None:
+        """Start, and return once the first sample is taken (before the apply it watches begins)."""
+        super().start()
+        assert self.sampling.wait(120), "the counter took no sample in 120 s"
 
     def run(self) -> None:
         ec2 = client(self.env, "ec2")
@@ -87,6 +93,7 @@ class RunningCounter(threading.Thread):
             reply = ec2.describe_instances(Filters=[{"Name": "tag:recon:stack", "Values": ["hosts"]},
                                                     {"Name": "instance-state-name", "Values": ["running"]}])
             self.samples.append(sum(len(r["Instances"]) for r in reply["Reservations"]))
+            self.sampling.set()
             time.sleep(0.005)
 
 

@@ -74,7 +74,14 @@ class Sampler(threading.Thread):
         self.env = env
         self.samples: list[Sample] = []
         self.done = threading.Event()
+        self.sampling = threading.Event()
         self.error: BaseException | None = None
+
+    def start(self) -> None:
+        """Start, and return once the first sample is taken (before the apply it watches begins)."""
+        super().start()
+        self.sampling.wait(120)
+        assert self.samples and self.error is None, f"no first sample: {self.error!r}"
 
     def run(self) -> None:
         try:
@@ -82,10 +89,12 @@ class Sampler(threading.Thread):
             while True:
                 last = self.done.is_set()
                 self.samples.append(Sample(registered(self.env, elb), instance_states(self.env, ec2)))
+                self.sampling.set()
                 if last:
                     return
         except BaseException as exc:  # reported by the test
             self.error = exc
+            self.sampling.set()
 
     def finish(self) -> list[Sample]:
         self.done.set()
