@@ -117,69 +117,14 @@ def verify_bundle(
     data = fetch(manifest_key)
     if data is None:
         raise BundleError(f"manifest {manifest_key} not found")
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as err:
-        raise BundleError(f"manifest {manifest_key} is not well-formed XML: {err}") from None
-    if root.tag != "manifest":
-        raise BundleError(f"{manifest_key} is not a bundle manifest (root element <{root.tag}>)")
-    image = root.find("image")
-    if image is None:
-        raise BundleError("manifest has no <image> element")
-
-    # 1. signature over <machine_configuration><image>, as written, by the user's key or, as
-    #    Eucalyptus also accepts (ImageManifests.checkManifestSignature), by the cloud's own
-    mc = _MACHINE_CONFIGURATION.search(data)
-    im = _IMAGE.search(data)
-    if mc is None or im is None:
-        raise BundleError("manifest lacks <machine_configuration> or <image>")
-    signature = _hex(_text(root, "signature"), "signature")
-    signed = mc.group(0) + im.group(0)
-
-    def signed_by(public_key) -> bool:
-        try:
-            public_key.verify(signature, signed, rsa_padding.PKCS1v15(), hashes.SHA1())
-        except InvalidSignature:
-            return False
-        return True
-
-    if not (signed_by(user_cert.public_key()) or signed_by(cloud_key.public_key())):
-        raise BundleError("manifest signature does not verify with the user's or the cloud's certificate")
-
-    # 2. the key and IV, for the cloud (and for the user)
-    key = _decrypt_hex(cloud_key, _text(image, "ec2_encrypted_key"), "ec2_encrypted_key", 16)
-    iv = _decrypt_hex(cloud_key, _text(image, "ec2_encrypted_iv"), "ec2_encrypted_iv", 16)
-    if user_key is not None and _text(image, "user_encrypted_key"):
-        if _decrypt_hex(user_key, _text(image, "user_encrypted_key"), "user_encrypted_key", 16) != key:
-            raise BundleError("user_encrypted_key and ec2_encrypted_key differ")
-        if _text(image, "user_encrypted_iv") and \
-                _decrypt_hex(user_key, _text(image, "user_encrypted_iv"), "user_encrypted_iv", 16) != iv:
-            raise BundleError("user_encrypted_iv and ec2_encrypted_iv differ")
-
-    # 3. parts: present, digests right; stream decrypt -> unpad -> gunzip -> SHA1
+    root, image = _parse_manifest(manifest_key, data)
+    _check_signature(root, data, cloud_key, user_cert)
+    key, iv = _bundle_key(image, cloud_key, user_key)
     digest = _text(image, "digest")
     if not digest:
         raise BundleError("manifest has no image digest")
-    parts_el = image.find("parts")
-    parts = [] if parts_el is None else parts_el.findall("part")
-    if not parts:
-        raise BundleError("manifest lists no parts")
-    if parts_el is not None and parts_el.get("count") and parts_el.get("count") != str(len(parts)):
-        raise BundleError(f"manifest says {parts_el.get('count')} parts but lists {len(parts)}")
-    try:
-        parts.sort(key=lambda p: int(p.get("index", "")))
-    except ValueError:
-        raise BundleError("a manifest part has no numeric index") from None
-    if [int(p.get("index")) for p in parts] != list(range(len(parts))):
-        raise BundleError("manifest part indexes are not 0..N-1")
-
+    listed = _listed_parts(image)
     directory = posixpath.dirname(manifest_key)
-    listed = []
-    for part in parts:
-        filename = _text(part, "filename")
-        if not filename or "/" in filename:
-            raise BundleError(f"part {part.get('index')} has no usable filename")
-        listed.append((filename, (_text(part, "digest") or "").lower()))
 
     def fetch_part(filename: str) -> bytes:
         body = fetch(posixpath.join(directory, filename) if directory else filename)
@@ -202,5 +147,78 @@ def verify_bundle(
         kernel_id=_text(mc_el, "kernel_id"),
         ramdisk_id=_text(mc_el, "ramdisk_id"),
         size=int(size_text) if size_text and size_text.isdigit() else None,
-        parts=len(parts),
+        parts=len(listed),
     )
+
+
+def _parse_manifest(manifest_key: str, data: bytes) -> tuple[ET.Element, ET.Element]:
+    """The manifest's root and its ``<image>``, or why it is no manifest."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as err:
+        raise BundleError(f"manifest {manifest_key} is not well-formed XML: {err}") from None
+    if root.tag != "manifest":
+        raise BundleError(f"{manifest_key} is not a bundle manifest (root element <{root.tag}>)")
+    image = root.find("image")
+    if image is None:
+        raise BundleError("manifest has no <image> element")
+    return root, image
+
+
+def _check_signature(root: ET.Element, data: bytes, cloud_key: rsa.RSAPrivateKey,
+                     user_cert: x509.Certificate) -> None:
+    """The signature over ``<machine_configuration><image>``, as written, by the user's key or, as
+    Eucalyptus also accepts (ImageManifests.checkManifestSignature), by the cloud's own."""
+    mc = _MACHINE_CONFIGURATION.search(data)
+    im = _IMAGE.search(data)
+    if mc is None or im is None:
+        raise BundleError("manifest lacks <machine_configuration> or <image>")
+    signature = _hex(_text(root, "signature"), "signature")
+    signed = mc.group(0) + im.group(0)
+
+    def signed_by(public_key) -> bool:
+        try:
+            public_key.verify(signature, signed, rsa_padding.PKCS1v15(), hashes.SHA1())
+        except InvalidSignature:
+            return False
+        return True
+
+    if not (signed_by(user_cert.public_key()) or signed_by(cloud_key.public_key())):
+        raise BundleError("manifest signature does not verify with the user's or the cloud's certificate")
+
+
+def _bundle_key(image: ET.Element, cloud_key: rsa.RSAPrivateKey,
+                user_key: rsa.RSAPrivateKey | None) -> tuple[bytes, bytes]:
+    """The AES key and IV, for the cloud (and, when the user's copies are there, the same for the user)."""
+    key = _decrypt_hex(cloud_key, _text(image, "ec2_encrypted_key"), "ec2_encrypted_key", 16)
+    iv = _decrypt_hex(cloud_key, _text(image, "ec2_encrypted_iv"), "ec2_encrypted_iv", 16)
+    if user_key is not None and _text(image, "user_encrypted_key"):
+        if _decrypt_hex(user_key, _text(image, "user_encrypted_key"), "user_encrypted_key", 16) != key:
+            raise BundleError("user_encrypted_key and ec2_encrypted_key differ")
+        if _text(image, "user_encrypted_iv") and \
+                _decrypt_hex(user_key, _text(image, "user_encrypted_iv"), "user_encrypted_iv", 16) != iv:
+            raise BundleError("user_encrypted_iv and ec2_encrypted_iv differ")
+    return key, iv
+
+
+def _listed_parts(image: ET.Element) -> list[tuple[str, str]]:
+    """(file name, SHA-1) of each part, in index order: present, counted, numbered 0..N-1."""
+    parts_el = image.find("parts")
+    parts = [] if parts_el is None else parts_el.findall("part")
+    if not parts:
+        raise BundleError("manifest lists no parts")
+    if parts_el is not None and parts_el.get("count") and parts_el.get("count") != str(len(parts)):
+        raise BundleError(f"manifest says {parts_el.get('count')} parts but lists {len(parts)}")
+    try:
+        parts.sort(key=lambda p: int(p.get("index", "")))
+    except ValueError:
+        raise BundleError("a manifest part has no numeric index") from None
+    if [int(p.get("index")) for p in parts] != list(range(len(parts))):
+        raise BundleError("manifest part indexes are not 0..N-1")
+    listed = []
+    for part in parts:
+        filename = _text(part, "filename")
+        if not filename or "/" in filename:
+            raise BundleError(f"part {part.get('index')} has no usable filename")
+        listed.append((filename, (_text(part, "digest") or "").lower()))
+    return listed
