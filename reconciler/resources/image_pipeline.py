@@ -167,6 +167,8 @@ class Install:
         self.ctx, self.where, self.digest = ctx, where, digest
         resumed = ctx.resumed(where)
         self.progress: dict[str, Any] = dict(resumed["attrs"]) if resumed and resumed["id"] == digest else {}
+        #: The step the earlier attempt had reached (None: a first attempt).
+        self.resumed_step: str | None = self.progress.get("step")
 
     def step(self, name: str, **known: Any) -> None:
         self.progress.update(known, step=name)
@@ -183,6 +185,8 @@ class Install:
 
     def upload(self, image: Path, prefix: str, signing: Mapping[str, Any], registration: Registration) -> None:
         """The parts, then the manifest (the cloud must never see a manifest without its parts)."""
+        if self.resumed_step in ("register", "tag"):
+            return            # uploaded whole by the attempt this one resumes
         bucket = self.progress["bucket"]
         self.step("parts")
         uploader, manifest = upload_parts(self.ctx, image, prefix, bucket, signing, self.digest, registration,

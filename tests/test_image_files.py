@@ -1,0 +1,159 @@
+"""End to end: machine, kernel and ramdisk images recon bundles from files (issue 14).
+
+Small stand-in kernel, ramdisk and root file system files, made here, are bundled, uploaded and
+registered as eki/eri/emi (paravirtual, the kernel and ramdisk linked, launch permission
+``all``), and a host is launched from the emi; a second plan is clean. A changed root file
+system registers a new emi, rolls the host onto it, then deregisters the old emi and deletes its
+bundle. SIGKILL right after RegisterImage, then apply again: exactly one image per revision.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from e2e import client, recon
+
+STACK = "recon.toml"
+TEXT = """[stack]
+name = "docker"
+
+[images.kernel]
+source = "images/vmlinuz"
+type = "kernel"
+launch_permission = ["all"]
+
+[images.ramdisk]
+source = "images/initrd.img"
+type = "ramdisk"
+launch_permission = ["all"]
+
+[images.rootfs]
+source = "images/rootfs.img"
+type = "machine"
+kernel = "${images.kernel.id}"
+ramdisk = "${images.ramdisk.id}"
+description = "Docker root file system"
+launch_permission = ["all"]
+"""
+HOST = """
+[docker_hosts.web]
+image = "${images.rootfs.id}"
+instance_type = "m1.small"
+zone = "ViciousLiesAndDangerousRumors"
+"""
+
+
+def setup(work: Path, *, hosts: bool = True) -> Path:
+    (work / "images").mkdir(parents=True)
+    for name, size in (("vmlinuz", 200_000), ("initrd.img", 300_000), ("rootfs.img", 1 << 20)):
+        (work / "images" / name).write_bytes(os.urandom(size))
+    (work / STACK).write_text(TEXT + (HOST if hosts else ""))
+    return work
+
+
+def images(env) -> dict[str, dict]:
+    """The stack's images by block (recon:address), failing on two of one block."""
+    found: dict[str, dict] = {}
+    for image in client(env, "ec2").describe_images(Owners=["self"])["Images"]:
+        address = {t["Key"]: t["Value"] for t in image.get("Tags") or []}.get("recon:address")
+        if address:
+            assert address not in found, (address, image, found)
+            found[address] = image
+    return found
+
+
+def bucket_keys(env, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in client(env, "s3").list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def permissions(env, image_id: str) -> list[str]:
+    reply = client(env, "ec2").describe_image_attribute(ImageId=image_id, Attribute="launchPermission")
+    return sorted(p.get("Group") or p["UserId"] for p in reply["LaunchPermissions"])
+
+
+def host_images(env) -> set[str]:
+    reservations = client(env, "ec2").describe_instances(Filters=[
+        {"Name": "tag:recon:stack", "Values": ["docker"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
+    return {i["ImageId"] for r in reservations for i in r["Instances"]}
+
+
+def test_kernel_ramdisk_rootfs_from_files_and_a_new_rootfs(sandbox, tmp_path: Path) -> None:
+    env, work = sandbox.env, setup(tmp_path)
+    plan = recon(env, "plan", "-c", STACK, cwd=work)
+    assert plan.code == 0, plan.both
+    assert "+ images.kernel" in plan.out and "+ images.rootfs" in plan.out, plan.out
+    applied = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert applied.code == 0, applied.both
+
+    made = images(env)
+    kernel, ramdisk, rootfs = made["images.kernel"], made["images.ramdisk"], made["images.rootfs"]
+    assert kernel["ImageId"].startswith("eki-") and kernel["ImageType"] == "kernel"
+    assert ramdisk["ImageId"].startswith("eri-") and ramdisk["ImageType"] == "ramdisk"
+    assert rootfs["ImageId"].startswith("emi-") and rootfs["ImageType"] == "machine"
+    assert rootfs["KernelId"] == kernel["ImageId"] and rootfs["RamdiskId"] == ramdisk["ImageId"]
+    assert rootfs["VirtualizationType"] == "paravirtual" and rootfs["Description"] == "Docker root file system"
+    assert all(permissions(env, image["ImageId"]) == ["all"] for image in made.values())
+    bucket, _, manifest = rootfs["ImageLocation"].partition("/")
+    assert bucket == "docker-rootfs" and manifest == f"{rootfs['Name']}.manifest.xml"
+    assert host_images(env) == {rootfs["ImageId"]}
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+    # A new root file system: a new emi beside the old one, the host rolled onto it, the old one gone.
+    (work / "images" / "rootfs.img").write_bytes(os.urandom(1 << 20))
+    plan = recon(env, "plan", "-c", STACK, cwd=work)
+    assert plan.code == 0 and "images.rootfs" in plan.out and "images.kernel" not in plan.out, plan.both
+    rolled = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert rolled.code == 0, rolled.both
+    after = images(env)
+    new = after["images.rootfs"]
+    assert new["ImageId"] != rootfs["ImageId"] and new["KernelId"] == kernel["ImageId"]
+    assert after["images.kernel"]["ImageId"] == kernel["ImageId"]
+    assert client(env, "ec2").describe_images(Owners=["self"], Filters=[
+        {"Name": "image-id", "Values": [rootfs["ImageId"]]}])["Images"] == []
+    assert permissions(env, new["ImageId"]) == ["all"]
+    assert host_images(env) == {new["ImageId"]}
+    assert bucket_keys(env, "docker-rootfs") == [f"{new['Name']}.manifest.xml", f"{new['Name']}.part.00"]
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+    # Removed from the file: deregistered, bundles and buckets deleted.
+    (work / STACK).write_text('[stack]\nname = "docker"\n')
+    gone = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert gone.code == 0, gone.both
+    assert images(env) == {}
+    buckets = {b["Name"] for b in client(env, "s3").list_buckets()["Buckets"]}
+    assert not buckets & {"docker-kernel", "docker-ramdisk", "docker-rootfs"}
+
+
+def test_killed_after_register_image_then_applied_again(sandbox, tmp_path: Path) -> None:
+    env, work = sandbox.env, setup(tmp_path, hosts=False)
+    killed = recon({**env, "RECON_CRASH_AFTER": "ec2.RegisterImage:3"}, "apply", "-c", STACK, "--auto-approve",
+                   cwd=work)
+    assert killed.code == -9, killed.both
+    again = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert again.code == 0, again.both
+    made = images(env)     # one image per block (images() fails on a second)
+    assert sorted(made) == ["images.kernel", "images.ramdisk", "images.rootfs"]
+    names = [i["Name"] for i in client(env, "ec2").describe_images(Owners=["self"])["Images"]
+             if i["Name"].startswith("docker-")]
+    assert len(names) == 3, names
+    assert made["images.rootfs"]["KernelId"] == made["images.kernel"]["ImageId"]
+    state = json.loads((work / "state" / "docker.json").read_text())
+    assert not state.get("partial"), state
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+    # killed after registering a new revision of the root file system, before tagging it
+    (work / "images" / "rootfs.img").write_bytes(os.urandom(1 << 20))
+    killed = recon({**env, "RECON_CRASH_AFTER": "ec2.RegisterImage"}, "apply", "-c", STACK, "--auto-approve",
+                   cwd=work)
+    assert killed.code == -9, killed.both
+    again = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert again.code == 0, again.both
+    rootfs = [i for i in client(env, "ec2").describe_images(Owners=["self"])["Images"]
+              if i["Name"].startswith("docker-rootfs-")]
+    assert len(rootfs) == 1 and rootfs[0]["ImageId"] == images(env)["images.rootfs"]["ImageId"], rootfs
+    assert bucket_keys(env, "docker-rootfs") == [f"{rootfs[0]['Name']}.manifest.xml",
+                                                 f"{rootfs[0]['Name']}.part.00"]
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
