@@ -26,7 +26,7 @@ from .. import scratch
 from ..addresses import Address, Reference, is_whole_reference, references_in
 from ..bundle.manifest import manifest_name
 from ..errors import ConfigError, ReconError
-from ..imagebuild.source import MAX_IMAGE_BYTES, SHA256_RE, file_sha256, prepare_base_image
+from ..imagebuild.source import MAX_IMAGE_BYTES, SHA256_RE, check_source_file, file_sha256, prepare_base_image
 from ..schema import Field
 from .base import CloudContext, LoadContext
 from .image_pipeline import (
@@ -85,14 +85,7 @@ def normalize_source(name: str, block: Mapping[str, Any], ctx: LoadContext) -> d
                               where=f"{where}.{key}", hint="its name in the cloud is STACK-BLOCK-DIGEST")
     if "type" not in block:
         raise ConfigError("an image from a source needs its type: machine, kernel or ramdisk", where=f"{where}.type")
-    source = ctx.base_dir / block["source"]
-    try:
-        found = "file" if source.is_file() else "other" if source.exists() else None
-    except OSError as exc:
-        raise ConfigError(f"source {block['source'][:80]!r}: {exc.strerror}", where=f"{where}.source")
-    if found != "file":
-        what = "is not a file" if found else f"not found (looked in {ctx.base_dir})"
-        raise ConfigError(f"source {block['source']!r} {what}", where=f"{where}.source")
+    check_source_file(ctx.base_dir, block["source"], "source", f"{where}.source")
     image_type = block["type"]
     attrs: dict[str, Any] = {"source": block["source"], "type": image_type,
                              "architecture": block.get("architecture", "x86_64")}
@@ -134,7 +127,8 @@ def prepare_source(name: str, attrs: dict[str, Any], base_dir: Path) -> dict[str
         raise ConfigError(f"cannot read {attrs['source']!r}: {exc.strerror}", where=where)
     if attrs.get("source_sha256") and attrs["source_sha256"] != found:
         raise ConfigError(f"{attrs['source']} has sha256 {found}, not the declared {attrs['source_sha256']}",
-                          where=where, hint="a wrong or changed file; fix source_sha256 only if the new file is trusted")
+                          where=where,
+                          hint="a wrong or changed file; fix source_sha256 only if the new file is trusted")
     attrs = {**attrs, "file_sha256": found}
     return {**attrs, "digest": _digest(attrs, {})}
 

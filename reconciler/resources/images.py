@@ -68,7 +68,8 @@ class Images(Kind):
         else:
             extra = [key for key in image_files.ONLY_WITH_SOURCE if key in block]
             if extra:
-                raise ConfigError(f"{extra[0]} is for an image recon makes from a source file", where=f"{where}.{extra[0]}",
+                raise ConfigError(f"{extra[0]} is for an image recon makes from a source file",
+                                  where=f"{where}.{extra[0]}",
                                   hint="give source, or only id or name (and launch_permission) for an existing image")
             if ("id" in block) == ("name" in block):
                 raise ConfigError("give exactly one of id or name", where=where)

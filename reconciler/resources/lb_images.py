@@ -43,7 +43,7 @@ from ..imagebuild.build import TEMPLATE_PATH, ImageSpec, Revision, build_revisio
 from ..imagebuild.check import check, stand_in_certificate
 from ..imagebuild.haproxy import render_template
 from ..imagebuild.servo import VERSION_RE, Listener, ServoRelease, effective_config, idle_timeout
-from ..imagebuild.source import MAX_IMAGE_BYTES
+from ..imagebuild.source import MAX_IMAGE_BYTES, check_source_file
 from ..imagebuild.sysctl import render_sysctl
 from ..schema import Field
 from ..state.local import write_atomic
@@ -127,14 +127,7 @@ class LbImages(Kind):
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         where = f"lb_images.{name}"
-        source = ctx.base_dir / block["source"]
-        try:
-            found = "file" if source.is_file() else "other" if source.exists() else None
-        except OSError as exc:   # a name too long for the file system
-            raise ConfigError(f"base image {block['source'][:80]!r}: {exc.strerror}", where=f"{where}.source")
-        if found != "file":
-            what = "is not a file" if found else f"not found (looked in {ctx.base_dir})"
-            raise ConfigError(f"base image {block['source']!r} {what}", where=f"{where}.source")
+        check_source_file(ctx.base_dir, block["source"], "base image", f"{where}.source")
         haproxy = block.get("haproxy", {})
         # the settings alone can be checked now; the template they go into is read at plan time
         render_template("global\ndefaults\n", global_settings=haproxy.get("global", {}),
