@@ -4,13 +4,15 @@ Small stand-in kernel, ramdisk and root file system files, made here, are bundle
 registered as eki/eri/emi (paravirtual, the kernel and ramdisk linked, launch permission
 ``all``), and a host is launched from the emi; a second plan is clean. A changed root file
 system registers a new emi, rolls the host onto it, then deregisters the old emi and deletes its
-bundle. SIGKILL right after RegisterImage, then apply again: exactly one image per revision.
+bundle. SIGKILL right after RegisterImage, then apply again: exactly one image per revision; SIGKILL
+after the first part uploaded, then apply again: what was stored is not sent again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from e2e import client, recon
@@ -156,4 +158,20 @@ def test_killed_after_register_image_then_applied_again(sandbox, tmp_path: Path)
     assert len(rootfs) == 1 and rootfs[0]["ImageId"] == images(env)["images.rootfs"]["ImageId"], rootfs
     assert bucket_keys(env, "docker-rootfs") == [f"{rootfs[0]['Name']}.manifest.xml",
                                                  f"{rootfs[0]['Name']}.part.00"]
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+
+def test_an_interrupted_upload_resumes(sandbox, tmp_path: Path) -> None:
+    env, work = sandbox.env, setup(tmp_path, hosts=False)
+    # the first object uploaded is a part (images have no bucket marker): killed right after it
+    killed = recon({**env, "RECON_CRASH_AFTER": "s3.PutObject"}, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert killed.code == -9, killed.both
+    stored = {b["Name"]: bucket_keys(env, b["Name"]) for b in client(env, "s3").list_buckets()["Buckets"]}
+    assert sum(len(keys) for keys in stored.values()) >= 1, stored
+    again = recon(env, "apply", "-c", STACK, "--auto-approve", "--stats", cwd=work)
+    assert again.code == 0, again.both
+    # six objects in all (a part and a manifest per image): what the killed apply stored is not sent again
+    puts = int(re.search(r"s3\.PutObject\s+(\d+)", again.err).group(1))
+    assert puts <= 6 - sum(len(keys) for keys in stored.values()), again.err
+    assert sorted(images(env)) == ["images.kernel", "images.ramdisk", "images.rootfs"]
     assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
