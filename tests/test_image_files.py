@@ -4,18 +4,29 @@ Small stand-in kernel, ramdisk and root file system files, made here, are bundle
 registered as eki/eri/emi (paravirtual, the kernel and ramdisk linked, launch permission
 ``all``), and a host is launched from the emi; a second plan is clean. A changed root file
 system registers a new emi, rolls the host onto it, then deregisters the old emi and deletes its
-bundle. SIGKILL right after RegisterImage, then apply again: exactly one image per revision; SIGKILL
+bundle. The bundles of all three types decrypt and verify with openssl alone. SIGKILL right after RegisterImage, then apply again: exactly one image per revision; SIGKILL
 after the first part uploaded, then apply again: what was stored is not sent again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from e2e import client, recon
+from reconciler.bundle import write_bundle
+from reconciler.bundle.manifest import MachineConfiguration
+from reconciler.bundle.writer import BundleKey
+from reconciler.sandbox.credentials import write_credentials
 
 STACK = "recon.toml"
 TEXT = """[stack]
@@ -175,3 +186,46 @@ def test_an_interrupted_upload_resumes(sandbox, tmp_path: Path) -> None:
     assert puts <= 6 - sum(len(keys) for keys in stored.values()), again.err
     assert sorted(images(env)) == ["images.kernel", "images.ramdisk", "images.rootfs"]
     assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+
+def openssl(*args: str, data: bytes | None = None) -> bytes:
+    return subprocess.run(["openssl", *args], input=data, capture_output=True, check=True).stdout
+
+
+@pytest.mark.parametrize("image_type", ["kernel", "ramdisk", "machine"])
+def test_bundles_of_each_type_check_out_with_openssl_alone(image_type: str, tmp_path: Path) -> None:
+    creds = write_credentials(tmp_path / "creds", "http://127.0.0.1:9")
+    user_key = serialization.load_pem_private_key(creds.user_key.read_bytes(), None)
+    source = tmp_path / "source.img"
+    source.write_bytes(os.urandom(11 << 20) + b"tail" * 1000)      # two parts
+    machine = MachineConfiguration(kernel_id="eki-0123abcd", ramdisk_id="eri-0123abcd") \
+        if image_type == "machine" else MachineConfiguration()
+    out = tmp_path / "bundle"
+    bundle = write_bundle(source, out, f"docker-{image_type}", key=BundleKey.derive(user_key, image_type),
+                          account_id=creds.account_id, user_key=user_key,
+                          cloud_cert=x509.load_pem_x509_certificate(creds.cloud_cert.read_bytes()),
+                          user_cert=x509.load_pem_x509_certificate(creds.user_cert.read_bytes()),
+                          machine=machine, image_type=image_type)
+    data = (out / f"docker-{image_type}.manifest.xml").read_bytes()
+    root = ET.fromstring(data)
+    image = root.find("image")
+    assert image.findtext("type") == image_type and len(bundle.parts) == 2
+    if image_type == "machine":
+        assert root.findtext("machine_configuration/kernel_id") == "eki-0123abcd"
+    # the signature: RSA-SHA1 by the user's key over <machine_configuration> then <image>, as written
+    signed = re.search(rb"<machine_configuration>.*</machine_configuration>", data).group(0) + \
+        re.search(rb"<image>.*</image>", data).group(0)
+    (tmp_path / "signed").write_bytes(signed)
+    (tmp_path / "signature").write_bytes(bytes.fromhex(root.findtext("signature")))
+    (tmp_path / "user.pub").write_bytes(openssl("x509", "-in", str(creds.user_cert), "-pubkey", "-noout"))
+    assert b"Verified OK" in openssl("dgst", "-sha1", "-verify", str(tmp_path / "user.pub"), "-signature",
+                                     str(tmp_path / "signature"), str(tmp_path / "signed"))
+    # the key and IV, for the cloud; the parts decrypt, gunzip and untar to the source, byte for byte
+    key, iv = (openssl("pkeyutl", "-decrypt", "-inkey", str(creds.cloud_key),
+                       data=bytes.fromhex(image.findtext(f"ec2_encrypted_{what}"))).decode() for what in ("key", "iv"))
+    parts = b"".join((out / part.findtext("filename")).read_bytes() for part in image.findall("parts/part"))
+    compressed = openssl("enc", "-d", "-aes-128-cbc", "-K", key, "-iv", iv, data=parts)
+    tar = subprocess.run(["gzip", "-dc"], input=compressed, capture_output=True, check=True).stdout
+    assert hashlib.sha1(tar).hexdigest() == image.findtext("digest")
+    extracted = subprocess.run(["tar", "-xO"], input=tar, capture_output=True, check=True).stdout
+    assert extracted == source.read_bytes()
