@@ -72,7 +72,7 @@ def _adopt(ws, kind, address: Address, cloud_id: str) -> Address:
         if address in state.resources:
             raise ReconError(f"{address} is already managed (id {state.resources[address].id})", where="import")
         spec = ws.stack.resources[address]
-        attrs = kind.prepare(address.name, spec.attrs, ws.stack.base_dir)
+        attrs = ws.prepared().resources[address].attrs     # as a plan prepares it (an image's linked kernel)
         live = kind.adopt(ws.context(), address.name, cloud_id, attrs)
         state.resources[address] = Entry(address, str(kind.live_name(address.name, attrs)),
                                          kind.state_attrs(address.name, attrs, live, None),

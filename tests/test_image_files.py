@@ -229,3 +229,40 @@ def test_bundles_of_each_type_check_out_with_openssl_alone(image_type: str, tmp_
     assert hashlib.sha1(tar).hexdigest() == image.findtext("digest")
     extracted = subprocess.run(["tar", "-xO"], input=tar, capture_output=True, check=True).stdout
     assert extracted == source.read_bytes()
+
+
+def test_import_adopts_an_image_registered_by_hand_only_from_its_source(sandbox, tmp_path: Path) -> None:
+    """The runbook's bundle, upload and register by hand (here: recon's bundler and boto3), then
+    `recon import` of the kernel block: adopted since its bundle holds the file; a ramdisk block's
+    import of it is refused, and so is the kernel block's once the file changed."""
+    env, work = sandbox.env, setup(tmp_path, hosts=False)
+    creds = {name: Path(env[name]) for name in ("EC2_CERT", "EC2_PRIVATE_KEY", "EUCALYPTUS_CERT")}
+    user_key = serialization.load_pem_private_key(creds["EC2_PRIVATE_KEY"].read_bytes(), None)
+    out = tmp_path / "bundle"
+    write_bundle(work / "images" / "vmlinuz", out, "vmlinuz", key=BundleKey.random(), account_id=env["EC2_USER_ID"],
+                 cloud_cert=x509.load_pem_x509_certificate(creds["EUCALYPTUS_CERT"].read_bytes()),
+                 user_cert=x509.load_pem_x509_certificate(creds["EC2_CERT"].read_bytes()), user_key=user_key,
+                 image_type="kernel")
+    s3, ec2 = client(env, "s3"), client(env, "ec2")
+    s3.create_bucket(Bucket="by-hand")
+    for path in sorted(out.iterdir()):
+        s3.put_object(Bucket="by-hand", Key=path.name, Body=path.read_bytes(), ACL="aws-exec-read")
+    eki = ec2.register_image(ImageLocation="by-hand/vmlinuz.manifest.xml", Name="vmlinuz-by-hand")["ImageId"]
+    assert eki.startswith("eki-")
+
+    refused = recon(env, "import", "images.ramdisk", eki, cwd=work)
+    assert refused.code == 1 and f"{eki} is a kernel image; the block makes a ramdisk" in refused.err, refused.both
+    adopted = recon(env, "import", "images.kernel", eki, cwd=work)
+    assert adopted.code == 0, adopted.both
+    assert images(env)["images.kernel"]["ImageId"] == eki
+    plan = recon(env, "plan", "-c", STACK, cwd=work)
+    assert plan.code == 0 and "~ images.kernel" in plan.out and "+ images.kernel" not in plan.out, plan.both
+    assert recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
+    assert images(env)["images.rootfs"]["KernelId"] == eki and permissions(env, eki) == ["all"]
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+    # another file: the bundle is not its source
+    other = tmp_path / "other"
+    setup(other, hosts=False)
+    changed = recon(env, "import", "images.kernel", eki, cwd=other)
+    assert changed.code == 1 and f"the bundle of {eki} is not images/vmlinuz" in changed.err, changed.both

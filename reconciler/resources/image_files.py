@@ -11,7 +11,9 @@ kernel and ramdisk -- a referenced block's own digest, so that a new kernel make
 image too). The cloud knows a revision by the tag ``recon:revision``; its name and bundle prefix
 are ``STACK-BLOCK-DIGEST12``, so the next revision can be registered beside it (names are unique
 per account) before the old one is deregistered and its bundle deleted (create-before-destroy).
-Installing and retiring go through the shared :mod:`.image_pipeline`.
+Installing and retiring go through the shared :mod:`.image_pipeline`. ``recon import images.X
+emi-…`` of a block with a source adopts an image registered by hand only if its bundle holds the
+source's bytes (:func:`adopt`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Mapping
 from .. import scratch
 from ..addresses import Address, Reference, is_whole_reference, references_in
 from ..bundle.manifest import manifest_name
+from ..bundle.reader import BundleError, bundle_key, iter_image, read_manifest
 from ..errors import ConfigError, ReconError
 from ..imagebuild.source import MAX_IMAGE_BYTES, SHA256_RE, check_source_file, file_sha256, prepare_base_image
 from ..schema import Field
@@ -32,6 +35,7 @@ from .base import CloudContext, LoadContext
 from .image_pipeline import (
     REVISION_TAG, Install, Registration, delete_bundle, deregister, own_image, signing_keys,
 )
+from .tags import ownership_tags
 
 TYPES = ("machine", "kernel", "ramdisk")
 ARCHITECTURES = ("x86_64", "i386")
@@ -222,3 +226,58 @@ def retire(ctx: CloudContext, name: str, before: Mapping[str, Any], prior: Mappi
         delete_bundle(cloud, bucket, where, prefix=f"{prefix}.")
     if image_id:
         deregister(cloud, image_id, where)
+
+
+def _bundled_sha256(cloud, location: str, signing: Mapping[str, Any], where: str) -> str:
+    """The sha256 of the image the bundle at ``location`` holds, decrypted with the user's key."""
+    bucket, _, key = location.partition("/")
+    folder = key.rpartition("/")[0]
+
+    def fetch(name: str) -> bytes:
+        reply = cloud.call("s3", "get_object", where=where, Bucket=bucket, Key=f"{folder}/{name}" if folder else name,
+                           ignore_codes=("NoSuchKey",))
+        if reply is None:
+            raise BundleError(f"{bucket}/{name} not found")
+        return reply["Body"].read()
+
+    digest = hashlib.sha256()
+    try:
+        manifest = read_manifest(fetch(key.rpartition("/")[2]))
+        for chunk in iter_image(manifest.parts, manifest.digest, bundle_key(manifest, signing["user_key"]), fetch):
+            digest.update(chunk)
+    except BundleError as err:
+        raise ReconError(f"cannot read the bundle at {location}: {err.message}", where=where) from None
+    return digest.hexdigest()
+
+
+def adopt(ctx: CloudContext, name: str, cloud_id: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Make the registered image ``cloud_id`` this block's revision: it must be the block's type and
+    its bundle must hold the source's bytes; then it is tagged with the stack and the digest."""
+    where = f"images.{name}"
+    cloud = ctx.cloud
+    reply = cloud.call("ec2", "describe_images", where=where, Owners=["self"], ImageIds=[cloud_id],
+                       ignore_codes=("InvalidAMIID.NotFound", "InvalidAMIID.Malformed"))
+    found = (reply or {}).get("Images") or []
+    if not found:
+        raise ReconError(f"no image {cloud_id!r} owned by this account", where=where)
+    image = found[0]
+    if image.get("ImageType", "machine") != attrs["type"]:
+        raise ReconError(f"{cloud_id} is a {image.get('ImageType')} image; the block makes a {attrs['type']}",
+                         where=where)
+    if not image.get("ImageLocation"):
+        raise ReconError(f"{cloud_id} has no bundle (an EBS image): recon cannot tell it holds the source",
+                         where=where, hint="import it as an existing image: a block with its id, without source")
+    ctx.report(where, f"reading the bundle of {cloud_id} at {image['ImageLocation']}")
+    bundled = _bundled_sha256(cloud, image["ImageLocation"], signing_keys(ctx.env, where), where)
+    with scratch.directory("image-") as work:
+        raw = prepare_base_image(ctx.base_dir / attrs["source"], Path(work) / "image.img",
+                                 sha256=attrs["file_sha256"], where=f"{where}.source",
+                                 max_size=attrs.get("max_image_mib", MAX_IMAGE_BYTES >> 20) << 20)
+    if raw.sha256 != bundled:
+        raise ReconError(f"the bundle of {cloud_id} is not {attrs['source']} (its image has sha256 {bundled}, "
+                         f"the source {raw.sha256})", where=where,
+                         hint="import it as an existing image: a block with its id, without source")
+    cloud.call("ec2", "create_tags", where=where, Resources=[cloud_id],
+               Tags=[*ownership_tags(ctx.stack, where), {"Key": REVISION_TAG, "Value": attrs["digest"]}])
+    image = {**image, "Tags": [*(image.get("Tags") or []), {"Key": REVISION_TAG, "Value": attrs["digest"]}]}
+    return tagged([image])[attrs["digest"]]

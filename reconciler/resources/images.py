@@ -165,6 +165,12 @@ class Images(Kind):
             raise ReconError(f"no image {cloud_id!r} owned by this account", where=f"images.{name}")
         return {"id": image["id"], "launch_permission": image.get("launch_permission", [])}, image["id"]
 
+    def adopt(self, ctx, name, cloud_id, attrs):
+        """``recon import images.X emi-…`` of a block with a source: an image registered by hand from it."""
+        if "source" not in attrs:
+            return super().adopt(ctx, name, cloud_id, attrs)
+        return image_files.adopt(ctx, name, cloud_id, attrs)
+
     @staticmethod
     def _named(wanted: Mapping[str, dict[str, Any] | None]) -> list[str]:
         """The ids and names the file's blocks and the state's entries give."""
