@@ -324,6 +324,7 @@ SLOTS = {
     "docker_hosts.cloud_init": '[docker_hosts.d]\nimage = "emi-0123abcd"\ninstance_type = "m1.small"\n'
                                'cloud_init = {path}\n',
     "lb_images.source": '[lb_images.v3]\nsource = {path}\n',
+    "images.source": '[images.i]\nsource = {path}\ntype = "kernel"\n',
     "cloud.ca_bundle": '[cloud]\nca_bundle = {path}\n',
     "state.path": '[state]\npath = {path}\n',
 }

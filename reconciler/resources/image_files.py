@@ -115,6 +115,7 @@ def normalize_source(name: str, block: Mapping[str, Any], ctx: LoadContext) -> d
                 raise ConfigError(f"{key} is for machine images, not a {image_type}", where=f"{where}.{key}")
     prefix = re.sub(r"[^A-Za-z0-9._-]", "-", f"{ctx.stack}-{name}")[:100]
     attrs["prefix"] = prefix
+    # a bucket name from the prefix: lower case, at most 63 characters, at least 3 (padded where a name is odd)
     attrs["bucket"] = block.get("bucket") or re.sub(r"[^a-z0-9-]", "-", prefix.lower())[:63].strip("-").ljust(3, "0")
     for key in ("description", "source_sha256", "max_image_mib"):
         if key in block:
