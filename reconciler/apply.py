@@ -18,11 +18,14 @@ When the state cannot be written after a change reached the cloud (a full disk, 
 refuses the write), that change ends "unsaved" and nothing new starts: every further change would
 be one more the state does not know of. The running ones finish, one last save is tried, and the
 outcomes say exactly which changes reached the cloud and which of them the state holds.
+
+Here: the order of the changes (:func:`apply_order`) and the :class:`Applier`, which runs them; what a
+change records in the state, and the saving, are ``reconciler/apply_state.py``'s; references resolve
+through the planner's ``reconciler/references.py``.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -30,15 +33,18 @@ from graphlib import TopologicalSorter
 from typing import Any, Callable, NoReturn
 
 from .addresses import Address, Reference, references_in
+from .apply_state import Recorder, StateNotSaved
 from .diff import changed_paths, get_path
-from .errors import CloudError, PlanError, ReconError
+from .errors import PlanError, ReconError
 from .interrupts import Interrupted, exit_now
-from .plan import UNKNOWN, Action, Change, Plan, contains_unknown
-from .redact import digested, remember
+from .plan import Action, Change, Plan, contains_unknown
+from .redact import remember
+from .references import References
 from .resolve import resolve
 from .resources import KINDS
+from .resources.abilities import ServesInstances
 from .resources.base import CloudContext
-from .state.model import Entry, State
+from .state.model import State
 
 
 @dataclass
@@ -63,10 +69,6 @@ STOP_POLL = 0.2
 
 
 Key = tuple[Address, str]
-
-
-class StateNotSaved(ReconError):
-    """A change reached the cloud, but the state that records it could not be written."""
 
 
 def apply_order(changes: list[Change]) -> dict[Key, set[Key]]:
@@ -98,166 +100,45 @@ class Applier:
         if parallelism < 1:
             raise PlanError("--parallelism must be at least 1")
         self.plan = plan
-        self.state = state
-        self.save = save
-        self.ctx = replace(ctx, hand_over=self._hand_over, checkpoint=self._checkpoint, resumed=self._resumed)
+        self.recorder = Recorder(state, save)
+        self.ctx = replace(ctx, hand_over=self._hand_over, checkpoint=self.recorder.checkpoint,
+                           resumed=self.recorder.resumed)
         self.parallelism = parallelism
         self.progress = progress or (lambda event, change, outcome: None)
         self.stopping = stopping or (lambda running: None)
         self.abandon = abandon or (lambda outcomes: None)
-        self._state_lock = threading.Lock()
-        # Group commit: one save at a time, each covering every change recorded before it.
-        self._save_lock = threading.Lock()
-        self._recorded = 0
-        self._saved = 0
-        #: the first failed state write, once one failed: nothing new starts after it
-        self.save_failure: ReconError | None = None
-        # attributes each desired resource has right now, for resolving references
-        self._current: dict[Address, dict[str, Any]] = {}
-        for change in plan.changes:
-            if change.desired is not None:
-                self._current[change.address] = {**(change.live or {}), **{
-                    k: v for k, v in change.desired.items() if not contains_unknown(v)}}
-
-    # --- state ---------------------------------------------------------------------------
-    def _record(self, address: Address, entry: Entry | None) -> None:
-        def change() -> bool:
-            if entry is None:
-                self.state.resources.pop(address, None)
-            else:
-                self.state.resources[address] = entry
-                self.state.partial.pop(address, None)      # its steps are done
-            return True
-
-        self._commit(change)
-
-    def _checkpoint(self, address: str, cloud_id: str, attrs: dict[str, Any]) -> None:
-        """Record in state how far the change of ``address`` got, before its next cloud call."""
-        def change() -> bool:
-            self.state.partial[Address.parse(address)] = {"id": cloud_id, "attrs": dict(attrs)}
-            return True
-
-        self._commit(change)
-
-    def _resumed(self, address: str) -> dict[str, Any] | None:
-        with self._state_lock:
-            found = self.state.partial.get(Address.parse(address))
-            return None if found is None else {"id": found["id"], "attrs": dict(found["attrs"])}
-
-    def _depose(self, address: Address, entry: Entry) -> None:
-        """Record the object a create-before-destroy replaces as deposed, before the new one is made."""
-        def change() -> bool:
-            if any(item["id"] == entry.id for item in entry.deposed):
-                return False
-            entry.deposed.append({"id": entry.id, "attrs": entry.attrs})
-            return True
-
-        self._commit(change)
-
-    def _commit(self, change: Callable[[], bool]) -> None:
-        """Change the state in memory, and return once a save that includes the change is written.
-
-        A group commit: changes that finish while a save is being written wait for it and are then
-        written together by the next save. Every change is still saved before its worker goes on,
-        but ten changes finishing at once cost one state write (temp file, fsync, rename), not ten
-        in a row.
-        """
-        with self._state_lock:
-            if not change():
-                return
-            self._recorded += 1
-            ticket = self._recorded
-        with self._save_lock:
-            if self._saved >= ticket:
-                return  # a save that began after this change was recorded has written it
-            with self._state_lock:
-                covered = self._recorded
-                try:
-                    self.save(self.state)
-                except ReconError as exc:
-                    self.save_failure = self.save_failure or exc
-                    raise StateNotSaved(str(exc)) from exc
-            self._saved = covered
-
-    def _save_at_end(self, outcomes: list[Outcome]) -> list[Outcome]:
-        """After a failed state write, try once more: if it works, the state holds every change made."""
-        unsaved = [o for o in outcomes if o.status == "unsaved"]
-        if not unsaved:
-            return outcomes
-        try:
-            with self._save_lock, self._state_lock:
-                self.save(self.state)
-        except ReconError:
-            return outcomes
-        for outcome in unsaved:
-            outcome.status, outcome.error = "done", None
-        return outcomes
-
-    def _prepare_state(self) -> None:
-        """Forget what left the file (for kinds that keep it) or left the cloud; adopt no-ops."""
-        dirty = False
-        for address in self.plan.forget:
-            if address in self.state.resources:
-                del self.state.resources[address]
-                dirty = True
-        for address, cloud_id in self.plan.forget_deposed:
-            entry = self.state.resources.get(address)
-            if entry is not None and any(item["id"] == cloud_id for item in entry.deposed):
-                entry.deposed = [item for item in entry.deposed if item["id"] != cloud_id]
-                dirty = True
-        for change in self.plan.changes:
-            if change.action is Action.NOOP and change.desired is not None:
-                kind = KINDS[change.kind]
-                attrs = digested(kind.state_attrs(change.name, change.desired, change.live or {}, change.prior),
-                                 change.sensitive_refs)
-                old = self.state.resources.get(change.address)
-                entry = Entry(change.address, str(kind.live_name(change.name, change.desired)), attrs,
-                              list(change.depends_on), list(old.deposed) if old else [])
-                if old is None or old.to_json() != entry.to_json():
-                    self.state.resources[change.address] = entry
-                    dirty = True
-                partial = self.state.partial.get(change.address)
-                if partial is not None and partial["id"] == entry.id:   # finished, but not recorded
-                    del self.state.partial[change.address]
-                    dirty = True
-        if dirty:
-            with self._state_lock:
-                self.save(self.state)
+        #: what references resolve to: the plan's view, then what each change made
+        self.refs = References.of(plan.changes)
 
     # --- one change ---------------------------------------------------------------------
-    def _lookup(self, ref: Reference) -> Any:
-        attrs = self._current.get(ref.address)
-        if attrs is None:
-            return UNKNOWN
-        value = KINDS[ref.address.kind].output(ref.address.name, attrs, ref.attr)
-        return UNKNOWN if value is None else value
-
     def _execute(self, change: Change) -> str:
         """Make one change in the cloud and record it; "done", or "no-op" for an update with nothing to set."""
         kind = KINDS[change.kind]
+        payload = change.payload
         if change.action is Action.DELETE:
-            kind.delete(self.ctx, change.name, change.before or {}, change.prior)
+            kind.delete(self.ctx, change.name, change.before or {}, payload.prior)
             if change.deposed_id is None:
-                self._record(change.address, None)
+                self.recorder.record(change.address, None)
             else:
-                self._forget_deposed(change.address, change.deposed_id)
+                self.recorder.forget_deposed(change.address, change.deposed_id)
             return "done"
         desired = self._desired(change)
         if change.action is Action.UPDATE:
-            want, have = kind.compare_view(change.name, desired, change.live or {}, change.prior)
-            paths = changed_paths(have, want, kind.set_attrs)
+            have, paths = self._to_set(change, desired)
             if not paths:
-                self._current[change.address] = {**(change.live or {}), **desired}
+                self.refs.made(change.address, {**(payload.live or {}), **desired})
                 return "no-op"
             result = kind.update(self.ctx, change.name, have, desired, paths)
         else:
             result = self._create(change, desired)
-        self._record_made(change, desired, result)
+        attrs = {**desired, **(result or {})}
+        self.refs.made(change.address, {**(payload.live or {}), **attrs})
+        self.recorder.record_made(change, attrs, str(kind.live_name(change.name, desired)))
         return "done"
 
     def _desired(self, change: Change) -> dict[str, Any]:
         """The change's configuration with every reference resolved, finalized by its kind."""
-        desired = resolve(change.config, self._lookup)
+        desired = resolve(change.payload.config, self.refs.value)
         if contains_unknown(desired):
             raise PlanError("a value it references is still unknown after its dependencies were applied",
                             where=str(change.address))
@@ -265,31 +146,26 @@ class Applier:
         remember([get_path(desired, path) for path in change.sensitive_paths])
         return desired
 
+    @staticmethod
+    def _to_set(change: Change, desired: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The live view an update starts from and the paths it sets: the plan's, unless a reference
+        it left unknown resolved now, when they are compared again (and may turn out to be none)."""
+        if desired == change.payload.desired:
+            return change.before or {}, change.changed_paths
+        kind = KINDS[change.kind]
+        want, have = kind.compare_view(change.name, desired, change.payload.live or {}, change.payload.prior)
+        return have, changed_paths(have, want, kind.traits.set_attrs)
+
     def _create(self, change: Change, desired: dict[str, Any]) -> dict[str, Any]:
         """Create (or replace) the object: the old one is deleted first, or deposed to go after."""
         kind = KINDS[change.kind]
         if change.action is Action.REPLACE:
-            kind.delete(self.ctx, change.name, change.before or {}, change.prior)
-        old = self.state.resources.get(change.address)
+            kind.delete(self.ctx, change.name, change.before or {}, change.payload.prior)
+        old = self.recorder.state.resources.get(change.address)
         if change.action is Action.CREATE_THEN_DELETE and old is not None and \
                 old.id != str(kind.live_name(change.name, desired)):
-            self._depose(change.address, old)    # deleted by its own change, once the new one exists
+            self.recorder.depose(change.address, old)    # deleted by its own change, once the new one exists
         return kind.create(self.ctx, change.name, desired)
-
-    def _record_made(self, change: Change, desired: dict[str, Any], result: dict[str, Any] | None) -> None:
-        """Record the object a create or update made, keeping the deposed ones it did not replace."""
-        kind = KINDS[change.kind]
-        attrs = {**desired, **(result or {})}
-        self._current[change.address] = {**(change.live or {}), **attrs}
-        old = self.state.resources.get(change.address)
-        new_id = str(kind.live_name(change.name, desired))
-        deposed = [item for item in (old.deposed if old else []) if item["id"] != new_id]
-        # The live view is this very resource's only for an update (a hidden property's, say).
-        live = (change.live or {}) if change.action is Action.UPDATE else {}
-        self._record(change.address, Entry(change.address, new_id,
-                                           digested(kind.state_attrs(change.name, attrs, live, None),
-                                                    change.sensitive_refs),
-                                           list(change.depends_on), deposed))
 
     def _hand_over(self, ref: Reference, add: list[str], remove: list[str]) -> None:
         """Every block of the file that stays and serves the instances ``ref`` lists (a load
@@ -301,23 +177,10 @@ class Applier:
             change = changes.get(address)
             if change is not None and change.action not in (Action.NOOP, Action.UPDATE):
                 continue    # made (again) by this apply, with the instances as they are then
-            if any(ref in references_in(config.get(attr)) for attr in kind.serves_instances):
-                kind.hand_over(self.ctx, address.name, (change.desired if change else None) or config, add, remove)
-
-    def _forget_deposed(self, address: Address, cloud_id: str) -> None:
-        """A deposed object, or what an interrupted change made of one no longer wanted, is deleted."""
-        def change() -> bool:
-            partial = self.state.partial.get(address)
-            if partial is not None and partial["id"] == cloud_id:
-                del self.state.partial[address]
-                return True
-            entry = self.state.resources.get(address)
-            if entry is None:
-                return False
-            entry.deposed = [item for item in entry.deposed if item["id"] != cloud_id]
-            return True
-
-        self._commit(change)
+            if isinstance(kind, ServesInstances) and \
+                    any(ref in references_in(config.get(attr)) for attr in kind.traits.serves_instances):
+                attrs = (change.payload.desired if change else None) or config
+                kind.hand_over(self.ctx, address.name, attrs, add, remove)
 
     def _run_one(self, change: Change) -> Outcome:
         started = time.monotonic()
@@ -342,7 +205,7 @@ class Applier:
 
     # --- the whole plan -------------------------------------------------------------------
     def run(self) -> list[Outcome]:
-        self._prepare_state()
+        self.recorder.prepare(self.plan)
         changes = {c.key: c for c in self.plan.actionable}
         outcomes: dict[Key, Outcome] = {}
         running: dict[Future, Key] = {}
@@ -355,6 +218,14 @@ class Applier:
                 raise
         return self._save_at_end([outcomes.get(key) or self._not_started(change) for key, change in changes.items()])
 
+    def _save_at_end(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """After a failed state write, try once more: if it works, the state holds every change made."""
+        unsaved = [o for o in outcomes if o.status == "unsaved"]
+        if unsaved and self.recorder.save_again():
+            for outcome in unsaved:
+                outcome.status, outcome.error = "done", None
+        return outcomes
+
     def _run_all(self, changes: dict[Key, Change], outcomes: dict[Key, Outcome], running: dict[Future, Key],
                  pool: ThreadPoolExecutor) -> None:
         """Start each change once its predecessors are done, until all are, or a stop or a failed
@@ -366,7 +237,7 @@ class Applier:
         failed: set[Key] = set()
         halted = told = False
         while sorter.is_active():
-            if stop.stopped or self.save_failure is not None:
+            if stop.stopped or self.recorder.failure is not None:
                 if not halted:
                     for future in [f for f in running if f.cancel()]:   # queued, not started
                         del running[future]
@@ -398,7 +269,7 @@ class Applier:
             sorter.done(key)
 
     def _not_started(self, change: Change) -> Outcome:
-        failure = self.save_failure
+        failure = self.recorder.failure
         why = None if failure is None else f"{change.label}: not started: the state could not be written " \
             f"({failure.where + ': ' if failure.where else ''}{failure.message})"
         return Outcome(change.address, change.action, "not started", error=why)
@@ -426,7 +297,7 @@ class Applier:
         A save being written completes first and no other starts, so the state file stays whole;
         what the abandoned changes did is not in it, and the next apply reads it from the cloud.
         """
-        with self._save_lock:
+        with self.recorder.save_lock:
             for future, key in running.items():
                 change = changes[key]
                 outcomes[key] = future.result() if future.done() else \

@@ -22,6 +22,7 @@ from .errors import ConfigError, printable, shown
 from .graph import check_references
 from .names import Named, infer
 from .resources import KINDS
+from .resources.abilities import split_table
 from .resources.base import LoadContext
 from .schema import Field, Problems, check_table, nearest, python_type_name
 from .toml_lines import line_finder, path_parts, quote_key
@@ -244,7 +245,7 @@ def _read_resources(document: Mapping[str, Any], ctx: LoadContext, problems: Pro
         table = document.get(kind_name)
         if not isinstance(table, dict):
             continue
-        blocks, settings = kind.split_table(table, problems)
+        blocks, settings = split_table(kind, table, problems)
         if settings:
             kind_settings[kind_name] = settings
         for name, block in blocks.items():

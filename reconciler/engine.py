@@ -23,6 +23,7 @@ from .interrupts import StopToken
 from .plan import Plan
 from .planner import make_plan
 from .resources import KINDS
+from .resources.abilities import prepare
 from .resources.base import CloudContext
 from .state import Backend, Unlocked, backend_for
 from .state.lock import LockLost
@@ -128,9 +129,9 @@ class Workspace:
         for address, entry in state.resources.items():
             if address.kind in wanted:
                 wanted[address.kind].setdefault(entry.id, None)
-        needed = {other for kind in KINDS if wanted[kind] for other in KINDS[kind].needs_live}
+        needed = {other for kind in KINDS if wanted[kind] for other in KINDS[kind].traits.needs_live}
         # kinds that tag what recon makes are always read: drift reports their unmanaged resources
-        kinds = [k for k in KINDS if wanted[k] or k in needed or KINDS[k].owner_tags]
+        kinds = [k for k in KINDS if wanted[k] or k in needed or KINDS[k].traits.owner_tags]
         ctx = self.context()
         pool = ThreadPoolExecutor(max_workers=max(1, len(kinds)), thread_name_prefix="recon-read")
         try:
@@ -161,8 +162,8 @@ class Workspace:
         what needs the file's other prepared blocks (each kind's ``prepare_stack``)."""
         base_dir = self.stack.base_dir
         with self.naming_file():
-            resources = {address: replace(spec, attrs=KINDS[address.kind].prepare(address.name, spec.attrs, base_dir,
-                                                                                    report=self.report))
+            resources = {address: replace(spec, attrs=prepare(KINDS[address.kind], address.name, spec.attrs, base_dir,
+                                                               report=self.report))
                          for address, spec in self.stack.resources.items()}
             prepared = {address: spec.attrs for address, spec in resources.items()}
             resources = {address: replace(spec, attrs=KINDS[address.kind].prepare_stack(address.name, spec.attrs,

@@ -17,6 +17,7 @@ from .addresses import Address
 from .config import load, read_text
 from .errors import ConfigError, ReconError
 from .resources import KINDS
+from .resources.abilities import adopt, import_block
 from .schema import nearest
 from .state.local import write_atomic
 from .state.model import Entry
@@ -42,7 +43,7 @@ def import_resource(ws, address_text: str, cloud_id: str, options: Mapping[str, 
         if address in state.resources:
             raise ReconError(f"{address} is already in state (id {state.resources[address].id})", where="import",
                              hint="it is managed already; add its block to the file by hand or remove it from state")
-        block, live_name = kind.import_block(ws.context(), address.name, cloud_id, options)
+        block, live_name = import_block(kind, ws.context(), address.name, cloud_id, options)
         original = read_text(path)
         text = kind.add_to_file(original, address.name, block)
         expected = tomllib.loads(original)
@@ -73,7 +74,7 @@ def _adopt(ws, kind, address: Address, cloud_id: str) -> Address:
             raise ReconError(f"{address} is already managed (id {state.resources[address].id})", where="import")
         spec = ws.stack.resources[address]
         attrs = ws.prepared().resources[address].attrs     # as a plan prepares it (an image's linked kernel)
-        live = kind.adopt(ws.context(), address.name, cloud_id, attrs)
+        live = adopt(kind, ws.context(), address.name, cloud_id, attrs)
         state.resources[address] = Entry(address, str(kind.live_name(address.name, attrs)),
                                          kind.state_attrs(address.name, attrs, live, None),
                                          sorted(spec.dependencies()))

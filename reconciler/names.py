@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .addresses import Address
 from .resources import KINDS
+from .resources.abilities import NamesOthers
 from .resources.base import NameUse
 from .schema import nearest
 
@@ -51,7 +52,9 @@ def infer(resources: Mapping[Address, "ResourceSpec"]) -> dict[Address, tuple[Na
     found: dict[Address, tuple[Named, ...]] = {}
     for address, spec in resources.items():
         names = []
-        for use in KINDS[address.kind].named(address.name, spec.attrs):
+        kind = KINDS[address.kind]
+        uses = kind.named(address.name, spec.attrs) if isinstance(kind, NamesOthers) else []
+        for use in uses:
             if "${" in use.value:
                 continue
             targets = sorted({target for kind in use.kinds for target in index.get(kind, {}).get(use.value, ())})

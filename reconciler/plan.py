@@ -88,9 +88,28 @@ class Replacement:
     old_ids: tuple[str, ...]
 
 
-@dataclass
+@dataclass(frozen=True)
+class Payload:
+    """What apply needs of a change and plans do not show, kept beside it."""
+
+    #: The file's attributes, references unresolved (what apply resolves again).
+    config: dict[str, Any] | None = None
+    #: The desired attributes as resolved at plan time.
+    desired: dict[str, Any] | None = None
+    #: The live attributes, and the prior (state) ones.
+    live: dict[str, Any] | None = None
+    prior: dict[str, Any] | None = None
+    #: The subset of the change's ``sensitive_paths`` sensitive because they reference a sensitive
+    #: value: state keeps only their digest.
+    sensitive_refs: list[str] = field(default_factory=list)
+    #: What an interrupted apply checkpointed of the object this create resumes (state's ``partial``).
+    resumes: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Change:
-    """One resource's change.
+    """One resource's change, made once by the planner and never changed after (later steps make
+    new ones with ``dataclasses.replace``).
 
     ``before`` is the live value as recon compares it (None when it does not exist);
     ``after`` the desired value (None when it is to be deleted), with UNKNOWN where a
@@ -105,9 +124,6 @@ class Change:
     changed_paths: list[str] = field(default_factory=list)
     replace_paths: list[str] = field(default_factory=list)
     sensitive_paths: list[str] = field(default_factory=list)
-    #: The subset of ``sensitive_paths`` sensitive because they reference a sensitive value:
-    #: state keeps only their digest.
-    sensitive_refs: list[str] = field(default_factory=list)
     reason: str = ""
     #: Lines shown under the change, such as a unified diff of a file it writes.
     notes: list[str] = field(default_factory=list)
@@ -118,12 +134,6 @@ class Change:
     depends_on_reasons: dict[Address, list[str]] = field(default_factory=dict)
     #: What it depended on when last applied: it stops using those before they are deleted.
     prior_depends_on: list[Address] = field(default_factory=list, repr=False)
-    # For apply, not shown: the file's attributes (references unresolved), the desired
-    # attributes as resolved at plan time, the live and the prior (state) ones.
-    config: dict[str, Any] | None = field(default=None, repr=False)
-    desired: dict[str, Any] | None = field(default=None, repr=False)
-    live: dict[str, Any] | None = field(default=None, repr=False)
-    prior: dict[str, Any] | None = field(default=None, repr=False)
 
     #: Parts an update replaces (computed by the kind from desired and live): each one is a
     #: create and a delete, in ``replace_action``'s order.
@@ -132,8 +142,8 @@ class Change:
 
     #: For the delete of a deposed object (the old one a create-before-destroy replaced): its id.
     deposed_id: str | None = None
-    #: What an interrupted apply checkpointed of the object this create resumes (state's ``partial``).
-    resumes: dict[str, Any] | None = None
+    #: For apply, not shown.
+    payload: Payload = field(default_factory=Payload, repr=False)
 
     @property
     def key(self) -> tuple[Address, str]:
@@ -177,7 +187,7 @@ class Plan:
     #: Live resources tagged with this stack, in neither the file nor the state: (address, cloud id).
     unmanaged: list[tuple[Address, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    #: Every block of the file, targeted or not, that serves instances (``Kind.serves_instances``),
+    #: Every block of the file, targeted or not, that serves instances (``Traits.serves_instances``),
     #: with its configuration: a rolling replacement hands the traffic over to the new ones.
     serving: dict[Address, dict[str, Any]] = field(default_factory=dict)
     #: The cloud and account the plan was made against (None: a plan made without a cloud).

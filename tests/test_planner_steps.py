@@ -1,13 +1,19 @@
-"""The planner's steps on their own: the empty-read guard, target selection and what references see."""
+"""The planner's steps on their own: the empty-read guard, target selection, what references see (at plan
+and at apply time), and that a change stays as the planner made it."""
 
 from __future__ import annotations
+
+from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
 from reconciler.addresses import Address, Reference
 from reconciler.errors import PlanError
-from reconciler.plan import UNKNOWN, Action, Change
-from reconciler.planner import Planned, References, guard, select
+from reconciler.plan import UNKNOWN, Action, Change, Payload
+from reconciler.planner import guard, select
+from reconciler.references import Planned, References
+from reconciler.resources import KINDS
+from reconciler.resources.abilities import Removal, removal
 from reconciler.state.model import Entry, State
 
 GROUP = Address("security_groups", "web")
@@ -47,3 +53,25 @@ def test_a_reference_to_an_unchanged_block_reads_the_live_value_under_the_files(
     assert refs.value(Reference(Address("security_groups", "other"), "group_id")) is UNKNOWN
     assert not refs.pending([GROUP])
     assert not refs.sensitive(Reference(GROUP, "group_id"))
+
+
+def test_once_apply_made_a_block_its_references_take_what_the_cloud_gave() -> None:
+    create = planned(Action.CREATE, {"description": "web"}, None)
+    refs = References.of([replace(create.change, payload=Payload(desired={"description": "web"}))])
+    assert refs.value(Reference(GROUP, "group_id")) is UNKNOWN       # the applier starts from the plan's view
+    refs.made(GROUP, {"description": "web", "group_id": "sg-2"})
+    assert refs.value(Reference(GROUP, "group_id")) == "sg-2"
+
+
+def test_a_change_is_not_patched_after_it_is_made() -> None:
+    change = planned(Action.UPDATE, {"description": "web"}, {"description": "old"}, ["description"]).change
+    with pytest.raises(FrozenInstanceError):
+        change.reason = "patched"       # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        change.payload.desired = {}     # type: ignore[misc]
+
+
+def test_leaving_the_file_deletes_unless_the_kinds_settings_keep_it() -> None:
+    assert removal(KINDS["security_groups"], "web", {}) is Removal.DELETE
+    assert removal(KINDS["properties"], "cloud.x", {}) is Removal.FORGET
+    assert removal(KINDS["properties"], "cloud.x", {"reset": ["cloud.x"]}) is Removal.DELETE

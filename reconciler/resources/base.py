@@ -5,6 +5,10 @@ them to plain dicts, and creates, updates or deletes one resource at a time. The
 planner compares the normalized desired dict with the normalized live dict, so both
 sides must use the same shape: sorted lists for sets, strings where the cloud speaks
 strings.
+
+Here: :class:`Kind` (the core every kind implements) and its :class:`Traits`, and the contexts its
+hooks get (:class:`LoadContext` on the file side, :class:`CloudContext` on the cloud side). What only
+some kinds do is in ``abilities.py``.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
-from ..errors import ConfigError, ReconError, shown
+from ..errors import ConfigError, shown
 from ..interrupts import StopToken
-from ..plan import Plan, Replacement
-from ..schema import Field, Problems
+from ..plan import Plan
+from ..schema import Field
 from ..toml_edits import append_block
 
 if TYPE_CHECKING:
@@ -124,7 +128,7 @@ class CloudContext:
     stop: StopToken = field(default_factory=StopToken)
     #: Called by a kind that replaces instances, before it terminates old ones:
     #: hand_over(reference to its instance-id output, new ids, old ids) moves the traffic of every
-    #: resource that serves those instances (see :attr:`Kind.serves_instances`).
+    #: resource that serves those instances (see :attr:`Traits.serves_instances`).
     hand_over: Callable[["Reference", list[str], list[str]], None] = lambda ref, add, remove: None
     #: A create made in steps records each step in state before the cloud call that does it:
     #: checkpoint(address, cloud name of the object, what it knows so far). The applier saves it.
@@ -133,42 +137,51 @@ class CloudContext:
     resumed: Callable[[str], dict[str, Any] | None] = lambda address: None
 
 
+@dataclass(frozen=True)
+class Traits:
+    """How the planner and the applier treat a kind's resources; every trait is off by default."""
+
+    #: Top-level attributes whose change forces replacement.
+    replace_on: frozenset[str] = frozenset()
+    #: Top-level attributes that are sets: compared regardless of order.
+    set_attrs: frozenset[str] = frozenset()
+    #: Outputs the cloud decides (ids, DNS names): unknown until the resource exists.
+    computed: frozenset[str] = frozenset()
+    #: Replacement creates the new resource before deleting the old one.
+    create_before_destroy: bool = False
+    #: Attributes whose change makes update() replace the resource's instances one by one (the
+    #: resource itself stays, so this is not ``replace_on``; see :class:`.abilities.ReplacesInstances`).
+    replaces_instances: frozenset[str] = frozenset()
+    #: Attributes whose change in an update gives the resource new computed outputs (new
+    #: instances, new ids): references to those outputs are unknown until apply.
+    recompute_on: frozenset[str] = frozenset()
+    #: Other kinds whose live resources its checks or the names it uses are looked up in (read even
+    #: if the file has none).
+    needs_live: frozenset[str] = frozenset()
+    #: Attributes listing instances the resource sends traffic to (a load balancer's ``instances``):
+    #: when the instances such an attribute references are replaced, it is handed them over
+    #: (see :class:`.abilities.ServesInstances`).
+    serves_instances: frozenset[str] = frozenset()
+    #: Its live resources carry recon's ownership tags (so unmanaged ones can be found).
+    owner_tags: bool = False
+
+
 class Kind:
-    """Base of the resource kinds; subclasses set the class attributes and the cloud methods."""
+    """The core every resource kind provides: its fields and outputs, the desired side (normalize,
+    finalize), the comparison, and read, create, update and delete in the cloud.
+
+    What only some kinds do is an ability of :mod:`.abilities` that the kind's class also derives from
+    (import, local preparation, table-wide settings, serving instances, resumable creates, …).
+    """
 
     name: str = ""
     #: What one resource is called in messages ("key pair").
     noun: str = "resource"
     #: Fields of one resource's table.
     fields: Mapping[str, Field] = {}
-    #: Top-level attributes whose change forces replacement.
-    replace_on: frozenset[str] = frozenset()
-    #: Top-level attributes that are sets: compared regardless of order.
-    set_attrs: frozenset[str] = frozenset()
-    #: Top-level attributes that are never shown or stored in clear text.
-    sensitive: frozenset[str] = frozenset()
     #: Outputs other resources may reference, with a one-line description.
     outputs: Mapping[str, str] = {}
-    #: Outputs the cloud decides (ids, DNS names): unknown until the resource exists.
-    computed: frozenset[str] = frozenset()
-    #: Replacement creates the new resource before deleting the old one.
-    create_before_destroy: bool = False
-    #: Attributes whose change makes update() replace the resource's instances one by one
-    #: (the resource itself stays, so this is not ``replace_on``; see :meth:`replacements`).
-    replaces_instances: frozenset[str] = frozenset()
-    #: Attributes whose change in an update gives the resource new computed outputs (new
-    #: instances, new ids): references to those outputs are unknown until apply.
-    recompute_on: frozenset[str] = frozenset()
-    #: Other kinds whose live resources :meth:`check` or the names of :meth:`named` are looked up in
-    #: (read even if the file has none).
-    needs_live: frozenset[str] = frozenset()
-    #: Attributes listing instances the resource sends traffic to (a load balancer's ``instances``):
-    #: when the instances such an attribute references are replaced, :meth:`hand_over` is called.
-    serves_instances: frozenset[str] = frozenset()
-    #: Its live resources carry recon's ownership tags (so unmanaged ones can be found).
-    owner_tags: bool = False
-    #: Order of reading and of listing, cosmetic.
-    order: int = 50
+    traits: Traits = Traits()
 
     def json_schema(self, block_schema: dict[str, Any]) -> dict[str, Any]:
         """The JSON Schema of this kind's table, given the schema of one block."""
@@ -176,33 +189,21 @@ class Kind:
                 "additionalProperties": block_schema}
 
     # --- desired side (pure, no cloud) -------------------------------------------------
-    def split_table(self, table: Mapping[str, Any], problems: "Problems") -> tuple[dict[str, Any], dict[str, Any]]:
-        """Split a kind's table into resource blocks and kind-wide settings (none by default)."""
-        return dict(table), {}
-
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         """The canonical desired attributes of one block (references left in place)."""
         return dict(block)
-
-    def prepare(self, name: str, attrs: dict[str, Any], base_dir: Path,
-                report: Callable[[str, str], None] | None = None) -> dict[str, Any]:
-        """Local work a plan needs and validate does not (reading a base image): more attributes.
-
-        ``report(address, message)`` says what long work is doing.
-        """
-        return attrs
-
-    def notes(self, attrs: Mapping[str, Any]) -> list[str]:
-        """Lines a plan shows under a change (e.g. a unified diff of a file); none by default."""
-        return []
 
     def finalize(self, name: str, attrs: dict[str, Any]) -> dict[str, Any]:
         """Canonicalize attributes after references were resolved (e.g. sort sets)."""
         return attrs
 
-    def named(self, name: str, attrs: Mapping[str, Any]) -> list[NameUse]:
-        """The string values of normalized attributes that name other resources; none by default."""
-        return []
+    def live_name(self, name: str, attrs: Mapping[str, Any]) -> str:
+        """The name the cloud knows the resource by (the block name unless the kind says)."""
+        return name
+
+    def output(self, name: str, attrs: Mapping[str, Any], attr: str) -> Any:
+        """The value of an output, from live or applied attributes."""
+        return attrs.get(attr)
 
     # --- comparison -------------------------------------------------------------------
     def compare_view(self, name: str, desired: dict[str, Any], live: dict[str, Any],
@@ -210,25 +211,23 @@ class Kind:
         """The pair the planner diffs. By default attributes the file leaves out are not managed."""
         return desired, {key: value for key, value in live.items() if key in desired}
 
-    def replacements(self, name: str, want: Mapping[str, Any], live: Mapping[str, Any]) -> list[Replacement]:
-        """The parts an update to ``want`` (the compared desired view) terminates and launches again,
-        from the live attributes; plans show and count each one as a replacement. None by default."""
-        return []
+    def display_view(self, name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """The desired attributes as a plan shows them for a resource to be created."""
+        return dict(attrs)
 
-    def check(self, name: str, resolved: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]]) -> list[str]:
-        """Problems only the live read shows (a name naming several things); ``live`` is every kind's.
+    def sensitive_paths(self, name: str, desired: Mapping[str, Any] | None,
+                        live: Mapping[str, Any] | None) -> frozenset[str]:
+        """Attributes to mask in output for this resource (none by default)."""
+        return frozenset()
 
-        None by default. (A required name of :meth:`named` naming nothing is checked for every kind.)
-        """
-        return []
+    def removal_reason(self, name: str, prior: Mapping[str, Any]) -> str:
+        """Why a plan deletes a resource that left the file, and what the delete does."""
+        return "removed from the file"
 
-    def output(self, name: str, attrs: Mapping[str, Any], attr: str) -> Any:
-        """The value of an output, from live or applied attributes."""
-        return attrs.get(attr)
-
-    def live_name(self, name: str, attrs: Mapping[str, Any]) -> str:
-        """The name the cloud knows the resource by (the block name unless the kind says)."""
-        return name
+    def state_attrs(self, name: str, attrs: Mapping[str, Any], live: Mapping[str, Any],
+                    prior: Mapping[str, Any] | None) -> dict[str, Any]:
+        """What state records for a resource: applied attributes plus live outputs, no secrets."""
+        return {**{k: v for k, v in live.items() if k in self.outputs}, **attrs}
 
     # --- cloud side ---------------------------------------------------------------------
     def read(self, ctx: CloudContext, wanted: Mapping[str, dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
@@ -250,53 +249,6 @@ class Kind:
                prior: dict[str, Any] | None) -> None:
         """Delete the resource; ``before`` is its live view, ``prior`` what state recorded."""
         raise NotImplementedError
-
-    def hand_over(self, ctx: CloudContext, name: str, attrs: Mapping[str, Any], add: list[str],
-                  remove: list[str]) -> None:
-        """Start serving the instances ``add``, then stop serving ``remove`` (which are about to be
-        terminated); for kinds with :attr:`serves_instances`. Nothing if the resource does not exist yet."""
-        raise NotImplementedError
-
-    def removal(self, name: str, settings: Mapping[str, Any]) -> str:
-        """What leaving the file means: "delete" it from the cloud, or "forget" it."""
-        return "delete"
-
-    def removal_reason(self, prior: Mapping[str, Any]) -> str:
-        """Why a plan deletes a resource that left the file, and what the delete does."""
-        return "removed from the file"
-
-    def resume_reason(self, progress: Mapping[str, Any]) -> str:
-        """What a plan says of a create that resumes an interrupted one (``progress``: its checkpoint)."""
-        return "resumes what an interrupted apply began"
-
-    def sensitive_paths(self, desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None) -> frozenset[str]:
-        """Attributes to mask in output for this resource."""
-        return self.sensitive
-
-    def import_block(self, ctx: CloudContext, name: str, cloud_id: str,
-                     options: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-        """For ``recon import``: the file block that describes a live resource, and its cloud name."""
-        raise ReconError(f"recon import does not support {self.name} yet")
-
-    def adopt(self, ctx: CloudContext, name: str, cloud_id: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
-        """For ``recon import`` of a block already in the file: make ``cloud_id`` that resource; its live attrs."""
-        raise ReconError(f"{self.name}.{name} is already in the file")
-
-    def creatable(self, attrs: Mapping[str, Any]) -> bool:
-        """Whether recon can make this resource when the cloud lacks it."""
-        return True
-
-    def missing_message(self, cloud_name: Any) -> str:
-        return f"{cloud_name!r} does not exist in the cloud"
-
-    def state_attrs(self, name: str, attrs: Mapping[str, Any], live: Mapping[str, Any],
-                    prior: Mapping[str, Any] | None) -> dict[str, Any]:
-        """What state records for a resource: applied attributes plus live outputs, no secrets."""
-        return {**{k: v for k, v in live.items() if k in self.outputs}, **attrs}
-
-    def display_view(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
-        """The desired attributes as a plan shows them for a resource to be created."""
-        return dict(attrs)
 
     # --- edges: import, commands, rendering ------------------------------------------
     #: Options of ``recon import`` for this kind, by the key of ``options`` :meth:`import_block` reads them under.

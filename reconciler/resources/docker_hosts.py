@@ -25,7 +25,8 @@ import yaml
 from ..errors import ConfigError, PlanError, ReconError
 from ..schema import Field
 from ..redact import remember
-from .base import CloudContext, ImportOption, Kind, LoadContext, NameUse
+from .abilities import Importable, NamesOthers, ReplacesInstances
+from .base import CloudContext, ImportOption, Kind, LoadContext, NameUse, Traits
 from .instance_roll import LAUNCH_ATTRS, OWN_TAGS, Instance, Launch
 from .instance_set import InstanceSet
 from .tags import user_tags_problem
@@ -76,7 +77,7 @@ def imported_block(spec: Mapping[str, Any], hosts: list[Instance], cloud_init: s
     return block
 
 
-class DockerHosts(Kind):
+class DockerHosts(Kind, NamesOthers, ReplacesInstances, Importable):
     name = "docker_hosts"
     fields = {
         "image": Field("string", "Machine image: an id (emi-…) or a reference such as ${images.docker.id}.",
@@ -97,14 +98,15 @@ class DockerHosts(Kind):
                                  minimum=1, references=False),
     }
     outputs = {"instance_ids": "the hosts' instance ids, by index", "private_ips": "their private addresses, by index"}
-    computed = frozenset({"instance_ids", "private_ips"})
-    set_attrs = frozenset({"security_groups"})
-    owner_tags = True
-    replaces_instances = frozenset(LAUNCH_ATTRS)
-    create_before_destroy = True   # a batch's new hosts run before its old ones are terminated
-    recompute_on = frozenset({*LAUNCH_ATTRS, "count", "indexes"})
-    needs_live = frozenset({"keypairs", "security_groups"})
-    order = 60
+    traits = Traits(
+        computed=frozenset({"instance_ids", "private_ips"}),
+        set_attrs=frozenset({"security_groups"}),
+        owner_tags=True,
+        replaces_instances=frozenset(LAUNCH_ATTRS),
+        create_before_destroy=True,   # a batch's new hosts run before its old ones are terminated
+        recompute_on=frozenset({*LAUNCH_ATTRS, "count", "indexes"}),
+        needs_live=frozenset({"keypairs", "security_groups"}),
+    )
 
     # --- desired side -------------------------------------------------------------------
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
@@ -141,7 +143,7 @@ class DockerHosts(Kind):
         launched before the old ones are terminated."""
         return HOSTS.replacements(name, want, live)
 
-    def display_view(self, attrs):
+    def display_view(self, name, attrs):
         return {key: value for key, value in attrs.items() if value is not None}
 
     # --- cloud side ---------------------------------------------------------------------

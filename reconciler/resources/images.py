@@ -26,7 +26,8 @@ from typing import Any, Mapping
 from ..errors import ConfigError, ReconError
 from ..schema import Field
 from . import image_files
-from .base import Kind, LoadContext
+from .abilities import Adoptable, ChecksLive, Importable, Preexisting, Prepares, Resumable
+from .base import Kind, LoadContext, Traits
 
 IMAGE_ID_RE = re.compile(r"^[ae][mkr]i-[0-9a-fA-F]{8,17}$")
 ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -41,7 +42,7 @@ def permission_api(name: str) -> dict[str, str]:
     return {"Group": name} if name == "all" else {"UserId": name}
 
 
-class Images(Kind):
+class Images(Kind, Preexisting, ChecksLive, Importable, Prepares, Resumable, Adoptable):
     name = "images"
     noun = "image"
     fields = {
@@ -56,10 +57,9 @@ class Images(Kind):
     outputs = {"id": "the image id", "name": "the image's name", "kernel_id": "its kernel (eki-…), if any",
                "ramdisk_id": "its ramdisk (eri-…), if any"}
     # an image from a source gets its id when registered; a new revision is registered before the old goes
-    computed = frozenset({"id", "name", "kernel_id", "ramdisk_id"})
-    create_before_destroy = True
-    set_attrs = frozenset({"launch_permission"})
-    order = 15
+    traits = Traits(set_attrs=frozenset({"launch_permission"}), computed=frozenset({"id", "name", "kernel_id",
+                                                                                     "ramdisk_id"}),
+                    create_before_destroy=True)
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         where = f"images.{name}"
@@ -88,12 +88,12 @@ class Images(Kind):
     def prepare_stack(self, name, attrs, prepared, base_dir):
         return image_files.link_source(name, attrs, prepared) if "source" in attrs else attrs
 
-    def removal_reason(self, prior):
+    def removal_reason(self, name, prior):
         if "digest" in prior:
             return "removed from the file: the image is deregistered and its bundle deleted"
         return "removed from the file: the launch permissions recon granted are revoked, the image stays"
 
-    def resume_reason(self, progress):
+    def resume_reason(self, name, progress):
         return f"resumes the install an interrupted apply began in {progress.get('bucket')} " \
                f"(next step: {progress.get('step')})"
 
@@ -102,10 +102,10 @@ class Images(Kind):
             return attrs.get("digest", name)
         return attrs.get("id") or attrs["name"]
 
-    def creatable(self, attrs):
+    def creatable(self, name, attrs):
         return "source" in attrs
 
-    def display_view(self, attrs):
+    def display_view(self, name, attrs):
         if "source" not in attrs:
             return dict(attrs)
         shown = ("source", "type", "architecture", "virtualization", "kernel", "ramdisk", "bucket", "description",
@@ -168,7 +168,7 @@ class Images(Kind):
     def adopt(self, ctx, name, cloud_id, attrs):
         """``recon import images.X emi-…`` of a block with a source: an image registered by hand from it."""
         if "source" not in attrs:
-            return super().adopt(ctx, name, cloud_id, attrs)
+            raise ReconError(f"images.{name} is already in the file")
         return image_files.adopt(ctx, name, cloud_id, attrs)
 
     @staticmethod

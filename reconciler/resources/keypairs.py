@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import serialization
 
 from ..errors import ConfigError, ReconError
 from ..schema import Field
-from .base import ImportOption, Kind, LoadContext
+from .abilities import Importable
+from .base import ImportOption, Kind, LoadContext, Traits
 
 MAX_KEY_BYTES = 16 << 10
 
@@ -62,7 +63,7 @@ def fingerprints(public_key: str) -> list[str]:
     ]
 
 
-class KeyPairs(Kind):
+class KeyPairs(Kind, Importable):
     name = "keypairs"
     noun = "key pair"
     fields = {
@@ -70,10 +71,11 @@ class KeyPairs(Kind):
         "public_key": Field("string", "OpenSSH public key, inline (instead of public_key_file).",
                             references=False),
     }
-    computed = frozenset({"fingerprint"})
     outputs = {"name": "the key pair's name", "fingerprint": "the fingerprint the cloud shows"}
-    replace_on = frozenset({"fingerprint"})
-    order = 20
+    traits = Traits(
+        computed=frozenset({"fingerprint"}),
+        replace_on=frozenset({"fingerprint"}),
+    )
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         where = f"keypairs.{name}"
@@ -98,7 +100,7 @@ class KeyPairs(Kind):
         live_fp = live.get("fingerprint")
         return {"fingerprint": live_fp if live_fp in candidates else candidates[0]}, {"fingerprint": live_fp}
 
-    def display_view(self, attrs):
+    def display_view(self, name, attrs):
         return {"fingerprint": attrs["fingerprint"], "public_key": attrs["public_key"]}
 
     def output(self, name, attrs, attr):

@@ -47,7 +47,8 @@ from ..imagebuild.source import MAX_IMAGE_BYTES, check_source_file
 from ..imagebuild.sysctl import render_sysctl
 from ..schema import Field
 from ..state.local import write_atomic
-from .base import CloudContext, Kind, LoadContext
+from .abilities import Adoptable, Prepares, Resumable
+from .base import CloudContext, Kind, LoadContext, Traits
 from .image_pipeline import (
     REVISION_TAG, Install, Registration, claimable, delete_bundle, deregister, own_image, signing_keys,
 )
@@ -101,7 +102,7 @@ def _literal_ids(instances: Any) -> list[str]:
     return [item for item in instances if isinstance(item, str) and "${" not in item]
 
 
-class LbImages(Kind):
+class LbImages(Kind, Prepares, Resumable, Adoptable):
     name = "lb_images"
     fields = {
         "source": Field("string", "The base image: the package's .tgz or a bare .img, relative to this file.",
@@ -121,9 +122,10 @@ class LbImages(Kind):
     }
     outputs = {"image_id": "the registered image (emi-…)", "version": "the N of loadbalancer-vN",
                "digest": "the revision's content digest", "location": "bucket/manifest"}
-    computed = frozenset({"image_id", "version", "location"})
-    create_before_destroy = True
-    order = 5
+    traits = Traits(
+        computed=frozenset({"image_id", "version", "location"}),
+        create_before_destroy=True,
+    )
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         where = f"lb_images.{name}"
@@ -217,7 +219,7 @@ class LbImages(Kind):
                             **result}
         return out
 
-    def display_view(self, attrs):
+    def display_view(self, name, attrs):
         return {k: attrs[k] for k in ("source", "base_sha256", "digest") if k in attrs}
 
     def live_name(self, name, attrs):
@@ -236,7 +238,7 @@ class LbImages(Kind):
         return {item["digest"] or item["image_id"]: item for item in installed_images(ctx.cloud, "lb_images")}
 
     # --- install ---------------------------------------------------------------------------
-    def resume_reason(self, progress):
+    def resume_reason(self, name, progress):
         return (f"resumes the install an interrupted apply began in {progress.get('bucket')} "
                 f"(next step: {progress.get('step')})")
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import difflib
 import math
+from dataclasses import replace
 from typing import Any, Mapping
 
 from ..imagebuild.servo import (DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT_RANGE, LISTENER_TIMEOUTS, OVERRIDDEN,
                                 TEMPLATE_PATH, ServoRelease, time_seconds)
-from ..plan import Action, Plan, contains_unknown
+from ..plan import Action, Change, Plan, contains_unknown
 from .lb_images import IMAGE_PREFIX, KIND as LB_IMAGES, PLANNED_VERSION
 
 INSTALLS = frozenset({Action.CREATE, Action.REPLACE, Action.CREATE_THEN_DELETE})
@@ -35,27 +36,39 @@ RETIRED_VIEW = ("source", "base_sha256", "digest", "image_id", "version", "locat
 
 
 def review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
-    """Give each revision the plan installs its notes, and a replacement the version it replaces."""
+    """Give each revision the plan installs its notes, and a replacement the version it replaces (the
+    plan's changes are replaced by changes that say so)."""
     versions = [item.get("version") or 0 for item in live.get("lb_images", {}).values()]
     upcoming = max([0, *versions]) + 1
+    reviewed = {}
     for change in sorted(plan.changes, key=lambda c: c.key):
         if change.kind != "lb_images":
             continue
         if change.action is Action.DELETE and change.before:
-            change.before = {k: v for k, v in change.before.items() if k in RETIRED_VIEW}
-            change.changed_paths = sorted(change.before)
-        if change.action not in INSTALLS or change.desired is None or contains_unknown(change.desired):
+            before = {k: v for k, v in change.before.items() if k in RETIRED_VIEW}
+            reviewed[change.key] = replace(change, before=before, changed_paths=sorted(before))
+        if change.action not in INSTALLS or change.payload.desired is None or contains_unknown(change.payload.desired):
             continue
-        resumed = (change.resumes or {}).get("version")       # an interrupted install's bucket
+        resumes = change.payload.resumes
+        resumed = (resumes or {}).get("version")       # an interrupted install's bucket
         version = resumed or upcoming
-        change.notes = revision_notes(change.name, change.desired, change.prior, version)
-        change.config = {**(change.config or {}), PLANNED_VERSION: version}     # apply installs it as that
-        if change.prior and change.action is not Action.CREATE:
-            change.reason = "; ".join(filter(None, [
-                f"replaces {installed_label(change.prior)}, deleted once nothing uses it",
-                LB_IMAGES.resume_reason(change.resumes) if change.resumes else ""]))
+        reviewed[change.key] = installing(change, version)
         if not resumed:
             upcoming += 1
+    plan.changes = [reviewed.get(change.key, change) for change in plan.changes]
+
+
+def installing(change: Change, version: int) -> Change:
+    """The change of a revision the plan installs as ``version``: its notes, the version in what apply
+    installs, and the revision it replaces in its reason."""
+    payload = change.payload
+    reason = change.reason
+    if payload.prior and change.action is not Action.CREATE:
+        reason = "; ".join(filter(None, [
+            f"replaces {installed_label(payload.prior)}, deleted once nothing uses it",
+            LB_IMAGES.resume_reason(change.name, payload.resumes) if payload.resumes else ""]))
+    return replace(change, notes=revision_notes(change.name, payload.desired, payload.prior, version), reason=reason,
+                   payload=replace(payload, config={**(payload.config or {}), PLANNED_VERSION: version}))
 
 
 def installed_label(prior: Mapping[str, Any]) -> str:

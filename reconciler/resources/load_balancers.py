@@ -21,7 +21,8 @@ from typing import Any, Mapping
 
 from ..errors import CloudError, ConfigError, ReconError
 from ..schema import Field
-from .base import Kind, LoadContext
+from .abilities import Importable, ServesInstances
+from .base import Kind, LoadContext, Traits
 from .tags import OWNER, owner_from_tags, ownership_tags
 
 LB_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "SSL")
@@ -107,7 +108,7 @@ def attributes_to_api(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class LoadBalancers(Kind):
+class LoadBalancers(Kind, ServesInstances, Importable):
     name = "load_balancers"
     fields = {
         "zones": Field("list", "Availability zones.", required=True, items=Field("string")),
@@ -119,15 +120,16 @@ class LoadBalancers(Kind):
         "scheme": Field("string", "internet-facing or internal (changing it replaces the load balancer).",
                         choices=("internet-facing", "internal"), references=False),
     }
-    computed = frozenset({"dns_name", "source_security_group"})
     outputs = {"name": "the load balancer's name", "dns_name": "its DNS name",
                "source_security_group": "the security group the cloud made for it",
                "zones": "its availability zones"}
-    set_attrs = frozenset({"zones", "listeners", "instances"})
-    serves_instances = frozenset({"instances"})
-    owner_tags = True
-    replace_on = frozenset({"scheme"})
-    order = 40
+    traits = Traits(
+        computed=frozenset({"dns_name", "source_security_group"}),
+        set_attrs=frozenset({"zones", "listeners", "instances"}),
+        serves_instances=frozenset({"instances"}),
+        owner_tags=True,
+        replace_on=frozenset({"scheme"}),
+    )
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         where = f"load_balancers.{name}"

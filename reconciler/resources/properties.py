@@ -16,7 +16,8 @@ from ..errors import ReconError
 from ..schema import Field, Problems
 from ..text import text_check
 from ..toml_edits import insert_key
-from .base import Kind, LoadContext, NameUse
+from .abilities import Importable, NamesOthers, Preexisting, Removal, TableSettings
+from .base import Kind, LoadContext, NameUse, Traits
 
 HIDDEN = "********"
 #: Eucalyptus stores a value unbounded (a CLOB) and returns it in every DescribeProperties reply;
@@ -43,13 +44,12 @@ def value_digest(name: str, value: str) -> str:
     return DIGEST_PREFIX + digest.hex()
 
 
-class Properties(Kind):
+class Properties(Kind, TableSettings, NamesOthers, Preexisting, Importable):
     name = "properties"
     fields = {"value": Field("scalar", "The property's value (strings, integers, booleans).",
                              check=text_check(VALUE_CHARS, newlines=True))}
     outputs = {"value": "the property's value"}
-    needs_live = frozenset({"keypairs", "images"})
-    order = 10
+    traits = Traits(needs_live=frozenset({"keypairs", "images"}))
 
     def split_table(self, table: Mapping[str, Any], problems: Problems) -> tuple[dict[str, Any], dict[str, Any]]:
         blocks: dict[str, Any] = {}
@@ -97,17 +97,17 @@ class Properties(Kind):
         written = (prior or {}).get("value")
         return {"value": value_digest(name, desired["value"])}, {"value": written if written and written.startswith(DIGEST_PREFIX) else HIDDEN}
 
-    def sensitive_paths(self, desired, live):
+    def sensitive_paths(self, name, desired, live):
         return frozenset({"value"}) if (live or {}).get("value") == HIDDEN else frozenset()
 
-    def creatable(self, attrs) -> bool:
+    def creatable(self, name, attrs) -> bool:
         return False
 
     def missing_message(self, cloud_name) -> str:
         return f"no property {cloud_name!r} on this cloud (recon sets properties, it cannot add them)"
 
-    def removal(self, name: str, settings: Mapping[str, Any]) -> str:
-        return "delete" if name in settings.get("reset", ()) else "forget"
+    def removal(self, name: str, settings: Mapping[str, Any]) -> Removal:
+        return Removal.DELETE if name in settings.get("reset", ()) else Removal.FORGET
 
     def import_block(self, ctx, name, cloud_id, options):
         live = self.read(ctx, {})

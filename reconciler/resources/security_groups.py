@@ -20,7 +20,8 @@ from typing import Any, Mapping
 from ..errors import ConfigError, ReconError
 from ..schema import Field
 from ..text import text_check
-from .base import Kind, LoadContext, NameUse
+from .abilities import Importable, NamesOthers, Preexisting
+from .base import Kind, LoadContext, NameUse, Traits
 from ..waits import wait_until
 from .tags import OWNER, owner_from_tags, ownership_tags
 
@@ -152,7 +153,7 @@ def rules_from_permissions(permissions: list[Mapping[str, Any]], names_by_id: Ma
     return sorted(rules)
 
 
-class SecurityGroups(Kind):
+class SecurityGroups(Kind, NamesOthers, Preexisting, Importable):
     name = "security_groups"
     noun = "security group"
     fields = {
@@ -164,12 +165,13 @@ class SecurityGroups(Kind):
                           references=False),
         "ingress": Field("list", "Ingress rules.", items=Field("table", fields=RULE_FIELDS)),
     }
-    computed = frozenset({"group_id"})
     outputs = {"name": "the group's name", "group_id": "the group's id (sg-…)"}
-    set_attrs = frozenset({"ingress"})
-    owner_tags = True
-    replace_on = frozenset({"description"})
-    order = 30
+    traits = Traits(
+        computed=frozenset({"group_id"}),
+        set_attrs=frozenset({"ingress"}),
+        owner_tags=True,
+        replace_on=frozenset({"description"}),
+    )
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         where = f"security_groups.{name}"
@@ -193,14 +195,14 @@ class SecurityGroups(Kind):
         return [NameUse("ingress.group", ("security_groups",), source[3:], required=True)
                 for source in sorted(sources) if source.startswith("sg:")]
 
-    def creatable(self, attrs):
+    def creatable(self, name, attrs):
         return not attrs.get("existing")
 
     def missing_message(self, cloud_name):
         return (f"security group {cloud_name!r} does not exist; an existing = true group is made by the cloud "
                 "(reference the load balancer that makes it, or add depends_on)")
 
-    def removal_reason(self, prior):
+    def removal_reason(self, name, prior):
         if prior.get("existing"):
             return "removed from the file: only the rules recon added are revoked, the group is the cloud's"
         return "removed from the file"
