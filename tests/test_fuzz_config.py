@@ -344,5 +344,5 @@ def test_every_companion_slot_with_every_odd_path(slot: str, workdir: Path) -> N
 def test_examples_load(workdir: Path) -> None:
     """The seeds are valid: the mutations start from files that load."""
     for path in sorted((workdir / "examples").glob("*.toml")):
-        if path.name != "mutated.toml" and "lb_images" not in path.read_text():
+        if path.name != "mutated.toml" and "source = " not in path.read_text():   # image files are not committed
             config.load(path)
