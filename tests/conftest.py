@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the e2e helpers module
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a whole story on the sandbox (deselect with -m 'not slow')")
 
 
 @pytest.fixture
@@ -15,3 +20,25 @@ def sandbox(tmp_path):
 
     with start_child(tmp_path / "sandbox") as cloud:
         yield cloud
+
+
+@pytest.fixture(scope="module")
+def shared_sandbox(tmp_path_factory):
+    """One sandbox cloud for a whole module, whose tests keep out of each other's way."""
+    from reconciler.sandbox import start_child
+
+    with start_child(tmp_path_factory.mktemp("sandbox")) as cloud:
+        yield cloud
+
+
+@pytest.fixture
+def contract_env(shared_sandbox, monkeypatch):
+    """The module's sandbox environment, and no other cloud's variables in this process's, for
+    commands run in this process (typer's runner)."""
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "EC2_", "EUCA", "S3_")):
+            monkeypatch.delenv(name)
+    for name, value in {"RECON_WAIT_INTERVAL": "0.05", "RECON_RETRY_INITIAL": "0.05", "RECON_RETRY_MAX": "0.2",
+                        "NO_COLOR": "1"}.items():
+        monkeypatch.setenv(name, value)
+    return shared_sandbox.env

@@ -41,6 +41,7 @@ def start_child(directory: Path, **options):
 def cli_env(env: dict[str, str]) -> dict[str, str]:
     """This process's environment without any cloud's variables, plus ``env`` and test settings."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "EUCA", "S3_"))}
+    full_env.setdefault("RECON_WAIT_INTERVAL", "0.05")   # polls of the sandbox: no need to wait 2 s
     full_env.update(env)
     full_env.update({"NO_COLOR": "1", "RECON_RETRY_INITIAL": "0.05", "RECON_RETRY_MAX": "0.2"})
     return full_env
