@@ -3,8 +3,10 @@
 Starts a sandbox child process, copies the example stack into a work folder and runs
 ``recon`` itself, step by step: plan, apply, plan again (no changes), a property and a
 listener changed by hand with plain boto3, drift, apply repairs, drift clean; then the
-Docker stack: the image published, two hosts behind a load balancer, one terminated by
-hand, drift, apply replaces it. The sandbox is stopped whatever happens.
+Docker stack: the image built from (stand-in) files and published, two hosts behind a load
+balancer, one terminated by hand, drift, apply replaces it; the LB image; last, a new root file
+system: a new Docker image, the hosts rolled onto it, the old image retired. The sandbox is
+stopped whatever happens.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import boto3
 
 from .cloud.credentials import new_session
+from .imagebuild.standins import make_docker_standins
 from .terminal import Terminal
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -89,6 +92,7 @@ class Story:
         self.recon("drift", "-c", STACK, expect=0)
         self.docker_story()
         self.lb_image_story()
+        self.docker_image_story()
         self.term.line("")
         if self.failures:
             for failure in self.failures:
@@ -96,12 +100,14 @@ class Story:
             return 1
         self.term.line("Demo complete: plan, apply, no-op plan, drift detected, drift repaired; "
                        "Docker image published, hosts running behind a load balancer, a lost host replaced; "
-                       "a customized LB image installed, enabled, changed and the old revision retired.")
+                       "a customized LB image installed, enabled, changed and the old revision retired; "
+                       "a new Docker root file system rolled out.")
         return 0
 
     def docker_story(self) -> None:
         """The runbook's second half: publish the Docker image, run hosts from it behind a load balancer."""
-        self.say("7. Publish the Docker image to every account; two Docker hosts behind a load balancer")
+        self.say("7. Build the Docker image from its files (kernel, ramdisk, root file system), publish it to "
+                 "every account; two Docker hosts behind a load balancer")
         self.recon("apply", "-c", DOCKER_STACK, "--auto-approve", expect=0)
         self.say("8. Someone terminates a Docker host by hand; the cron job notices")
         ec2 = plain_client(self.env, "ec2")
@@ -135,6 +141,16 @@ class Story:
         self.recon("images", "-c", LB_IMAGE_STACK, expect=0)
 
 
+    def docker_image_story(self) -> None:
+        """A new root file system: a new emi, the hosts rolled onto it, then the old emi and its bundle gone."""
+        self.say("12. A new Docker root file system: a new image is registered, the hosts roll onto it, "
+                 "then the old image is deregistered and its bundle deleted")
+        make_docker_standins(self.work / "images", revision=1)
+        self.recon("plan", "-c", DOCKER_STACK, "--detailed-exitcode", expect=2)
+        self.recon("apply", "-c", DOCKER_STACK, "--auto-approve", expect=0)
+        self.recon("plan", "-c", DOCKER_STACK, "--detailed-exitcode", expect=0)
+
+
 def run_demo(term: Terminal, keep: Path | None = None) -> int:
     from .sandbox import start_child
 
@@ -142,6 +158,7 @@ def run_demo(term: Terminal, keep: Path | None = None) -> int:
     try:
         work = work_root / "repo"
         shutil.copytree(example_dir(), work, dirs_exist_ok=True)
+        make_docker_standins(work / "images")
         term.line(f"Starting the sandbox cloud (work folder {work_root}) …")
         with start_child(work_root / "sandbox") as cloud:
             term.line(f"Sandbox ready at {cloud.url}; recon reads its eucarc like a real cloud's.")

@@ -17,7 +17,7 @@ from .addresses import Address
 from .config import load, read_text
 from .errors import ConfigError, ReconError
 from .resources import KINDS
-from .resources.abilities import adopt, import_block, prepare
+from .resources.abilities import adopt, import_block
 from .schema import nearest
 from .state.local import write_atomic
 from .state.model import Entry
@@ -73,7 +73,7 @@ def _adopt(ws, kind, address: Address, cloud_id: str) -> Address:
         if address in state.resources:
             raise ReconError(f"{address} is already managed (id {state.resources[address].id})", where="import")
         spec = ws.stack.resources[address]
-        attrs = prepare(kind, address.name, spec.attrs, ws.stack.base_dir)
+        attrs = ws.prepared().resources[address].attrs     # as a plan prepares it (an image's linked kernel)
         live = adopt(kind, ws.context(), address.name, cloud_id, attrs)
         state.resources[address] = Entry(address, str(kind.live_name(address.name, attrs)),
                                          kind.state_attrs(address.name, attrs, live, None),

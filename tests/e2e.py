@@ -15,6 +15,7 @@ from pathlib import Path
 
 import forkserver
 from reconciler.demo import plain_client
+from reconciler.imagebuild.standins import make_docker_standins
 from reconciler.sandbox import start_child as _start_child
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -128,7 +129,9 @@ def hosts_stack(name: str, *, keypair: bool = True, extra: str = "", **host) -> 
 
 
 def copy_examples(dest: Path) -> Path:
+    """The examples in ``dest``, with the Docker image's stand-in files that docker.toml names."""
     shutil.copytree(EXAMPLES, dest, dirs_exist_ok=True)
+    make_docker_standins(dest / "images")
     return dest
 
 

@@ -188,6 +188,18 @@ EXPECTED = {
     "lb_sha256_format": ["lb_images.v3.source_sha256", "must be 64 lower-case hex digits"],
     "lb_source_reference": ["lb_images.v3.source", "references are not allowed here"],
     "lb_max_image_zero": ["lb_images.v3.max_image_mib", "0 is below the minimum 1"],
+    # --- images from files (issue 14) ---------------------------------------------------------------
+    "image_source_no_type": ["images.i.type", "an image from a source needs its type: machine, kernel or ramdisk"],
+    "image_source_and_id": ["images.i.id", "a block with source is registered by recon"],
+    "image_source_missing": ["images.i.source", "source 'images/nothere.img' not found"],
+    "image_type_bad": ["images.i.type", "'kernal' is not one of", "did you mean 'kernel'?"],
+    "image_paravirtual_no_kernel": ["images.i.kernel", "a paravirtual machine image needs its kernel"],
+    "image_kernel_for_kernel": ["images.k.ramdisk", "ramdisk is for machine images, not a kernel"],
+    "image_kernel_bad_id": ["images.i.kernel", "'emi-0123abcd' is neither ${images.NAME.id} nor an eki-… id"],
+    "image_kernel_not_image": ["images.i.kernel", "${images.other.name} is not an image"],
+    "image_bucket_bad": ["images.i.bucket", "must be 3-63 lower-case letters, digits, '.' and '-'"],
+    "image_bucket_without_source": ["images.i.bucket", "bucket is for an image recon makes from a source file"],
+    "image_hvm_with_kernel": ["images.i.kernel", "an hvm image boots its own kernel"],
     # --- bounds on text the cloud stores, as Eucalyptus has them (issue 12) -------------------------
     "sg_description_control": ["security_groups.g.description",
                                "contains the control or invisible character '\\x1b' (character 5)"],
@@ -369,7 +381,24 @@ def _text_desired(text: str) -> Callable[[Path], Path]:
 PLAN_ONLY = ("plan", "image build")   # base-image checks are plan-time local work
 WRONG_SHA = hashlib.sha256(b"another file").hexdigest()
 
+def _image_from(extra: str) -> Callable[[Path], Path]:
+    """An ``images`` block made from a stand-in file ``rootfs.img``, with ``extra`` keys and blocks."""
+    def build(folder: Path) -> Path:
+        (folder / "rootfs.img").write_bytes(IMAGE)
+        desired = folder / "recon.toml"
+        desired.write_text(STACK + '[images.i]\nsource = "rootfs.img"\n' + extra)
+        return desired
+    return build
+
+
 GENERATED: dict[str, Case] = {
+    # images from files: what only a plan reads (the source's digest, the blocks a kernel names)
+    "image_sha256_differs": Case(_image_from('type = "kernel"\nsource_sha256 = "' + "0" * 64 + '"\n'),
+                                 ("images.i.source", "rootfs.img has sha256", "not the declared 0000"), ("plan",)),
+    "image_kernel_is_machine": Case(_image_from('type = "machine"\nkernel = "${images.k.id}"\n'
+                                                'ramdisk = "eri-0123abcd"\n[images.k]\nsource = "rootfs.img"\n'
+                                                'type = "machine"\nvirtualization = "hvm"\n'),
+                                    ("images.i.kernel", "images.k is a machine image, not a kernel"), ("plan",)),
     # hostile tarballs as lb_images.source: refused whole, nothing extracted
     "tar_absolute": Case(_lb("lb.tgz", _tgz(_member("/tmp/lb.img", data=IMAGE))),
                          ("lb.tgz: member '/tmp/lb.img' has an absolute path", "refused whole"), PLAN_ONLY),

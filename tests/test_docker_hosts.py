@@ -182,10 +182,11 @@ def test_example_stack_keeps_the_load_balancer_on_the_current_hosts(sandbox, tmp
     old = docker_hosts()
     assert len(old) == 2 and registered() == sorted(old)
     [item] = ec2.describe_instances(InstanceIds=old[:1])["Reservations"][0]["Instances"]
-    images = {i["Name"]: i for i in ec2.describe_images(Owners=["self"])["Images"]}
-    assert item["ImageId"] == images["ubuntu-raring-docker-rootfs"]["ImageId"]
-    assert item["KernelId"] == images["ubuntu-raring-vmlinuz"]["ImageId"]
-    assert item["RamdiskId"] == images["ubuntu-raring-initrd"]["ImageId"]
+    images = {tags["recon:address"]: i for i in ec2.describe_images(Owners=["self"])["Images"]
+              if "recon:address" in (tags := {t["Key"]: t["Value"] for t in i.get("Tags") or []})}
+    assert item["ImageId"] == images["images.docker-rootfs"]["ImageId"]      # built from the example's files
+    assert item["KernelId"] == images["images.docker-kernel"]["ImageId"]
+    assert item["RamdiskId"] == images["images.docker-ramdisk"]["ImageId"]
     assert [g["GroupName"] for g in item["SecurityGroups"]] == ["docker"]
 
     # A new cloud-init document replaces both hosts; the load balancer follows them.

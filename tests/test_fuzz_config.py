@@ -324,6 +324,7 @@ SLOTS = {
     "docker_hosts.cloud_init": '[docker_hosts.d]\nimage = "emi-0123abcd"\ninstance_type = "m1.small"\n'
                                'cloud_init = {path}\n',
     "lb_images.source": '[lb_images.v3]\nsource = {path}\n',
+    "images.source": '[images.i]\nsource = {path}\ntype = "kernel"\n',
     "cloud.ca_bundle": '[cloud]\nca_bundle = {path}\n',
     "state.path": '[state]\npath = {path}\n',
 }
@@ -343,5 +344,5 @@ def test_every_companion_slot_with_every_odd_path(slot: str, workdir: Path) -> N
 def test_examples_load(workdir: Path) -> None:
     """The seeds are valid: the mutations start from files that load."""
     for path in sorted((workdir / "examples").glob("*.toml")):
-        if path.name != "mutated.toml" and "lb_images" not in path.read_text():
+        if path.name != "mutated.toml" and "source = " not in path.read_text():   # image files are not committed
             config.load(path)

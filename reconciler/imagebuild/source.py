@@ -51,6 +51,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_source_file(base_dir: Path, relative: str, what: str, where: str) -> None:
+    """At load: ``relative`` (to the desired file's folder) names a regular file; ``what`` it is, in words."""
+    source = base_dir / relative
+    try:
+        found = "file" if source.is_file() else "other" if source.exists() else None
+    except OSError as exc:   # a name too long for the file system
+        raise ConfigError(f"{what} {relative[:80]!r}: {exc.strerror}", where=where)
+    if found != "file":
+        problem = "is not a file" if found else f"not found (looked in {base_dir})"
+        raise ConfigError(f"{what} {relative!r} {problem}", where=where)
+
+
 def _check_source(source: Path, sha256: str | None, where: str) -> None:
     if not source.exists():
         raise ConfigError(f"{source} not found", where=where)

@@ -10,8 +10,12 @@ Without ``launch_permission`` the block only looks the image up, for references 
 Only an image's owner can change its launch permissions, so the kind reads the account's own
 images: one DescribeImages (owner self) for all of them, then one DescribeImageAttribute
 (launchPermission) per image the file or the state names -- the EC2 API has no batch form of
-that call. recon never registers or deregisters an image here: removing a block revokes the
+that call. recon never registers or deregisters such an image: removing its block revokes the
 permissions recon granted (as state recorded them) and leaves the image.
+
+A block with a ``source`` is an image recon makes from a file -- bundled, uploaded, registered
+and, when its content or settings change, replaced by a new revision (see :mod:`.image_files`):
+the cloud knows it by its digest, and removing the block deregisters it and deletes its bundle.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError, ReconError
 from ..schema import Field
-from .abilities import ChecksLive, Importable, Preexisting
+from . import image_files
+from .abilities import Adoptable, ChecksLive, Importable, Preexisting, Prepares, Resumable
 from .base import Kind, LoadContext, Traits
 
 IMAGE_ID_RE = re.compile(r"^[ae][mkr]i-[0-9a-fA-F]{8,17}$")
@@ -37,7 +42,7 @@ def permission_api(name: str) -> dict[str, str]:
     return {"Group": name} if name == "all" else {"UserId": name}
 
 
-class Images(Kind, Preexisting, ChecksLive, Importable):
+class Images(Kind, Preexisting, ChecksLive, Importable, Prepares, Resumable, Adoptable):
     name = "images"
     noun = "image"
     fields = {
@@ -47,16 +52,28 @@ class Images(Kind, Preexisting, ChecksLive, Importable):
                       references=False),
         "launch_permission": Field("list", 'Who may launch it: "all" and/or 12-digit account ids.',
                                    items=Field("string", references=False), references=False),
+        **image_files.FIELDS,
     }
     outputs = {"id": "the image id", "name": "the image's name", "kernel_id": "its kernel (eki-…), if any",
                "ramdisk_id": "its ramdisk (eri-…), if any"}
-    traits = Traits(set_attrs=frozenset({"launch_permission"}))
+    # an image from a source gets its id when registered; a new revision is registered before the old goes
+    traits = Traits(set_attrs=frozenset({"launch_permission"}), computed=frozenset({"id", "name", "kernel_id",
+                                                                                     "ramdisk_id"}),
+                    create_before_destroy=True)
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         where = f"images.{name}"
-        if ("id" in block) == ("name" in block):
-            raise ConfigError("give exactly one of id or name", where=where)
-        attrs = {key: block[key] for key in ("id", "name") if key in block}
+        if "source" in block:
+            attrs = image_files.normalize_source(name, block, ctx)
+        else:
+            extra = [key for key in image_files.ONLY_WITH_SOURCE if key in block]
+            if extra:
+                raise ConfigError(f"{extra[0]} is for an image recon makes from a source file",
+                                  where=f"{where}.{extra[0]}",
+                                  hint="give source, or only id or name (and launch_permission) for an existing image")
+            if ("id" in block) == ("name" in block):
+                raise ConfigError("give exactly one of id or name", where=where)
+            attrs = {key: block[key] for key in ("id", "name") if key in block}
         if "launch_permission" in block:
             for index, item in enumerate(block["launch_permission"]):
                 if item != "all" and not ACCOUNT_RE.match(item):
@@ -65,14 +82,38 @@ class Images(Kind, Preexisting, ChecksLive, Importable):
             attrs["launch_permission"] = sorted(set(block["launch_permission"]))
         return attrs
 
+    def prepare(self, name, attrs, base_dir, report=None):
+        return image_files.prepare_source(name, attrs, base_dir) if "source" in attrs else attrs
+
+    def prepare_stack(self, name, attrs, prepared, base_dir):
+        return image_files.link_source(name, attrs, prepared) if "source" in attrs else attrs
+
     def removal_reason(self, name, prior):
+        if "digest" in prior:
+            return "removed from the file: the image is deregistered and its bundle deleted"
         return "removed from the file: the launch permissions recon granted are revoked, the image stays"
 
+    def resume_reason(self, name, progress):
+        return f"resumes the install an interrupted apply began in {progress.get('bucket')} " \
+               f"(next step: {progress.get('step')})"
+
     def live_name(self, name, attrs):
+        if "source" in attrs:
+            return attrs.get("digest", name)
         return attrs.get("id") or attrs["name"]
 
     def creatable(self, name, attrs):
-        return False
+        return "source" in attrs
+
+    def display_view(self, name, attrs):
+        if "source" not in attrs:
+            return dict(attrs)
+        shown = ("source", "type", "architecture", "virtualization", "kernel", "ramdisk", "bucket", "description",
+                 "digest", "launch_permission")
+        return {key: attrs[key] for key in shown if key in attrs}
+
+    def state_attrs(self, name, attrs, live, prior):
+        return {**{k: v for k, v in live.items() if k in self.outputs or k == "location"}, **attrs}
 
     def missing_message(self, cloud_name):
         what = cloud_name if IMAGE_ID_RE.match(str(cloud_name)) else f"named {cloud_name!r}"
@@ -90,6 +131,8 @@ class Images(Kind, Preexisting, ChecksLive, Importable):
 
     def compare_view(self, name, desired, live, prior):
         want: dict[str, Any] = {"id": live["id"]}
+        if "source" in desired:
+            want["digest"] = desired["digest"]
         if "launch_permission" in desired:
             want["launch_permission"] = desired["launch_permission"]
         return want, {key: live.get(key) for key in want}
@@ -98,6 +141,7 @@ class Images(Kind, Preexisting, ChecksLive, Importable):
         images = ctx.cloud.paginate("ec2", "describe_images", "Images", where="images", Owners=["self"])
         live: dict[str, dict[str, Any]] = {}
         names: dict[str, list[str]] = {}
+        live.update(image_files.tagged(images))
         for image in images:
             live[image["ImageId"]] = {
                 "id": image["ImageId"], "name": image.get("Name"), "image_type": image.get("ImageType"),
@@ -121,6 +165,12 @@ class Images(Kind, Preexisting, ChecksLive, Importable):
             raise ReconError(f"no image {cloud_id!r} owned by this account", where=f"images.{name}")
         return {"id": image["id"], "launch_permission": image.get("launch_permission", [])}, image["id"]
 
+    def adopt(self, ctx, name, cloud_id, attrs):
+        """``recon import images.X emi-…`` of a block with a source: an image registered by hand from it."""
+        if "source" not in attrs:
+            raise ReconError(f"images.{name} is already in the file")
+        return image_files.adopt(ctx, name, cloud_id, attrs)
+
     @staticmethod
     def _named(wanted: Mapping[str, dict[str, Any] | None]) -> list[str]:
         """The ids and names the file's blocks and the state's entries give."""
@@ -129,7 +179,7 @@ class Images(Kind, Preexisting, ChecksLive, Importable):
             if attrs is None:
                 keys.append(key)  # a state entry: its id is the image id or name
             else:
-                keys.extend(attrs[k] for k in ("id", "name") if k in attrs)
+                keys.extend(attrs[k] for k in ("id", "name", "digest") if k in attrs)
         return keys
 
     def _change(self, ctx, name: str, image_id: str, add: set[str], remove: set[str]) -> None:
@@ -140,12 +190,20 @@ class Images(Kind, Preexisting, ChecksLive, Importable):
                            "Add": [permission_api(p) for p in sorted(add)],
                            "Remove": [permission_api(p) for p in sorted(remove)]})
 
+    def create(self, ctx, name, attrs):
+        made = image_files.install(ctx, name, attrs)
+        self._change(ctx, name, made["id"], set(attrs.get("launch_permission", [])), set())
+        return made
+
     def update(self, ctx, name, before, after, changed):
         have, want = set(before.get("launch_permission") or []), set(after.get("launch_permission", []))
         self._change(ctx, name, before["id"], want - have, have - want)
         return {"id": before["id"]}
 
     def delete(self, ctx, name, before, prior):
+        if "digest" in (prior or {}):
+            image_files.retire(ctx, name, before, prior)
+            return
         granted = set((prior or {}).get("launch_permission", []))
         self._change(ctx, name, before["id"], set(), granted & set(before.get("launch_permission") or []))
 

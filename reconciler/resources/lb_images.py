@@ -32,6 +32,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,16 +43,16 @@ from ..imagebuild.build import TEMPLATE_PATH, ImageSpec, Revision, build_revisio
 from ..imagebuild.check import check, stand_in_certificate
 from ..imagebuild.haproxy import render_template
 from ..imagebuild.servo import VERSION_RE, Listener, ServoRelease, effective_config, idle_timeout
-from ..imagebuild.source import MAX_IMAGE_BYTES
+from ..imagebuild.source import MAX_IMAGE_BYTES, check_source_file
 from ..imagebuild.sysctl import render_sysctl
 from ..schema import Field
 from ..state.local import write_atomic
 from .abilities import Adoptable, Prepares, Resumable
 from .base import CloudContext, Kind, LoadContext, Traits
-from .lb_install import (
-    IMAGE_PREFIX, MARKER, REVISION_TAG, claimable, enabled_images, installed_images, own_image, register, registered,
-    signing_keys, upload_parts, version_for, version_of,
+from .image_pipeline import (
+    REVISION_TAG, Install, Registration, claimable, delete_bundle, deregister, own_image, signing_keys,
 )
+from .lb_install import DESCRIPTION, IMAGE_PREFIX, enabled_images, installed_images, registered, version_for, version_of
 from .tags import ownership_tags
 
 CACHE_DIR = ".recon-cache/lb_images"   # beside the desired file; ignored by git
@@ -128,14 +129,7 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         where = f"lb_images.{name}"
-        source = ctx.base_dir / block["source"]
-        try:
-            found = "file" if source.is_file() else "other" if source.exists() else None
-        except OSError as exc:   # a name too long for the file system
-            raise ConfigError(f"base image {block['source'][:80]!r}: {exc.strerror}", where=f"{where}.source")
-        if found != "file":
-            what = "is not a file" if found else f"not found (looked in {ctx.base_dir})"
-            raise ConfigError(f"base image {block['source']!r} {what}", where=f"{where}.source")
+        check_source_file(ctx.base_dir, block["source"], "base image", f"{where}.source")
         haproxy = block.get("haproxy", {})
         # the settings alone can be checked now; the template they go into is read at plan time
         render_template("global\ndefaults\n", global_settings=haproxy.get("global", {}),
@@ -265,36 +259,22 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
             existing = registered(cloud, revision.digest, where)
             if existing:       # installed by an apply that died before recording it
                 return existing
-            resumed = ctx.resumed(where)
-            progress = dict(resumed["attrs"]) if resumed and resumed["id"] == revision.digest else {}
-
-            def step(name_of_step: str, **known: Any) -> None:
-                progress.update(known, step=name_of_step)
-                ctx.checkpoint(where, revision.digest, progress)
-
+            install = Install(ctx, where, revision.digest)
             planned = attrs.get(PLANNED_VERSION)
             with _ALLOCATING:     # revisions installed at once by one apply get distinct buckets
-                version = progress.get("version")
+                version = install.progress.get("version")
                 if version is None or not claimable(cloud, f"loadbalancer-v{version}", revision.digest, where):
                     version = version_for(cloud, revision.digest, where, planned)
                 bucket = f"loadbalancer-v{version}"
                 location = f"{bucket}/{manifest_name(IMAGE_PREFIX)}"
-                step("bucket", digest=revision.digest, version=version, bucket=bucket, location=location)
-                cloud.call("s3", "create_bucket", where=where, Bucket=bucket,
-                           ignore_codes=("BucketAlreadyOwnedByYou", "BucketAlreadyExists"))
-                cloud.call("s3", "put_object", where=where, Bucket=bucket, Key=MARKER,
-                           Body=revision.digest.encode())
+                install.bucket(bucket, location, mark=True, version=version)
             if planned and version != planned:
                 ctx.report(where, f"v{planned}, which the plan named, is taken now: installing as v{version}")
-            step("parts")
-            uploader, manifest = upload_parts(ctx, revision, bucket, signing, where)
-            step("manifest")
-            uploader.put_manifest(manifest_name(IMAGE_PREFIX), manifest)
-        step("register")
-        image_id = register(cloud, version, location, where)
-        step("tag", image_id=image_id)
-        cloud.call("ec2", "create_tags", where=where, Resources=[image_id],
-                   Tags=[*ownership_tags(ctx.stack, where), {"Key": REVISION_TAG, "Value": revision.digest}])
+            # as euca-install-load-balancer registers it: hvm (no kernel needed), described in local time
+            registration = Registration(name=f"{IMAGE_PREFIX}-v{version}", description=time.strftime(DESCRIPTION))
+            assert revision.image is not None
+            install.upload(revision.image, IMAGE_PREFIX, signing, registration)
+        image_id = install.register(registration)
         return {"image_id": image_id, "version": version, "location": location, "digest": revision.digest}
 
     def update(self, ctx, name, before, after, changed):  # a new digest is a new version: never in place
@@ -319,17 +299,9 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
             raise CloudError(f"not retiring {image_id}: the load-balancer emi property still names it", where=where,
                              hint="point the property at another revision (e.g. ${lb_images.NEW.image_id}) first")
         if bucket and version_of(bucket + "/"):
-            listing = cloud.call("s3", "list_objects_v2", where=where, Bucket=bucket, ignore_codes=("NoSuchBucket",))
-            if listing is not None:
-                keys = [o["Key"] for o in cloud.paginate("s3", "list_objects_v2", "Contents", where=where,
-                                                         Bucket=bucket) or []]
-                for start in range(0, len(keys), 1000):
-                    cloud.call("s3", "delete_objects", where=where, Bucket=bucket,
-                               Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
-                cloud.call("s3", "delete_bucket", where=where, Bucket=bucket, ignore_codes=("NoSuchBucket",))
+            delete_bundle(cloud, bucket, where)
         if image_id:
-            cloud.call("ec2", "deregister_image", where=where, ImageId=image_id,
-                       ignore_codes=("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"))
+            deregister(cloud, image_id, where)
 
     # --- adopt -----------------------------------------------------------------------------
     def adopt(self, ctx: CloudContext, name: str, cloud_id: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
