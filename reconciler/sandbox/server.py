@@ -118,7 +118,9 @@ class Sandbox:
             server.server_close()
             raise
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="recon-sandbox", daemon=True)
+        # a short poll: stopping (shutdown waits for one) takes 50 ms, not half a second
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="recon-sandbox", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
