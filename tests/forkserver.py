@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -43,8 +44,16 @@ class _Zygote:
                                                  text=True)
                 line = self._process.stdout.readline()
                 assert line.strip() == "ready", f"the fork server did not start: {line!r}"
-                atexit.register(self._process.kill)
+                atexit.register(self._stop, self._process, folder)
             return self._path
+
+    @staticmethod
+    def _stop(process: subprocess.Popen, folder: str) -> None:
+        """At exit: kill the fork server, reap it, and remove its socket's folder."""
+        process.kill()
+        process.wait()
+        process.stdout.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 ZYGOTE = _Zygote()

@@ -51,6 +51,7 @@ def preload() -> None:
     for name in _IMPORTS:
         importlib.import_module(name)
     from moto.core.base_backend import AccountSpecificBackend
+    from moto.core.utils import get_service_model
 
     from reconciler.cloud.credentials import new_session
 
@@ -65,6 +66,8 @@ def preload() -> None:
     for partition in moto_session.get_available_partitions():
         for service in ("ec2", "elb", "s3", "iam", "sts", "autoscaling"):
             moto_session.get_available_regions(service, partition_name=partition)
+    for service in ("ec2", "elb", "s3", "iam", "sts", "autoscaling"):   # moto parses requests with these
+        get_service_model(service)
 
 
 def _run_module(module: str, args: list[str]) -> int:
