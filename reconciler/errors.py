@@ -23,6 +23,8 @@ def hidden(char: str) -> bool:
 
 
 def _escape(text: str, keep: str = "") -> str:
+    if (text.translate(dict.fromkeys(map(ord, keep))) if keep else text).isprintable():
+        return text   # nothing hidden: every hidden category is one str.isprintable refuses
     return "".join(char if char in keep or not hidden(char) else
                    (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}" if ord(char) < 0x10000
                     else f"\\U{ord(char):08x}")

@@ -267,13 +267,13 @@ def _build_and_load(document, workdir: Path) -> None:
         _load_all_the_way(path)
 
 
-@fuzz(1000)
+@fuzz(600)
 @given(document=TAME)
 def test_tame_documents(document, workdir: Path) -> None:
     _build_and_load(document, workdir)
 
 
-@fuzz(600)
+@fuzz(400)
 @given(document=WILD)
 def test_wild_documents(document, workdir: Path) -> None:
     _build_and_load(document, workdir)
