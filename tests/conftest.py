@@ -25,7 +25,7 @@ def sandbox(tmp_path):
 @pytest.fixture(scope="module")
 def shared_sandbox(tmp_path_factory):
     """One sandbox cloud for a whole module, whose tests keep out of each other's way."""
-    from reconciler.sandbox import start_child
+    from e2e import start_child
 
     with start_child(tmp_path_factory.mktemp("sandbox")) as cloud:
         yield cloud
