@@ -1,6 +1,7 @@
 """Benchmark: recon's own CPU for a plan, with the cloud's replies served instantly.
 
     python bench/plan_cpu.py [--sizes 100,1000,5000] [--runs 5] [--work DIR] [--profile DIR]
+    python bench/plan_cpu.py --replay DIR [--sizes ...] [--runs 5] [--profile DIR]
 
 The stack of each size is the one ``bench/plan_scale.py`` grows (mostly Docker host instances,
 plus security groups, load balancers, properties, a key pair and an image lookup), made in one
@@ -14,7 +15,10 @@ replies, normalizing, planning, rendering -- and the loopback server's few micro
 Printed per size: the calls of one plan, the median run's CPU (user + system seconds of the recon
 process), wall time, recon's read and diff phases (``--stats``) and peak RSS. Each replayed plan
 must say "No changes" and ask for nothing that was not recorded, else the benchmark stops.
-``--profile DIR`` also writes a cProfile of one replayed plan per size to DIR.
+``--profile DIR`` also writes a cProfile of one replayed plan per size to DIR (the main thread only:
+the reads run in worker threads). With ``--work DIR`` the recorded replies are kept there
+(``replies-N.pickle``, with the stack, state and the sandbox's variables), and ``--replay DIR`` plans
+again against them without a sandbox: what to run after changing recon's reading or planning.
 
 Target, checked and printed: at most 2 s of recon CPU for the 5,000-resource plan.
 Bytecode caching is on for the runs (``benchlib.python_env``), as for an installed recon.
@@ -23,6 +27,7 @@ Bytecode caching is on for the runs (``benchlib.python_env``), as for an install
 from __future__ import annotations
 
 import argparse
+import pickle
 import shutil
 import statistics
 import sys
@@ -40,6 +45,7 @@ from reconciler.sandbox import start_child  # noqa: E402
 EXAMPLES = ROOT / "examples"
 TARGET_CPU = 2.0
 TARGET_SIZE = 5000
+STATE = "state/scale.json"  # where the stack's local state is kept
 
 
 def main() -> int:
@@ -48,10 +54,21 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="replayed plans per size (the median is reported)")
     parser.add_argument("--work", type=Path, help="keep the stack, state and sandbox here")
     parser.add_argument("--profile", type=Path, help="write a cProfile of one replayed plan per size here")
+    parser.add_argument("--replay", type=Path, help="replay the replies an earlier --work DIR kept, no sandbox")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if sizes != sorted(sizes):
         parser.error("--sizes must grow: one stack is grown through them")
+    if args.replay:
+        print(f"machine: {machine()}")
+        rows = []
+        for size in sizes:
+            saved = pickle.loads((args.replay / f"replies-{size}.pickle").read_bytes())
+            (args.replay / STACK).write_text(saved["stack"])
+            (args.replay / STATE).parent.mkdir(exist_ok=True)
+            (args.replay / STATE).write_bytes(saved["state"])
+            rows.append(replay(args, saved["replies"], saved["url"], saved["env"], args.replay, size))
+        return report(rows)
     work = args.work or Path(tempfile.mkdtemp(prefix="recon-bench-cpu-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -75,11 +92,18 @@ def bench(args, sizes: list[int], work: Path) -> int:
             if applied.code != 0:
                 raise SystemExit(f"apply at {size} failed:\n{applied.out[-3000:]}\n{applied.err[-3000:]}")
             replies = record(cloud, direct, work, size)
-            rows.append(replay(args, replies, cloud, direct, work, size))
+            if args.work:
+                (work / f"replies-{size}.pickle").write_bytes(pickle.dumps(
+                    {"replies": replies, "url": cloud.url, "env": direct, "stack": (work / STACK).read_text(),
+                     "state": (work / STATE).read_bytes()}))
+            rows.append(replay(args, replies, cloud.url, direct, work, size))
             print(f"  {size:>5} resources: apply {applied.seconds:.1f}s, replayed plan cpu {rows[-1]['cpu']:.2f}s",
                   flush=True)
         cloud.stop()
+    return report(rows)
 
+
+def report(rows: list[dict]) -> int:
     print(f"\n{'resources':>9} {'calls':>6} {'cpu s':>6} {'wall s':>7} {'read s':>7} {'diff s':>7} {'peak MiB':>9}")
     for row in rows:
         print(f"{row['size']:>9} {row['calls']:>6} {row['cpu']:>6.2f} {row['wall']:>7.2f} {row['read']:>7.2f} "
@@ -107,9 +131,9 @@ def record(cloud, direct: dict[str, str], work: Path, size: int):
     return proxy.recorded
 
 
-def replay(args, replies, cloud, direct: dict[str, str], work: Path, size: int) -> dict:
+def replay(args, replies, url: str, direct: dict[str, str], work: Path, size: int) -> dict:
     server = ReplayServer(replies)
-    env = direct | server.env(cloud.env, cloud.url)
+    env = direct | server.env(direct, url)
     try:
         runs = []
         for attempt in range(args.runs + 1):  # the first one warms the bytecode cache and the page cache
