@@ -41,12 +41,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,6 +52,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchlib import Run, machine, python_env, recon  # noqa: E402
 
 from reconciler.sandbox import start_child  # noqa: E402
 
@@ -118,37 +117,9 @@ class Composition:
         return "\n".join(out)
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-    seconds: float
-    peak_kib: int
-    cpu: float  # user + system seconds of the recon process
-
-
 def run_recon(env: dict[str, str], cwd: Path, *args: str, timeout: float = 1800) -> Run:
-    """The real CLI in a child process; its wall time and peak RSS (wait4)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=env,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True)
-        deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                raise SystemExit(f"recon {' '.join(args)} took more than {timeout}s")
-            time.sleep(0.005)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Run(proc.returncode, out.read(), err.read(), seconds, usage.ru_maxrss,
-                   usage.ru_utime + usage.ru_stime)
+    """The real CLI in a child process; its wall time, CPU and peak RSS (wait4)."""
+    return recon(*args, env=env, cwd=cwd, timeout=timeout)
 
 
 _STATS = re.compile(r"^stats: (\d+) cloud calls \((\d+) retried\); (.*)$", re.M)
@@ -194,24 +165,6 @@ class Row:
     operations: dict[str, int]
 
 
-def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "?"
-    try:
-        kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        ram = f"{kib / (1 << 20):.0f} GiB"
-    except (OSError, AttributeError):
-        pass
-    return f"{os.cpu_count()} CPUs ({cpu}), {ram} RAM, Python {platform.python_version()}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,100,1000,5000", help="stack sizes, growing")
@@ -242,9 +195,7 @@ def run(args, sizes: list[int], work: Path) -> int:
     rows: list[Row] = []
     bench_started = time.perf_counter()
     with start_child(work / "sandbox", timeout=60) as cloud:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "EUCA", "S3_"))}
-        env.update(cloud.env)
-        env.update({"NO_COLOR": "1", "RECON_WAIT_INTERVAL": "0.2"})
+        env = python_env() | cloud.env | {"RECON_WAIT_INTERVAL": "0.2"}
         for size in sizes:
             comp = Composition.of(size)
             (work / STACK).write_text(comp.toml())
@@ -266,7 +217,7 @@ def run(args, sizes: list[int], work: Path) -> int:
             base = rows[0].operations if rows else operations
             fixed = calls - sum(n - base.get(op, 0) for op, n in operations.items() if op in paginated)
             rows.append(Row(size, comp, calls, fixed, phases.get("read", 0.0), phases.get("diff", 0.0),
-                            run.seconds, run.cpu, run.peak_kib / 1024, applied.seconds, operations))
+                            run.seconds, run.cpu, run.peak_mib, applied.seconds, operations))
             print(f"  {size:>5} resources ({comp.instances} instances in {len(comp.blocks)} blocks, "
                   f"{comp.security_groups} groups, {comp.load_balancers} load balancers): apply {applied.seconds:.1f}s, "
                   f"plan {statistics.median(r.seconds for r in runs):.2f}s", flush=True)

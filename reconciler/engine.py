@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, Mapping
 
 from .addresses import Address
 from .apply import Abandon, Applier, Outcome, Progress, Stopping
-from .cloud import CallStats, Cloud, CloudSettings, RetryPolicy, resolve_settings
+from .cloud import CallStats, CloudSettings, resolve_settings
 from .config import Stack, load
 from .crashpoints import CrashPoints
 from .errors import ConfigError, PlanError
@@ -28,6 +28,9 @@ from .resources.base import CloudContext
 from .state import Backend, Unlocked, backend_for
 from .state.lock import LockLost
 from .state.model import State
+
+if TYPE_CHECKING:
+    from .cloud import Cloud
 
 Live = dict[str, dict[str, dict[str, Any]]]
 
@@ -80,6 +83,8 @@ class Workspace:
     @property
     def cloud(self) -> Cloud:
         if self._cloud is None:
+            from .cloud import Cloud, RetryPolicy  # botocore, only for the commands that call the cloud
+
             self._cloud = Cloud(self.settings(), self.env, stats=self.stats, retry=RetryPolicy.from_env(self.env),
                                 after_call=CrashPoints.from_env(self.env).after)  # test-only crash points
         return self._cloud

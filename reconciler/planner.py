@@ -99,7 +99,7 @@ def desired(stack: Stack, live: Live, state: State, selected: set[Address] | Non
 
 def order(resources: Mapping[Address, ResourceSpec]) -> list[Address]:
     """The addresses, each after those it depends on."""
-    graph = {address: sorted(spec.dependencies() & set(resources)) for address, spec in resources.items()}
+    graph = {address: sorted(d for d in spec.dependencies() if d in resources) for address, spec in resources.items()}
     sorter = TopologicalSorter(graph)
     return list(sorter.static_order())
 

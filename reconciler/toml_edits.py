@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-import tomlkit
-
 from .toml_lines import quote_key
 
 KEY_LINE = re.compile(r'^\s*("(?:[^"\\]|\\.)*"|[A-Za-z0-9_.-]+)\s*=')
@@ -19,6 +17,8 @@ HEADER_LINE = re.compile(r"^\s*\[")
 
 
 def _toml_value(value: Any) -> Any:
+    import tomlkit  # only recon import edits the file; everything else reads it with tomllib
+
     if isinstance(value, dict):
         table = tomlkit.inline_table()
         table.update({key: _toml_value(item) for key, item in value.items()})
@@ -35,6 +35,8 @@ def _toml_value(value: Any) -> Any:
 
 def block_text(kind: str, name: str, block: Mapping[str, Any]) -> str:
     """``[kind.name]`` and its keys."""
+    import tomlkit
+
     table = tomlkit.table()
     for key, value in block.items():
         table.add(key, _toml_value(value))
@@ -49,6 +51,8 @@ def append_block(text: str, kind: str, name: str, block: Mapping[str, Any]) -> s
 
 def insert_key(text: str, table: str, key: str, value: Any) -> str:
     """``text`` with ``key = value`` after the last key of ``[table]`` (a new table at the end if none)."""
+    import tomlkit
+
     line = f"{quote_key(key)} = {tomlkit.dumps({'v': value}).split('=', 1)[1].strip()}\n"
     lines = text.splitlines(keepends=True)
     header = next((i for i, l in enumerate(lines) if re.match(rf"^\s*\[\s*{re.escape(table)}\s*\]", l)), None)

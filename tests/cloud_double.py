@@ -29,7 +29,7 @@ import jmespath
 from reconciler.errors import CloudError
 
 #: Arguments of Cloud.call that say how to call, not what.
-CALL_OPTIONS = ("where", "ignore_codes", "done_if_retried", "fenced", "deadline")
+CALL_OPTIONS = ("where", "ignore_codes", "done_if_retried", "fenced", "deadline", "slim")
 
 
 def plain(value: Any) -> Any:

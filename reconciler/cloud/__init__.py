@@ -32,13 +32,30 @@ One module per concern:
   fencing, the properties API.
 """
 
-from .client import Cloud
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .endpoints import SERVICES, Endpoints, describe_path, parse_version
-from .retry import RetryPolicy, is_transient
 from .settings import (
     CLOUD_FIELDS, DEFAULT_EUCALYPTUS_VERSION, DEFAULT_REGION, CloudSettings, resolve_settings,
 )
 from .stats import CallStats
+
+if TYPE_CHECKING:
+    from .client import Cloud
+    from .retry import RetryPolicy, is_transient
+
+#: Names whose modules import botocore: loaded on first use, so that a command that never calls
+#: the cloud (validate, fmt, schema) does not pay for botocore.
+_LAZY = {"Cloud": ".client", "RetryPolicy": ".retry", "is_transient": ".retry"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "SERVICES",

@@ -31,6 +31,7 @@ from .failures import FailedCall, client_error, cloud_error, error_code, host_of
 from .hints import AUTH_CODES
 from .retry import RetryPolicy, retrying
 from .settings import CloudSettings
+from .slim import READERS, SlimReader, current as current_reader, slim_reply
 from .stats import CallStats
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class Cloud:
             raise CloudError(f"cannot make a {service} client: {exc}", where="[cloud]") from exc
         client.meta.events.register("before-send", self._counter(service))
         client.meta.events.register("before-parse", check_reply)
+        client.meta.events.register("before-parse", slim_reply)  # after check_reply
         return client
 
     def _counter(self, service: str) -> Callable[..., None]:
@@ -167,6 +169,7 @@ class Cloud:
         done_if_retried: Collection[str] = (),
         fenced: bool = True,
         deadline: Deadline | None = None,
+        slim: bool = False,
         **params: Any,
     ) -> dict | None:
         """Call ``operation`` (botocore method name, ``"describe_key_pairs"``) with ``params``.
@@ -178,11 +181,13 @@ class Cloud:
         then says "already exists"). Anything else raises :class:`CloudError`.
         A streamed reply body (``get_object``'s ``Body``) is read within the attempt.
         ``deadline`` replaces the cloud's own bounds for this call (a lease renewal is given less);
-        ``fenced=False`` skips the check :meth:`fenced` installs.
+        ``fenced=False`` skips the check :meth:`fenced` installs. ``slim=True`` reads a success reply
+        with the operation's :class:`~reconciler.cloud.slim.SlimReader`: only the fields it names.
         """
         client, method, api_name = self._operation(service, operation)
         url = client.meta.endpoint_url
-        attempts = _Attempts(lambda: _send(method, params), service, api_name, url, deadline or self.deadline,
+        reader = self._reader(service, api_name) if slim else None
+        attempts = _Attempts(lambda: _send(method, params, reader), service, api_name, url, deadline or self.deadline,
                              self._fence_for(api_name) if fenced else None)
         try:
             reply = retrying(self.retry, self.stats, attempts.name, attempts.deadline)(attempts)
@@ -209,6 +214,13 @@ class Cloud:
             raise ValueError(f"{service} has no operation {operation!r}")
         return client, method, client.meta.method_to_api_mapping[operation]
 
+    @staticmethod
+    def _reader(service: str, api_name: str) -> SlimReader:
+        reader = READERS.get((service, api_name))
+        if reader is None:
+            raise ValueError(f"{service}.{api_name} has no slim reader")
+        return reader
+
     def _fence_for(self, api_name: str) -> Callable[[str], None] | None:
         """The fence's check, for a call that changes something while :meth:`fenced` holds one."""
         return self._fence if is_mutating(api_name) else None
@@ -220,12 +232,13 @@ class Cloud:
         return refused(self._session, self.credential_source, url) + ": "
 
     def paginate(self, service: str, operation: str, result_key: str, /, *, where: str | None = None,
-                 **params: Any) -> list:
+                 slim: bool = False, **params: Any) -> list:
         """All of ``result_key`` over every page of ``operation``.
 
         Follows botocore's pagination model when the operation has one (else makes one call);
         each page's request is retried on its own. ``result_key`` is a JMESPath expression,
         usually a top-level key (``"KeyPairs"``); ``"Reservations[].Instances[]"`` works too.
+        ``slim`` is :meth:`call`'s, for every page.
         """
         client = self._client_for(service, operation)
         api_name = client.meta.method_to_api_mapping.get(operation)
@@ -234,7 +247,7 @@ class Cloud:
         expression = jmespath.compile(result_key)
         config = self._pagination_config(client, api_name)
         if config is None:
-            return _items(expression, self.call(service, operation, where=where, **params))
+            return _items(expression, self.call(service, operation, where=where, slim=slim, **params))
 
         input_tokens = _as_list(config["input_token"])
         output_tokens = [jmespath.compile(t) for t in _as_list(config["output_token"])]
@@ -243,7 +256,7 @@ class Cloud:
         items: list = []
         seen: set[str] = set()
         while True:
-            page = self.call(service, operation, where=where, **request)
+            page = self.call(service, operation, where=where, slim=slim, **request)
             items.extend(_items(expression, page))
             if more_results is not None and not more_results.search(page):
                 break
@@ -302,12 +315,16 @@ class Cloud:
         return {"name": reply.get("name", name), "value": reply.get("value"), "old_value": reply.get("oldValue")}
 
 
-def _send(method: Callable[..., dict], params: Mapping[str, Any]) -> dict:
-    """One HTTP attempt; a streamed reply body is read within it."""
+def _send(method: Callable[..., dict], params: Mapping[str, Any], reader: SlimReader | None = None) -> dict:
+    """One HTTP attempt (its reply read by ``reader`` where there is one); a streamed reply body is
+    read within it."""
+    token = current_reader.set(reader)  # botocore parses in this thread, within method()
     try:
         reply = method(**params)
     except KeyError as exc:  # botocore's parser, on a document without the result element
         raise NotTheProtocol(f"a reply without the <{exc.args[0] if exc.args else '?'}> element") from exc
+    finally:
+        current_reader.reset(token)
     body = reply.get("Body")
     if hasattr(body, "read"):
         reply["Body"] = io.BytesIO(body.read())

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated
 
 import typer
 
 from ..config import read_text
 from ..errors import ReconError
-from ..fmt import format_text
 from ..state.local import write_atomic
 from .common import DEFAULT_CONFIG, ConfigOpt, fail, term
 
@@ -20,6 +18,8 @@ def fmt(
                                                          "file is not in canonical layout.")] = False,
 ) -> None:
     """Rewrite the file in its canonical layout, keeping comments (for CI: --check)."""
+    from ..fmt import format_text  # tomlkit: only for this command
+
     try:
         original = read_text(config)
         formatted = format_text(original, str(config))
@@ -29,6 +29,8 @@ def fmt(
         term.line(f"{config}: already formatted.")
         return
     if check:
+        import difflib
+
         term.write("".join(difflib.unified_diff(original.splitlines(True), formatted.splitlines(True),
                                                 f"a/{config}", f"b/{config}")))
         term.error(f"{config} is not formatted; run `recon fmt -c {config}`")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .. import __version__
+from ..entry import version_line
 from .common import term
 
 
 def version() -> None:
     """Print recon's version."""
-    term.line(f"recon {__version__}")
+    term.line(version_line())

@@ -20,8 +20,6 @@ import hashlib
 import re
 from typing import Any, Mapping
 
-import yaml
-
 from ..errors import ConfigError, PlanError, ReconError
 from ..schema import Field
 from ..redact import remember
@@ -55,6 +53,8 @@ def check_cloud_config(data: bytes, where: str) -> None:
         raise ConfigError("the cloud-init file is not UTF-8 text", where=where) from None
     if text.lstrip("\ufeff").split("\n", 1)[0].rstrip() != "#cloud-config":
         raise ConfigError("a cloud-config document starts with the line #cloud-config", where=where)
+    import yaml  # only where a block has a cloud-init file
+
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:

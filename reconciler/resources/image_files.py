@@ -26,8 +26,6 @@ from typing import Any, Mapping
 
 from .. import scratch
 from ..addresses import Address, Reference, is_whole_reference, references_in
-from ..bundle.manifest import manifest_name
-from ..bundle.reader import BundleError, bundle_key, iter_image, read_manifest
 from ..errors import ConfigError, ReconError
 from ..imagebuild.source import MAX_IMAGE_BYTES, SHA256_RE, check_source_file, file_sha256, prepare_base_image
 from ..schema import Field
@@ -197,6 +195,8 @@ def install(ctx: CloudContext, name: str, attrs: Mapping[str, Any]) -> dict[str,
     install = Install(ctx, where, digest)
     registered = registration(attrs)
     bucket = attrs["bucket"]
+    from ..bundle.manifest import manifest_name
+
     location = f"{bucket}/{manifest_name(registered.name)}"
     install.bucket(bucket, location, mark=False)
     with scratch.directory("image-") as work:
@@ -231,6 +231,8 @@ def retire(ctx: CloudContext, name: str, before: Mapping[str, Any], prior: Mappi
 
 def _bundled_sha256(cloud, location: str, signing: Mapping[str, Any], where: str) -> str:
     """The sha256 of the image the bundle at ``location`` holds, decrypted with the user's key."""
+    from ..bundle.reader import BundleError, bundle_key, iter_image, read_manifest
+
     bucket, _, key = location.partition("/")
     folder = key.rpartition("/")[0]
 

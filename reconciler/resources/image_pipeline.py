@@ -22,17 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from ..bundle.manifest import MachineConfiguration, manifest_name, manifest_xml
-from ..bundle.upload import PartUploader
-from ..bundle.writer import BundleKey, bundle_image
 from ..errors import CloudError, ConfigError
 from .base import CloudContext
 from .tags import ownership_tags
+
+if TYPE_CHECKING:  # the bundle modules load cryptography: imported where an image is bundled
+    from ..bundle.manifest import MachineConfiguration
+    from ..bundle.upload import PartUploader
 
 REVISION_TAG = "recon:revision"
 #: The object in a bucket a kind allocates per revision that says which revision recon installs there.
@@ -54,6 +52,8 @@ class Registration:
 
     @property
     def machine(self) -> MachineConfiguration:
+        from ..bundle.manifest import MachineConfiguration
+
         return MachineConfiguration(architecture=self.architecture, kernel_id=self.kernel_id,
                                     ramdisk_id=self.ramdisk_id)
 
@@ -77,6 +77,9 @@ def signing_keys(env: Mapping[str, str], where: str) -> dict[str, Any]:
     if not account:
         raise ConfigError("bundling an image needs EC2_USER_ID (the account number)", where=where,
                           hint="source the cloud's eucarc")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     try:
         user_cert = x509.load_pem_x509_certificate(paths["EC2_CERT"].read_bytes())
         cloud_cert = x509.load_pem_x509_certificate(paths["EUCALYPTUS_CERT"].read_bytes())
@@ -137,6 +140,10 @@ def upload_parts(ctx: CloudContext, image: Path, prefix: str, bucket: str, signi
 
     The bundle key is derived from ``content_id`` (the revision's digest), so the same content
     makes the same parts and a resumed upload skips the ones stored already."""
+    from ..bundle.manifest import manifest_xml
+    from ..bundle.upload import PartUploader
+    from ..bundle.writer import BundleKey, bundle_image
+
     cloud = ctx.cloud
     stored = {o["Key"]: o.get("ETag", "").strip('"')
               for o in cloud.paginate("s3", "list_objects_v2", "Contents", where=where, Bucket=bucket) or []}
@@ -192,6 +199,8 @@ class Install:
         uploader, manifest = upload_parts(self.ctx, image, prefix, bucket, signing, self.digest, registration,
                                           self.where)
         self.step("manifest")
+        from ..bundle.manifest import manifest_name
+
         uploader.put_manifest(manifest_name(prefix), manifest)
 
     def register(self, registration: Registration) -> str:

@@ -143,7 +143,7 @@ class InstanceSet:
     # --- cloud side ---------------------------------------------------------------------
     def instances(self, ctx: CloudContext, where: str) -> list[Instance]:
         """Every instance of the stack's sets of this kind (terminated ones too), in one paginated call."""
-        items = ctx.cloud.paginate("ec2", "describe_instances", "Reservations[].Instances[]", where=where,
+        items = ctx.cloud.paginate("ec2", "describe_instances", "Reservations[].Instances[]", where=where, slim=True,
                                    Filters=[{"Name": f"tag:{STACK_TAG}", "Values": [ctx.stack]}])
         return [i for i in (Instance.from_api(item, self.kind) for item in items) if i is not None]
 
@@ -231,7 +231,7 @@ class InstanceSet:
             # a page), and a launch of more instances than one page would otherwise wait forever.
             # NotFound (not visible yet right after RunInstances) reads as nothing found.
             items = ctx.cloud.paginate("ec2", "describe_instances", "Reservations[].Instances[]", where=address,
-                                       InstanceIds=ids, ignore_codes=("InvalidInstanceID.NotFound",))
+                                       slim=True, InstanceIds=ids, ignore_codes=("InvalidInstanceID.NotFound",))
             found = [i for i in (Instance.from_api(item, self.kind) for item in items) if i is not None]
             for instance in found:
                 if instance.state in GONE:

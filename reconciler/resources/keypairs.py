@@ -12,9 +12,6 @@ import base64
 import hashlib
 from typing import Any, Mapping
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-
 from ..errors import ConfigError, ReconError
 from ..schema import Field
 from .abilities import Importable
@@ -39,6 +36,9 @@ def parse_public_key(text: str, where: str) -> str:
     if len(parts) < 2:
         raise ConfigError("not an OpenSSH public key (expected 'ssh-rsa AAAA… [comment]')", where=where)
     line = f"{parts[0]} {parts[1]}"
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     try:
         serialization.load_ssh_public_key(line.encode())
     except (ValueError, TypeError, UnicodeEncodeError) as exc:
@@ -50,6 +50,8 @@ def parse_public_key(text: str, where: str) -> str:
 
 def fingerprints(public_key: str) -> list[str]:
     """Every fingerprint a cloud may show for this key, the AWS form first."""
+    from cryptography.hazmat.primitives import serialization
+
     key = serialization.load_ssh_public_key(public_key.encode())
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     blob = base64.b64decode(public_key.split()[1])

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import __version__, scratch
-from ..bundle.manifest import manifest_name
 from ..errors import CloudError, ConfigError, ReconError
 from ..imagebuild.build import TEMPLATE_PATH, ImageSpec, Revision, build_revision, preview_revision
 from ..imagebuild.check import check, stand_in_certificate
@@ -247,6 +246,8 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
         bucket (and its ``recon-revision`` marker), parts, manifest, register, tag. A create that
         finds a checkpoint of this revision resumes it in the same bucket; each step finds what an
         earlier attempt did (parts by ETag, the image by name and location)."""
+        from ..bundle.manifest import manifest_name  # cryptography: loaded where an image is bundled
+
         where = f"lb_images.{name}"
         signing = signing_keys(ctx.env, where)
         cloud = ctx.cloud
