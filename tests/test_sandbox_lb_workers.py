@@ -88,6 +88,7 @@ def test_a_load_balancer_gets_its_group_and_one_worker_per_zone(cloud) -> None:
         assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", tags(vm)["euca:node"])
     group = only_group(env)
     assert group["AutoScalingGroupName"] == group_name
+    assert group["AutoScalingGroupARN"].startswith(f"arn:aws:autoscaling::{account}:autoScalingGroup:")
     assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (2, 2, 2)
     assert sorted(group["AvailabilityZones"]) == sorted(ZONES)
     assert group["HealthCheckType"] == "EC2"

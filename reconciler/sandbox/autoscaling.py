@@ -18,6 +18,7 @@ serves a describe call, so that a client sees a replacement by its next look, ne
 
 from __future__ import annotations
 
+import re
 import threading
 
 from .services import QueryService, euca_instance, moto_image_id
@@ -25,6 +26,7 @@ from .wire import QueryRequest, elb_error
 from .zones import MOTO_REGION
 
 NODE_TAG = "euca:node"
+_ARN_REGION = re.compile(r"arn:aws:autoscaling:[a-z0-9-]+:")
 _LIVE_STATES = ("pending", "running")
 
 _patch_lock = threading.Lock()
@@ -119,6 +121,6 @@ class AutoScalingService(QueryService):
 
     def translate_response(self, answer):
         answer = super().translate_response(answer)
-        if answer.is_text():
-            answer.set_text(self.ec2.euca_image_ids(answer.text()))
+        if answer.is_text():  # Eucalyptus' ARNs name no region (4.0 AutoScalingGroup, LaunchConfiguration)
+            answer.set_text(_ARN_REGION.sub("arn:aws:autoscaling::", self.ec2.euca_image_ids(answer.text())))
         return answer

@@ -28,7 +28,6 @@ runs them in the cloud's admin account for both versions, where the runbook's
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 
 from .autoscaling import autoscaling_backend, group_lock
 from .properties import PropertyStore, Refused, java_int, lb_property, version_tuple, vm_per_zone_property
@@ -43,10 +42,8 @@ class AdmissionRefused(Exception):
     """A load balancer the cloud cannot give workers; the message is AdmissionControl's."""
 
 
-@dataclass
-class _Balancer:
-    owner: str
-    groups: dict[str, str] = field(default_factory=dict)  # group name -> Eucalyptus zone (4.2) or ""
+# the launch configuration field each worker property sets (the property's check names it)
+_CONFIG_FIELDS = {"emi": "image_id", "instance_type": "instance_type", "keyname": "key_name"}
 
 
 class Workers:
@@ -67,7 +64,7 @@ class Workers:
         self.key_property = lb_property(eucalyptus_version, "keyname")
         self.count_property = vm_per_zone_property(eucalyptus_version)
         self.image_exists, self.keypair_exists = image_exists, keypair_exists
-        self._balancers: dict[tuple[str, str], _Balancer] = {}
+        self._groups: dict[tuple[str, str], list[str]] = {}  # (owner, balancer) -> its group names
 
     # -- names -----------------------------------------------------------------------------
     def group_name(self, owner: str, balancer: str, zone: str) -> str:
@@ -100,14 +97,13 @@ class Workers:
         instance_type = self.properties.value(self.type_property)
         groups = [security_group.id if self.v42 else security_group.name]
         backend = autoscaling_backend(self.account)
-        record = _Balancer(owner)
         layout = [(zone, [zone], per_zone) for zone in zones] if self.v42 else [("", zones, len(zones) * per_zone)]
         with group_lock:
-            self._balancers[(owner, balancer)] = record
+            names = self._groups[(owner, balancer)] = []
             for zone, group_zones, capacity in layout:
                 config = self.config_name(owner, balancer, zone)
-                self.make_config(backend, config, image=image, instance_type=instance_type, key=key,
-                                 security_groups=groups, user_data=None, profile=None)
+                self.make_config(backend, config, image_id=image, instance_type=instance_type, key_name=key,
+                                 security_groups=groups, user_data=None, instance_profile=None)
                 name = self.group_name(owner, balancer, zone)
                 backend.create_auto_scaling_group(
                     name=name, availability_zones=[self.zones.to_moto[z] for z in group_zones],
@@ -117,15 +113,15 @@ class Workers:
                     load_balancers=[], target_group_arns=[], placement_group=None, termination_policies=[],
                     tags=[{"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": TAG_KEY,
                            "Value": TAG_VALUE, "PropagateAtLaunch": True}])
-                record.groups[name] = zone
+                names.append(name)
 
     @staticmethod
-    def make_config(backend, name: str, *, image: str, instance_type: str, key: str | None,
-                    security_groups: list[str], user_data, profile) -> None:
+    def make_config(backend, name: str, *, image_id: str, instance_type: str, key_name: str | None,
+                    security_groups: list[str], user_data, instance_profile) -> None:
         backend.create_launch_configuration(
-            name=name, image_id=image, key_name=key, kernel_id="", ramdisk_id="",
+            name=name, image_id=image_id, key_name=key_name, kernel_id="", ramdisk_id="",
             security_groups=security_groups, user_data=user_data, instance_type=instance_type,
-            instance_monitoring=True, instance_profile_name=profile, spot_price=None, ebs_optimized=False,
+            instance_monitoring=True, instance_profile_name=instance_profile, spot_price=None, ebs_optimized=False,
             associate_public_ip_address=False, block_device_mappings=[])
 
     # -- DeleteLoadBalancer ------------------------------------------------------------------
@@ -133,8 +129,7 @@ class Workers:
         """Delete the balancer's groups (terminating their instances) and configurations."""
         backend = autoscaling_backend(self.account)
         with group_lock:
-            record = self._balancers.pop((owner, balancer), None)
-            for name in (record.groups if record else {}):
+            for name in self._groups.pop((owner, balancer), []):
                 group = backend.autoscaling_groups.get(name)
                 if group is None:
                     continue
@@ -144,32 +139,31 @@ class Workers:
 
     # -- the property change listeners -------------------------------------------------------
     def property_changed(self, check: str, value: str) -> None:
-        """Swap every balancer group's launch configuration for the new emi, instance type or
-        key name (``PropertyStore``'s ``changed``); other properties do not concern workers."""
-        if check == "emi":
-            self.swap(image=moto_image_id(value.lower()))
-        elif check == "instance_type":
-            self.swap(instance_type=value)
-        elif check == "keyname" and (value or self.v42):
-            self.swap(key=value or None, key_given=True)
+        """``PropertyStore``'s ``changed``: a new emi, instance type or key name gives every
+        balancer group a new launch configuration (4.0 leaves them when the key name is emptied);
+        other properties do not concern the workers."""
+        field = _CONFIG_FIELDS.get(check)
+        if field is None or (field == "key_name" and not value and not self.v42):
+            return
+        self.swap(field, moto_image_id(value.lower()) if field == "image_id" else value or None)
 
-    def swap(self, *, image: str | None = None, instance_type: str | None = None, key: str | None = None,
-             key_given: bool = False) -> None:
+    def swap(self, field: str, value: str | None) -> None:
+        """Point every balancer group at a new launch configuration: the old one's, with ``field``
+        set to ``value``; then delete the old one. The groups' instances stay as they are."""
         backend = autoscaling_backend(self.account)
         with group_lock:
-            for (owner, balancer), record in self._balancers.items():
-                for name in record.groups:
+            for (owner, balancer), names in self._groups.items():
+                for name in names:
                     group = backend.autoscaling_groups.get(name)
                     if group is None or group.launch_config is None:
                         continue
                     old = group.launch_config
                     new = self.config_name(owner, balancer)
+                    settings = {"image_id": old.image_id, "instance_type": old.instance_type,
+                                "key_name": old.key_name, field: value}
                     try:
-                        self.make_config(backend, new, image=image or old.image_id,
-                                         instance_type=instance_type or old.instance_type,
-                                         key=key if key_given else old.key_name,
-                                         security_groups=list(old.security_groups), user_data=old.user_data,
-                                         profile=old.iam_instance_profile)
+                        self.make_config(backend, new, **settings, security_groups=list(old.security_groups),
+                                         user_data=old.user_data, instance_profile=old.iam_instance_profile)
                         backend.update_auto_scaling_group(
                             name, availability_zones=[], desired_capacity=group.desired_capacity, max_size=None,
                             min_size=None, launch_config_name=new, launch_template={}, vpc_zone_identifier=None,
