@@ -756,7 +756,9 @@ class ELBService(QueryService):
     the ``euca-internal-ACCOUNT-NAME`` group a Eucalyptus 4.0 cloud makes, removed with it. A
     balancer's DNS name is Eucalyptus' (``balancer_dns_name``; ``dns_suffix()`` gives the DNS
     subdomain property and the cloud's DNS domain, read when the balancer is made), and
-    DescribeLoadBalancers names no VPC or subnets.
+    DescribeLoadBalancers names no VPC or subnets. ``workers`` (``workers.Workers``) gives a new
+    balancer its worker VMs, has them follow its zones and deletes them with it; a balancer it
+    cannot give workers is refused when ``strict_admission`` is set (see ``admit``).
     """
 
     name = "LoadBalancing"
