@@ -37,10 +37,14 @@ _IMPORTS = ("reconciler.cli", "reconciler.engine", "reconciler.apply", "reconcil
             # what typer and botocore import on first use
             "typer._adapters", "typer._click.decorators", "pydantic", "pydantic.json_schema", "pydantic.type_adapter",
             "zoneinfo", "fractions", "encodings.idna", "stringprep", "sysconfig",
+            # what recon imports only when a command needs it
+            "tomlkit", "yaml", "cryptography.hazmat.primitives.serialization", "reconciler.cloud.slim",
             # what the sandbox imports when it starts (moto reads its data files on import)
             "moto.ec2.models", "moto.elb.models", "moto.s3.models", "moto.iam.models", "moto.ec2.responses.instances",
+            "moto.autoscaling.models", "moto.autoscaling.responses",
             "moto.moto_server.werkzeug_app", "werkzeug.serving", "cryptography.x509",
-            "reconciler.sandbox.services", "reconciler.sandbox.acls", "reconciler.sandbox.auth")
+            "reconciler.sandbox.services", "reconciler.sandbox.acls", "reconciler.sandbox.auth",
+            "reconciler.sandbox.autoscaling", "reconciler.sandbox.workers")
 
 
 def preload() -> None:

@@ -57,6 +57,13 @@ def new_secret_key() -> str:
 
 
 @dataclass(frozen=True)
+class SigningKeys:
+    cloud_key: rsa.RSAPrivateKey
+    user_key: rsa.RSAPrivateKey
+    user_cert: x509.Certificate
+
+
+@dataclass(frozen=True)
 class Credentials:
     """What ``write_credentials`` wrote: the folder, the keys, and the eucarc's variables."""
 
@@ -65,6 +72,9 @@ class Credentials:
     secret_key: str
     account_id: str
     env: dict[str, str] = field(default_factory=dict)
+    #: The key and certificate objects written (the sandbox signs and decrypts with them, without
+    #: reading back and re-validating what it has just made).
+    keys: SigningKeys | None = field(default=None, repr=False, compare=False)
 
     @property
     def eucarc(self) -> Path:
@@ -233,4 +243,5 @@ def write_credentials(directory: Path, base_url: str, *, account_id: str = ACCOU
         secret_key=secret_key,
         account_id=account_id,
         env=parse_eucarc(text, directory),
+        keys=SigningKeys(cloud_key=cloud_key, user_key=user_key, user_cert=user_cert),
     )

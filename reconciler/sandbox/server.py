@@ -158,22 +158,15 @@ class Sandbox:
 
     # -- wiring --------------------------------------------------------------------------
     def _build_app(self, services, credentials: Credentials):
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-
         from . import auth, autoscaling
         from .workers import Workers
-
-        def private_key(path: Path):
-            return serialization.load_pem_private_key(path.read_bytes(), password=None)
 
         services.bind_account(credentials.access_key, credentials.secret_key, credentials.account_id)
         account = credentials.account_id
         ec2 = services.EC2Service(
             creds.COMPUTE_PATH, services.moto_app("ec2"), self.zone_map,
-            cloud_key=private_key(credentials.cloud_key),
-            user_cert=x509.load_pem_x509_certificate(credentials.user_cert.read_bytes()),
-            user_key=private_key(credentials.user_key),
+            cloud_key=credentials.keys.cloud_key, user_cert=credentials.keys.user_cert,
+            user_key=credentials.keys.user_key,
         )
         seed_runbook_images(ec2, account)
         # the admin's account is the cloud's own: the properties' change listeners ask the compute
