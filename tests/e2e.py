@@ -33,9 +33,8 @@ class Run:
 
 
 def start_child(directory: Path, **options):
-    """A sandbox child process (``reconciler.sandbox.start_child``), forked by the fork server, given
-    two minutes to come up however loaded the machine is."""
-    return _start_child(directory, spawn=forkserver.Popen, **{"timeout": 120, **options})
+    """A sandbox child process (``reconciler.sandbox.start_child``), forked by the fork server."""
+    return _start_child(directory, spawn=forkserver.Popen, **options)
 
 
 def cli_env(env: dict[str, str]) -> dict[str, str]:

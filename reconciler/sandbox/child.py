@@ -106,13 +106,16 @@ def start_child(
     *,
     port: int = 0,
     zones: Sequence[str] = DEFAULT_ZONES,
-    timeout: float = 30,
+    timeout: float = 180,
     eucalyptus_version: str = "4.0",
     account_id: str = ACCOUNT_ID,
     strict_lb_admission: bool = False,
     spawn: Callable[..., subprocess.Popen] = subprocess.Popen,
 ) -> SandboxProcess:
     """Start ``python -m reconciler.sandbox`` and return once it is serving.
+
+    ``timeout`` bounds only a start that hangs (one that fails is seen at once); it is generous
+    because a busy machine can take many times the usual second or two.
 
     ``spawn`` starts the process (``subprocess.Popen`` or a drop-in, such as the test suite's fork
     server, which starts it without paying the interpreter's start-up again).
