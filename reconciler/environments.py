@@ -28,11 +28,11 @@ from typing import Any, Mapping
 
 from .errors import ConfigError, shown
 from .redact import remember
-from .schema import Problems, nearest, python_type_name
+from .schema import VAR_NAME, Problems, nearest, python_type_name
 from .toml_lines import path_parts, quote_key
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+VAR_NAME_RE = re.compile(f"^{VAR_NAME}$")
 VAR_USE_RE = re.compile(r"\$\{var\.([^}]*)\}")
 #: A var with such a name holds a secret: its value is redacted wherever recon prints.
 SECRET_NAME_RE = re.compile(r"secret|passw|passphrase|token|credential|private|api_?key", re.IGNORECASE)
@@ -316,3 +316,36 @@ def check_apart(document: Mapping[str, Any], names: list[str], env: str, problem
         elif mine[1] == "s3" and theirs[1:] == mine[1:]:
             problems.add("state.key", f"env {env} and env {other} keep their state in the same object",
                          "give each environment its own [env.NAME.state] key")
+
+
+def with_environments(schema: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of a desired file (``schema``, of one stack) with ``[vars]`` and ``[env.NAME]``:
+    an env's tables are those of the file, each key optional (an env overrides what it names)."""
+    tables = schema["properties"]
+    variables = {"type": "object", "description": "Values for ${var.NAME}: NAME = a string, integer or boolean.",
+                 "propertyNames": {"pattern": VAR_NAME_RE.pattern},
+                 "additionalProperties": {"type": ["string", "integer", "boolean"]}}
+    env = {"type": "object", "additionalProperties": False,
+           "properties": {**{name: _optional(table) for name, table in tables.items()}, "vars": variables}}
+    return {**schema, "required": [],
+            "description": schema["description"] + " [vars] gives values for ${var.NAME}; [env.NAME] tables "
+                           "override the rest of the file for one environment (tables merged key by key).",
+            "properties": {**tables, "vars": variables,
+                           "env": {"type": "object", "description": "Environments: --env NAME or RECON_ENV.",
+                                   "propertyNames": {"pattern": ENV_NAME_RE.pattern}, "additionalProperties": env}}}
+
+
+def _optional(schema: Any) -> Any:
+    """``schema`` with no key required in any table an env merges into (arrays replace whole: their
+    items keep their required keys)."""
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: value for key, value in schema.items() if key != "required"}
+    for key in ("properties", "patternProperties"):
+        if isinstance(out.get(key), dict):
+            out[key] = {name: _optional(value) for name, value in out[key].items()}
+    if isinstance(out.get("additionalProperties"), dict):
+        out["additionalProperties"] = _optional(out["additionalProperties"])
+    if isinstance(out.get("anyOf"), list):
+        out["anyOf"] = [_optional(value) for value in out["anyOf"]]
+    return out
