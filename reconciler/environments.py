@@ -170,12 +170,14 @@ def resolve(document: Mapping[str, Any], env: str | None, choice: EnvChoice, env
     override = dict(document.get("env", {}).get(env, {})) if env is not None else {}
     whole = merged(base, override)
     declared = _declared_vars(whole.pop("vars", {}), problems)
+    known = _names_in(document)
     given = choice.parsed()
-    _check_given(given, document)
+    _check_given(given, known)
+    supplied = [(f"{ENV_VAR_PREFIX}{name}", name, text) for name, text in _from_environ(environ, known).items()]
+    supplied += [(f"--var {name}", name, text) for name, text in given.items()]
     values = dict(declared)
-    for source, supplied in ((ENV_VAR_PREFIX, _from_environ(environ)), ("--var", given)):
-        for name, text in supplied.items():
-            values[name] = _typed(text, declared.get(name), f"{source} {name}" if source == "--var" else source + name)
+    for where, name, text in supplied:
+        values[name] = _typed(text, declared.get(name), where)
     for name, value in values.items():
         if SECRET_NAME_RE.search(name) and isinstance(value, str):
             remember(value)
@@ -202,10 +204,11 @@ def _declared_vars(table: Any, problems: Problems) -> dict[str, Any]:
     return out
 
 
-def _from_environ(environ: Mapping[str, str]) -> dict[str, str]:
-    """``RECON_VAR_NAME`` values by NAME (names that are not var names are left alone)."""
+def _from_environ(environ: Mapping[str, str], known: set[str]) -> dict[str, str]:
+    """``RECON_VAR_NAME`` values by NAME, for the vars the file knows (the process environment may
+    hold others', for other files)."""
     return {key[len(ENV_VAR_PREFIX):]: value for key, value in environ.items()
-            if key.startswith(ENV_VAR_PREFIX) and VAR_NAME_RE.match(key[len(ENV_VAR_PREFIX):])}
+            if key.startswith(ENV_VAR_PREFIX) and key[len(ENV_VAR_PREFIX):] in known}
 
 
 def _typed(text: str, declared: Any, where: str) -> Any:
@@ -224,9 +227,8 @@ def _typed(text: str, declared: Any, where: str) -> Any:
     return text
 
 
-def _check_given(given: Mapping[str, str], document: Mapping[str, Any]) -> None:
+def _check_given(given: Mapping[str, str], known: set[str]) -> None:
     """A --var the file neither declares (in any [vars]) nor uses is a typo: refused."""
-    known = _names_in(document)
     for name in given:
         if name not in known:
             guess = nearest(name, known)
