@@ -229,7 +229,7 @@ def build(document: Mapping[str, Any], text: str, path: Path, choice: EnvChoice 
         raise _problems_error(problems, text, path, Origin())
     env = chosen_env(names, choice, str(path))
     resolved = resolve(document, env, choice, environ or {}, problems)
-    unset = {key_path for key_path, _, _ in problems.items}   # what later checks would only repeat
+    found_in_vars = len(problems.items)
     if env is not None:
         check_apart(document, names, env, problems)
     document = resolved.document
@@ -246,7 +246,7 @@ def build(document: Mapping[str, Any], text: str, path: Path, choice: EnvChoice 
     if not problems:
         check_references(resources, problems)
     if problems:
-        raise _problems_error(_without_echoes(problems, unset), text, path, resolved.origin)
+        raise _problems_error(_without_echoes(problems, found_in_vars), text, path, resolved.origin)
     digest = hashlib.sha256(text.encode()).hexdigest()
     return Stack(path=path, name=stack_name, cloud=dict(document.get("cloud", {})),
                  state=dict(document.get("state", {})), resources=resources, digest=digest,
@@ -343,17 +343,13 @@ def _check_depends(raw: Any, key: str, problems: Problems) -> tuple[Address, ...
     return tuple(out)
 
 
-def _without_echoes(problems: Problems, var_paths: set[str]) -> Problems:
-    """The problems, less those the checks after var substitution found in a value whose var was not
-    set (its ``${var.NAME}`` is then left in place, and is no reference either)."""
-    kept = Problems()
-    seen: set[str] = set()
-    for key_path, message, hint in problems.items:
-        if key_path in var_paths and key_path in seen:
-            continue
-        seen.add(key_path)
-        kept.add(key_path, message, hint)
-    return kept
+def _without_echoes(problems: Problems, found_in_vars: int) -> Problems:
+    """The problems, less those that later checks found in a value whose var was not set (its
+    ``${var.NAME}`` is left in place, and is no reference either): the first ``found_in_vars``
+    problems came from the var substitution."""
+    first, later = problems.items[:found_in_vars], problems.items[found_in_vars:]
+    var_paths = {key_path for key_path, _, _ in first}
+    return Problems([*first, *(item for item in later if item[0] not in var_paths)])
 
 
 @dataclass(frozen=True)

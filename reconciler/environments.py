@@ -311,12 +311,13 @@ def check_apart(document: Mapping[str, Any], names: list[str], env: str, problem
         theirs = place(other)
         if theirs is None:
             continue
+        pair = " and ".join(f"env {name}" for name in sorted((env, other)))
         if theirs[0] == mine[0]:
-            problems.add("stack.name", f"env {env} and env {other} are both stack {mine[0]!r}",
+            problems.add("stack.name", f"{pair} are both stack {mine[0]!r}",
                          "give each environment its own [env.NAME.stack] name: its ownership tags and its "
                          "state go by it")
         elif mine[1] == "s3" and theirs[1:] == mine[1:]:
-            problems.add("state.key", f"env {env} and env {other} keep their state in the same object",
+            problems.add("state.key", f"{pair} keep their state in the same object",
                          "give each environment its own [env.NAME.state] key")
 
 

@@ -242,7 +242,7 @@ def test_environments_keep_apart(tmp_path: Path) -> None:
     """Two environments of one stack name (or one s3 state object) would share state and tags: refused."""
     same = TWO_ENVS.replace('stack = { name = "web-production" }', 'stack = { name = "web-staging" }')
     run = _validate(_work(tmp_path / "same", same))
-    assert run.code == 1 and "env staging and env production are both stack 'web-staging'" in run.err, run.err
+    assert run.code == 1 and "env production and env staging are both stack 'web-staging'" in run.err, run.err
     base = TWO_ENVS.replace('[env.staging.stack]\nname = "web-staging"\n', "").replace(
         'stack = { name = "web-production" }\n', "")
     run = _validate(_work(tmp_path / "base", base))
