@@ -208,7 +208,8 @@ def test_validate_checks_every_environment(tmp_path: Path) -> None:
             "(set it in [vars], with --var imgae=VALUE or RECON_VAR_imgae)") in run.err
     assert "reference" not in run.err     # the unset var is reported once, not again as a bad reference
     one = _validate(work, "--env", "production")
-    assert one.code == 1 and "1 problem" not in one.err and "(env production)" in one.err and "staging" not in one.err
+    assert one.code == 1 and "staging" not in one.err, one.err
+    assert f"recon.toml:{typo}: docker_hosts.web.instance_typo (env production): unknown key" in one.err
 
     good = _work(tmp_path / "good")
     run = _validate(good)
