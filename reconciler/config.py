@@ -3,8 +3,9 @@
 The loader parses TOML, checks every table against the kinds' declared fields,
 normalizes each block (reading companion files such as public keys), finds the values that
 name another block by its cloud name (names.py), and checks the dependency graph (graph.py).
-Every problem is reported at once, each with the file, the key path and, where it can be
-found, the line (toml_lines.py).
+A file with ``[env.NAME]`` tables is loaded as one of its environments, its ``${var.NAME}``
+values substituted (environments.py). Every problem is reported at once, each with the file,
+the key path and, where it can be found, the line (toml_lines.py).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from .addresses import Address, Reference, references_in
 from .cloud import CLOUD_FIELDS
+from .environments import EnvChoice, Origin, check_apart, check_tables, chosen_env, resolve
 from .errors import ConfigError, printable, shown
 from .graph import check_references
 from .names import Named, infer
@@ -110,10 +112,18 @@ class Stack:
     drift_ignore: tuple[str, ...] = ()
     #: Per-kind settings that are not resources (e.g. ``[properties] reset = […]``).
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The environment of the file this stack is (``[env.NAME]``), and the values of its vars.
+    env: str | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    @property
+    def source(self) -> str:
+        """The file, and which of its environments this is, for messages."""
+        return f"{self.path} (env {self.env})" if self.env else str(self.path)
 
 
 def read_text(path: Path) -> str:
@@ -142,9 +152,39 @@ def read_text(path: Path) -> str:
     return text
 
 
-def load(path: Path | str) -> Stack:
-    """Load and validate a desired-state file; raises ConfigError listing every problem."""
+def load(path: Path | str, choice: EnvChoice | None = None, environ: Mapping[str, str] | None = None) -> Stack:
+    """Load and validate a desired-state file (the environment ``choice`` names, with its vars;
+    ``environ`` holds the RECON_VAR_ ones); raises ConfigError listing every problem."""
     path = Path(path)
+    text, document = parse(path)
+    return build(document, text, path, choice, environ)
+
+
+def load_every(path: Path | str, choice: EnvChoice | None = None,
+               environ: Mapping[str, str] | None = None) -> list[Stack]:
+    """The environment ``choice`` names, or else every environment of the file (the file itself if it
+    has none); raises ConfigError listing the problems of all of them."""
+    path = Path(path)
+    choice = choice or EnvChoice()
+    text, document = parse(path)
+    problems = Problems()
+    names = check_tables(document, problems)
+    if choice.env is not None or not names or problems:
+        return [build(document, text, path, choice, environ)]
+    stacks: list[Stack] = []
+    found: list[Located] = []
+    for name in names:
+        try:
+            stacks.append(build(document, text, path, replace(choice, env=name), environ))
+        except FileProblems as exc:
+            found.extend(exc.entries)
+    if found:
+        raise FileProblems(path, found)
+    return stacks
+
+
+def parse(path: Path) -> tuple[str, dict[str, Any]]:
+    """The file's text and its TOML document; errors name the file and line."""
     where = str(path)
     text = read_text(path)
     try:
@@ -159,7 +199,7 @@ def load(path: Path | str) -> Stack:
         raise ConfigError(f"invalid TOML: {message}", where=loc)
     except RecursionError:
         raise ConfigError(f"invalid TOML: arrays or tables nested more than {MAX_DEPTH} deep", where=where) from None
-    return build(document, text, path)
+    return text, document
 
 
 def _too_deep(document: Mapping[str, Any]) -> str | None:
@@ -176,13 +216,23 @@ def _too_deep(document: Mapping[str, Any]) -> str | None:
     return None
 
 
-def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
-    """Validate a parsed document and build the Stack."""
+def build(document: Mapping[str, Any], text: str, path: Path, choice: EnvChoice | None = None,
+          environ: Mapping[str, str] | None = None) -> Stack:
+    """Validate a parsed document (as the environment ``choice`` names) and build the Stack."""
+    choice = choice or EnvChoice()
     problems = Problems()
     deep = _too_deep(document)
     if deep is not None:
         problems.add(deep.split("[", 1)[0], f"arrays or tables nested more than {MAX_DEPTH} deep")
-        raise _problems_error(problems, text, path)
+    names = check_tables(document, problems) if not problems else []
+    if problems:
+        raise _problems_error(problems, text, path, Origin())
+    env = chosen_env(names, choice, str(path))
+    resolved = resolve(document, env, choice, environ or {}, problems)
+    found_in_vars = len(problems.items)
+    if env is not None:
+        check_apart(document, names, env, problems)
+    document = resolved.document
     _check_tables(document, problems)
     _check_state(document.get("state"), problems)
     if "stack" not in document:
@@ -196,18 +246,18 @@ def build(document: Mapping[str, Any], text: str, path: Path) -> Stack:
     if not problems:
         check_references(resources, problems)
     if problems:
-        raise _problems_error(problems, text, path)
+        raise _problems_error(_without_echoes(problems, found_in_vars), text, path, resolved.origin)
     digest = hashlib.sha256(text.encode()).hexdigest()
     return Stack(path=path, name=stack_name, cloud=dict(document.get("cloud", {})),
                  state=dict(document.get("state", {})), resources=resources, digest=digest,
                  companions=dict(ctx.companions),
                  drift_ignore=tuple(document.get("drift", {}).get("ignore", ())),
-                 settings=kind_settings)
+                 settings=kind_settings, env=env, vars=resolved.vars)
 
 
 def _check_tables(document: Mapping[str, Any], problems: Problems) -> None:
     """Every top-level key is a known table; the fixed ones are checked against their fields."""
-    valid_tables = sorted([*TOP_LEVEL, *KINDS])
+    valid_tables = sorted([*TOP_LEVEL, *KINDS, "env", "vars"])
     for key, value in document.items():
         if key in TOP_LEVEL:
             if not isinstance(value, dict):
@@ -293,17 +343,52 @@ def _check_depends(raw: Any, key: str, problems: Problems) -> tuple[Address, ...
     return tuple(out)
 
 
-def _problems_error(problems: Problems, text: str, path: Path) -> ConfigError:
+def _without_echoes(problems: Problems, found_in_vars: int) -> Problems:
+    """The problems, less those that later checks found in a value whose var was not set (its
+    ``${var.NAME}`` is left in place, and is no reference either): the first ``found_in_vars``
+    problems came from the var substitution."""
+    first, later = problems.items[:found_in_vars], problems.items[found_in_vars:]
+    var_paths = {key_path for key_path, _, _ in first}
+    return Problems([*first, *(item for item in later if item[0] not in var_paths)])
+
+
+@dataclass(frozen=True)
+class Located:
+    """One problem of a file: its line (0: not found), key path and message, and the environments it
+    is found in when it is written in the base file (an env's own table is in ``path``)."""
+
+    line: int
+    path: str
+    message: str
+    hint: str | None = None
+    envs: tuple[str, ...] = ()
+
+    def text(self, file: Path) -> str:
+        loc = f"{file}:{self.line}" if self.line else str(file)
+        where = self.path
+        if self.envs:
+            where += f" (env{'s' if len(self.envs) > 1 else ''} {', '.join(self.envs)})"
+        return printable(f"{loc}: {where}: {self.message}" + (f" ({self.hint})" if self.hint else ""))
+
+
+class FileProblems(ConfigError):
+    """Every problem found in a desired file (in each environment checked), in the file's order; one
+    found in several environments is listed once, naming them."""
+
+    def __init__(self, path: Path, entries: list[Located]):
+        envs: dict[Located, list[str]] = {}
+        for entry in entries:
+            envs.setdefault(replace(entry, envs=()), []).extend(entry.envs)
+        self.entries = [replace(entry, envs=tuple(dict.fromkeys(names))) for entry, names in envs.items()]
+        lines = [entry.text(path) for entry in sorted(self.entries, key=lambda entry: entry.line)]
+        count = len(lines)
+        super().__init__(lines[0] if count == 1 else f"{count} problems in {path}:\n  " + "\n  ".join(lines))
+
+
+def _problems_error(problems: Problems, text: str, path: Path, origin: Origin) -> FileProblems:
     find = line_finder(text)
     located = []
     for key_path, message, hint in problems.items:
-        line = find(path_parts(key_path))
-        loc = f"{path}:{line}" if line else str(path)
-        entry = f"{loc}: {key_path}: {message}"
-        if hint:
-            entry += f" ({hint})"
-        located.append((line or 0, printable(entry)))
-    lines = [entry for _, entry in sorted(located, key=lambda item: item[0])]
-    count = len(lines)
-    head = lines[0] if count == 1 else f"{count} problems in {path}:\n  " + "\n  ".join(lines)
-    return ConfigError(head)
+        shown_path, parts, envs = origin.place(key_path)
+        located.append(Located(find(parts) or 0, shown_path, message, hint, envs))
+    return FileProblems(path, located)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, Mapping
 from .addresses import Address
 from .apply import Abandon, Applier, Outcome, Progress, Stopping
 from .cloud import CallStats, CloudSettings, resolve_settings
-from .config import Stack, load
+from .config import Stack, load, load_every
+from .environments import EnvChoice
 from .crashpoints import CrashPoints
 from .errors import ConfigError, PlanError
 from .identity import CloudIdentity, check as check_identity, resolve as resolve_identity
@@ -48,17 +49,34 @@ class Workspace:
     report: Callable[[str, str], None] = lambda address, message: None
     #: Seconds to wait for a state lock another run holds (``--lock-timeout``; 0: fail at once).
     lock_timeout: float = 0.0
+    #: The environment of the file and the --var values it was loaded with (a reload uses them).
+    choice: EnvChoice = field(default_factory=EnvChoice)
     _cloud: Cloud | None = None
     _backend: Backend | None = None
     _identity: CloudIdentity | None = None
 
     @classmethod
-    def open(cls, path: Path | str, env: Mapping[str, str] | None = None,
+    def open(cls, path: Path | str, choice: EnvChoice | None = None, env: Mapping[str, str] | None = None,
              warn: Callable[[str], None] | None = None,
              report: Callable[[str, str], None] | None = None, lock_timeout: float = 0.0) -> "Workspace":
-        stack = load(path)
-        return cls(stack, dict(os.environ if env is None else env), warn=warn or (lambda message: None),
-                   report=report or (lambda address, message: None), lock_timeout=lock_timeout)
+        """The workspace of the file at ``path``, as the environment ``choice`` names, with its vars;
+        ``env`` is the process environment (credentials, RECON_VAR_…; default: this process's)."""
+        env = dict(os.environ if env is None else env)
+        choice = choice or EnvChoice()
+        return cls(load(path, choice, env), env, warn=warn or (lambda message: None),
+                   report=report or (lambda address, message: None), lock_timeout=lock_timeout, choice=choice)
+
+    @classmethod
+    def open_every(cls, path: Path | str, choice: EnvChoice | None = None,
+                   env: Mapping[str, str] | None = None) -> list["Workspace"]:
+        """One workspace per environment of the file (the one ``choice`` names, if it names one)."""
+        env = dict(os.environ if env is None else env)
+        choice = choice or EnvChoice()
+        return [cls(stack, env, choice=replace(choice, env=stack.env)) for stack in load_every(path, choice, env)]
+
+    def reload(self) -> Stack:
+        """The file loaded again, as this workspace loaded it (after ``recon import`` edited it)."""
+        return load(self.stack.path, self.choice, self.env)
 
     @property
     def backend(self) -> Backend:
@@ -77,7 +95,7 @@ class Workspace:
             return resolve_settings(self.stack.cloud, self.env, self.stack.base_dir)
         except ConfigError as exc:
             if exc.where and exc.where.startswith("[cloud]"):
-                exc.where = f"{self.stack.path}: {exc.where}"
+                exc.where = f"{self.stack.source}: {exc.where}"
             raise
 
     @property
@@ -183,7 +201,7 @@ class Workspace:
             yield
         except ConfigError as exc:
             if exc.where and not exc.where.startswith(str(self.stack.path)):
-                exc.where = f"{self.stack.path}: {exc.where}"
+                exc.where = f"{self.stack.source}: {exc.where}"
             raise
 
     def context(self, report: Callable[[str, str], None] | None = None, stop: StopToken | None = None) -> CloudContext:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .addresses import Address
-from .config import load, read_text
+from .config import read_text
 from .errors import ConfigError, ReconError
 from .resources import KINDS
 from .resources.abilities import adopt, import_block
@@ -52,7 +52,7 @@ def import_resource(ws, address_text: str, cloud_id: str, options: Mapping[str, 
             raise ReconError("could not add the block without changing the rest of the file", where=str(path))
         write_atomic(path, text, mode=path.stat().st_mode & 0o777)
         try:
-            stack = load(path)
+            stack = ws.reload()
         except ConfigError:
             write_atomic(path, original, mode=path.stat().st_mode & 0o777)
             raise

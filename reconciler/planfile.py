@@ -23,7 +23,7 @@ from .config import Stack
 from .errors import PlanError
 from .identity import CloudIdentity
 from .plan import Plan
-from .redact import redact
+from .redact import digest, redact
 from .render.json_out import plan_document
 from .state.local import write_atomic
 from .state.model import State
@@ -41,13 +41,20 @@ class SavedPlan:
         return self.data["config"]
 
     @property
+    def env(self) -> str | None:
+        """The environment of the file it was made for (``--env``), if the file has environments."""
+        return self.data.get("env")
+
+    @property
     def allow_other_cloud(self) -> bool:
         """Whether it was made with ``--allow-other-cloud`` (its review accepted the change of cloud)."""
         return bool(self.data.get("allow_other_cloud"))
 
 
 def inputs_of(stack: Stack) -> dict[str, str]:
-    return {stack.path.name: stack.digest, **stack.companions}
+    """The digests of what the plan was made from: the file, its companions, its vars' values."""
+    values = {"vars": digest(stack.vars)} if stack.vars else {}
+    return {stack.path.name: stack.digest, **stack.companions, **values}
 
 
 def save(path: Path, plan: Plan, stack: Stack, state: State, config: str, *, allow_other_cloud: bool) -> None:
@@ -55,6 +62,7 @@ def save(path: Path, plan: Plan, stack: Stack, state: State, config: str, *, all
         "format": FORMAT,
         "recon_version": __version__,
         "stack": stack.name,
+        "env": stack.env,
         "config": config,
         "cloud": plan.cloud.to_json() if plan.cloud else None,
         "allow_other_cloud": allow_other_cloud,

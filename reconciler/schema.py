@@ -23,6 +23,8 @@ SCALARS: dict[str, tuple[type, ...]] = {
     "scalar": (str, int, bool),
 }
 #: "setting": a scalar or an array of scalars (an HAProxy keyword's value or values).
+#: A var's name (``${var.NAME}``, see environments.py).
+VAR_NAME = "[A-Za-z_][A-Za-z0-9_]{0,63}"
 
 
 @dataclass(frozen=True)
@@ -217,8 +219,10 @@ def json_schema(spec: Field) -> dict[str, Any]:
         out = table_schema(spec.fields or {})
     else:
         out = {"type": "object", "additionalProperties": json_schema(spec.items or Field("string"))}
-    if spec.references and spec.type not in ("string", "scalar"):
-        out = {"anyOf": [out, {"type": "string", "pattern": r"^\$\{[^}]+\}$"}]}
+    if spec.type not in ("string", "scalar") or spec.choices is not None:
+        # a value that is a whole ${var.NAME} (any field) or reference (fields that take them) is a string
+        pattern = r"^\$\{[^}]+\}$" if spec.references else rf"^\$\{{var\.{VAR_NAME}\}}$"
+        out = {"anyOf": [out, {"type": "string", "pattern": pattern}]}
     if spec.help:
         out["description"] = spec.help
     return out

@@ -218,6 +218,20 @@ EXPECTED = {
     "key_two_keys": ["keypairs.k.public_key_file", "holds 2 keys (lines 1, 3); a key pair takes one"],
     "haproxy_maxconn_huge": ["haproxy.global.maxconn", "must be a whole number from 1 to 2147483647"],
     "haproxy_maxconn_wide_digit": ["haproxy.global.maxconn", "must be a whole number from 1 to 2147483647"],
+    # --- environments and vars (issue 16) -----------------------------------------------------------
+    "env_not_table": ["env_not_table.toml:1: env: must be a table of environments"],
+    "env_bad_name": ["env.\"bad name\": invalid environment name 'bad name'"],
+    "env_nested": ["env_nested.toml:7: env.staging.env: environments do not nest"],
+    "env_block_not_table": ["env.staging: must be a table, got integer"],
+    "var_unset": ["var_unset.toml:5: security_groups.g.name: ${var.nope}: no var 'nope' is set",
+                  "--var nope=VALUE or RECON_VAR_nope"],
+    "var_malformed": ["'${var.a.b}' is not a var of the form ${var.NAME}"],
+    "var_bad_name": ["vars.1x: invalid var name '1x'"],
+    "var_float": ["vars.ratio: expected a string, integer or boolean, got float"],
+    "var_in_var": ["vars.b: a var's value cannot use another var"],
+    "vars_not_table": ["vars: must be a table of NAME = VALUE"],
+    "var_wrong_type": ["var_wrong_type.toml:10: docker_hosts.d.count: expected integer, got string"],
+    "var_secret_echoed": ["load_balancers.web.scheme: '(sensitive)' is not one of"],   # the value is a secret var's
 }
 
 

@@ -5,12 +5,13 @@ Three sources of documents:
 - structured: tables named like the real kinds (and not), blocks whose keys come from each kind's
   declared fields (and not), values shaped like each field's type (and not), ``${…}`` references
   with random parts, strings with control characters, names of companion files that exist, are
-  missing, are folders, FIFOs or devices; rendered with tomlkit and also handed to
+  missing, are folders, FIFOs or devices; ``[vars]`` and ``[env.NAME]`` tables (an env's body made of
+  the same tables) with ``${var.NAME}`` uses good and bad; rendered with tomlkit and also handed to
   ``config.build`` as parsed data;
 - raw text and bytes;
 - the example stacks, cut short and spliced with random text.
 
-Each goes through ``config.load`` (plus, for a file that loads, the [cloud] settings and the plan's
+Each goes through ``config.load_every`` (plus, for a file that loads, the [cloud] settings and the plan's
 local preparation) and must give a Stack or a ``ReconError``; ``recon validate`` must exit 0 or 1
 without a traceback. Runs are derandomized and keep no example database, so CI sees the same
 examples every time.
@@ -91,7 +92,7 @@ TEXT = st.one_of(
                      "emi-0123abcd", "m1.small", "5s", "roundrobin", "global", "backend x", "5s\n backend x",
                      "a # b", "on\x00e", "\u202egnp.exe", "x" * 300]),
 )
-WORDS = st.sampled_from([*KINDS, "stack", "cloud", "state", "drift", "properties", "web", "k", "v3", "a.b",
+WORDS = st.sampled_from([*KINDS, "stack", "cloud", "state", "drift", "env", "vars", "properties", "web", "k", "v3", "a.b",
                          "id", "name", "image_id", "instance_ids", "value", "fingerprint", "x"])
 PART = st.one_of(WORDS, st.text(ANY_CHAR, max_size=6))
 REF = st.builds(lambda k, n, a: f"${{{k}.{n}.{a}}}", WORDS, WORDS, WORDS)
@@ -100,7 +101,11 @@ REFERENCE = st.one_of(
     st.builds(lambda k, n, a: f"${{{k}.{n}.{a}}}", PART, PART, PART),
     st.builds(lambda pre, ref, post: pre + ref + post, TEXT, REF, TEXT),
     st.sampled_from(["${", "${}", "${a}", "${a.b}", "${${a.b.c}}", "$${a.b.c}", "${a.b.c", "}${"]),
+    st.sampled_from(["${var.hosts}", "${var.prefix}", "x-${var.prefix}-${var.hosts}", "${var.}", "${var.a.b}",
+                     "${var.nope}", "${var.${var.a}}", "${var.prefix"]),
 )
+VAR_NAMES = st.one_of(st.sampled_from(["hosts", "prefix", "a", "db_password", "1x", "", "a-b"]),
+                      st.text(ANY_CHAR, max_size=6))
 STRING = st.one_of(TEXT, REFERENCE, st.sampled_from(PATHS))
 SCALAR = st.one_of(
     STRING,
@@ -210,7 +215,12 @@ def documents(wild: bool) -> st.SearchStrategy:
     stack = st.one_of(st.fixed_dictionaries({"name": st.sampled_from(["prod", "a", "x-1"])}),
                       for_field(Field("table", fields=config.STACK_FIELDS)))
     sections = {**{key: for_field(Field("table", fields=fields)) for key, fields in TOP.items() if key != "stack"},
-                **{key: kind_table(key) for key in KINDS}}
+                **{key: kind_table(key) for key in KINDS},
+                "vars": either(st.dictionaries(VAR_NAMES, SCALAR, max_size=3), VALUE)}
+    env_body = st.lists(st.sampled_from(sorted({*sections, "stack"})), max_size=2, unique=True).flatmap(
+        lambda keys: st.fixed_dictionaries({key: {**sections, "stack": stack}[key] for key in keys}))
+    sections["env"] = either(st.dictionaries(st.sampled_from(["staging", "prod", "bad name", ""]),
+                                             either(env_body, VALUE), max_size=2), VALUE)
     return st.builds(
         lambda head, body, extra: {**extra, **head, **body},
         either(stack.map(lambda table: {"stack": table}), st.just({})),
@@ -237,12 +247,12 @@ def _render(document) -> str | None:
 
 
 def _load_all_the_way(path: Path) -> None:
-    """load, then what validate and plan do locally: recon's errors only."""
+    """load (every environment of the file), then what validate and plan do locally: recon's errors only."""
     try:
-        stack = config.load(path)
-        workspace = Workspace(stack, {})
-        workspace.settings()
-        workspace.prepared()
+        for stack in config.load_every(path):
+            workspace = Workspace(stack, {})
+            workspace.settings()
+            workspace.prepared()
     except ReconError as exc:
         assert str(exc)
         assert not UNPRINTABLE.search(str(exc)), repr(str(exc))   # the file's bytes never drive the terminal

@@ -16,8 +16,8 @@ from ..interrupts import EXIT_INTERRUPTED, StopToken
 from ..plan import Action, Change, Plan
 from ..render import text
 from ..state.model import State
-from .common import (DEFAULT_CONFIG, AllowOtherCloudOpt, LockTimeoutOpt, StatsOpt, TargetOpt, fail, print_stats,
-                     report, signals, term)
+from .common import (DEFAULT_CONFIG, AllowOtherCloudOpt, EnvChoice, EnvOpt, LockTimeoutOpt, StatsOpt, TargetOpt,
+                     VarOpt, fail, print_stats, report, signals, term)
 
 
 class LockChoice(str, Enum):
@@ -31,6 +31,8 @@ def apply(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="RECON_CONFIG",
                                                    help="The desired-state file [default: recon.toml, "
                                                         "or the one the saved plan names].")] = None,
+    env: EnvOpt = None,
+    var: VarOpt = None,
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Apply without asking.")] = False,
     parallelism: Annotated[int, typer.Option("--parallelism", min=1, max=256,
                                              help="Changes made at once.")] = 10,
@@ -51,7 +53,8 @@ def apply(
         raise typer.Exit(1)
     try:
         saved = planfile.load(plan_file) if plan_file is not None else None
-        ws = Workspace.open(config or (Path(saved.config) if saved else DEFAULT_CONFIG), warn=term.warn,
+        choice = EnvChoice.given(env or (saved.env if saved else None), var)
+        ws = Workspace.open(config or (Path(saved.config) if saved else DEFAULT_CONFIG), choice, warn=term.warn,
                             report=report, lock_timeout=lock_timeout or 0.0)
         if lock is LockChoice.false:
             term.warn("running without a state lock (--lock=false): make sure nobody else applies this stack")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 
+from ..environments import EnvChoice as EnvChoice  # for the commands, with EnvOpt and VarOpt
 from ..errors import ReconError
 from ..interrupts import Signals
 from ..terminal import Terminal
@@ -39,6 +40,12 @@ def duration(text: str) -> float:
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", envvar="RECON_CONFIG",
                                          help="The desired-state file.", show_default=True)]
+EnvOpt = Annotated[Optional[str], typer.Option(
+    "--env", envvar="RECON_ENV", metavar="NAME",
+    help="The environment of the file to work on (its env.NAME table); a file with environments needs one.")]
+VarOpt = Annotated[Optional[list[str]], typer.Option(
+    "--var", metavar="NAME=VALUE",
+    help="Set ${var.NAME}; repeatable. Wins over RECON_VAR_NAME, then the env's vars, then the file's vars.")]
 TargetOpt = Annotated[Optional[list[str]], typer.Option(
     "--target", "-t", help="Limit to this address (KIND.NAME) and what it depends on; repeatable.")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print cloud calls and seconds per phase (stderr).")]

@@ -8,16 +8,18 @@ from ..drift import report as drift_report
 from ..engine import Workspace
 from ..errors import ReconError
 from ..render import json_out, text
-from .common import DEFAULT_CONFIG, ConfigOpt, Format, FormatOpt, StatsOpt, fail, print_stats, report, term
+from .common import (DEFAULT_CONFIG, ConfigOpt, EnvChoice, EnvOpt, Format, FormatOpt, StatsOpt, VarOpt, fail,
+                     print_stats, report, term)
 
 
-def drift(config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.text, stats: StatsOpt = False) -> None:
+def drift(config: ConfigOpt = DEFAULT_CONFIG, env: EnvOpt = None, var: VarOpt = None, format: FormatOpt = Format.text,
+          stats: StatsOpt = False) -> None:
     """Report whether the cloud still matches the file: exit 0 in sync, 2 drift, 1 error.
 
     Read-only; takes no lock, so it is safe from cron while others apply.
     """
     try:
-        ws = Workspace.open(config, report=report)
+        ws = Workspace.open(config, EnvChoice.given(env, var), report=report)
         state = ws.backend.read()
         the_plan = ws.plan(state)
     except ReconError as exc:

@@ -9,14 +9,14 @@ import typer
 from ..engine import Workspace
 from ..errors import ReconError
 from ..state.lock import LockInfo
-from .common import DEFAULT_CONFIG, ConfigOpt, fail, term
+from .common import DEFAULT_CONFIG, ConfigOpt, EnvChoice, EnvOpt, VarOpt, fail, term
 
 
 def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock id an error message named.")],
-                 config: ConfigOpt = DEFAULT_CONFIG) -> None:
+                 config: ConfigOpt = DEFAULT_CONFIG, env: EnvOpt = None, var: VarOpt = None) -> None:
     """Remove a stuck state lock (only when its holder is gone)."""
     try:
-        ws = Workspace.open(config)
+        ws = Workspace.open(config, EnvChoice.given(env, var))
         holder = ws.backend.force_unlock(lock_id)
     except ReconError as exc:
         fail(exc)

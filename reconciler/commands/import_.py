@@ -17,13 +17,15 @@ from ..engine import Workspace
 from ..errors import ReconError
 from ..importer import import_resource
 from ..resources.base import Kind
-from .common import DEFAULT_CONFIG, ConfigOpt, LockTimeoutOpt, fail, term
+from .common import DEFAULT_CONFIG, ConfigOpt, EnvChoice, EnvOpt, LockTimeoutOpt, VarOpt, fail, term
 
 
-def run(address: str, cloud_id: str, config: Path, lock_timeout: float | None, options: Mapping[str, Any]) -> None:
-    """Import, and say what was written where."""
+def run(address: str, cloud_id: str, config: Path, choice: EnvChoice, lock_timeout: float | None,
+        options: Mapping[str, Any]) -> None:
+    """Import, and say what was written where (a file with environments: its base blocks, which
+    every environment shares)."""
     try:
-        ws = Workspace.open(config, warn=term.warn, lock_timeout=lock_timeout or 0.0)
+        ws = Workspace.open(config, choice, warn=term.warn, lock_timeout=lock_timeout or 0.0)
         imported = import_resource(ws, address, cloud_id, options)
     except ReconError as exc:
         fail(exc)
@@ -55,15 +57,17 @@ def command(kinds: Mapping[str, Kind]) -> Callable[..., None]:
         return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
                                  annotation=annotation)
 
-    def import_(address: str, cloud_id: str, config: Path = DEFAULT_CONFIG, lock_timeout: float | None = None,
-                **options: str | None) -> None:
+    def import_(address: str, cloud_id: str, config: Path = DEFAULT_CONFIG, env: str | None = None,
+                var: list[str] | None = None, lock_timeout: float | None = None, **options: str | None) -> None:
         """Adopt a live resource: write its block into the file (comments kept) and record it in state."""
-        run(address, cloud_id, config, lock_timeout, options)
+        run(address, cloud_id, config, EnvChoice.given(env, var), lock_timeout, options)
 
     import_.__signature__ = inspect.Signature([
         param("address", Annotated[str, typer.Argument(help="The address to give it, KIND.NAME.")]),
         param("cloud_id", Annotated[str, typer.Argument(help=_cloud_id_help(kinds))]),
         param("config", ConfigOpt, DEFAULT_CONFIG),
+        param("env", EnvOpt, None),
+        param("var", VarOpt, None),
         *_kind_options(kinds),
         param("lock_timeout", LockTimeoutOpt, None),
     ], return_annotation=None)

@@ -14,8 +14,8 @@ from ..engine import Workspace
 from ..errors import ReconError
 from ..render import json_out, text
 from ..render.markdown import render_markdown
-from .common import (DEFAULT_CONFIG, AllowOtherCloudOpt, ConfigOpt, StatsOpt, TargetOpt, duration, fail,
-                     print_stats, report, term)
+from .common import (DEFAULT_CONFIG, AllowOtherCloudOpt, ConfigOpt, EnvChoice, EnvOpt, StatsOpt, TargetOpt, VarOpt,
+                     duration, fail, print_stats, report, term)
 
 
 class PlanFormat(str, Enum):
@@ -26,6 +26,8 @@ class PlanFormat(str, Enum):
 
 def plan(
     config: ConfigOpt = DEFAULT_CONFIG,
+    env: EnvOpt = None,
+    var: VarOpt = None,
     format: Annotated[PlanFormat, typer.Option("--format", "-f",
                                                help="text, json, or markdown (a pull-request comment).")]
         = PlanFormat.text,
@@ -42,7 +44,7 @@ def plan(
 ) -> None:
     """Show what apply would change, attribute by attribute."""
     try:
-        ws = Workspace.open(config, warn=term.warn, report=report, lock_timeout=lock_timeout or 0.0)
+        ws = Workspace.open(config, EnvChoice.given(env, var), warn=term.warn, report=report, lock_timeout=lock_timeout or 0.0)
         with ws.backend.lock("plan") if lock_timeout is not None else nullcontext():
             state = ws.backend.read()
             the_plan = ws.plan(state, target or [], allow_other_cloud=allow_other_cloud)

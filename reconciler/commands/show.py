@@ -6,13 +6,14 @@ import json
 
 from ..engine import Workspace
 from ..errors import ReconError
-from .common import DEFAULT_CONFIG, ConfigOpt, Format, FormatOpt, fail, term
+from .common import DEFAULT_CONFIG, ConfigOpt, EnvChoice, EnvOpt, Format, FormatOpt, VarOpt, fail, term
 
 
-def show(config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.text) -> None:
+def show(config: ConfigOpt = DEFAULT_CONFIG, env: EnvOpt = None, var: VarOpt = None,
+         format: FormatOpt = Format.text) -> None:
     """Show the state: every managed resource with its id and last-applied attributes."""
     try:
-        ws = Workspace.open(config)
+        ws = Workspace.open(config, EnvChoice.given(env, var))
         state = ws.backend.read()
     except ReconError as exc:
         fail(exc)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ..addresses import Address
-from ..commands.common import DEFAULT_CONFIG, ConfigOpt, fail, report, term
+from ..commands.common import DEFAULT_CONFIG, ConfigOpt, EnvChoice, EnvOpt, VarOpt, fail, report, term
 from ..engine import Workspace
 from ..errors import PlanError, ReconError
 from ..imagebuild.build import Revision, build_image
@@ -81,6 +81,8 @@ def image_build(
     address: RevisionArg,
     out: Annotated[Path, typer.Option("--out", help="Folder for the image, revision.json and the template diff.")],
     config: ConfigOpt = DEFAULT_CONFIG,
+    env: EnvOpt = None,
+    var: VarOpt = None,
 ) -> None:
     """Build a customized LB image locally (no cloud): for CI on pull requests.
 
@@ -88,7 +90,7 @@ def image_build(
     will write for it, checked with haproxy -c.
     """
     try:
-        revision, configs = built(Workspace.open(config, report=report), address, out)
+        revision, configs = built(Workspace.open(config, EnvChoice.given(env, var), report=report), address, out)
     except ReconError as exc:
         fail(exc)
     term.write(revision.template_diff or "(template unchanged from the base image)\n")
@@ -106,6 +108,8 @@ def image_effective(
     address: RevisionArg,
     lb: Annotated[str, typer.Option("--lb", help="A load balancer of the file (load_balancers.NAME).")],
     config: ConfigOpt = DEFAULT_CONFIG,
+    env: EnvOpt = None,
+    var: VarOpt = None,
 ) -> None:
     """Print the HAProxy configuration the revision's servo writes for a load balancer (no cloud).
 
@@ -116,7 +120,7 @@ def image_effective(
     """
     name = lb.removeprefix("load_balancers.")
     try:
-        found = effective(Workspace.open(config, report=report), address, name)
+        found = effective(Workspace.open(config, EnvChoice.given(env, var), report=report), address, name)
     except ReconError as exc:
         fail(exc)
     term.write(found["config"])
@@ -129,6 +133,8 @@ def image_effective(
 
 def images(
     config: ConfigOpt = DEFAULT_CONFIG,
+    env: EnvOpt = None,
+    var: VarOpt = None,
     format: Annotated[ImagesFormat, typer.Option("--format", "-f", help="text (a table), installer (exactly "
                                                  "euca-install-load-balancer --list) or json.")] = ImagesFormat.text,
 ) -> None:
@@ -138,7 +144,7 @@ def images(
     block that installed it.
     """
     try:
-        ws = Workspace.open(config)
+        ws = Workspace.open(config, EnvChoice.given(env, var))
         found = installed_images(ws.cloud, "images")
         enabled = enabled_images(ws.cloud, "images")
     except ReconError as exc:
