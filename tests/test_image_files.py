@@ -414,3 +414,20 @@ def test_switching_to_an_existing_image_retires_the_revision_recon_registered(sa
     state = json.loads((work / "state" / "docker.json").read_text())
     assert "deposed" not in json.dumps(state), state
     assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+
+def test_an_interrupted_upload_of_a_rootfs_with_files_resumes_with_the_same_parts(sandbox, tmp_path: Path):
+    """The files are written again on the resumed apply, into a fresh copy of the source: the same
+    bytes (debugfs edits are repeatable), so the part the killed apply stored is not sent again."""
+    env, work = sandbox.env, with_files(setup(tmp_path, hosts=False))
+    # kernel part and manifest, ramdisk part and manifest, then the root file system's part: killed after it
+    killed = recon({**env, "RECON_CRASH_AFTER": "s3.PutObject:5"}, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert killed.code == -9, killed.both
+    [part] = bucket_keys(env, "docker-rootfs")
+    assert part.endswith(".part.00"), part
+    again = recon(env, "apply", "-c", STACK, "--auto-approve", "--stats", cwd=work)
+    assert again.code == 0, again.both
+    assert int(re.search(r"s3\.PutObject\s+(\d+)", again.err).group(1)) == 1, again.err      # the manifest alone
+    rootfs = images(env)["images.rootfs"]        # registered: the sandbox verified the bundle, part and all
+    assert bucket_keys(env, "docker-rootfs") == [f"{rootfs['Name']}.manifest.xml", part]
+    assert registered_rootfs(env, rootfs, tmp_path).read("/etc/apt/sources.list.d/docker.list") == DOCKER_LIST
