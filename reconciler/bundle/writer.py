@@ -174,7 +174,8 @@ class _ImageReader:
         """Fill ``view`` (zeroed) with the image bytes from ``start``: the data ranges' only."""
         end = start + len(view)
         self.is_hole(start, end)
-        for data_start, data_end in self.ranges[self.next:]:
+        for index in range(self.next, len(self.ranges)):
+            data_start, data_end = self.ranges[index]
             if data_start >= end:
                 break
             low, high = max(start, data_start), min(end, data_end)
