@@ -197,12 +197,13 @@ def bench(image: Path, described: str, work: Path, runs: int, target: str) -> No
         recon_times.append(seconds)
         recon_cpu.append(cpu)
         peaks.append(peak)
-        print(f"run {run + 1}: pipeline {pipeline_times[-1]:.1f} s ({pipeline_cpu[-1]:.1f} s CPU), recon {seconds:.1f} s "
-              f"({cpu:.1f} s CPU); load average {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"run {run + 1}: pipeline {pipeline_times[-1]:.1f} s ({pipeline_cpu[-1]:.1f} s CPU), "
+              f"recon {seconds:.1f} s ({cpu:.1f} s CPU); load average {os.getloadavg()[0]:.1f}", flush=True)
     pipeline_bytes = sum(p.stat().st_size for p in (work / "pipeline").iterdir())
     best_pipeline, best_recon = min(pipeline_times), min(recon_times)
     print(f"pipeline: tar | gzip -{GZIP_LEVEL} | openssl enc -aes-128-cbc | split -b 10M: {best_pipeline:.1f} s, "
-          f"{size / MIB / best_pipeline:.1f} MiB/s, {min(pipeline_cpu):.1f} s CPU, {pipeline_bytes / MIB:.1f} MiB of parts")
+          f"{size / MIB / best_pipeline:.1f} MiB/s, {min(pipeline_cpu):.1f} s CPU, "
+          f"{pipeline_bytes / MIB:.1f} MiB of parts")
     print(f"recon:    bundle_image (level {GZIP_LEVEL}, {os.cpu_count()} deflate threads): {best_recon:.2f} s, "
           f"{size / MIB / best_recon:.1f} MiB/s, {min(recon_cpu):.1f} s CPU, {report['bundled_size'] / MIB:.1f} MiB in "
           f"{report['parts']} parts, peak RSS {max(peaks) / MIB:.0f} MiB")

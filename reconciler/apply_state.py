@@ -182,7 +182,8 @@ class Recorder:
                          payload.sensitive_refs)
         old = self.state.resources.get(change.address)
         new_id = str(kind.live_name(change.name, payload.desired))
-        entry = Entry(change.address, new_id, attrs, list(change.depends_on), self._deposed(change.address, old, new_id))
+        entry = Entry(change.address, new_id, attrs, list(change.depends_on),
+                      self._deposed(change.address, old, new_id))
         if old is None or old.to_json() != entry.to_json():
             self.state.resources[change.address] = entry
             dirty = True

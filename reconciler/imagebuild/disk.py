@@ -2,8 +2,9 @@
 
 ``find_partition`` reads the partition table; ``ExtFileSystem`` runs ``debugfs`` (read, stat, write
 back with owner, mode and extended attributes kept) and ``e2fsck -fn`` on the file system that a
-partition holds (or a partition image: :meth:`ExtFileSystem.of_image`). debugfs reports most failures on stderr with exit status 0, so every call treats
-any stderr line past its version banner as a failure, and writes are read back and compared.
+partition holds (or a partition image: :meth:`ExtFileSystem.of_image`). debugfs reports most
+failures on stderr with exit status 0, so every call treats any stderr line past its version
+banner as a failure, and writes are read back and compared.
 
 Edits are byte-repeatable: each writing debugfs run starts with ``set_current_time`` (e2fsprogs'
 ``fs->now``), which gives every inode time it sets (atime, ctime, mtime, crtime, dtime of a

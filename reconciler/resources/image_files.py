@@ -10,11 +10,12 @@ A machine image's ``files`` (``"/etc/…" = "local/path"``) are written into its
 images use (:meth:`~reconciler.imagebuild.disk.ExtFileSystem.put`), before it is bundled.
 
 A revision's identity is its digest: of the source file's sha256, the files' paths and sha256
-(where given), and the settings that go into the bundle or the registration (type, architecture, virtualization, description, bucket, the
-kernel and ramdisk -- a referenced block's own digest, so that a new kernel makes a new machine
-image too). The cloud knows a revision by the tag ``recon:revision``; its name and bundle prefix
-are ``STACK-BLOCK-DIGEST12``, so the next revision can be registered beside it (names are unique
-per account) before the old one is deregistered and its bundle deleted (create-before-destroy).
+(where given), and the settings that go into the bundle or the registration (type,
+architecture, virtualization, description, bucket, the kernel and ramdisk -- a referenced
+block's own digest, so that a new kernel makes a new machine image too). The cloud knows a
+revision by the tag ``recon:revision``; its name and bundle prefix are ``STACK-BLOCK-DIGEST12``,
+so the next revision can be registered beside it (names are unique per account) before the old
+one is deregistered and its bundle deleted (create-before-destroy).
 Installing and retiring go through the shared :mod:`.image_pipeline`. ``recon import images.X
 emi-…`` of a block with a source adopts an image registered by hand only if its bundle holds the
 source's bytes (:func:`adopt`).
