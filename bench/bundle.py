@@ -11,8 +11,8 @@ the figures are for this machine's /usr; pass ``--image`` to bench a real image.
 ``--sparse-gib 0``, a sparse image (an MBR and an empty ext4 file system, nearly all holes) of
 ``--sparse-gib`` GiB (default 4) is benched the same way: recon reads its holes as holes.
 
-Both sides read the same file, compress at the same level (6, gzip's default), encrypt with
-AES-128-CBC and write 10 MiB part files into a folder. Runs alternate (pipeline, recon, ...) so
+Both sides read the same file, compress at the same level (6, gzip's default; recon stores the
+blocks that do not compress), encrypt with AES-128-CBC and write 10 MiB part files into a folder. Runs alternate (pipeline, recon, ...) so
 that other load on the machine hits both alike; the best run of each is reported, with its CPU
 time (user + system, of all the pipeline's processes), which other load changes less than wall time. recon's bundler
 runs in a child process whose peak RSS is read with wait4. Afterwards recon's parts are decrypted

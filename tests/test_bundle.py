@@ -339,3 +339,16 @@ def test_a_sparse_image_bundles_as_a_byte_by_byte_bundler_does(sparse_image, key
     assert bundle_image(dense, "sparse", key, DirectorySink(tmp_path / "dense")) == bundle
     for part in bundle.parts:
         assert (tmp_path / "dense" / part.filename).read_bytes() == (tmp_path / "sparse" / part.filename).read_bytes()
+
+
+def test_incompressible_blocks_are_stored_and_the_stream_stays_one_member(keys, tmp_path):
+    """Random bytes between text: the random blocks are stored (no bigger than they are), the text
+    still deflates, and it is one gzip member holding the exact tar stream."""
+    image = tmp_path / "mixed.img"
+    image.write_bytes(b"text line\n" * (300 << 10) + os.urandom(4 * MIB) + b"more text\n" * (300 << 10))
+    bundle = bundle_image(image, "mixed", BundleKey.random(), DirectorySink(tmp_path / "out"))
+    assert 4 * MIB < bundle.bundled_size < 4 * MIB + 128 * 1024
+    gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    assert gunzip.decompress(decrypted_stream(bundle, tmp_path / "out")) == reference_stream(image, "mixed")
+    assert gunzip.eof and gunzip.unused_data == b""
+    assert subprocess.run(["gzip", "-t"], input=decrypted_stream(bundle, tmp_path / "out")).returncode == 0

@@ -7,7 +7,8 @@ main thread hashes each block (SHA1: the image digest; CRC-32: the gzip trailer)
 deflates the blocks in parallel the way pigz does: each block is a raw deflate stream primed with the
 previous block's last 32 KiB as its dictionary and ended with a sync flush, so the concatenation,
 after one gzip header and before an empty final block and the trailer, is ONE standard gzip member
-that gzip and pigz read. At most
+that gzip and pigz read. A block whose samples do not shrink (random bytes, compressed packages)
+is stored (deflate level 0) rather than searched for matches in vain. At most
 ``2 × workers + 1`` blocks are in flight. The compressed stream is encrypted (AES-128-CBC, PKCS#7
 padding) and cut into parts of ``PART_SIZE`` handed, in order, to a sink: ``DirectorySink`` writes
 ``PREFIX.part.NN`` files; an uploader can pass its own callable instead.
@@ -16,8 +17,8 @@ Sparse images go at disk speed: only the image's data ranges are read (``SEEK_DA
 ``SEEK_HOLE``); a block of zeros (a hole, or data that is all zeros) is hashed but not deflated
 again where the previous block also ended in zeros -- its deflated bytes are the same every time
 -- and its CRC-32 is computed without reading it (:class:`_ZeroCrc`). The stream is byte for
-byte what deflating every block gives, and SHA-1, the manifest's digest, still covers every byte
-of the tar stream.
+byte what deflating every block read whole gives, and SHA-1, the manifest's digest, still covers
+every byte of the tar stream.
 
 The output is a pure function of the image, the key, the level and the block size (zlib is
 deterministic, and the blocks do not depend on how threads are scheduled), so bundling the same
@@ -56,6 +57,7 @@ FINAL_BLOCK = b"\x03\x00"              # an empty final fixed-Huffman block
 AES_BLOCK = 16
 PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 KEY_LABEL = b"recon-bundle-key\0"
+SAMPLE = 8 * 1024                     # bytes deflated to tell whether a block is incompressible
 ZERO_BLOCK = bytes(BLOCK_SIZE)
 ZERO_WINDOW = bytes(WINDOW)
 
@@ -234,8 +236,21 @@ def _result(item: bytes | Future) -> bytes:
     return item if isinstance(item, bytes) else item.result()
 
 
-def _deflate(block: bytearray, dictionary: bytes, level: int) -> bytes:
-    """One block as raw deflate, primed with ``dictionary``, ending on a byte boundary (sync flush)."""
+def _incompressible(block: bytes | bytearray) -> bool:
+    """Whether samples at the start and the middle of ``block`` do not shrink when deflated (random
+    bytes, compressed packages): such a block is stored, not searched for matches in vain."""
+    if len(block) < 2 * SAMPLE:
+        return False
+    middle = len(block) // 2
+    return all(len(zlib.compress(bytes(block[start:start + SAMPLE]), 1, -zlib.MAX_WBITS)) >= SAMPLE * 0.98
+               for start in (0, middle))
+
+
+def _deflate(block: bytes | bytearray, dictionary: bytes, level: int) -> bytes:
+    """One block as raw deflate, primed with ``dictionary``, ending on a byte boundary (sync flush);
+    stored blocks (level 0) where it is incompressible."""
+    if _incompressible(block):
+        level = 0
     extra = {"zdict": dictionary} if dictionary else {}
     compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY, **extra)
     return compressor.compress(block) + compressor.flush(zlib.Z_SYNC_FLUSH)
