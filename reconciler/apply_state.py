@@ -35,6 +35,8 @@ class Recorder:
         self._saved = 0
         #: the first failed state write, once one failed: nothing new starts after it
         self.failure: ReconError | None = None
+        #: the (address, id) of the objects the plan deletes as deposed (set by :meth:`prepare`)
+        self.retiring: set[tuple[Address, str]] = set()
 
     def commit(self, change: Callable[[], bool]) -> None:
         """Change the state in memory (``change`` says whether it did), and return once a save that
@@ -89,13 +91,24 @@ class Recorder:
         keeping the deposed objects it did not replace."""
         kind = KINDS[change.kind]
         old = self.state.resources.get(change.address)
-        deposed = [item for item in (old.deposed if old else []) if item["id"] != new_id]
+        deposed = self._deposed(change.address, old, new_id)
         # The live view is this very resource's only for an update (a hidden property's, say).
         live = (change.payload.live or {}) if change.action is Action.UPDATE else {}
         self.record(change.address, Entry(change.address, new_id,
                                           digested(kind.state_attrs(change.name, attrs, live, None),
                                                    change.payload.sensitive_refs),
                                           list(change.depends_on), deposed))
+
+    def _deposed(self, address: Address, old: Entry | None, new_id: str) -> list[dict[str, Any]]:
+        """The deposed objects of an entry recorded anew as ``new_id``: the old entry's, but the one
+        ``new_id`` is, and the old object itself where the plan retires it (the block names another
+        object now), so that it is retired even if this apply stops before it gets to that."""
+        if old is None:
+            return []
+        deposed = [item for item in old.deposed if item["id"] != new_id]
+        if old.id != new_id and (address, old.id) in self.retiring and all(item["id"] != old.id for item in deposed):
+            deposed.append({"id": old.id, "attrs": old.attrs})
+        return deposed
 
     def checkpoint(self, address: str, cloud_id: str, attrs: dict[str, Any]) -> None:
         """Record in state how far the change of ``address`` got, before its next cloud call."""
@@ -139,6 +152,7 @@ class Recorder:
     # --- before the first change --------------------------------------------------------------
     def prepare(self, plan: Plan) -> None:
         """Forget what left the file (for kinds that keep it) or left the cloud; adopt no-ops."""
+        self.retiring = {(c.address, c.deposed_id) for c in plan.changes if c.deposed_id is not None}
         dirty = self._forget(plan)
         for change in plan.changes:
             if change.action is Action.NOOP and change.payload.desired is not None:
@@ -167,8 +181,9 @@ class Recorder:
         attrs = digested(kind.state_attrs(change.name, payload.desired, payload.live or {}, payload.prior),
                          payload.sensitive_refs)
         old = self.state.resources.get(change.address)
-        entry = Entry(change.address, str(kind.live_name(change.name, payload.desired)), attrs,
-                      list(change.depends_on), list(old.deposed) if old else [])
+        new_id = str(kind.live_name(change.name, payload.desired))
+        entry = Entry(change.address, new_id, attrs, list(change.depends_on),
+                      self._deposed(change.address, old, new_id))
         if old is None or old.to_json() != entry.to_json():
             self.state.resources[change.address] = entry
             dirty = True

@@ -144,7 +144,7 @@ def plan_block(address: Address, stack: Stack, live: Live, state: State, refs: R
     elif block.live is None:
         change, deletes = create(block), []
     else:
-        change, deletes = compare(block), []
+        change, deletes = compare(block), switched_from(block, live)
     change = finish(change, block, state.partial.get(address))
     return Part(changes=[*deletes, change]), Planned(change, block.attrs, block.live)
 
@@ -217,6 +217,22 @@ def move(block: Block, old: dict[str, Any]) -> tuple[Change, list[Change]]:
     action = Action.CREATE_THEN_DELETE if cbd else Action.REPLACE
     return Change(block.address, action, before, after, changed_paths=moved, replace_paths=moved,
                   sensitive_paths=block.sensitive, depends_on=block.deps, reason=reason), deletes
+
+
+def switched_from(block: Block, live: Live) -> list[Change]:
+    """The delete of the object state knows of a block that now names another object the cloud has
+    (an image block switched from a source to an existing image), where the kind retires it: after
+    everything using it moved on, as a replaced object goes."""
+    entry, kind = block.entry, block.kind
+    if entry is None or block.cloud_name is UNKNOWN or entry.id == block.cloud_name or \
+            any(item["id"] == entry.id for item in entry.deposed):
+        return []
+    old = live.get(block.address.kind, {}).get(entry.id)
+    reason = None if old is None else kind.retires_previous(block.address.name, entry.attrs, old, block.live)
+    if reason is None:
+        return []
+    before = {k: old.get(k, v) for k, v in entry.attrs.items()}
+    return [delete_change(block.address, entry.id, before, entry.attrs, kind, deposed=True, reason=reason)]
 
 
 def create(block: Block) -> Change:

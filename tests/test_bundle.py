@@ -29,7 +29,7 @@ from reconciler.bundle import write_bundle
 from reconciler.bundle.manifest import MachineConfiguration, manifest_xml
 from reconciler.bundle.reader import BundleError, bundle_key, extract_image, iter_image, read_manifest
 from reconciler.bundle.upload import PartUploader
-from reconciler.bundle.writer import PART_SIZE, BundleKey, DirectorySink, bundle_image
+from reconciler.bundle.writer import PART_SIZE, BundleKey, DirectorySink, bundle_image, data_ranges
 from reconciler.cloud import Cloud, resolve_settings
 from reconciler.errors import ReconError
 from reconciler.sandbox.bundles import verify_bundle
@@ -287,3 +287,68 @@ def test_uploads_carry_aws_exec_read_and_resume_by_etag(sandbox, tmp_path):
     stored = {o["Key"]: o["ETag"].strip('"') for o in s3.list_objects_v2(Bucket="bundles")["Contents"]}
     again, resumed = upload(stored)
     assert (resumed.sent, resumed.skipped) == (0, 2) and again.parts == bundle.parts
+
+
+def reference_stream(image: Path, prefix: str) -> bytes:
+    """The tar stream a byte-by-byte bundler makes of ``image`` (tarfile reads every byte of it)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        member = tarfile.TarInfo(prefix)
+        member.size, member.mode, member.mtime, member.uname, member.gname = image.stat().st_size, 0o644, 0, "", ""
+        with open(image, "rb") as f:
+            tar.addfile(member, f)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def sparse_image(tmp_path_factory) -> Path:
+    """40 MiB and a few bytes, mostly holes: data islands (at the start, across block boundaries,
+    at odd offsets, at the very end) and a stretch of zeros written as data."""
+    path = tmp_path_factory.mktemp("sparse") / "sparse.img"
+    with open(path, "wb") as f:
+        f.truncate((40 << 20) + 1234)
+        for offset, size in [(0, 4096), (3 * MIB - 700, 2 * MIB), (17 * MIB + 511, 9000), ((40 << 20) + 1000, 234)]:
+            f.seek(offset)
+            f.write(os.urandom(size))
+        f.seek(25 * MIB)
+        f.write(bytes(3 * MIB))
+    return path
+
+
+def test_a_sparse_image_bundles_as_a_byte_by_byte_bundler_does(sparse_image, keys, tmp_path):
+    fd = os.open(sparse_image, os.O_RDONLY)
+    try:
+        ranges = data_ranges(fd, sparse_image.stat().st_size)
+    finally:
+        os.close(fd)
+    if len(ranges) == 1:
+        pytest.skip("the file system of the temporary folder keeps no holes")
+    assert sum(end - start for start, end in ranges) < 12 * MIB        # the holes are seen as holes
+    key = BundleKey.derive(keys["user_key"], "sparse")
+    bundle = bundle_image(sparse_image, "sparse", key, DirectorySink(tmp_path / "sparse"))
+    reference = reference_stream(sparse_image, "sparse")
+    assert bundle.digest == hashlib.sha1(reference).hexdigest()
+    gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    assert gunzip.decompress(decrypted_stream(bundle, tmp_path / "sparse")) == reference
+    assert gunzip.eof and gunzip.unused_data == b""                    # one gzip member
+    # the same bytes without holes (read whole) give the same parts
+    dense = tmp_path / "dense.img"
+    with open(sparse_image, "rb") as source, open(dense, "wb") as out:
+        while chunk := source.read(MIB):
+            out.write(chunk)
+    assert bundle_image(dense, "sparse", key, DirectorySink(tmp_path / "dense")) == bundle
+    for part in bundle.parts:
+        assert (tmp_path / "dense" / part.filename).read_bytes() == (tmp_path / "sparse" / part.filename).read_bytes()
+
+
+def test_incompressible_blocks_are_stored_and_the_stream_stays_one_member(keys, tmp_path):
+    """Random bytes between text: the random blocks are stored (no bigger than they are), the text
+    still deflates, and it is one gzip member holding the exact tar stream."""
+    image = tmp_path / "mixed.img"
+    image.write_bytes(b"text line\n" * (300 << 10) + os.urandom(4 * MIB) + b"more text\n" * (300 << 10))
+    bundle = bundle_image(image, "mixed", BundleKey.random(), DirectorySink(tmp_path / "out"))
+    assert 4 * MIB < bundle.bundled_size < 4 * MIB + 128 * 1024
+    gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    assert gunzip.decompress(decrypted_stream(bundle, tmp_path / "out")) == reference_stream(image, "mixed")
+    assert gunzip.eof and gunzip.unused_data == b""
+    assert subprocess.run(["gzip", "-t"], input=decrypted_stream(bundle, tmp_path / "out")).returncode == 0

@@ -25,7 +25,10 @@ from cryptography.hazmat.primitives import serialization
 from e2e import client, recon
 from reconciler.bundle import write_bundle
 from reconciler.bundle.manifest import MachineConfiguration
+from reconciler.bundle.reader import extract_image
 from reconciler.bundle.writer import BundleKey
+from reconciler.imagebuild.disk import ExtFileSystem
+from reconciler.imagebuild.standins import make_rootfs
 from reconciler.sandbox.credentials import write_credentials
 
 STACK = "recon.toml"
@@ -266,3 +269,165 @@ def test_import_adopts_an_image_registered_by_hand_only_from_its_source(sandbox,
     setup(other, hosts=False)
     changed = recon(env, "import", "images.kernel", eki, cwd=other)
     assert changed.code == 1 and f"the bundle of {eki} is not images/vmlinuz" in changed.err, changed.both
+
+
+# --- files baked into the root file system ----------------------------------------------------------
+
+DOCKER_LIST = b"deb [arch=amd64] https://download.docker.com/linux/ubuntu noble stable\n"
+FILES = '\nfiles = { "/etc/apt/sources.list.d/docker.list" = "files/docker.list" }\n'
+
+
+def with_files(work: Path) -> Path:
+    """The stack's root file system as an ext4 partition image, Docker's apt source baked into it."""
+    make_rootfs(work / "images" / "rootfs.img")
+    (work / "files").mkdir()
+    (work / "files" / "docker.list").write_bytes(DOCKER_LIST)
+    text = (work / STACK).read_text()
+    (work / STACK).write_text(text.replace('description = "Docker root file system"\n',
+                                           'description = "Docker root file system"' + FILES))
+    return work
+
+
+def registered_rootfs(env, image: dict, tmp_path: Path) -> ExtFileSystem:
+    """The root file system the cloud holds: the image's bundle, fetched and decrypted with the user's key."""
+    bucket, _, key = image["ImageLocation"].partition("/")
+    s3 = client(env, "s3")
+    folder = tmp_path / f"fetched-{image['ImageId']}"
+    folder.mkdir()
+    for name in bucket_keys(env, bucket):
+        (folder / name).write_bytes(s3.get_object(Bucket=bucket, Key=name)["Body"].read())
+    user_key = serialization.load_pem_private_key(Path(env["EC2_PRIVATE_KEY"]).read_bytes(), None)
+    return ExtFileSystem.of_image(extract_image(folder / key, user_key, folder / "rootfs.img"))
+
+
+def test_files_are_baked_into_the_root_file_system_and_a_changed_one_rolls_the_host(sandbox, tmp_path: Path):
+    env, work = sandbox.env, with_files(setup(tmp_path))
+    plan = recon(env, "plan", "-c", STACK, cwd=work)
+    assert plan.code == 0 and "/etc/apt/sources.list.d/docker.list" in plan.out, plan.both
+    applied = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert applied.code == 0, applied.both
+    first = images(env)["images.rootfs"]
+    fs = registered_rootfs(env, first, tmp_path)
+    assert fs.read("/etc/apt/sources.list.d/docker.list") == DOCKER_LIST
+    assert fs.read("/etc/os-release").startswith(b'NAME="Ubuntu"')         # the rest of the file system stays
+    info = fs.stat("/etc/apt/sources.list.d/docker.list")
+    assert (info.uid, info.gid, info.mode) == (0, 0, 0o644) and fs.stat("/etc/apt").type == "directory"
+    fs.fsck()
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+    # a changed file is a new revision: registered, the host rolled onto it, the old one gone
+    (work / "files" / "docker.list").write_bytes(DOCKER_LIST.replace(b"noble", b"jammy"))
+    plan = recon(env, "plan", "-c", STACK, cwd=work)
+    assert plan.code == 0 and "images.rootfs" in plan.out and "images.kernel" not in plan.out, plan.both
+    rolled = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert rolled.code == 0, rolled.both
+    second = images(env)["images.rootfs"]
+    assert second["ImageId"] != first["ImageId"] and host_images(env) == {second["ImageId"]}
+    assert registered_rootfs(env, second, tmp_path).read("/etc/apt/sources.list.d/docker.list") == \
+        DOCKER_LIST.replace(b"noble", b"jammy")
+    assert client(env, "ec2").describe_images(Owners=["self"], Filters=[
+        {"Name": "image-id", "Values": [first["ImageId"]]}])["Images"] == []
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+
+@pytest.mark.parametrize("files, problem", [
+    ('{ "etc/apt/docker.list" = "files/docker.list" }',
+     'images.rootfs.files."etc/apt/docker.list": \'etc/apt/docker.list\' is not an absolute path in the image'),
+    ('{ "/etc/../docker.list" = "files/docker.list" }',
+     'images.rootfs.files."/etc/../docker.list": \'/etc/../docker.list\' is not a plain path in the image'),
+    ('{ "/etc/apt/do\\u0000cker.list" = "files/docker.list" }', 'is not a plain path in the image'),
+    ('{ "/etc/apt/docker.list" = "files/missing.list" }',
+     'images.rootfs.files."/etc/apt/docker.list": local file \'files/missing.list\' not found'),
+])
+def test_bad_files_are_refused_naming_the_entry(files: str, problem: str, tmp_path: Path) -> None:
+    work = with_files(setup(tmp_path, hosts=False))
+    text = (work / STACK).read_text().replace(FILES.strip().split(" = ", 1)[1], files)
+    (work / STACK).write_text(text)
+    checked = recon({}, "validate", "-c", STACK, cwd=work)
+    assert checked.code == 1 and problem in checked.err and "Traceback" not in checked.err, checked.both
+
+
+def test_files_are_for_machine_images_only(tmp_path: Path) -> None:
+    work = with_files(setup(tmp_path, hosts=False))
+    text = (work / STACK).read_text().replace('type = "kernel"\n', 'type = "kernel"' + FILES)
+    (work / STACK).write_text(text)
+    checked = recon({}, "validate", "-c", STACK, cwd=work)
+    assert checked.code == 1 and "images.kernel.files: files is for machine images, not a kernel" in checked.err, \
+        checked.both
+
+
+# --- the source digest cache ------------------------------------------------------------------------
+
+def test_plans_hash_an_unchanged_source_once_and_never_trust_a_cache_beyond_its_key(sandbox, tmp_path: Path):
+    env, work = sandbox.env, setup(tmp_path, hosts=False)
+    rootfs = work / "images" / "rootfs.img"
+    old = rootfs.stat().st_mtime - 60          # not changed in the clock tick it is hashed in
+    for path in (work / "images").iterdir():
+        os.utime(path, (old, old))
+    assert recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
+    cache = work / ".recon-cache" / "sha256.json"
+    entries = json.loads(cache.read_text())["files"]
+    real = hashlib.sha256(rootfs.read_bytes()).hexdigest()
+    assert entries[str(rootfs.resolve())]["sha256"] == real
+
+    # the next plan takes the digest from the cache, not the file: shown by a cache that lies
+    entries[str(rootfs.resolve())]["sha256"] = "0" * 64
+    cache.write_text(json.dumps({"format": 1, "files": entries}))
+    lied = recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work)
+    assert lied.code == 2 and "images.rootfs" in lied.out and "images.kernel" not in lied.out, lied.both
+    # ... but only while the file is as it was then: a new modification time, and it is read again
+    os.utime(rootfs, (old - 60, old - 60))
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+    assert json.loads(cache.read_text())["files"][str(rootfs.resolve())]["sha256"] == real
+
+    # a damaged cache is ignored (and replaced)
+    for damaged in ("{not json", '{"format": 1, "files": {"x": 1}}', '[1, 2]', ""):
+        cache.write_text(damaged)
+        again = recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work)
+        assert again.code == 0 and "Traceback" not in again.err, again.both
+    assert json.loads(cache.read_text())["files"][str(rootfs.resolve())]["sha256"] == real
+
+
+# --- a block switched from a source to an existing image --------------------------------------------
+
+def test_switching_to_an_existing_image_retires_the_revision_recon_registered(sandbox, tmp_path: Path):
+    env, work = sandbox.env, setup(tmp_path)
+    assert recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
+    ours = images(env)["images.rootfs"]
+    text = (work / STACK).read_text()
+    block = text[text.index("[images.rootfs]"):text.index("\n\n", text.index("[images.rootfs]"))]
+    (work / STACK).write_text(text.replace(block, '[images.rootfs]\nname = "ubuntu-raring-docker-rootfs"'))
+    plan = recon(env, "plan", "-c", STACK, cwd=work)
+    assert plan.code == 0, plan.both
+    assert re.search(r"- images\.rootfs \(deposed [0-9a-f]+\)", plan.out), plan.out
+    assert "deregistered and its bundle deleted, once nothing uses it" in plan.out, plan.out
+    assert re.search(r"\b2 to destroy\b", plan.out), plan.out      # the host it replaces, and the revision
+    applied = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert applied.code == 0, applied.both
+    ec2 = client(env, "ec2")
+    seeded = ec2.describe_images(Owners=["self"], Filters=[
+        {"Name": "name", "Values": ["ubuntu-raring-docker-rootfs"]}])["Images"][0]["ImageId"]
+    assert host_images(env) == {seeded}
+    assert ec2.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [ours["ImageId"]]}])[
+        "Images"] == []
+    assert "docker-rootfs" not in {b["Name"] for b in client(env, "s3").list_buckets()["Buckets"]}
+    state = json.loads((work / "state" / "docker.json").read_text())
+    assert "deposed" not in json.dumps(state), state
+    assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
+
+
+def test_an_interrupted_upload_of_a_rootfs_with_files_resumes_with_the_same_parts(sandbox, tmp_path: Path):
+    """The files are written again on the resumed apply, into a fresh copy of the source: the same
+    bytes (debugfs edits are repeatable), so the part the killed apply stored is not sent again."""
+    env, work = sandbox.env, with_files(setup(tmp_path, hosts=False))
+    # kernel part and manifest, ramdisk part and manifest, then the root file system's part: killed after it
+    killed = recon({**env, "RECON_CRASH_AFTER": "s3.PutObject:5"}, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert killed.code == -9, killed.both
+    [part] = bucket_keys(env, "docker-rootfs")
+    assert part.endswith(".part.00"), part
+    again = recon(env, "apply", "-c", STACK, "--auto-approve", "--stats", cwd=work)
+    assert again.code == 0, again.both
+    assert int(re.search(r"s3\.PutObject\s+(\d+)", again.err).group(1)) == 1, again.err      # the manifest alone
+    rootfs = images(env)["images.rootfs"]        # registered: the sandbox verified the bundle, part and all
+    assert bucket_keys(env, "docker-rootfs") == [f"{rootfs['Name']}.manifest.xml", part]
+    assert registered_rootfs(env, rootfs, tmp_path).read("/etc/apt/sources.list.d/docker.list") == DOCKER_LIST

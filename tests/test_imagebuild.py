@@ -11,8 +11,10 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from reconciler.imagebuild.disk import ExtFileSystem, find_partition, parse_mbr,
 from reconciler.imagebuild.check import check, file_references
 from reconciler.imagebuild.haproxy import render_template
 from reconciler.imagebuild.source import file_sha256, prepare_base_image
+from reconciler.imagebuild.standins import make_rootfs
 from reconciler.imagebuild.sysctl import SYSCTL_PATH, render_sysctl
 from reconciler.imagebuild.servo import ERROR_FILE
 from reconciler.imagebuild.testimage import (ERROR_503, TEMPLATE_2014, make_test_image, mbr_sector, pack_tgz,
@@ -215,6 +218,32 @@ def test_builds_are_reproducible_and_the_digest_tracks_content(base, tmp_path):
     changed = preview_revision(spec(base, haproxy_defaults={**DEFAULTS, "timeout client": "3m"}))
     assert changed.digest != first.digest
     assert revision_digest("0" * 64, first.files) != first.digest   # the base counts too
+
+
+def _edited(source: Path, copy: Path, when: int) -> str:
+    """sha256 of a copy of ``source`` with a folder made, a file written and a file replaced in it."""
+    shutil.copyfile(source, copy)
+    fs = ExtFileSystem.of_image(copy)
+    fs.put("/etc/apt/sources.list.d/docker.list", b"deb https://example.invalid/ubuntu noble stable\n",
+           uid=0, gid=0, mode=0o644, when=when)
+    fs.put("/etc/os-release" if fs.stat("/etc/os-release") else "/etc/passwd", b"replaced\n", uid=0, gid=0,
+           mode=0o644, when=when)
+    fs.fsck()
+    return file_sha256(copy)
+
+
+@needs_e2fsprogs
+def test_debugfs_edits_are_byte_repeatable(base, tmp_path):
+    """The same edits of the same image give the same bytes at any wall-clock time, on ext3 (the LB
+    image) and on ext4 with metadata checksums (the stand-in root file system, a partition image)."""
+    rootfs = make_rootfs(tmp_path / "rootfs.img")
+    time.sleep(1.1)                                  # a later second of the wall clock
+    assert file_sha256(make_rootfs(tmp_path / "again.img")) == file_sha256(rootfs)
+    for source in (base, rootfs):
+        first = _edited(source, tmp_path / "one.img", 1_000_000)
+        time.sleep(1.1)
+        assert _edited(source, tmp_path / "two.img", 1_000_000) == first
+        assert _edited(source, tmp_path / "three.img", 1_000_001) != first     # the given clock is what counts
 
 
 @needs_e2fsprogs

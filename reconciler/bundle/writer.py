@@ -7,10 +7,18 @@ main thread hashes each block (SHA1: the image digest; CRC-32: the gzip trailer)
 deflates the blocks in parallel the way pigz does: each block is a raw deflate stream primed with the
 previous block's last 32 KiB as its dictionary and ended with a sync flush, so the concatenation,
 after one gzip header and before an empty final block and the trailer, is ONE standard gzip member
-that gzip and pigz read. At most
+that gzip and pigz read. A block whose samples do not shrink (random bytes, compressed packages)
+is stored (deflate level 0) rather than searched for matches in vain. At most
 ``2 × workers + 1`` blocks are in flight. The compressed stream is encrypted (AES-128-CBC, PKCS#7
 padding) and cut into parts of ``PART_SIZE`` handed, in order, to a sink: ``DirectorySink`` writes
 ``PREFIX.part.NN`` files; an uploader can pass its own callable instead.
+
+Sparse images go at disk speed: only the image's data ranges are read (``SEEK_DATA`` /
+``SEEK_HOLE``); a block of zeros (a hole, or data that is all zeros) is hashed but not deflated
+again where the previous block also ended in zeros -- its deflated bytes are the same every time
+-- and its CRC-32 is computed without reading it (:class:`_ZeroCrc`). The stream is byte for
+byte what deflating every block read whole gives, and SHA-1, the manifest's digest, still covers
+every byte of the tar stream.
 
 The output is a pure function of the image, the key, the level and the block size (zlib is
 deterministic, and the blocks do not depend on how threads are scheduled), so bundling the same
@@ -21,6 +29,7 @@ already stored with the right digest. ``BundleKey.derive`` makes such a key (see
 from __future__ import annotations
 
 import collections
+import errno
 import hashlib
 import hmac
 import os
@@ -28,7 +37,7 @@ import re
 import struct
 import tarfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -48,6 +57,9 @@ FINAL_BLOCK = b"\x03\x00"              # an empty final fixed-Huffman block
 AES_BLOCK = 16
 PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 KEY_LABEL = b"recon-bundle-key\0"
+SAMPLE = 8 * 1024                     # bytes deflated to tell whether a block is incompressible
+ZERO_BLOCK = bytes(BLOCK_SIZE)
+ZERO_WINDOW = bytes(WINDOW)
 
 
 @dataclass(frozen=True)
@@ -124,35 +136,121 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def _tar_blocks(f: BinaryIO, header: bytes, size: int, where: str) -> Iterator[bytearray]:
-    """The tar stream of one member (``header`` then ``size`` bytes of ``f``) in BLOCK_SIZE blocks."""
+def data_ranges(fd: int, size: int) -> list[tuple[int, int]]:
+    """The ``(start, end)`` byte ranges of ``fd`` that hold data; the rest are holes (read as zeros).
+
+    From ``SEEK_DATA`` / ``SEEK_HOLE``; where the file system cannot say, the whole file is data."""
+    ranges, position = [], 0
+    try:
+        while position < size:
+            try:
+                start = os.lseek(fd, position, os.SEEK_DATA)
+            except OSError as err:
+                if err.errno == errno.ENXIO:      # no data past ``position``: a hole to the end
+                    break
+                raise
+            end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+            if start < end:
+                ranges.append((start, end))
+            position = end
+    except (OSError, AttributeError):
+        return [(0, size)]
+    return ranges
+
+
+class _ImageReader:
+    """Reads ranges of the image into blocks, reading only its data ranges (holes stay zero)."""
+
+    def __init__(self, fd: int, size: int, where: str):
+        self.fd, self.where = fd, where
+        self.ranges = data_ranges(fd, size)
+        self.next = 0                      # the first data range that may still overlap what is asked
+
+    def is_hole(self, start: int, end: int) -> bool:
+        """Whether the image bytes ``[start, end)`` lie in holes (asked in increasing order)."""
+        while self.next < len(self.ranges) and self.ranges[self.next][1] <= start:
+            self.next += 1
+        return self.next == len(self.ranges) or self.ranges[self.next][0] >= end
+
+    def read_into(self, view: memoryview, start: int) -> None:
+        """Fill ``view`` (zeroed) with the image bytes from ``start``: the data ranges' only."""
+        end = start + len(view)
+        self.is_hole(start, end)
+        for index in range(self.next, len(self.ranges)):
+            data_start, data_end = self.ranges[index]
+            if data_start >= end:
+                break
+            low, high = max(start, data_start), min(end, data_end)
+            while low < high:
+                count = os.preadv(self.fd, [view[low - start: high - start]], low)
+                if not count:
+                    raise ReconError(f"the image ended {end - low} bytes early: did it change while being "
+                                     "bundled?", where=self.where)
+                low += count
+
+
+def _tar_blocks(reader: _ImageReader, header: bytes, size: int) -> Iterator[bytes | bytearray]:
+    """The tar stream of one member (``header`` then the ``size`` image bytes) in BLOCK_SIZE blocks.
+
+    A whole block of zeros is ``ZERO_BLOCK`` itself, and one that lies in the image's holes is that
+    without a byte read."""
     end = _round_up(_round_up(len(header) + size, tarfile.BLOCKSIZE) + 2 * tarfile.BLOCKSIZE, tarfile.RECORDSIZE)
-    block, filled = bytearray(BLOCK_SIZE), len(header)
-    block[:filled] = header
-    remaining = size
-    while remaining:
-        with memoryview(block) as view:
-            count = f.readinto(view[filled: filled + min(BLOCK_SIZE - filled, remaining)])
-        if not count:
-            raise ReconError(f"the image ended {remaining} bytes early: did it change while being bundled?",
-                             where=where)
-        filled += count
-        remaining -= count
-        if filled == BLOCK_SIZE:
-            yield block
-            block, filled = bytearray(BLOCK_SIZE), 0
-    tail = end - (len(header) + size)          # data padding, two end-of-archive blocks, record padding
-    while tail:
-        step = min(BLOCK_SIZE - filled, tail)
-        filled += step                          # the block is zero-filled already
-        tail -= step
-        if filled == BLOCK_SIZE or not tail:
-            yield block if filled == BLOCK_SIZE else block[:filled]
-            block, filled = bytearray(BLOCK_SIZE), 0
+    data_start, data_end = len(header), len(header) + size       # where the image is in the stream
+    for start in range(0, end, BLOCK_SIZE):
+        stop = min(start + BLOCK_SIZE, end)
+        low, high = max(start, data_start), min(stop, data_end)  # the image bytes in this block
+        if stop - start == BLOCK_SIZE and start >= data_start and (low >= high or reader.is_hole(
+                low - data_start, high - data_start)):
+            yield ZERO_BLOCK
+            continue
+        block = bytearray(stop - start)
+        if start < data_start:
+            block[:data_start - start] = header[start:]
+        if low < high:
+            with memoryview(block) as view:
+                reader.read_into(view[low - start: high - start], low - data_start)
+        yield ZERO_BLOCK if block == ZERO_BLOCK else block
 
 
-def _deflate(block: bytearray, dictionary: bytes, level: int) -> bytes:
-    """One block as raw deflate, primed with ``dictionary``, ending on a byte boundary (sync flush)."""
+class _ZeroCrc:
+    """CRC-32 after appending BLOCK_SIZE zero bytes, without reading them.
+
+    Appending zeros maps the CRC register linearly (over GF(2)), so ``crc32(zeros, c) = L(c) ^
+    crc32(zeros, 0)``; ``L``'s 32 columns come from zlib itself, once per bundle."""
+
+    def __init__(self) -> None:
+        self.base = zlib.crc32(ZERO_BLOCK)
+        self.columns = [zlib.crc32(ZERO_BLOCK, 1 << bit) ^ self.base for bit in range(32)]
+
+    def __call__(self, crc: int) -> int:
+        out, bit = self.base, 0
+        while crc:
+            if crc & 1:
+                out ^= self.columns[bit]
+            crc >>= 1
+            bit += 1
+        return out
+
+
+def _result(item: bytes | Future) -> bytes:
+    return item if isinstance(item, bytes) else item.result()
+
+
+def _incompressible(block: bytes | bytearray) -> bool:
+    """Whether samples at the start and the middle of ``block`` do not shrink when deflated (random
+    bytes, compressed packages): such a block is stored, not searched for matches in vain."""
+    if len(block) < 2 * SAMPLE:
+        return False
+    middle = len(block) // 2
+    return all(len(zlib.compress(bytes(block[start:start + SAMPLE]), 1, -zlib.MAX_WBITS)) >= SAMPLE * 0.98
+               for start in (0, middle))
+
+
+def _deflate(block: bytes | bytearray, dictionary: bytes, level: int) -> bytes:
+    """One block as raw deflate, primed with ``dictionary``, ending on a byte boundary (sync flush);
+    stored blocks (level 0) where it is incompressible."""
+    if _incompressible(block):
+        level = 0
     extra = {"zdict": dictionary} if dictionary else {}
     compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY, **extra)
     return compressor.compress(block) + compressor.flush(zlib.Z_SYNC_FLUSH)
@@ -204,25 +302,37 @@ def bundle_image(image: Path, prefix: str, key: BundleKey, sink: PartSink, *, le
     workers = workers or min(os.cpu_count() or 1, 8)
     writer = _PartWriter(key, prefix, sink)
     sha1, crc, length = hashlib.sha1(), 0, 0
+    zero_crc, zero_deflated = _ZeroCrc(), None
     with open(image, "rb", buffering=0) as f, \
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recon-deflate") as pool:
         size = os.fstat(f.fileno()).st_size
         header = tar_header(prefix, size)
         writer.write(GZIP_HEADER)
-        pending: collections.deque = collections.deque()
+        pending: collections.deque = collections.deque()      # deflated blocks (bytes) or their futures
         dictionary = b""
-        for block in _tar_blocks(f, header, size, str(image)):
+        for block in _tar_blocks(_ImageReader(f.fileno(), size, str(image)), header, size):
             sha1.update(block)
-            crc = zlib.crc32(block, crc)
             length += len(block)
-            pending.append(pool.submit(_deflate, block, dictionary, level))
-            dictionary = bytes(block[-WINDOW:])
+            if block is ZERO_BLOCK:
+                crc = zero_crc(crc)
+                if dictionary is ZERO_WINDOW:  # zeros after zeros: the same deflated bytes every time
+                    zero_deflated = zero_deflated or _deflate(ZERO_BLOCK, ZERO_WINDOW, level)
+                    pending.append(zero_deflated)
+                else:
+                    pending.append(pool.submit(_deflate, block, dictionary, level))
+                dictionary = ZERO_WINDOW
+            else:
+                crc = zlib.crc32(block, crc)
+                pending.append(pool.submit(_deflate, block, dictionary, level))
+                dictionary = bytes(block[-WINDOW:])
+                if dictionary == ZERO_WINDOW:
+                    dictionary = ZERO_WINDOW
             while len(pending) > 2 * workers:
-                writer.write(pending.popleft().result())
+                writer.write(_result(pending.popleft()))
             if progress:
                 progress(min(length, size), size)
         while pending:
-            writer.write(pending.popleft().result())
+            writer.write(_result(pending.popleft()))
     writer.write(FINAL_BLOCK + struct.pack("<II", crc, length & 0xFFFFFFFF))
     parts = writer.close()
     return Bundle(prefix=prefix, image_size=size, digest=sha1.hexdigest(),

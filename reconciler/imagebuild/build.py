@@ -202,12 +202,7 @@ def preview_revision(spec: ImageSpec, *, haproxy: str | None = None, progress: P
 
 def _write(fs: ExtFileSystem, revision: Revision, when: int) -> None:
     for f in revision.files:
-        parent = str(Path(f.path).parent)
-        if fs.stat(parent) is None:
-            fs.mkdir(parent, uid=0, gid=0, mode=0o755, when=when)
-        if fs.stat(f.path) is not None and fs.read(f.path) == f.content:
-            continue
-        fs.write(f.path, f.content, uid=f.uid, gid=f.gid, mode=f.mode, when=when)
+        fs.put(f.path, f.content, uid=f.uid, gid=f.gid, mode=f.mode, when=when)
 
 
 def image_name(spec: ImageSpec) -> str:

@@ -2,8 +2,15 @@
 
 ``find_partition`` reads the partition table; ``ExtFileSystem`` runs ``debugfs`` (read, stat, write
 back with owner, mode and extended attributes kept) and ``e2fsck -fn`` on the file system that a
-partition holds. debugfs reports most failures on stderr with exit status 0, so every call treats
-any stderr line past its version banner as a failure, and writes are read back and compared.
+partition holds (or a partition image: :meth:`ExtFileSystem.of_image`). debugfs reports most
+failures on stderr with exit status 0, so every call treats any stderr line past its version
+banner as a failure, and writes are read back and compared.
+
+Edits are byte-repeatable: each writing debugfs run starts with ``set_current_time`` (e2fsprogs'
+``fs->now``), which gives every inode time it sets (atime, ctime, mtime, crtime, dtime of a
+removed file) and the superblock's write time; debugfs picks inodes and blocks first-free, sets
+no inode generation, and keeps the file system's UUID and directory hash seed (and so every
+checksum), so the same edits of the same image give the same bytes (checked with e2fsprogs 1.47).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import shutil
 import struct
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .. import scratch
 from ..errors import ReconError
@@ -140,6 +147,19 @@ class ExtFileSystem:
     def from_partition(cls, image: Path, number: int = 1, *, label: str | None = None) -> "ExtFileSystem":
         return cls(image, find_partition(image, number).offset, label=label)
 
+    @classmethod
+    def of_image(cls, image: Path, *, label: str | None = None) -> "ExtFileSystem":
+        """The root file system of a raw image: partition 1 of a disk with an MBR, else the whole
+        file (a partition image, as ``euca-bundle-image`` takes a root file system)."""
+        try:
+            with open(image, "rb") as f:
+                sector = f.read(SECTOR)
+        except OSError as err:
+            raise ReconError(f"cannot read the image: {err.strerror}", where=label or str(image)) from None
+        if len(sector) == SECTOR and sector[510:512] == MBR_SIGNATURE:
+            return cls.from_partition(image, 1, label=label)
+        return cls(image, 0, label=label)
+
     def _where(self, path: str | None = None) -> str:
         return f"{self.label}:{path}" if path else self.label
 
@@ -249,6 +269,21 @@ class ExtFileSystem:
         script = (f"set_current_time @{when}\nmkdir {path}\n"
                   f"sif {path} uid {uid}\nsif {path} gid {gid}\nsif {path} mode 0{0o040000 | mode:o}\n")
         self._debugfs(script=script, path=path, writable=True)
+
+    def put(self, path: str, data: bytes, *, uid: int, gid: int, mode: int, when: int) -> None:
+        """Make ``path`` a regular file holding ``data`` (owner, mode as given), making its missing
+        folders (root's, 0755); a file that holds ``data`` already is left as it is."""
+        self._check_path(path)
+        missing = []
+        for folder in PurePosixPath(path).parents:
+            if str(folder) == "/" or self.stat(str(folder)) is not None:
+                break
+            missing.append(str(folder))
+        for folder in reversed(missing):
+            self.mkdir(folder, uid=0, gid=0, mode=0o755, when=when)
+        if not missing and self.stat(path) is not None and self.read(path) == data:
+            return
+        self.write(path, data, uid=uid, gid=gid, mode=mode, when=when)
 
     def set_owner(self, path: str, *, uid: int, gid: int, mode: int) -> None:
         """Set the owner and permission bits of an existing inode, keeping its type."""

@@ -224,6 +224,12 @@ class Kind:
         """Why a plan deletes a resource that left the file, and what the delete does."""
         return "removed from the file"
 
+    def retires_previous(self, name: str, prior: Mapping[str, Any], old: Mapping[str, Any],
+                         new: Mapping[str, Any]) -> str | None:
+        """Where a block now names another object the cloud has (``new``) than the one state knows
+        (``old``, recorded as ``prior``): why, and how, the old one is deleted -- or None where it stays."""
+        return None
+
     def state_attrs(self, name: str, attrs: Mapping[str, Any], live: Mapping[str, Any],
                     prior: Mapping[str, Any] | None) -> dict[str, Any]:
         """What state records for a resource: applied attributes plus live outputs, no secrets."""

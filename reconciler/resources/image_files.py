@@ -5,12 +5,17 @@ BUCKET`` and ``euca-register [--kernel EKI --ramdisk ERI]``, as a resource. The 
 image (``.img``) or a ``.tgz`` holding one, read with the LB base image's safety rules
 (:func:`~reconciler.imagebuild.source.prepare_base_image`).
 
-A revision's identity is its digest: of the source file's sha256 and the settings that go into
-the bundle or the registration (type, architecture, virtualization, description, bucket, the
-kernel and ramdisk -- a referenced block's own digest, so that a new kernel makes a new machine
-image too). The cloud knows a revision by the tag ``recon:revision``; its name and bundle prefix
-are ``STACK-BLOCK-DIGEST12``, so the next revision can be registered beside it (names are unique
-per account) before the old one is deregistered and its bundle deleted (create-before-destroy).
+A machine image's ``files`` (``"/etc/…" = "local/path"``) are written into its root file system
+(partition 1 of a disk image, or a partition image) without root, with the debugfs editing LB
+images use (:meth:`~reconciler.imagebuild.disk.ExtFileSystem.put`), before it is bundled.
+
+A revision's identity is its digest: of the source file's sha256, the files' paths and sha256
+(where given), and the settings that go into the bundle or the registration (type,
+architecture, virtualization, description, bucket, the kernel and ramdisk -- a referenced
+block's own digest, so that a new kernel makes a new machine image too). The cloud knows a
+revision by the tag ``recon:revision``; its name and bundle prefix are ``STACK-BLOCK-DIGEST12``,
+so the next revision can be registered beside it (names are unique per account) before the old
+one is deregistered and its bundle deleted (create-before-destroy).
 Installing and retiring go through the shared :mod:`.image_pipeline`. ``recon import images.X
 emi-…`` of a block with a source adopts an image registered by hand only if its bundle holds the
 source's bytes (:func:`adopt`).
@@ -21,12 +26,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 from .. import scratch
 from ..addresses import Address, Reference, is_whole_reference, references_in
-from ..errors import ConfigError, ReconError
+from ..errors import ConfigError, ReconError, shown
+from ..imagebuild.disk import SAFE_PATH, ExtFileSystem
+from ..imagebuild.hashcache import cached_sha256, forget
 from ..imagebuild.source import MAX_IMAGE_BYTES, SHA256_RE, check_source_file, file_sha256, prepare_base_image
 from ..schema import Field
 from .base import CloudContext, LoadContext
@@ -63,6 +70,9 @@ FIELDS = {
     "description": Field("string", "The image's description (with source).", references=False),
     "max_image_mib": Field("integer", f"Largest raw image recon unpacks from source, in MiB "
                            f"(default {MAX_IMAGE_BYTES >> 20}).", minimum=1, maximum=1 << 20, references=False),
+    "files": Field("map", 'Files written into a machine image\'s root file system (ext2/3/4): '
+                   '"/absolute/path/in/image" = "local file, relative to this file" (root\'s, mode 0644).',
+                   items=Field("string", references=False), references=False),
 }
 ONLY_WITH_SOURCE = tuple(key for key in FIELDS if key != "source")
 
@@ -76,6 +86,25 @@ def _image_ref(value: str, expected: str, where: str) -> None:
         return
     if "${" in value or not re.match(rf"^{expected}[0-9a-fA-F]{{8,17}}$", value):
         raise ConfigError(f"{value!r} is neither ${{images.NAME.id}} nor an {expected}… id", where=where)
+
+
+def _files(name: str, files: Mapping[str, str], ctx: LoadContext) -> dict[str, str]:
+    """The ``files`` table, checked: plain absolute paths in the image, local files that exist."""
+    checked = {}
+    for path, local in sorted(files.items()):
+        where = f'images.{name}.files."{path}"'
+        if not path.startswith("/"):
+            raise ConfigError(f"{path!r} is not an absolute path in the image", where=where,
+                              hint='name the file as the image has it, e.g. "/etc/apt/sources.list.d/docker.list"')
+        if "\0" in path or ".." in PurePosixPath(path).parts or "//" in path or path.endswith("/") \
+                or not SAFE_PATH.match(path):
+            raise ConfigError(f"{shown(path)} is not a plain path in the image: letters, digits and ._+@-/ only, "
+                              "no '..', no empty parts", where=where)
+        if "\0" in local:
+            raise ConfigError("the local file's name holds a NUL character", where=where)
+        check_source_file(ctx.base_dir, local, "local file", where)
+        checked[path] = local
+    return checked
 
 
 def normalize_source(name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
@@ -108,9 +137,11 @@ def normalize_source(name: str, block: Mapping[str, Any], ctx: LoadContext) -> d
                 attrs[key] = block[key]
         attrs["virtualization"] = virtualization
     else:
-        for key in ("kernel", "ramdisk", "virtualization"):
+        for key in ("kernel", "ramdisk", "virtualization", "files"):
             if key in block:
                 raise ConfigError(f"{key} is for machine images, not a {image_type}", where=f"{where}.{key}")
+    if block.get("files"):
+        attrs["files"] = _files(name, block["files"], ctx)
     prefix = re.sub(r"[^A-Za-z0-9._-]", "-", f"{ctx.stack}-{name}")[:100]
     attrs["prefix"] = prefix
     # a bucket name from the prefix: lower case, at most 63 characters, at least 3 (padded where a name is odd)
@@ -121,24 +152,34 @@ def normalize_source(name: str, block: Mapping[str, Any], ctx: LoadContext) -> d
     return attrs
 
 
-def prepare_source(name: str, attrs: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-    """The source file's sha256 (checked against source_sha256) and the revision's digest."""
-    where = f"images.{name}.source"
+def _sha256(base_dir: Path, local: str, where: str) -> str:
     try:
-        found = file_sha256(base_dir / attrs["source"])
+        return cached_sha256(base_dir / local, base_dir)
     except OSError as exc:
-        raise ConfigError(f"cannot read {attrs['source']!r}: {exc.strerror}", where=where)
+        raise ConfigError(f"cannot read {local!r}: {exc.strerror}", where=where)
+
+
+def prepare_source(name: str, attrs: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """The sha256 of the source file (checked against source_sha256) and of each of ``files``, and
+    the revision's digest. Unchanged files are not read again (:mod:`~reconciler.imagebuild.hashcache`)."""
+    where = f"images.{name}.source"
+    found = _sha256(base_dir, attrs["source"], where)
     if attrs.get("source_sha256") and attrs["source_sha256"] != found:
         raise ConfigError(f"{attrs['source']} has sha256 {found}, not the declared {attrs['source_sha256']}",
                           where=where,
                           hint="a wrong or changed file; fix source_sha256 only if the new file is trusted")
     attrs = {**attrs, "file_sha256": found}
+    if attrs.get("files"):
+        attrs["files_sha256"] = {path: _sha256(base_dir, local, f'images.{name}.files."{path}"')
+                                 for path, local in attrs["files"].items()}
     return {**attrs, "digest": _digest(attrs, {})}
 
 
 def _digest(attrs: Mapping[str, Any], linked: Mapping[str, str]) -> str:
     """The revision's digest; ``linked``: the digests of the kernel and ramdisk blocks referenced."""
     identity = {key: linked.get(key, attrs.get(key)) for key in IDENTITY}
+    if attrs.get("files_sha256"):   # only where given, so that other blocks keep their digests
+        identity["files"] = attrs["files_sha256"]
     text = json.dumps([DIGEST_FORMAT, attrs["file_sha256"], identity], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -205,11 +246,36 @@ def install(ctx: CloudContext, name: str, attrs: Mapping[str, Any]) -> dict[str,
                                      sha256=attrs["file_sha256"], where=f"{where}.source",
                                      max_size=attrs.get("max_image_mib", MAX_IMAGE_BYTES >> 20) << 20)
         except ConfigError as err:
+            forget(ctx.base_dir / attrs["source"], ctx.base_dir)
             raise ReconError(f"{err.message}: the source changed since the plan? plan again", where=where) from None
+        if attrs.get("files") and install.resumed_step not in ("register", "tag"):
+            ctx.report(where, f"writing {len(attrs['files'])} file(s) into the root file system")
+            write_files(ctx, name, attrs, raw.path)
         install.upload(raw.path, registered.name, signing, registered)
     image_id = install.register(registered)
     return {"id": image_id, "name": registered.name, "digest": digest, "location": location,
             "kernel_id": registered.kernel_id, "ramdisk_id": registered.ramdisk_id}
+
+
+def write_files(ctx: CloudContext, name: str, attrs: Mapping[str, Any], image: Path) -> None:
+    """Write the block's ``files`` into the root file system of ``image`` (root's, mode 0644), with
+    the image's root folder time as the file system's clock, so the same files in the same image
+    give the same bytes (and so the same bundle parts, for a resumed upload); then ``e2fsck -fn``."""
+    where = f"images.{name}"
+    try:
+        fs = ExtFileSystem.of_image(image, label=f"{where}.source ({Path(attrs['source']).name})")
+        root = fs.stat("/")
+        if root is None or root.type != "directory":
+            raise ReconError("has no root folder: not an ext2/3/4 file system", where=f"{where}.source")
+        for path, local in attrs["files"].items():
+            data = (ctx.base_dir / local).read_bytes()
+            if hashlib.sha256(data).hexdigest() != attrs["files_sha256"][path]:
+                forget(ctx.base_dir / local, ctx.base_dir)
+                raise ReconError(f"{local} changed since the plan; plan again", where=f'{where}.files."{path}"')
+            fs.put(path, data, uid=0, gid=0, mode=0o644, when=root.mtime)
+        fs.fsck()
+    except OSError as exc:
+        raise ReconError(f"cannot read a local file: {exc.strerror}", where=f"{where}.files") from None
 
 
 def retire(ctx: CloudContext, name: str, before: Mapping[str, Any], prior: Mapping[str, Any]) -> None:
@@ -276,9 +342,14 @@ def adopt(ctx: CloudContext, name: str, cloud_id: str, attrs: Mapping[str, Any])
         raw = prepare_base_image(ctx.base_dir / attrs["source"], Path(work) / "image.img",
                                  sha256=attrs["file_sha256"], where=f"{where}.source",
                                  max_size=attrs.get("max_image_mib", MAX_IMAGE_BYTES >> 20) << 20)
-    if raw.sha256 != bundled:
-        raise ReconError(f"the bundle of {cloud_id} is not {attrs['source']} (its image has sha256 {bundled}, "
-                         f"the source {raw.sha256})", where=where,
+        expected = raw.sha256
+        if attrs.get("files"):   # what recon would bundle: the source with the files written in
+            write_files(ctx, name, attrs, raw.path)
+            expected = file_sha256(raw.path)
+    if expected != bundled:
+        raise ReconError(f"the bundle of {cloud_id} is not {attrs['source']}"
+                         f"{' with its files' if attrs.get('files') else ''} (its image has sha256 {bundled}, "
+                         f"the source {expected})", where=where,
                          hint="import it as an existing image: a block with its id, without source")
     cloud.call("ec2", "create_tags", where=where, Resources=[cloud_id],
                Tags=[*ownership_tags(ctx.stack, where), {"Key": REVISION_TAG, "Value": attrs["digest"]}])

@@ -93,6 +93,12 @@ class Images(Kind, Preexisting, ChecksLive, Importable, Prepares, Resumable, Ado
             return "removed from the file: the image is deregistered and its bundle deleted"
         return "removed from the file: the launch permissions recon granted are revoked, the image stays"
 
+    def retires_previous(self, name, prior, old, new):
+        if "digest" not in prior or old.get("id") == new.get("id"):
+            return None
+        return (f"the block names the existing image {new.get('id')} now: the revision recon registered is "
+                "deregistered and its bundle deleted, once nothing uses it")
+
     def resume_reason(self, name, progress):
         return f"resumes the install an interrupted apply began in {progress.get('bucket')} " \
                f"(next step: {progress.get('step')})"
@@ -108,8 +114,8 @@ class Images(Kind, Preexisting, ChecksLive, Importable, Prepares, Resumable, Ado
     def display_view(self, name, attrs):
         if "source" not in attrs:
             return dict(attrs)
-        shown = ("source", "type", "architecture", "virtualization", "kernel", "ramdisk", "bucket", "description",
-                 "digest", "launch_permission")
+        shown = ("source", "files", "type", "architecture", "virtualization", "kernel", "ramdisk", "bucket",
+                 "description", "digest", "launch_permission")
         return {key: attrs[key] for key in shown if key in attrs}
 
     def state_attrs(self, name, attrs, live, prior):
