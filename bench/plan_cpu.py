@@ -28,21 +28,18 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import CountingProxy, ReplayServer, machine, python_env, recon, run  # noqa: E402
-from plan_scale import STACK, Composition, parse_stats  # noqa: E402
+from benchlib import CountingProxy, ReplayServer, machine, python_env, recon, run, work_folder  # noqa: E402
+from plan_scale import STACK, Composition, add_companions, parse_stats  # noqa: E402
 
 from reconciler.sandbox import start_child  # noqa: E402
 
-EXAMPLES = ROOT / "examples"
 TARGET_CPU = 2.0
 TARGET_SIZE = 5000
 STATE = "state/scale.json"  # where the stack's local state is kept
@@ -69,19 +66,12 @@ def main() -> int:
             (args.replay / STATE).write_bytes(saved["state"])
             rows.append(replay(args, saved["replies"], saved["url"], saved["env"], args.replay, size))
         return report(rows)
-    work = args.work or Path(tempfile.mkdtemp(prefix="recon-bench-cpu-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(args.work, "recon-bench-cpu-") as work:
         return bench(args, sizes, work)
-    finally:
-        if args.work is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def bench(args, sizes: list[int], work: Path) -> int:
-    (work / "keys").mkdir(exist_ok=True)
-    shutil.copy(EXAMPLES / "keys" / "docker-admin.pub", work / "keys" / "docker-admin.pub")
-    shutil.copy(EXAMPLES / "cloud-init-docker.yaml", work / "cloud-init.yaml")
+    add_companions(work)
     print(f"machine: {machine()}")
     rows = []
     with start_child(work / "sandbox", timeout=60) as cloud:

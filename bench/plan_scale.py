@@ -45,7 +45,6 @@ import re
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import Run, machine, python_env, recon  # noqa: E402
+from benchlib import Run, machine, python_env, recon, work_folder  # noqa: E402
 
 from reconciler.sandbox import start_child  # noqa: E402
 
@@ -175,19 +174,19 @@ def main() -> int:
     if sizes != sorted(sizes):
         parser.error("--sizes must grow: one stack is grown through them")
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="recon-bench-scale-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(args.work, "recon-bench-scale-") as work:
         return run(args, sizes, work)
-    finally:
-        if args.work is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
-def run(args, sizes: list[int], work: Path) -> int:
+def add_companions(work: Path) -> None:
+    """The files a Composition stack names: its key and its cloud-init document."""
     (work / "keys").mkdir(exist_ok=True)
     shutil.copy(EXAMPLES / "keys" / "docker-admin.pub", work / "keys" / "docker-admin.pub")
     shutil.copy(EXAMPLES / "cloud-init-docker.yaml", work / "cloud-init.yaml")
+
+
+def run(args, sizes: list[int], work: Path) -> int:
+    add_companions(work)
     paginated = paginated_operations() | BATCHED
     print(f"machine: {machine()}")
     if args.work:
