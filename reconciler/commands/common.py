@@ -41,6 +41,9 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", envvar="RECON_CONFIG"
                                          help="The desired-state file.", show_default=True)]
 TargetOpt = Annotated[Optional[list[str]], typer.Option(
     "--target", "-t", help="Limit to this address (KIND.NAME) and what it depends on; repeatable.")]
+ReplaceOpt = Annotated[Optional[list[str]], typer.Option(
+    "--replace", metavar="ADDR", help="Replace this resource although nothing about it changed, or one part of "
+                                      "it (docker_hosts.NAME[1]: the host at index 1); repeatable.")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print cloud calls and seconds per phase (stderr).")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 LockTimeoutOpt = Annotated[Optional[float], typer.Option(
