@@ -328,13 +328,13 @@ def requested(change: Change, block: Block, asked: list[str | None]) -> tuple[Ch
         return replace(change, action=action, replacements=parts, replace_action=replacing, reason=why,
                        requested=sorted({r.label for r in asked_for})), []
     if any(part is not None for part in asked):
-        return change, [f"--replace {address}[…]: a {kind.noun} has no parts to replace; name {address}"]
-    if kind.traits.create_before_destroy:
-        return change, [f"--replace {address}: a {kind.noun} is made anew when its content changes, "
-                        "never again as it is"]
+        return change, [f"--replace {address}[…]: this {kind.noun} has no parts to replace; name {address}"]
     if isinstance(kind, Preexisting) and not kind.creatable(address.name, block.attrs):
         return change, [f"--replace {address}: recon cannot make this {kind.noun} (the cloud does), so it "
                         "cannot replace it"]
+    if kind.traits.create_before_destroy:
+        return change, [f"--replace {address}: this {kind.noun} is made anew when its content changes, "
+                        "never again as it is"]
     if change.action in (Action.REPLACE, Action.CREATE_THEN_DELETE):
         return replace(change, reason=why), []
     return replace(change, action=Action.REPLACE, reason=why), []

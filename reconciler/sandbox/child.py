@@ -110,11 +110,13 @@ def start_child(
     eucalyptus_version: str = "4.0",
     account_id: str = ACCOUNT_ID,
     spawn: Callable[..., subprocess.Popen] = subprocess.Popen,
+    detach: bool = False,
 ) -> SandboxProcess:
     """Start ``python -m reconciler.sandbox`` and return once it is serving.
 
     ``spawn`` starts the process (``subprocess.Popen`` or a drop-in, such as the test suite's fork
-    server, which starts it without paying the interpreter's start-up again).
+    server, which starts it without paying the interpreter's start-up again). A ``detach``-ed child
+    runs in its own session and outlives this process (``recon sandbox --background``).
     """
     directory = make_directory(Path(directory))
     command = [
@@ -124,8 +126,9 @@ def start_child(
         "--zones", ",".join(zones),
         "--eucalyptus-version", eucalyptus_version,
         "--account-id", account_id,
-        "--parent-pid", str(os.getpid()),   # a child whose parent is gone stops by itself
     ]
+    if not detach:
+        command += ["--parent-pid", str(os.getpid())]   # a child whose parent is gone stops by itself
     env = dict(os.environ)
     package_root = str(Path(reconciler.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -134,7 +137,7 @@ def start_child(
     with open(log_path, "ab") as log:
         process = spawn(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-            text=True, env=env,
+            text=True, env=env, **({"start_new_session": True} if detach else {}),
         )
     lines: "queue.Queue[str | None]" = queue.Queue()
     threading.Thread(target=_pump, args=(process.stdout, lines), name="recon-sandbox-stdout",
