@@ -5,7 +5,9 @@ the targets and what they depend on (:func:`select`), plan each desired block (:
 :func:`plan_block` each), then what state holds that the file no longer asks for (:func:`orphans`),
 what interrupted applies left behind (:func:`interrupted`), and what the cloud holds of this stack
 that neither file nor state knows (:func:`unmanaged`); those last three live in
-``reconciler/leftovers.py``.
+``reconciler/leftovers.py``. Two inputs beside the file: ``replacing`` (``--replace``: resources, or
+parts of one, replaced although nothing changed, see :func:`requested`) and ``destroy`` (the plan
+of ``recon destroy``, :func:`destruction`: what removing every block from the file would plan).
 
 Blocks are visited in reference order so that a reference to a resource that is unchanged resolves
 to its live value, and one to a resource that is still to be made stays UNKNOWN until apply

@@ -100,3 +100,19 @@ def test_readme_commands_replayed_in_a_fresh_folder(tmp_path: Path) -> None:
     assert "Destroy complete!" in run.stdout
     assert "recon sandbox stopped" in run.stdout
     assert not (work / ".sandbox" / "sandbox.pid").exists()
+
+
+def test_background_sandbox_refuses_a_second_start_and_stops(tmp_path: Path) -> None:
+    started = recon({}, "sandbox", "--dir", "cloud", "--port", "0", "--background", cwd=tmp_path, timeout=300)
+    try:
+        assert started.code == 0, started.both
+        assert started.out.startswith("recon sandbox ready: http://127.0.0.1:")
+        eucarc = tmp_path / "cloud" / "eucarc"
+        assert f"(source {eucarc})" in started.out and eucarc.is_file()
+        second = recon({}, "sandbox", "--dir", "cloud", "--port", "0", "--background", cwd=tmp_path)
+        assert second.code == 1 and "a sandbox already runs for this folder" in second.err
+    finally:
+        stopped = recon({}, "sandbox", "--stop", "--dir", "cloud", cwd=tmp_path)
+    assert stopped.code == 0 and stopped.out.startswith("recon sandbox stopped (process "), stopped.both
+    again = recon({}, "sandbox", "--stop", "--dir", "cloud", cwd=tmp_path)
+    assert again.code == 0 and "no background sandbox runs for cloud" in again.out
