@@ -51,7 +51,9 @@ def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Add
     wanted, refs = desired(stack, live, state, selected, replacing)
     left = orphans(stack, live, state, selected)
     resumed = interrupted(stack, live, state, selected, refs.planned)
-    problems = wanted.problems + left.problems
+    outside = [f"--replace {request}: not among the --target addresses and what they depend on"
+               for request in replacing if selected is not None and request.address not in selected]
+    problems = outside + wanted.problems + left.problems
     if problems:
         raise PlanError("cannot plan:\n  " + "\n  ".join(problems))
     return Plan(stack=stack.name, changes=wanted.changes + left.changes + resumed, forget=left.forget,

@@ -102,3 +102,6 @@ def test_replace_a_whole_resource_and_refusals(sandbox, tmp_path: Path) -> None:
         refused = recon(env, "plan", "-c", STACK, "--replace", address, cwd=work)
         assert refused.code == 1 and message in refused.err, (address, refused.both)
         assert "Traceback" not in refused.err
+    outside = recon(env, "plan", "-c", STACK, "--target", "load_balancers.web", "--replace", "docker_hosts.web[0]",
+                    cwd=work)
+    assert outside.code == 1 and "not among the --target addresses" in outside.err, outside.both
