@@ -332,7 +332,8 @@ def requested(change: Change, block: Block, asked: list[str | None]) -> tuple[Ch
         return replace(change, action=action, replacements=parts, replace_action=replacing, reason=why,
                        requested=sorted({r.label for r in asked_for})), []
     if any(part is not None for part in asked):
-        return change, [f"--replace {address}[…]: this {kind.noun} has no parts to replace; name {address}"]
+        return change, [f"--replace {address}[…]: {address} has no parts to replace (--replace {address} "
+                        "replaces it whole)"]
     if isinstance(kind, Preexisting) and not kind.creatable(address.name, block.attrs):
         return change, [f"--replace {address}: recon cannot make this {kind.noun} (the cloud does), so it "
                         "cannot replace it"]

@@ -97,7 +97,7 @@ def test_replace_a_whole_resource_and_refusals(sandbox, tmp_path: Path) -> None:
         ("docker_hosts.web[5]", "--replace docker_hosts.web: no host [5] runs (the indexes of its hosts: [0])"),
         ("docker_hosts.wbe", "docker_hosts.wbe is not a block of the file"),
         ("images.rootfs", "--replace images.rootfs: recon cannot make this"),
-        ("load_balancers.web[0]", "this load balancer has no parts to replace"),
+        ("load_balancers.web[0]", "load_balancers.web has no parts to replace"),
     ]:
         refused = recon(env, "plan", "-c", STACK, "--replace", address, cwd=work)
         assert refused.code == 1 and message in refused.err, (address, refused.both)
