@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Collection
 
 REF_RE = re.compile(r"\$\{([^}]*)\}")
 
@@ -26,6 +27,31 @@ class Address:
         if not sep or not kind or not name:
             raise ValueError(f"{text!r} is not an address of the form KIND.NAME")
         return cls(kind, name)
+
+
+@dataclass(frozen=True, order=True)
+class SubAddress:
+    """A resource, or one part of it (``docker_hosts.docker[1]``: the host at index 1), as
+    ``--replace`` names it; the kind says what its parts are."""
+
+    address: Address
+    part: str | None = None
+
+    def __str__(self) -> str:
+        return str(self.address) if self.part is None else f"{self.address}[{self.part}]"
+
+    @classmethod
+    def parse(cls, text: str, known: "Collection[Address]") -> "SubAddress":
+        """``KIND.NAME`` of ``known``, or ``KIND.NAME[PART]`` (a NAME of ``known`` then a part). Raises
+        ValueError naming what is wrong."""
+        address = Address.parse(text)
+        if address in known or not text.endswith("]") or "[" not in text:
+            return cls(address)
+        base, _, part = text[:-1].rpartition("[")
+        whole = Address.parse(base)
+        if whole not in known or not part:
+            return cls(address)
+        return cls(whole, part)
 
 
 @dataclass(frozen=True)

@@ -125,10 +125,11 @@ class Applier:
         desired = self._desired(change)
         if change.action is Action.UPDATE:
             have, paths = self._to_set(change, desired)
-            if not paths:
+            if not paths and not change.requested:
                 self.refs.made(change.address, {**(payload.live or {}), **desired})
                 return "no-op"
-            result = kind.update(self.ctx, change.name, have, desired, paths)
+            ctx = replace(self.ctx, renew=frozenset(change.requested)) if change.requested else self.ctx
+            result = kind.update(ctx, change.name, have, desired, paths)
         else:
             result = self._create(change, desired)
         attrs = {**desired, **(result or {})}

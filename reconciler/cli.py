@@ -10,8 +10,8 @@ import typer
 from typer.core import TyperGroup, TyperOption
 
 from . import scratch
-from .commands import (apply, demo, drift, fmt, force_unlock, import_, plan, sandbox, schema, show, state, validate,
-                       version)
+from .commands import (apply, demo, destroy, drift, fmt, force_unlock, import_, init, plan, sandbox, schema, show,
+                       state, validate, version)
 from .commands.common import signals, term
 from .errors import ReconError
 from .interrupts import Interrupted, exit_now
@@ -61,9 +61,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Help lists commands in this order (then the groups: state, then the kinds' ones).
+app.command()(init.init)
 app.command()(validate.validate)
 app.command()(plan.plan)
 app.command()(apply.apply)
+app.command()(destroy.destroy)
 app.command()(drift.drift)
 app.command()(show.show)
 app.add_typer(state.app, name="state")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, Mapping
 
-from .addresses import Address
+from .addresses import Address, SubAddress
 from .apply import Abandon, Applier, Outcome, Progress, Stopping
 from .cloud import CallStats, CloudSettings, resolve_settings
 from .config import Stack, load, load_every
@@ -144,6 +144,22 @@ class Workspace:
             out.append(address)
         return out
 
+    def parse_replace(self, texts: Collection[str]) -> list[SubAddress]:
+        """``--replace`` addresses: blocks of the file, or parts of one (``docker_hosts.docker[1]``)."""
+        out = []
+        for text in texts:
+            try:
+                request = SubAddress.parse(text, self.stack.resources)
+            except ValueError as exc:
+                raise PlanError(str(exc), where="--replace")
+            if request.address not in self.stack.resources:
+                from .schema import nearest
+                guess = nearest(text, [str(a) for a in self.stack.resources])
+                raise PlanError(f"{text} is not a block of the file", where="--replace",
+                                hint=f"did you mean {guess!r}?" if guess else None)
+            out.append(request)
+        return out
+
     def read_live(self, state: State) -> Live:
         """Live attributes of every kind, read concurrently, one batch per kind."""
         wanted: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
@@ -165,16 +181,19 @@ class Workspace:
             # not waiting: reads change nothing, and Ctrl-C while reading must not wait for a slow cloud
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def plan(self, state: State, targets: Collection[str] = (), *, allow_other_cloud: bool = False) -> Plan:
-        """The plan for the state; refused before the cloud is read when the state is another cloud's."""
+    def plan(self, state: State, targets: Collection[str] = (), *, allow_other_cloud: bool = False,
+             replace: Collection[str] = (), destroy: bool = False) -> Plan:
+        """The plan for the state (``destroy``: of deleting what it holds; ``replace``: with those
+        addresses replaced); refused before the cloud is read when the state is another cloud's."""
         addresses = self.parse_targets(targets, state)
+        replacing = self.parse_replace(replace)
         # local work first: a bad base image or template is refused before the cloud is called
         with self.stats.phase("prepare"):
-            stack = self.prepared()
+            stack = self.stack if destroy else self.prepared()   # a destroy builds nothing
         cloud = self.check_cloud(state, allow_other=allow_other_cloud)
         live = self.read_live(state)
         with self.stats.phase("diff"):
-            plan = make_plan(stack, live, state, targets=addresses)
+            plan = make_plan(stack, live, state, targets=addresses, replacing=replacing, destroy=destroy)
             for kind in KINDS.values():
                 kind.review(plan, live)
             plan.cloud = cloud

@@ -139,6 +139,9 @@ class Change:
     #: create and a delete, in ``replace_action``'s order.
     replacements: list[Replacement] = field(default_factory=list)
     replace_action: Action = Action.CREATE_THEN_DELETE
+    #: The labels of the parts ``--replace`` asked for (of ``replacements``): the applier has the kind
+    #: launch them again although nothing about them changed.
+    requested: list[str] = field(default_factory=list)
 
     #: For the delete of a deposed object (the old one a create-before-destroy replaced): its id.
     deposed_id: str | None = None
@@ -192,6 +195,8 @@ class Plan:
     serving: dict[Address, dict[str, Any]] = field(default_factory=dict)
     #: The cloud and account the plan was made against (None: a plan made without a cloud).
     cloud: CloudIdentity | None = None
+    #: A plan of ``recon destroy`` / ``plan --destroy``: everything in state goes.
+    destroy: bool = False
 
     @property
     def actionable(self) -> list[Change]:

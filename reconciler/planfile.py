@@ -2,7 +2,8 @@
 
 A plan file records what the plan was made from — recon's version, the stack, the
 cloud and account (and whether ``--allow-other-cloud`` let it plan a state of another cloud),
-the state's lineage and serial, the sha256 of the desired file and of every file it read —
+the state's lineage and serial, the sha256 of the desired file and of every file it read, what
+it was asked for beyond the file (``--target``, ``--replace``, ``--destroy``) —
 and the plan itself as its (masked) JSON document. It holds no secret in clear text and
 is written 0600.
 
@@ -50,6 +51,23 @@ class SavedPlan:
         """Whether it was made with ``--allow-other-cloud`` (its review accepted the change of cloud)."""
         return bool(self.data.get("allow_other_cloud"))
 
+    @property
+    def request(self) -> Request:
+        """What it was asked for (``--target``, ``--replace``, ``--destroy``): apply plans it again so."""
+        made = self.data.get("request") or {}
+        return Request(targets=tuple(made.get("targets", ())), replace=tuple(made.get("replace", ())),
+                       destroy=bool(made.get("destroy")))
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a plan was asked for beyond the file: its ``--target`` and ``--replace`` addresses, and
+    whether it destroys (``plan --destroy``)."""
+
+    targets: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+    destroy: bool = False
+
 
 def inputs_of(stack: Stack) -> dict[str, str]:
     """The digests of what the plan was made from: the file, its companions, its vars' values."""
@@ -57,7 +75,8 @@ def inputs_of(stack: Stack) -> dict[str, str]:
     return {stack.path.name: stack.digest, **stack.companions, **values}
 
 
-def save(path: Path, plan: Plan, stack: Stack, state: State, config: str, *, allow_other_cloud: bool) -> None:
+def save(path: Path, plan: Plan, stack: Stack, state: State, config: str, *, allow_other_cloud: bool,
+         request: Request = Request()) -> None:
     data = {
         "format": FORMAT,
         "recon_version": __version__,
@@ -66,6 +85,7 @@ def save(path: Path, plan: Plan, stack: Stack, state: State, config: str, *, all
         "config": config,
         "cloud": plan.cloud.to_json() if plan.cloud else None,
         "allow_other_cloud": allow_other_cloud,
+        "request": {"targets": list(request.targets), "replace": list(request.replace), "destroy": request.destroy},
         "lineage": state.lineage,
         "serial": state.serial,
         "inputs": inputs_of(stack),

@@ -5,7 +5,9 @@ the targets and what they depend on (:func:`select`), plan each desired block (:
 :func:`plan_block` each), then what state holds that the file no longer asks for (:func:`orphans`),
 what interrupted applies left behind (:func:`interrupted`), and what the cloud holds of this stack
 that neither file nor state knows (:func:`unmanaged`); those last three live in
-``reconciler/leftovers.py``.
+``reconciler/leftovers.py``. Two inputs beside the file: ``replacing`` (``--replace``: resources, or
+parts of one, replaced although nothing changed, see :func:`requested`) and ``destroy`` (the plan
+of ``recon destroy``, :func:`destruction`: what removing every block from the file would plan).
 
 Blocks are visited in reference order so that a reference to a resource that is unchanged resolves
 to its live value, and one to a resource that is still to be made stays UNKNOWN until apply
@@ -18,7 +20,7 @@ from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from typing import Any, Collection, Mapping
 
-from .addresses import Address
+from .addresses import Address, SubAddress
 from .config import ResourceSpec, Stack
 from .diff import changed_paths, get_path
 from .errors import PlanError
@@ -37,18 +39,50 @@ from .state.model import Entry, State
 RESUMES = "resumes what an interrupted apply began"
 
 
-def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Address] = ()) -> Plan:
-    """The plan that brings the cloud to the file; a PlanError naming every problem where there is one."""
+def make_plan(stack: Stack, live: Live, state: State, *, targets: Collection[Address] = (),
+              replacing: Collection[SubAddress] = (), destroy: bool = False) -> Plan:
+    """The plan that brings the cloud to the file (``destroy``: to nothing of what state holds), the
+    resources and parts ``replacing`` names replaced (``--replace``); a PlanError naming every problem
+    where there is one."""
     guard(state, live)
+    if destroy:
+        return destruction(stack, live, state, targets)
     selected = select(targets, stack.resources)
-    wanted, refs = desired(stack, live, state, selected)
+    wanted, refs = desired(stack, live, state, selected, replacing)
     left = orphans(stack, live, state, selected)
     resumed = interrupted(stack, live, state, selected, refs.planned)
-    problems = wanted.problems + left.problems
+    outside = [f"--replace {request}: not among the --target addresses and what they depend on"
+               for request in replacing if selected is not None and request.address not in selected]
+    problems = outside + wanted.problems + left.problems
     if problems:
         raise PlanError("cannot plan:\n  " + "\n  ".join(problems))
     return Plan(stack=stack.name, changes=wanted.changes + left.changes + resumed, forget=left.forget,
                 forget_deposed=left.forget_deposed, unmanaged=unmanaged(stack, live, state), serving=serving(stack))
+
+
+def destruction(stack: Stack, live: Live, state: State, targets: Collection[Address]) -> Plan:
+    """The plan of ``recon destroy``: what removing every (targeted) block from the file plans -- the
+    deletes of what state holds (dependents first), forgetting what the kind keeps -- with the
+    targets' dependents in state along (a target cannot go while something still uses it)."""
+    nothing = replace(stack, resources={})
+    selected = dependents(targets, state) if targets else None
+    left = orphans(nothing, live, state, selected)
+    resumed = interrupted(nothing, live, state, selected, {})
+    if left.problems:
+        raise PlanError("cannot plan:\n  " + "\n  ".join(left.problems))
+    return Plan(stack=stack.name, changes=left.changes + resumed, forget=left.forget,
+                forget_deposed=left.forget_deposed, unmanaged=unmanaged(stack, live, state), destroy=True)
+
+
+def dependents(targets: Collection[Address], state: State) -> set[Address]:
+    """The targets and every state entry that depended on one of them when last applied."""
+    found = set(targets)
+    while True:
+        more = {address for address, entry in state.resources.items()
+                if address not in found and found & set(entry.depends_on)}
+        if not more:
+            return found
+        found |= more
 
 
 def guard(state: State, live: Live) -> None:
@@ -82,14 +116,16 @@ def closure(targets: Collection[Address], resources: Mapping[Address, ResourceSp
 
 # --- the file's blocks -------------------------------------------------------------------------------
 
-def desired(stack: Stack, live: Live, state: State, selected: set[Address] | None) -> tuple[Part, References]:
+def desired(stack: Stack, live: Live, state: State, selected: set[Address] | None,
+            replacing: Collection[SubAddress] = ()) -> tuple[Part, References]:
     """The changes of the file's (selected) blocks in reference order, and the references they resolve."""
     part, refs = Part(), References()
     leaving = leaving_the_cloud(stack, state, live, selected)
     for address in order(stack.resources):
         if selected is not None and address not in selected:
             continue
-        block_part, planned = plan_block(address, stack, live, state, refs, leaving)
+        asked = [request.part for request in replacing if request.address == address]
+        block_part, planned = plan_block(address, stack, live, state, refs, leaving, asked)
         part.changes.extend(block_part.changes)
         part.problems.extend(block_part.problems)
         if planned is not None:
@@ -128,9 +164,10 @@ class Block:
 
 
 def plan_block(address: Address, stack: Stack, live: Live, state: State, refs: References,
-               leaving: Leaving) -> tuple[Part, Planned | None]:
+               leaving: Leaving, asked: list[str | None] = ()) -> tuple[Part, Planned | None]:
     """One desired block: its change (after the delete of the object it moves away from, where it does
-    so), and what references see of it; or the problems that stop it."""
+    so), and what references see of it; or the problems that stop it. ``asked``: the parts of it
+    ``--replace`` names (None: the whole resource)."""
     block = resolve(address, stack.resources[address], live, state, refs)
     problems = hidden_name(block)
     if not problems:
@@ -145,6 +182,10 @@ def plan_block(address: Address, stack: Stack, live: Live, state: State, refs: R
         change, deletes = create(block), []
     else:
         change, deletes = compare(block), switched_from(block, live)
+    if asked:
+        change, problems = requested(change, block, asked)
+        if problems:
+            return Part(problems=problems), None
     change = finish(change, block, state.partial.get(address))
     return Part(changes=[*deletes, change]), Planned(change, block.attrs, block.live)
 
@@ -284,6 +325,40 @@ def instance_replacements(block: Block, want: dict[str, Any], paths: list[str]) 
             not any(p.split(".")[0] in kind.traits.replaces_instances for p in paths):
         return []
     return kind.replacements(block.address.name, want, block.live)
+
+
+def requested(change: Change, block: Block, asked: list[str | None]) -> tuple[Change, list[str]]:
+    """The change with the replacements ``--replace`` asked for, reason "requested"; or the problems.
+
+    A kind that replaces instances replaces the parts named (or all of them) in an update; another
+    kind's resource is replaced whole. What does not exist yet is simply created."""
+    kind, address = block.kind, block.address
+    why = "; ".join(filter(None, [change.reason, "requested"]))
+    if block.live is None or change.action is Action.CREATE:
+        return change, []
+    if isinstance(kind, ReplacesInstances):
+        try:
+            asked_for = [r for part in asked for r in kind.requested(address.name, part, block.live)]
+        except ValueError as exc:
+            return change, [f"--replace {address}: {exc}"]
+        have = {r.label for r in change.replacements}
+        parts = change.replacements + [r for r in dict.fromkeys(asked_for) if r.label not in have]
+        action = Action.UPDATE if change.action is Action.NOOP else change.action
+        replacing = Action.CREATE_THEN_DELETE if kind.traits.create_before_destroy else Action.REPLACE
+        return replace(change, action=action, replacements=parts, replace_action=replacing, reason=why,
+                       requested=sorted({r.label for r in asked_for})), []
+    if any(part is not None for part in asked):
+        return change, [f"--replace {address}[…]: {address} has no parts to replace (--replace {address} "
+                        "replaces it whole)"]
+    if isinstance(kind, Preexisting) and not kind.creatable(address.name, block.attrs):
+        return change, [f"--replace {address}: recon cannot make this {kind.noun} (the cloud does), so it "
+                        "cannot replace it"]
+    if kind.traits.create_before_destroy:
+        return change, [f"--replace {address}: this {kind.noun} is made anew when its content changes, "
+                        "never again as it is"]
+    if change.action in (Action.REPLACE, Action.CREATE_THEN_DELETE):
+        return replace(change, reason=why), []
+    return replace(change, action=Action.REPLACE, reason=why), []
 
 
 def finish(change: Change, block: Block, partial: dict[str, Any] | None) -> Change:

@@ -6,6 +6,8 @@ end in test_rolling, test_docker_hosts, test_interrupts and test_crash.)"""
 
 from __future__ import annotations
 
+import pytest
+
 from reconciler.resources.instance_roll import (Instance, Launch, batches, client_token, next_generation, roll,
                                                 run_request)
 from reconciler.resources.instance_set import InstanceSet
@@ -85,6 +87,23 @@ def test_matching_instances_are_kept_and_nothing_else_happens():
     plan = roll(found, SPEC, 2)
     assert plan.kept == {0: found[0], 1: found[1]}
     assert (plan.beyond, plan.duplicates, plan.missing, plan.stale, plan.renewed) == ([], [], [], {}, [])
+
+
+def test_an_index_renewed_on_request_is_replaced_though_it_matches():
+    found = instances(item(0), item(1), item(2))
+    plan = roll(found, SPEC, 3, renew={1})
+    assert plan.kept == {0: found[0], 2: found[2]}
+    assert plan.stale == {1: [found[1]]} and plan.missing == []
+
+
+def test_replace_requests_name_present_indexes_or_all_of_them():
+    live = HOSTS.view(instances(item(0), item(2)))
+    assert [(r.label, r.old_ids) for r in HOSTS.requested("web", "2", live)] == \
+        [("docker_hosts.web[2]", (instances(item(2))[0].id,))]
+    assert [r.label for r in HOSTS.requested("web", None, live)] == ["docker_hosts.web[0]", "docker_hosts.web[2]"]
+    for part in ("1", "x", "-1"):
+        with pytest.raises(ValueError, match=r"the indexes of its hosts: \[0\], \[2\]"):
+            HOSTS.requested("web", part, live)
 
 
 def test_a_lower_count_retires_the_highest_indexes_first_and_the_survivors_keep_theirs():

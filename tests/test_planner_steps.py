@@ -7,10 +7,10 @@ from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
-from reconciler.addresses import Address, Reference
+from reconciler.addresses import Address, Reference, SubAddress
 from reconciler.errors import PlanError
 from reconciler.plan import UNKNOWN, Action, Change, Payload
-from reconciler.planner import guard, select
+from reconciler.planner import dependents, guard, select
 from reconciler.references import Planned, References
 from reconciler.resources import KINDS
 from reconciler.resources.abilities import Removal, removal
@@ -31,6 +31,29 @@ def test_guard_refuses_an_empty_read_while_state_holds_resources() -> None:
 def test_select_is_everything_without_targets_and_the_closure_with() -> None:
     assert select([], {}) is None
     assert select([GROUP], {}) == {GROUP}
+
+
+def test_a_destroy_target_takes_what_depended_on_it_along() -> None:
+    lb, hosts, key = Address("load_balancers", "web"), Address("docker_hosts", "web"), Address("keypairs", "admin")
+    state = State(stack="t")
+    state.resources[key] = Entry(key, "admin", {})
+    state.resources[hosts] = Entry(hosts, "web", {}, depends_on=[key])
+    state.resources[lb] = Entry(lb, "web", {}, depends_on=[hosts])
+    assert dependents([key], state) == {key, hosts, lb}
+    assert dependents([hosts], state) == {hosts, lb}
+    assert dependents([lb], state) == {lb}
+
+
+def test_a_replace_address_is_a_block_or_a_part_of_one() -> None:
+    hosts, prop = Address("docker_hosts", "web"), Address("properties", "a.b[1]")
+    known = {hosts, prop}
+    assert SubAddress.parse("docker_hosts.web", known) == SubAddress(hosts)
+    assert SubAddress.parse("docker_hosts.web[1]", known) == SubAddress(hosts, "1")
+    assert str(SubAddress(hosts, "1")) == "docker_hosts.web[1]"
+    assert SubAddress.parse("properties.a.b[1]", known) == SubAddress(prop)      # a name with brackets in it
+    assert SubAddress.parse("docker_hosts.other[1]", known) == SubAddress(Address("docker_hosts", "other[1]"))
+    with pytest.raises(ValueError):
+        SubAddress.parse("nodot", known)
 
 
 def planned(action: Action, resolved: dict, live: dict | None, changed: list[str] = ()) -> Planned:

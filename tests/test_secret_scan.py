@@ -230,6 +230,16 @@ def test_no_command_shows_a_secret(scan: Scan) -> None:
     run("plan", "-c", STACK, "--detailed-exitcode", "--stats")
     run("force-unlock", "no-such-lock", "-c", STACK, expect=1)
 
+    # One host replaced on request, then everything destroyed; a starter written beside.
+    for fmt in ("text", "json", "markdown"):
+        run("plan", "-c", STACK, "-f", fmt, "--replace", "docker_hosts.web[0]", "--detailed-exitcode", expect=2)
+    run("apply", "-c", STACK, "--auto-approve", "--replace", "docker_hosts.web[0]", "--stats")
+    for fmt in ("text", "json", "markdown"):
+        run("plan", "-c", STACK, "-f", fmt, "--destroy", "--detailed-exitcode", expect=2)
+    # everything goes but the LB image the emi property (left as it is) still names: that one is refused
+    assert "not retiring" in run("destroy", "-c", STACK, "--auto-approve", "--stats", expect=1).err
+    run("init", "--example", "docker", "--dir", "starter")
+
     assert listed_commands() - NOT_SCANNED <= scan.commands, \
         f"commands not scanned: {sorted(listed_commands() - NOT_SCANNED - scan.commands)}"
     assert (work / "state" / "secrets.json").exists() and (work / "state" / "secrets.json.backup").exists()

@@ -16,13 +16,19 @@ from ..interrupts import EXIT_INTERRUPTED, StopToken
 from ..plan import Action, Change, Plan
 from ..render import text
 from ..state.model import State
-from .common import (DEFAULT_CONFIG, AllowOtherCloudOpt, EnvChoice, EnvOpt, LockTimeoutOpt, StatsOpt, TargetOpt,
-                     VarOpt, fail, print_stats, report, signals, term)
+from .common import (DEFAULT_CONFIG, AllowOtherCloudOpt, EnvChoice, EnvOpt, LockTimeoutOpt, ReplaceOpt, StatsOpt,
+                     TargetOpt, VarOpt, fail, print_stats, report, signals, term)
 
 
 class LockChoice(str, Enum):
     true = "true"
     false = "false"
+
+
+AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Apply without asking.")]
+ParallelismOpt = Annotated[int, typer.Option("--parallelism", min=1, max=256, help="Changes made at once.")]
+LockOpt = Annotated[LockChoice, typer.Option("--lock", help="Lock the state (false: run unlocked, for an object "
+                                                            "store without conditional writes).")]
 
 
 def apply(
@@ -33,13 +39,12 @@ def apply(
                                                         "or the one the saved plan names].")] = None,
     env: EnvOpt = None,
     var: VarOpt = None,
-    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Apply without asking.")] = False,
-    parallelism: Annotated[int, typer.Option("--parallelism", min=1, max=256,
-                                             help="Changes made at once.")] = 10,
+    auto_approve: AutoApproveOpt = False,
+    parallelism: ParallelismOpt = 10,
     target: TargetOpt = None,
+    replace: ReplaceOpt = None,
     stats: StatsOpt = False,
-    lock: Annotated[LockChoice, typer.Option("--lock", help="Lock the state (false: run unlocked, "
-                                             "for an object store without conditional writes).")] = LockChoice.true,
+    lock: LockOpt = LockChoice.true,
     lock_timeout: LockTimeoutOpt = None,
     allow_other_cloud: AllowOtherCloudOpt = False,
 ) -> None:
@@ -48,20 +53,33 @@ def apply(
     The first Ctrl-C (or SIGTERM) starts no new change, waits for the running ones, saves the
     state and exits 130; a second one abandons them and exits at once.
     """
-    if plan_file is not None and target:
-        term.error("--target cannot be combined with a saved plan (the plan already says what to change)")
+    if plan_file is not None and (target or replace):
+        term.error("--target and --replace cannot be combined with a saved plan (the plan already says what to "
+                   "change)")
         raise typer.Exit(1)
     try:
         saved = planfile.load(plan_file) if plan_file is not None else None
-        choice = EnvChoice.given(env or (saved.env if saved else None), var)
-        ws = Workspace.open(config or (Path(saved.config) if saved else DEFAULT_CONFIG), choice, warn=term.warn,
-                            report=report, lock_timeout=lock_timeout or 0.0)
+    except ReconError as exc:
+        fail(exc)
+    request = saved.request if saved else planfile.Request(targets=tuple(target or ()), replace=tuple(replace or ()))
+    carry_out(config or (Path(saved.config) if saved else DEFAULT_CONFIG),
+              EnvChoice.given(env or (saved.env if saved else None), var), request, saved,
+              auto_approve=auto_approve, parallelism=parallelism, stats=stats, lock=lock, lock_timeout=lock_timeout,
+              allow_other_cloud=allow_other_cloud)
+
+
+def carry_out(config: Path, choice: EnvChoice, request: planfile.Request, saved: planfile.SavedPlan | None, *,
+              auto_approve: bool, parallelism: int, stats: bool, lock: LockChoice, lock_timeout: float | None,
+              allow_other_cloud: bool) -> None:
+    """What apply and destroy do: plan (or check the saved plan), confirm, apply, say how it ended."""
+    try:
+        ws = Workspace.open(config, choice, warn=term.warn, report=report, lock_timeout=lock_timeout or 0.0)
         if lock is LockChoice.false:
             term.warn("running without a state lock (--lock=false): make sure nobody else applies this stack")
             ws.unlocked()
-        with ws.backend.lock("apply"):
+        with ws.backend.lock("destroy" if request.destroy else "apply"):
             state = ws.backend.read()
-            the_plan = _plan_to_apply(ws, state, saved, target or [], allow_other_cloud)
+            the_plan = _plan_to_apply(ws, state, saved, request, allow_other_cloud)
             term.write(text.render_plan(the_plan, color=term.color))
             if the_plan.has_changes and saved is None and not auto_approve:
                 _confirm(the_plan)
@@ -77,13 +95,13 @@ def apply(
     _apply_ended(the_plan, outcomes, stop)
 
 
-def _plan_to_apply(ws: Workspace, state: State, saved: planfile.SavedPlan | None, target: list[str],
+def _plan_to_apply(ws: Workspace, state: State, saved: planfile.SavedPlan | None, request: planfile.Request,
                    allow_other_cloud: bool) -> Plan:
     """The plan made now; for a saved plan, made from the same inputs and cloud, and the same as it."""
     if saved is not None:
         planfile.check_inputs(saved, ws.stack, state)
         planfile.check_cloud(saved, ws.identity())
-    the_plan = ws.plan(state, target,
+    the_plan = ws.plan(state, request.targets, replace=request.replace, destroy=request.destroy,
                        allow_other_cloud=allow_other_cloud or (saved is not None and saved.allow_other_cloud))
     if saved is not None:
         planfile.check_same(saved, the_plan)
@@ -109,14 +127,17 @@ def _confirm(the_plan: Plan) -> None:
         term.error("no terminal to confirm on: run `recon plan` to review, then `recon apply --auto-approve` "
                    "(or save the plan with `recon plan --out FILE` and run `recon apply FILE`)")
         raise typer.Exit(1)
+    question = (f"Do you really want to destroy these resources of stack {the_plan.stack} in cloud "
+                f"{the_plan.cloud.describe()}? There is no undo." if the_plan.destroy else
+                f"Do you want to perform these actions on stack {the_plan.stack} in cloud {the_plan.cloud.describe()}?")
+    cancelled = "Destroy cancelled." if the_plan.destroy else "Apply cancelled."
     try:
-        approved = term.confirm(f"Do you want to perform these actions on stack {the_plan.stack} in cloud "
-                                f"{the_plan.cloud.describe()}?")
+        approved = term.confirm(question)
     except KeyboardInterrupt:
-        term.line("Apply cancelled.")
+        term.line(cancelled)
         raise typer.Exit(EXIT_INTERRUPTED)
     if not approved:
-        term.line("Apply cancelled.")
+        term.line(cancelled)
         raise typer.Exit(1)
 
 
@@ -170,8 +191,8 @@ def _apply_ended(the_plan: Plan, outcomes: list[Outcome], stop: StopToken) -> No
     if failures:
         _failed(outcomes, failures)
     if the_plan.has_changes:
-        term.line(f"Apply complete! Resources: {counts['add']} added, {counts['change']} changed, "
-                  f"{counts['destroy']} destroyed.")
+        term.line(f"{'Destroy' if the_plan.destroy else 'Apply'} complete! Resources: {counts['add']} added, "
+                  f"{counts['change']} changed, {counts['destroy']} destroyed.")
 
 
 def _interrupted(outcomes: list[Outcome], stop: StopToken) -> NoReturn:

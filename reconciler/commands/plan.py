@@ -14,8 +14,8 @@ from ..engine import Workspace
 from ..errors import ReconError
 from ..render import json_out, text
 from ..render.markdown import render_markdown
-from .common import (DEFAULT_CONFIG, AllowOtherCloudOpt, ConfigOpt, EnvChoice, EnvOpt, StatsOpt, TargetOpt, VarOpt,
-                     duration, fail, print_stats, report, term)
+from .common import (DEFAULT_CONFIG, AllowOtherCloudOpt, ConfigOpt, EnvChoice, EnvOpt, ReplaceOpt, StatsOpt,
+                     TargetOpt, VarOpt, duration, fail, print_stats, report, term)
 
 
 class PlanFormat(str, Enum):
@@ -31,10 +31,14 @@ def plan(
     format: Annotated[PlanFormat, typer.Option("--format", "-f",
                                                help="text, json, or markdown (a pull-request comment).")]
         = PlanFormat.text,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Save the plan for `recon apply FILE`.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Save the plan for `recon apply FILE`.")] = None,
     detailed_exitcode: Annotated[bool, typer.Option(
         "--detailed-exitcode", help="Exit 0 with no changes, 2 with changes, 1 on error.")] = False,
     target: TargetOpt = None,
+    replace: ReplaceOpt = None,
+    destroy: Annotated[bool, typer.Option("--destroy", help="Plan the deletion of everything in state (with "
+                                                            "--target: of those and what depends on them), as "
+                                                            "`recon destroy` does.")] = False,
     stats: StatsOpt = False,
     lock_timeout: Annotated[Optional[float], typer.Option(
         "--lock-timeout", metavar="DURATION", parser=duration,
@@ -43,13 +47,19 @@ def plan(
     allow_other_cloud: AllowOtherCloudOpt = False,
 ) -> None:
     """Show what apply would change, attribute by attribute."""
+    if destroy and replace:
+        term.error("--replace cannot be combined with --destroy (a destroy replaces nothing)")
+        raise typer.Exit(1)
+    request = planfile.Request(targets=tuple(target or ()), replace=tuple(replace or ()), destroy=destroy)
     try:
         ws = Workspace.open(config, EnvChoice.given(env, var), warn=term.warn, report=report, lock_timeout=lock_timeout or 0.0)
         with ws.backend.lock("plan") if lock_timeout is not None else nullcontext():
             state = ws.backend.read()
-            the_plan = ws.plan(state, target or [], allow_other_cloud=allow_other_cloud)
+            the_plan = ws.plan(state, request.targets, replace=request.replace, destroy=destroy,
+                               allow_other_cloud=allow_other_cloud)
         if out is not None:
-            planfile.save(out, the_plan, ws.stack, state, str(config), allow_other_cloud=allow_other_cloud)
+            planfile.save(out, the_plan, ws.stack, state, str(config), allow_other_cloud=allow_other_cloud,
+                          request=request)
     except ReconError as exc:
         fail(exc)
     if format is PlanFormat.json:

@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from ..errors import ReconError
+from .common import fail, term
+
 
 def sandbox(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free one).")] = 8773,
@@ -18,13 +21,34 @@ def sandbox(
     account_id: Annotated[str, typer.Option("--account-id", help="The admin account's number (12 digits); "
                                             "two sandboxes of different accounts are two clouds to recon.")]
         = "123456789012",
+    background: Annotated[bool, typer.Option("--background", help="Run it in the background: return once it "
+                                             "serves and DIR/eucarc is written, printing its ready line.")] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the sandbox a --background run left serving for "
+                                       "DIR.")] = False,
 ) -> None:
     """Serve an embedded Eucalyptus-like cloud on loopback (EC2, S3, ELB, properties).
 
-    Writes DIR/eucarc; `source DIR/eucarc` and recon talks to it like to a real cloud.
-    Stops on Ctrl-C or SIGTERM.
+    Writes DIR/eucarc, then prints one line, `recon sandbox ready: URL (source DIR/eucarc)`;
+    `source DIR/eucarc` and recon talks to it like to a real cloud. In the foreground it stops on
+    Ctrl-C or SIGTERM; with --background it keeps serving until `recon sandbox --stop --dir DIR`.
     """
-    from ..sandbox import serve
+    from ..sandbox import detached, serve
+    from ..sandbox.server import READY_PREFIX
 
-    raise typer.Exit(serve(dir, port=port, zones=[z for z in zones.split(",") if z],
-                           eucalyptus_version=eucalyptus_version, account_id=account_id))
+    zone_names = [z for z in zones.split(",") if z]
+    if stop:
+        stopped = detached.stop(dir)
+        term.line(f"recon sandbox stopped (process {stopped})" if stopped is not None
+                  else f"no background sandbox runs for {dir}")
+        return
+    if not background:
+        raise typer.Exit(serve(dir, port=port, zones=zone_names, eucalyptus_version=eucalyptus_version,
+                               account_id=account_id))
+    try:
+        child = detached.start(dir, port=port, zones=zone_names, eucalyptus_version=eucalyptus_version,
+                               account_id=account_id)
+    except ReconError as exc:
+        fail(exc)
+    term.line(f"{READY_PREFIX} {child.url} (source {child.eucarc})")
+    term.info(f"recon sandbox: serving in the background as process {child.pid} (log {child.directory}/sandbox.log); "
+              f"stop it with `recon sandbox --stop --dir {dir}`")

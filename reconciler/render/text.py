@@ -84,7 +84,8 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
     for warning in plan.warnings:
         lines.append(style.paint(f"Warning: {warning}", "33"))
     if not plan.has_changes:
-        lines.append("No changes. The cloud matches the file.")
+        lines.append("No changes. The state holds nothing to destroy." if plan.destroy
+                     else "No changes. The cloud matches the file.")
         if plan.forget:
             lines.append(_forget_note(plan))
         if plan.unmanaged:

@@ -135,6 +135,9 @@ class CloudContext:
     checkpoint: Callable[[str, str, dict[str, Any]], None] = lambda address, cloud_id, attrs: None
     #: What an interrupted apply checkpointed for ``address`` ({"id", "attrs"}), or None: the create resumes it.
     resumed: Callable[[str], dict[str, Any] | None] = lambda address: None
+    #: The parts of the change being made that ``--replace`` asked for (``Change.requested``, labels
+    #: such as ``docker_hosts.docker[1]``): launched again although nothing about them changed.
+    renew: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

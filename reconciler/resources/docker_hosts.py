@@ -143,6 +143,10 @@ class DockerHosts(Kind, NamesOthers, ReplacesInstances, Importable):
         launched before the old ones are terminated."""
         return HOSTS.replacements(name, want, live)
 
+    def requested(self, name, part, live):
+        """``--replace docker_hosts.NAME[i]``: the host at index ``i``; ``docker_hosts.NAME``: every host."""
+        return HOSTS.requested(name, part, live)
+
     def display_view(self, name, attrs):
         return {key: value for key, value in attrs.items() if value is not None}
 

@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from .tags import ADDRESS_TAG, STACK_TAG, ownership_tags
 
@@ -147,7 +147,7 @@ class Roll:
     duplicates: list[Instance]
     #: Indexes below ``count`` with no instance: launched.
     missing: list[int]
-    #: Indexes below ``count`` whose instances all differ: replaced, create before destroy.
+    #: Indexes below ``count`` whose instances all differ, or that are renewed: replaced, create before destroy.
     stale: dict[int, list[Instance]]
 
     @property
@@ -156,13 +156,15 @@ class Roll:
         return sorted({i.index for i in self.duplicates})
 
 
-def roll(present: Iterable[Instance], spec: Mapping[str, Any], count: int) -> Roll:
-    """What to do with the ``present`` instances of a set for ``count`` of them launched with ``spec``."""
+def roll(present: Iterable[Instance], spec: Mapping[str, Any], count: int, renew: Collection[int] = ()) -> Roll:
+    """What to do with the ``present`` instances of a set for ``count`` of them launched with ``spec``;
+    the indexes ``renew`` are replaced even where they match (``--replace``)."""
     slots = by_index(present)
     kept: dict[int, Instance] = {}
     duplicates: list[Instance] = []
     for index in range(count):
-        good = sorted((i for i in slots.get(index, []) if i.matches(spec)), key=lambda i: (i.generation, i.id))
+        good = sorted((i for i in slots.get(index, []) if i.matches(spec) and index not in renew),
+                      key=lambda i: (i.generation, i.id))
         if good:
             kept[index] = good[-1]
             duplicates += [i for i in slots[index] if i is not good[-1]]

@@ -42,8 +42,8 @@ by index.
 Converging (:func:`roll` decides, from the instances present, what :meth:`InstanceSet.converge`
 does, in this order): instances beyond ``count`` are retired, highest indexes first; an index
 with a matching instance and older ones (an apply stopped mid-roll) keeps the newest; tags are
-changed in place; indexes with no instance are launched; indexes whose instances all differ are
-replaced ``max_unavailable`` at a time (:func:`batches`). Every retirement is a hand-over: the new
+changed in place; indexes with no instance are launched; indexes whose instances all differ, and
+those ``--replace`` names (``ctx.renew``), are replaced ``max_unavailable`` at a time (:func:`batches`). Every retirement is a hand-over: the new
 instances run, every resource that serves the set's ``instance_ids`` (a load balancer) registers
 them and deregisters the old ones (``ctx.hand_over``), and only then are the old ones terminated.
 A stop request (``ctx.stop``) is honoured before each launch and during each wait, so a stopped
@@ -140,6 +140,20 @@ class InstanceSet:
         return [Replacement(f"{self.address(name)}[{index}]", tuple(ids))
                 for index, ids in sorted(stale.items()) if index not in good]
 
+    def requested(self, name: str, part: str | None, live: Mapping[str, Any]) -> list[Replacement]:
+        """The instances at index ``part`` (all of them: None), launched again although they match."""
+        present: dict[int, list[str]] = {}
+        for index, instance_id in zip(live["indexes"], live["instance_ids"]):
+            present.setdefault(index, []).append(instance_id)
+        if part is None:
+            indexes = sorted(present)
+        elif part.isdigit() and int(part) in present:
+            indexes = [int(part)]
+        else:
+            running = ", ".join(f"[{i}]" for i in sorted(present)) or "none"
+            raise ValueError(f"no {self.noun} [{part}] runs (the indexes of its {self.noun}s: {running})")
+        return [Replacement(f"{self.address(name)}[{index}]", tuple(present[index])) for index in indexes]
+
     # --- cloud side ---------------------------------------------------------------------
     def instances(self, ctx: CloudContext, where: str) -> list[Instance]:
         """Every instance of the stack's sets of this kind (terminated ones too), in one paginated call."""
@@ -172,7 +186,8 @@ class InstanceSet:
         address = self.address(name)
         count = want["count"]
         seen = [i for i in self.instances(ctx, address) if i.name == name]
-        plan = roll((i for i in seen if i.present), self.spec(want), count)
+        renew = {index for index in range(count) if f"{address}[{index}]" in ctx.renew}
+        plan = roll((i for i in seen if i.present), self.spec(want), count, renew)
         kept = dict(plan.kept)
         self._swap(ctx, name, [], plan.beyond, f"beyond count {count}")
         # (an earlier apply stopped mid-roll: the newer instance takes over, as in a batch below)

@@ -111,6 +111,7 @@ def start_child(
     account_id: str = ACCOUNT_ID,
     strict_lb_admission: bool = False,
     spawn: Callable[..., subprocess.Popen] = subprocess.Popen,
+    detach: bool = False,
 ) -> SandboxProcess:
     """Start ``python -m reconciler.sandbox`` and return once it is serving.
 
@@ -118,7 +119,8 @@ def start_child(
     because a busy machine can take many times the usual second or two.
 
     ``spawn`` starts the process (``subprocess.Popen`` or a drop-in, such as the test suite's fork
-    server, which starts it without paying the interpreter's start-up again).
+    server, which starts it without paying the interpreter's start-up again). A ``detach``-ed child
+    runs in its own session and outlives this process (``recon sandbox --background``).
     """
     directory = make_directory(Path(directory))
     command = [
@@ -128,9 +130,10 @@ def start_child(
         "--zones", ",".join(zones),
         "--eucalyptus-version", eucalyptus_version,
         "--account-id", account_id,
-        "--parent-pid", str(os.getpid()),   # a child whose parent is gone stops by itself
         *(["--strict-lb-admission"] if strict_lb_admission else []),
     ]
+    if not detach:
+        command += ["--parent-pid", str(os.getpid())]   # a child whose parent is gone stops by itself
     env = dict(os.environ)
     package_root = str(Path(reconciler.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -139,7 +142,7 @@ def start_child(
     with open(log_path, "ab") as log:
         process = spawn(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-            text=True, env=env,
+            text=True, env=env, **({"start_new_session": True} if detach else {}),
         )
     lines: "queue.Queue[str | None]" = queue.Queue()
     threading.Thread(target=_pump, args=(process.stdout, lines), name="recon-sandbox-stdout",
