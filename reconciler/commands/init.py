@@ -46,7 +46,7 @@ class Starter:
 
 STARTERS = {
     "loadbalancer": Starter("loadbalancer.toml", ("keys/euca-elb.pub",)),
-    "docker": Starter("docker.toml", ("keys/docker-admin.pub", "cloud-init-docker.yaml"),
+    "docker": Starter("docker.toml", ("keys/docker-admin.pub", "cloud-init-docker.yaml", "files/docker.list"),
                       ("images/docker-vmlinuz", "images/docker-initrd.img", "images/docker-rootfs.img"),
                       _docker_images),
     "lb-image": Starter("lb-image.toml", (), ("images/eucalyptus-load-balancer-image.tgz",), _lb_base_image),
