@@ -4,14 +4,18 @@ and the commands kinds contribute (``Kind.commands``), and its entry point. No l
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from typer.core import TyperGroup, TyperOption
 
-from . import scratch
-from .commands import (apply, demo, drift, fmt, force_unlock, import_, plan, sandbox, schema, show, state, validate,
-                       version)
+from . import __version__, scratch
+from .cloud import calllog
+from .commands import (apply, demo, drift, fmt, force_unlock, import_, output, plan, sandbox, schema, show, state,
+                       validate, version)
 from .commands.common import signals, term
 from .errors import ReconError
 from .interrupts import Interrupted, exit_now
@@ -57,15 +61,43 @@ app = typer.Typer(
     help="Keep a Eucalyptus (or AWS-compatible) cloud in the state a TOML file describes.",
     epilog=EXIT_CODES,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        term.line(f"recon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version_: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                           help="Print recon's version and exit.")] = False,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Log every cloud call (service, action, attempt, HTTP status, seconds; no bodies, no "
+                        "secrets) to stderr, or to --log-file. RECON_LOG=debug does the same.")] = False,
+    log_file: Annotated[Optional[Path], typer.Option(
+        "--log-file", envvar="RECON_LOG_FILE", metavar="FILE",
+        help="Write the debug log to FILE (appended to) instead of stderr.")] = None,
+) -> None:
+    """Options for every command; they go before it (recon --debug plan)."""
+    if debug or os.environ.get("RECON_LOG", "").strip().lower() == "debug":
+        try:
+            calllog.enable(log_file)
+        except OSError as exc:
+            term.error(f"{log_file}: cannot write the debug log: {exc.strerror or exc}")
+            raise typer.Exit(1)
+
+
 # Help lists commands in this order (then the groups: state, then the kinds' ones).
 app.command()(validate.validate)
 app.command()(plan.plan)
 app.command()(apply.apply)
 app.command()(drift.drift)
 app.command()(show.show)
+app.command()(output.output)
 app.add_typer(state.app, name="state")
 app.command("force-unlock")(force_unlock.force_unlock)
 app.command()(sandbox.sandbox)
