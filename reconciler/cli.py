@@ -49,6 +49,19 @@ def _flags_take_no_value() -> None:
 _flags_take_no_value()
 
 
+def _help_as_written(command) -> None:
+    """typer reads help texts as Rich markup, where a "[default: recon.toml]" or "[drift]" vanishes: recon's
+    help texts are plain text, so escape what would be read as markup, in ``command`` and all below it."""
+    from rich.markup import escape
+
+    for item in [command, *command.params]:
+        for attribute in ("help", "short_help", "epilog"):
+            if isinstance(getattr(item, attribute, None), str):
+                setattr(item, attribute, escape(getattr(item, attribute)))
+    for sub in getattr(command, "commands", {}).values():
+        _help_as_written(sub)
+
+
 #: The base of click's usage errors, in the click typer runs on (recent typers carry their own copy).
 UsageError = next(base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException")
 
@@ -118,7 +131,9 @@ def main() -> None:
     scratch.sweep()    # what runs killed with SIGKILL left in TMPDIR
     with signals:
         try:
-            code = app(standalone_mode=False)
+            command = typer.main.get_command(app)
+            _help_as_written(command)
+            code = command(standalone_mode=False)
         except UsageError as exc:   # click's message, but exit 1, not click's 2
             exc.show()
             code = 1

@@ -40,7 +40,8 @@ def duration(text: str) -> float:
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", envvar="RECON_CONFIG",
                                          help="The desired-state file.", show_default=True)]
 TargetOpt = Annotated[Optional[list[str]], typer.Option(
-    "--target", "-t", help="Limit to this address (KIND.NAME) and what it depends on; repeatable.")]
+    "--target", "-t", metavar="ADDRESS",
+    help="Limit to this address (KIND.NAME) and what it depends on; repeatable.")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print cloud calls and seconds per phase (stderr).")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 LockTimeoutOpt = Annotated[Optional[float], typer.Option(
