@@ -55,10 +55,9 @@ def render_drift_markdown(report: DriftReport, *, limit: int = LIMIT) -> str:
         items = getattr(report, key)
         if not items:
             continue
-        blocks.append(f"#### {title[0].upper()}{title[1:]} ({len(items)})\n\n")
+        blocks.append(f"\n#### {title[0].upper()}{title[1:]} ({len(items)})\n\n")
         if key in ("unmanaged", "unowned"):
             blocks += [f"- `{html.escape(str(address))}` (`{html.escape(cloud_id)}`)\n" for address, cloud_id in items]
-            blocks.append("\n")
         else:
             blocks += [_details(change) for change in items]
     return _within("\n".join(head) + "\n", blocks, limit, "parts of the report", "recon drift")
