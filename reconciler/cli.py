@@ -133,7 +133,7 @@ def main() -> None:
         try:
             command = typer.main.get_command(app)
             _help_as_written(command)
-            code = command(standalone_mode=False)
+            code = command(standalone_mode=False, prog_name="recon")   # as installed, under python -m too
         except UsageError as exc:   # click's message, but exit 1, not click's 2
             exc.show()
             code = 1
