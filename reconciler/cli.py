@@ -1,21 +1,18 @@
 """The ``recon`` command line: the app, assembled from one module per command (``reconciler.commands``)
-and the commands kinds contribute (``Kind.commands``), and its entry point. No logic here."""
+and the commands kinds contribute (``Kind.commands``), the options before any command
+(``commands.app_options``), and its entry point. No logic here."""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from pathlib import Path
-from typing import Annotated, Optional
 
 import typer
 from typer.core import TyperGroup, TyperOption
 
-from . import __version__, scratch
-from .cloud import calllog
-from .commands import (apply, demo, drift, fmt, force_unlock, import_, output, plan, sandbox, schema, show, state,
-                       validate, version)
+from . import scratch
+from .commands import (app_options, apply, demo, drift, fmt, force_unlock, import_, output, plan, sandbox, schema,
+                       show, state, validate, version)
 from .commands.common import signals, term
 from .errors import ReconError
 from .interrupts import Interrupted, exit_now
@@ -78,32 +75,7 @@ app = typer.Typer(
 )
 
 
-def _print_version(wanted: bool) -> None:
-    if wanted:
-        term.line(f"recon {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _options(
-    version_: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
-                                           help="Print recon's version and exit.")] = False,
-    debug: Annotated[bool, typer.Option(
-        "--debug", help="Log every cloud call (service, action, attempt, HTTP status, seconds; no bodies, no "
-                        "secrets) to stderr, or to --log-file. RECON_LOG=debug does the same.")] = False,
-    log_file: Annotated[Optional[Path], typer.Option(
-        "--log-file", envvar="RECON_LOG_FILE", metavar="FILE",
-        help="Write the debug log to FILE (appended to) instead of stderr.")] = None,
-) -> None:
-    """Options for every command; they go before it (recon --debug plan)."""
-    if debug or os.environ.get("RECON_LOG", "").strip().lower() == "debug":
-        try:
-            calllog.enable(log_file)
-        except OSError as exc:
-            term.error(f"{log_file}: cannot write the debug log: {exc.strerror or exc}")
-            raise typer.Exit(1)
-
-
+app.callback()(app_options.options)
 # Help lists commands in this order (then the groups: state, then the kinds' ones).
 app.command()(validate.validate)
 app.command()(plan.plan)

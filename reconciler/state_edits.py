@@ -44,8 +44,7 @@ class Found:
     def outputs(self) -> dict[str, Any]:
         """The kind's outputs, from what state recorded; for an instance, its element of each list."""
         kind = KINDS.get(self.address.kind)
-        names = kind.outputs if kind is not None else {}
-        values = {name: kind.output(self.address.name, self.entry.attrs, name) for name in names} if kind else {}
+        values = {name: kind.output(self.address.name, self.entry.attrs, name) for name in kind.outputs} if kind else {}
         if self.index is None:
             return values
         return {name: value[self.index] for name, value in values.items()
