@@ -15,6 +15,7 @@ DescribeImages (owner self), DescribeLoadBalancers and a DescribeTags per 20 bal
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -45,21 +46,40 @@ def pattern_problem(pattern: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Listed:
+    """One resource of the account: what its address names it by, its id, its tags, the other names it is
+    known by (an image's name), and the images it uses (an image's kernel and ramdisk)."""
+
+    name: str
+    cloud_id: str
+    tags: dict[str, str]
+    aliases: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+
+
 def find(cloud: Cloud, stack: Stack, state: State) -> list[tuple[Address, str]]:
     """The unmanaged resources: (KIND.CLOUD_NAME, cloud id)."""
     balancers, source_groups = _load_balancers(cloud)
     live = {"keypairs": _key_pairs(cloud), "security_groups": _groups(cloud), "load_balancers": balancers,
             "images": _images(cloud)}
     known = _known(stack, state)
+    # the kernel and ramdisk of a known image are known
+    known |= {("images", used) for item in live["images"] if _is_known(item, "images", known) for used in item.uses}
     found = []
     for kind in LISTED:
-        for name, (cloud_id, tags) in sorted(live[kind].items()):
-            if STACK_TAG in tags or (kind, name) in known or (kind, cloud_id) in known:
+        for item in sorted(live[kind], key=lambda item: item.name):
+            if STACK_TAG in item.tags or _is_known(item, kind, known):
                 continue
-            if kind == "security_groups" and (name in source_groups or any(fnmatchcase(name, p) for p in CLOUD_GROUPS)):
+            if kind == "security_groups" and (item.name in source_groups or
+                                              any(fnmatchcase(item.name, p) for p in CLOUD_GROUPS)):
                 continue
-            found.append((Address(kind, name), cloud_id))
+            found.append((Address(kind, item.name), item.cloud_id))
     return found
+
+
+def _is_known(item: Listed, kind: str, known: set[tuple[str, str]]) -> bool:
+    return any((kind, name) in known for name in (item.name, item.cloud_id, *item.aliases))
 
 
 def _known(stack: Stack, state: State) -> set[tuple[str, str]]:
@@ -93,33 +113,32 @@ def _tags(items: list[dict[str, Any]] | None) -> dict[str, str]:
     return {tag.get("Key", ""): tag.get("Value", "") for tag in items or []}
 
 
-Listing = dict[str, tuple[str, dict[str, str]]]   # cloud name -> (cloud id, tags)
-
-
-def _key_pairs(cloud: Cloud) -> Listing:
+def _key_pairs(cloud: Cloud) -> list[Listed]:
     reply = cloud.call("ec2", "describe_key_pairs", where="--all-unmanaged")
-    return {kp["KeyName"]: (kp["KeyName"], _tags(kp.get("Tags"))) for kp in reply.get("KeyPairs", [])}
+    return [Listed(kp["KeyName"], kp["KeyName"], _tags(kp.get("Tags"))) for kp in reply.get("KeyPairs", [])]
 
 
-def _groups(cloud: Cloud) -> Listing:
+def _groups(cloud: Cloud) -> list[Listed]:
     groups = cloud.paginate("ec2", "describe_security_groups", "SecurityGroups", where="--all-unmanaged")
-    return {g["GroupName"]: (g["GroupId"], _tags(g.get("Tags"))) for g in groups}
+    return [Listed(g["GroupName"], g["GroupId"], _tags(g.get("Tags"))) for g in groups]
 
 
-def _images(cloud: Cloud) -> Listing:
+def _images(cloud: Cloud) -> list[Listed]:
     images = cloud.paginate("ec2", "describe_images", "Images", where="--all-unmanaged", Owners=["self"])
-    return {i["ImageId"]: (i["ImageId"], _tags(i.get("Tags"))) for i in images}
+    return [Listed(i["ImageId"], i["ImageId"], _tags(i.get("Tags")), tuple(filter(None, [i.get("Name")])),
+                   tuple(filter(None, [i.get("KernelId"), i.get("RamdiskId")]))) for i in images]
 
 
-def _load_balancers(cloud: Cloud) -> tuple[Listing, set[str]]:
+def _load_balancers(cloud: Cloud) -> tuple[list[Listed], set[str]]:
     """The balancers, and the source groups the cloud made for them."""
     found = cloud.paginate("elb", "describe_load_balancers", "LoadBalancerDescriptions", where="--all-unmanaged")
-    out: Listing = {lb["LoadBalancerName"]: (lb["LoadBalancerName"], {}) for lb in found}
-    names = sorted(out)
+    tags: dict[str, dict[str, str]] = {lb["LoadBalancerName"]: {} for lb in found}
+    names = sorted(tags)
     for start in range(0, len(names), TAGS_BATCH):
         reply = cloud.call("elb", "describe_tags", where="--all-unmanaged",
                            LoadBalancerNames=names[start:start + TAGS_BATCH])
         for item in reply.get("TagDescriptions", []):
-            if item.get("LoadBalancerName") in out:
-                out[item["LoadBalancerName"]][1].update(_tags(item.get("Tags")))
-    return out, {group for lb in found if (group := (lb.get("SourceSecurityGroup") or {}).get("GroupName"))}
+            if item.get("LoadBalancerName") in tags:
+                tags[item["LoadBalancerName"]].update(_tags(item.get("Tags")))
+    return ([Listed(name, name, tags[name]) for name in names],
+            {group for lb in found if (group := (lb.get("SourceSecurityGroup") or {}).get("GroupName"))})

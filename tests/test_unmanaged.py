@@ -85,3 +85,13 @@ def test_all_unmanaged_and_markdown(sandbox, tmp_path: Path) -> None:
         in markdown.out
     assert f"- `security_groups.stray` (`{stray}`)" in markdown.out
     assert "- `load_balancers.handmade` (`handmade`)" in markdown.out
+
+    # An image the file names (not yet applied) is known, and so are its kernel and ramdisk.
+    rootfs = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["ubuntu-raring-docker-rootfs"]}])[
+        "Images"][0]
+    (work / "recon.toml").write_text(STACK + '\n[images.rootfs]\nname = "ubuntu-raring-docker-rootfs"\n')
+    pending = recon(env, "drift", "--all-unmanaged", "-f", "json", cwd=work)
+    uses = {rootfs["ImageId"], rootfs.get("KernelId"), rootfs.get("RamdiskId")} - {None}
+    assert len(uses) == 3
+    assert [a for a, _ in unmanaged(pending) if a.startswith("images.")] == \
+        [f"images.{i}" for i in images if i not in uses]
