@@ -22,6 +22,7 @@ from typing import Any
 from .addresses import REF_RE, Address
 from .config import Stack
 from .errors import StateError
+from .redact import SENSITIVE, digest_keys
 from .resources import KINDS
 from .schema import nearest
 from .state.model import Entry, State
@@ -42,9 +43,14 @@ class Found:
         return f"{self.address}[{self.index}]" if self.index is not None else str(self.address)
 
     def outputs(self) -> dict[str, Any]:
-        """The kind's outputs, from what state recorded; for an instance, its element of each list."""
-        kind = KINDS.get(self.address.kind)
-        values = {name: kind.output(self.address.name, self.entry.attrs, name) for name in kind.outputs} if kind else {}
+        """The kind's outputs, from what state recorded (those the kind calls sensitive, and those state keeps
+        only as a secret's digest, as ``(sensitive)``); for an instance, its element of each list."""
+        kind, name, attrs = KINDS.get(self.address.kind), self.address.name, self.entry.attrs
+        if kind is None:
+            return {}
+        values = {output: kind.output(name, attrs, output) for output in kind.outputs}
+        hidden = kind.sensitive_paths(name, attrs, None) | digest_keys(attrs) | digest_keys(values)
+        values = {output: SENSITIVE if output in hidden else value for output, value in values.items()}
         if self.index is None:
             return values
         return {name: value[self.index] for name, value in values.items()

@@ -196,6 +196,7 @@ def test_no_command_shows_a_secret(scan: Scan) -> None:
     for fmt in ("text", "json"):
         run("output", "-c", STACK, "-f", fmt)
     run("output", "docker_hosts.web.private_ips", "-c", STACK)
+    assert run("output", f"properties.{HIDDEN}.value", "-c", STACK).out == "(sensitive)\n"   # state keeps its digest
     for fmt in ("text", "installer", "json"):
         run("images", "-c", STACK, "-f", fmt)
 
