@@ -1,5 +1,6 @@
 """The ``recon`` command line: the app, assembled from one module per command (``reconciler.commands``)
-and the commands kinds contribute (``Kind.commands``), and its entry point. No logic here."""
+and the commands kinds contribute (``Kind.commands``), the options before any command
+(``commands.app_options``), and its entry point. No logic here."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import typer
 from typer.core import TyperGroup, TyperOption
 
 from . import scratch
-from .commands import (apply, demo, destroy, drift, fmt, force_unlock, import_, init, plan, sandbox, schema, show,
-                       state, validate, version)
+from .commands import (app_options, apply, demo, destroy, drift, fmt, force_unlock, import_, init, output, plan,
+                       sandbox, schema, show, state, validate, version)
 from .commands.common import signals, term
 from .errors import ReconError
 from .interrupts import Interrupted, exit_now
@@ -45,6 +46,19 @@ def _flags_take_no_value() -> None:
 _flags_take_no_value()
 
 
+def _help_as_written(command) -> None:
+    """typer reads help texts as Rich markup, where a "[default: recon.toml]" or "[drift]" vanishes: recon's
+    help texts are plain text, so escape what would be read as markup, in ``command`` and all below it."""
+    from rich.markup import escape
+
+    for item in [command, *command.params]:
+        for attribute in ("help", "short_help", "epilog"):
+            if isinstance(getattr(item, attribute, None), str):
+                setattr(item, attribute, escape(getattr(item, attribute)))
+    for sub in getattr(command, "commands", {}).values():
+        _help_as_written(sub)
+
+
 #: The base of click's usage errors, in the click typer runs on (recent typers carry their own copy).
 UsageError = next(base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException")
 
@@ -57,9 +71,11 @@ app = typer.Typer(
     help="Keep a Eucalyptus (or AWS-compatible) cloud in the state a TOML file describes.",
     epilog=EXIT_CODES,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+app.callback()(app_options.options)
 # Help lists commands in this order (then the groups: state, then the kinds' ones).
 app.command()(init.init)
 app.command()(validate.validate)
@@ -68,6 +84,7 @@ app.command()(apply.apply)
 app.command()(destroy.destroy)
 app.command()(drift.drift)
 app.command()(show.show)
+app.command()(output.output)
 app.add_typer(state.app, name="state")
 app.command("force-unlock")(force_unlock.force_unlock)
 app.command()(sandbox.sandbox)
@@ -88,7 +105,9 @@ def main() -> None:
     scratch.sweep()    # what runs killed with SIGKILL left in TMPDIR
     with signals:
         try:
-            code = app(standalone_mode=False)
+            command = typer.main.get_command(app)
+            _help_as_written(command)
+            code = command(standalone_mode=False, prog_name="recon")   # as installed, under python -m too
         except UsageError as exc:   # click's message, but exit 1, not click's 2
             exc.show()
             code = 1

@@ -28,6 +28,7 @@ from .resources.abilities import split_table
 from .resources.base import LoadContext
 from .schema import Field, Problems, check_table, nearest, python_type_name
 from .toml_lines import line_finder, path_parts, quote_key
+from .unowned import pattern_problem
 
 MAX_FILE_BYTES = 4 << 20
 MAX_DEPTH = 32            # arrays and tables inside one another; real files use < 8
@@ -54,6 +55,9 @@ STATE_FIELDS = {
 DRIFT_FIELDS = {
     "ignore": Field("list", 'What `recon drift` does not report: addresses or "ADDRESS.attribute.path", '
                     "with * and ? wildcards.", items=Field("string", references=False), references=False),
+    "ignore_unmanaged": Field("list", "What `recon drift` does not report as unmanaged (with --all-unmanaged, "
+                              'the account\'s too): "KIND.NAME" with * and ? wildcards ("keypairs.admin*").',
+                              items=Field("string", references=False, check=pattern_problem), references=False),
 }
 TOP_LEVEL = {"stack": STACK_FIELDS, "cloud": CLOUD_FIELDS, "state": STATE_FIELDS, "drift": DRIFT_FIELDS}
 
@@ -110,6 +114,8 @@ class Stack:
     companions: dict[str, str] = field(default_factory=dict)
     #: ``[drift] ignore`` patterns.
     drift_ignore: tuple[str, ...] = ()
+    #: ``[drift] ignore_unmanaged`` patterns.
+    drift_ignore_unmanaged: tuple[str, ...] = ()
     #: Per-kind settings that are not resources (e.g. ``[properties] reset = […]``).
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The environment of the file this stack is (``[env.NAME]``), and the values of its vars.
@@ -252,6 +258,7 @@ def build(document: Mapping[str, Any], text: str, path: Path, choice: EnvChoice 
                  state=dict(document.get("state", {})), resources=resources, digest=digest,
                  companions=dict(ctx.companions),
                  drift_ignore=tuple(document.get("drift", {}).get("ignore", ())),
+                 drift_ignore_unmanaged=tuple(document.get("drift", {}).get("ignore_unmanaged", ())),
                  settings=kind_settings, env=env, vars=resolved.vars)
 
 

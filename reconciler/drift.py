@@ -2,11 +2,14 @@
 
 - changed: managed resources whose attributes moved outside recon;
 - missing: in state, gone from the cloud;
-- unmanaged: carrying this stack's tags, in neither the file nor the state;
+- unmanaged: carrying this stack's tags, in neither the file nor the state; with ``--all-unmanaged``
+  also the account's key pairs, groups, load balancers and images that no stack's tags claim
+  (``unowned``, see ``reconciler/unowned.py``);
 - pending: the file asks for something never applied (an edit not yet rolled out).
 
 ``[drift] ignore`` takes addresses or ``ADDRESS.attribute.path`` patterns with shell
-wildcards (``load_balancers.*.instances``, ``properties.cloud.*``).
+wildcards (``load_balancers.*.instances``, ``properties.cloud.*``); ``[drift] ignore_unmanaged``
+takes ``KIND.NAME`` patterns that only unmanaged resources are matched against.
 """
 
 from __future__ import annotations
@@ -26,22 +29,27 @@ class DriftReport:
     missing: list[Change] = field(default_factory=list)
     pending: list[Change] = field(default_factory=list)
     unmanaged: list[tuple[Address, str]] = field(default_factory=list)  # address, cloud id
+    #: Unmanaged and not tagged by recon (--all-unmanaged): address, cloud id.
+    unowned: list[tuple[Address, str]] = field(default_factory=list)
     ignored: int = 0
 
     @property
     def in_sync(self) -> bool:
-        return not (self.changed or self.missing or self.pending or self.unmanaged)
+        return not (self.changed or self.missing or self.pending or self.unmanaged or self.unowned)
 
     def counts(self) -> dict[str, int]:
         return {"changed": len(self.changed), "missing": len(self.missing),
-                "unmanaged": len(self.unmanaged), "pending": len(self.pending), "ignored": self.ignored}
+                "unmanaged": len(self.unmanaged) + len(self.unowned), "pending": len(self.pending),
+                "ignored": self.ignored}
 
 
 def _matches(patterns: Sequence[str], text: str) -> bool:
     return any(fnmatchcase(text, pattern) for pattern in patterns)
 
 
-def report(plan: Plan, ignore: Sequence[str] = ()) -> DriftReport:
+def report(plan: Plan, ignore: Sequence[str] = (), *, unowned: Sequence[tuple[Address, str]] = (),
+           ignore_unmanaged: Sequence[str] = ()) -> DriftReport:
+    """The plan's drift, and ``unowned`` resources, less what the patterns ignore."""
     out = DriftReport(plan.stack)
     for change in sorted(plan.actionable, key=lambda c: c.key):
         address = str(change.address)
@@ -56,9 +64,10 @@ def report(plan: Plan, ignore: Sequence[str] = ()) -> DriftReport:
             change = replace(change, changed_paths=kept,
                              replace_paths=[p for p in change.replace_paths if p in kept])
         {"changed": out.changed, "missing": out.missing}.get(change.drift or "", out.pending).append(change)
-    for address, cloud_id in plan.unmanaged:
-        if _matches(ignore, str(address)):
-            out.ignored += 1
-        else:
-            out.unmanaged.append((address, cloud_id))
+    for found, into in ((plan.unmanaged, out.unmanaged), (unowned, out.unowned)):
+        for address, cloud_id in found:
+            if _matches([*ignore, *ignore_unmanaged], str(address)):
+                out.ignored += 1
+            else:
+                into.append((address, cloud_id))
     return out

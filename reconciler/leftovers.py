@@ -128,12 +128,14 @@ def left_by_interrupted(address: Address, partial: dict[str, Any], stack: Stack,
 
 
 def unmanaged(stack: Stack, live: Live, state: State) -> list[tuple[Address, str]]:
-    """Live resources tagged with this stack whose address is in neither the file nor the state."""
+    """Live resources tagged with this stack whose address is in neither the file nor the state. One
+    that state holds by its id is managed, whatever address its tag names (``recon state mv`` moved it)."""
     found = []
+    in_state = {(address.kind, entry.id) for address, entry in state.resources.items()}
     for kind_name, items in live.items():
         for cloud_id, attrs in items.items():
             owner = attrs.get(OWNER)
-            if not owner or owner.get("stack") != stack.name:
+            if not owner or owner.get("stack") != stack.name or (kind_name, cloud_id) in in_state:
                 continue
             try:
                 address = Address.parse(owner["address"].split("[", 1)[0])

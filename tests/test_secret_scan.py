@@ -183,12 +183,20 @@ def test_no_command_shows_a_secret(scan: Scan) -> None:
     run("drift", "-c", STACK, "--stats", expect=2)
     run("drift", "-c", STACK, "-f", "json", "--stats", expect=2)
     run("plan", "-c", STACK, "--out", "reviewed.plan", "--stats")
-    run("apply", "reviewed.plan", "--stats")                       # apply FILE
+    for fmt in ("text", "json", "markdown"):
+        run("show", "reviewed.plan", "-f", fmt)
+    run("--debug", "apply", "reviewed.plan", "--stats")            # apply FILE, every call logged
     run("plan", "-c", STACK, "--detailed-exitcode", "--stats")
     for fmt in ("text", "json"):
         run("drift", "-c", STACK, "-f", fmt, "--stats")
         run("show", "-c", STACK, "-f", fmt)
     run("state", "list", "-c", STACK)
+    run("state", "show", f"properties.{HIDDEN}", "-c", STACK)
+    run("state", "show", "docker_hosts.web[1]", "-c", STACK, "-f", "json")
+    for fmt in ("text", "json"):
+        run("output", "-c", STACK, "-f", fmt)
+    run("output", "docker_hosts.web.private_ips", "-c", STACK)
+    assert run("output", f"properties.{HIDDEN}.value", "-c", STACK).out == "(sensitive)\n"   # state keeps its digest
     for fmt in ("text", "installer", "json"):
         run("images", "-c", STACK, "-f", fmt)
 
@@ -200,7 +208,8 @@ def test_no_command_shows_a_secret(scan: Scan) -> None:
     assert "(sensitive)" in plan.out  # the hidden value is masked, not left out unnoticed
     run("drift", "-c", STACK, "-f", "json", "--stats", expect=2)
     run("apply", "reviewed.plan", expect=1)                        # a stale saved plan is refused
-    run("apply", "-c", STACK, "--auto-approve", "--stats")
+    run("apply", "-c", STACK, "--auto-approve", "--stats", env={"RECON_LOG": "debug", "RECON_LOG_FILE": "debug.log"})
+    assert "ec2.RunInstances attempt 1: HTTP 200" in (work / "debug.log").read_text()   # scanned with the work folder
     # The secrets did reach the cloud: the hosts' user data, a bundle signed with the private key.
     ec2 = client(scan.cloud_env, "ec2")
     hosts = ec2.describe_instances(Filters=[{"Name": "tag:recon:address", "Values": ["docker_hosts.web[0]"]},
@@ -229,6 +238,9 @@ def test_no_command_shows_a_secret(scan: Scan) -> None:
     run("import", "properties.hidden", HIDDEN, "-c", STACK, expect=1)   # a hidden value cannot be read back
     run("plan", "-c", STACK, "--detailed-exitcode", "--stats")
     run("force-unlock", "no-such-lock", "-c", STACK, expect=1)
+    run("drift", "-c", STACK, "--all-unmanaged", "-f", "markdown", expect=(0, 2))
+    run("state", "mv", "security_groups.web", "security_groups.www", "-c", STACK)
+    run("state", "rm", "keypairs.by-hand", f"properties.{HIDDEN}", "-c", STACK)
 
     # One host replaced on request, then everything destroyed; a starter written beside.
     for fmt in ("text", "json", "markdown"):
@@ -364,7 +376,7 @@ def test_a_cloud_that_echoes_the_request_shows_no_secret(scan: Scan, sandbox) ->
     for call in ("compute.CreateSecurityGroup", "compute.RunInstances"):
         proxy = FaultProxy(sandbox.url, echo={call})
         try:
-            failed = scan.run("apply", "-c", STACK, "--auto-approve", expect=1, env=proxy.env(sandbox.env))
+            failed = scan.run("--debug", "apply", "-c", STACK, "--auto-approve", expect=1, env=proxy.env(sandbox.env))
         finally:
             proxy.close()
         assert call.split(".")[1] in failed.err and "(sensitive)" in failed.err   # the echo, redacted

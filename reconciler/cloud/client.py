@@ -26,6 +26,7 @@ from reconciler.deadline import Deadline, run_attempt
 from reconciler.errors import CloudError, ConfigError
 from reconciler.replies import NotTheProtocol, check_reply
 
+from . import calllog
 from .credentials import make_session, refused
 from .failures import FailedCall, client_error, cloud_error, error_code, host_of
 from .hints import AUTH_CODES
@@ -346,8 +347,15 @@ class _Attempts:
         if self.fence is not None:  # every attempt: a retry may come long after the first one
             self.fence(self.name)
         self.count += 1
-        return run_attempt(self.send, self.deadline.for_attempt(self.started),
-                           notice_after=self.deadline.notice_after, still_waiting=self.still_waiting)
+        sent = time.monotonic()
+        try:
+            reply = run_attempt(self.send, self.deadline.for_attempt(self.started),
+                                notice_after=self.deadline.notice_after, still_waiting=self.still_waiting)
+        except BaseException as exc:
+            calllog.attempt(self.name, self.count, self.url, time.monotonic() - sent, error=exc)
+            raise
+        calllog.attempt(self.name, self.count, self.url, time.monotonic() - sent, reply=reply)
+        return reply
 
     def still_waiting(self, waited: float) -> None:
         again = f", attempt {self.count}" if self.count > 1 else ""

@@ -47,10 +47,11 @@ VarOpt = Annotated[Optional[list[str]], typer.Option(
     "--var", metavar="NAME=VALUE",
     help="Set ${var.NAME}; repeatable. Wins over RECON_VAR_NAME, then the env's vars, then the file's vars.")]
 TargetOpt = Annotated[Optional[list[str]], typer.Option(
-    "--target", "-t", help="Limit to this address (KIND.NAME) and what it depends on; repeatable.")]
+    "--target", "-t", metavar="ADDRESS",
+    help="Limit to this address (KIND.NAME) and what it depends on; repeatable.")]
 ReplaceOpt = Annotated[Optional[list[str]], typer.Option(
-    "--replace", metavar="ADDR", help="Replace this resource although nothing about it changed, or one part of "
-                                      "it (docker_hosts.NAME[1]: the host at index 1); repeatable.")]
+    "--replace", metavar="ADDRESS", help="Replace this resource although nothing about it changed, or one part "
+                                         "of it (docker_hosts.NAME[1]: the host at index 1); repeatable.")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print cloud calls and seconds per phase (stderr).")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 LockTimeoutOpt = Annotated[Optional[float], typer.Option(

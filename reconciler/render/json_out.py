@@ -54,7 +54,8 @@ def drift_document(report: DriftReport) -> dict[str, Any]:
         "in_sync": report.in_sync,
         "changed": [change_json(c) for c in report.changed],
         "missing": [change_json(c) for c in report.missing],
-        "unmanaged": [{"address": str(a), "kind": a.kind, "name": a.name, "id": i} for a, i in report.unmanaged],
+        "unmanaged": [{"address": str(a), "kind": a.kind, "name": a.name, "id": i, "tagged": tagged}
+                      for tagged, found in ((True, report.unmanaged), (False, report.unowned)) for a, i in found],
         "pending": [change_json(c) for c in report.pending],
         "summary": report.counts(),
     }

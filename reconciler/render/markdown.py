@@ -1,16 +1,19 @@
 """A pull-request comment: counts and a destroy warning first, each change in a
-collapsible ``<details>``, sensitive values masked, under GitHub's comment limit."""
+collapsible ``<details>``, sensitive values masked, under GitHub's comment limit. A drift report
+the same way, for an issue a bot opens (``recon drift --format markdown``)."""
 
 from __future__ import annotations
 
 import html
 import re
 
+from ..drift import DriftReport
 from ..plan import Action, Change, Plan
-from .text import Style, change_block, summary_line
+from .text import DRIFT_GROUPS, Style, change_block, summary_line
 
 LIMIT = 60_000
 MARKER = "<!-- recon plan -->"  # lets a CI job find and update its own comment
+DRIFT_MARKER = "<!-- recon drift -->"
 
 
 def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
@@ -33,16 +36,44 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
         head += ["", f"> [!NOTE]\n> {html.escape(warning)}"]
     head.append("")
 
-    style = Style(color=False)
-    blocks = []
-    for change in sorted(plan.actionable, key=lambda c: c.key):
-        body = "\n".join([*(_diff_line(line) for line in change_block(change, style, notes=False)[1:]),
-                          *(_note_line(note) for note in change.notes)])
-        action = change.shown_action
-        blocks.append(f"<details><summary><code>{action.symbol}</code> <code>{html.escape(change.label)}"
-                      f"</code> {html.escape(action.verb)}</summary>\n\n```diff\n{body}\n```\n</details>\n")
+    blocks = [_details(change) for change in sorted(plan.actionable, key=lambda c: c.key)]
+    return _within("\n".join(head) + "\n", blocks, limit, "changes", "recon plan")
 
-    out = "\n".join(head) + "\n"
+
+def render_drift_markdown(report: DriftReport, *, limit: int = LIMIT) -> str:
+    """The drift report as an issue's body: counts, then each group, a changed resource's diff collapsed."""
+    ignored = f" ({report.ignored} ignored by [drift] ignore)" if report.ignored else ""
+    head = [DRIFT_MARKER, f"### recon drift for stack `{report.stack}`", ""]
+    if report.in_sync:
+        head.append(f"**No drift.** The cloud matches the file{ignored}.")
+        return "\n".join(head) + "\n"
+    counts = ", ".join(f"{n} {key}" for key, n in report.counts().items() if key != "ignored")
+    head += [f"**Drift: {counts}{ignored}.** Values are shown as cloud -> file; `recon apply` repairs "
+             "(unmanaged resources: import or delete them).", ""]
+    blocks = []
+    for key, title in DRIFT_GROUPS:
+        items = getattr(report, key)
+        if not items:
+            continue
+        blocks.append(f"\n#### {title[0].upper()}{title[1:]} ({len(items)})\n\n")
+        if key in ("unmanaged", "unowned"):
+            blocks += [f"- `{html.escape(str(address))}` (`{html.escape(cloud_id)}`)\n" for address, cloud_id in items]
+        else:
+            blocks += [_details(change) for change in items]
+    return _within("\n".join(head) + "\n", blocks, limit, "parts of the report", "recon drift")
+
+
+def _details(change: Change) -> str:
+    """One change, collapsed: its action and address, its attribute diff and notes inside."""
+    body = "\n".join([*(_diff_line(line) for line in change_block(change, Style(color=False), notes=False)[1:]),
+                      *(_note_line(note) for note in change.notes)])
+    action = change.shown_action
+    return (f"<details><summary><code>{action.symbol}</code> <code>{html.escape(change.label)}"
+            f"</code> {html.escape(action.verb)}</summary>\n\n```diff\n{body}\n```\n</details>\n")
+
+
+def _within(out: str, blocks: list[str], limit: int, what: str, command: str) -> str:
+    """``out`` and as many of ``blocks`` as fit under ``limit`` characters, saying how many did not."""
     shown = 0
     for block in blocks:
         note_room = 200
@@ -51,8 +82,8 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
         out += block
         shown += 1
     if shown < len(blocks):
-        out += (f"\n_{len(blocks) - shown} of {len(blocks)} changes are not shown to keep this comment under "
-                f"{limit:,} characters; run `recon plan` for all of them._\n")
+        out += (f"\n_{len(blocks) - shown} of {len(blocks)} {what} are not shown to keep this comment under "
+                f"{limit:,} characters; run `{command}` for all of them._\n")
     return out
 
 

@@ -118,6 +118,7 @@ def _forget_note(plan: Plan) -> str:
 
 DRIFT_GROUPS = (("changed", "changed outside recon"), ("missing", "gone from the cloud"),
                 ("unmanaged", "tagged for this stack but in neither the file nor the state"),
+                ("unowned", "in the account, in neither the file nor the state, not tagged by recon"),
                 ("pending", "in the file, not yet applied"))
 
 
@@ -134,7 +135,7 @@ def render_drift(report: DriftReport, *, color: bool = False) -> str:
             continue
         lines.append(f"{title[0].upper()}{title[1:]} ({len(items)}):")
         for item in items:
-            if key == "unmanaged":
+            if key in ("unmanaged", "unowned"):
                 address, cloud_id = item
                 lines.append(f"  ? {address} ({cloud_id})")
             else:

@@ -98,7 +98,10 @@ class Properties(Kind, TableSettings, NamesOthers, Preexisting, Importable):
         return {"value": value_digest(name, desired["value"])}, {"value": written if written and written.startswith(DIGEST_PREFIX) else HIDDEN}
 
     def sensitive_paths(self, name, desired, live):
-        return frozenset({"value"}) if (live or {}).get("value") == HIDDEN else frozenset()
+        """A hidden property's value: the cloud shows it hidden, or recon kept only its digest."""
+        kept = str((desired or {}).get("value", ""))
+        return frozenset({"value"}) if (live or {}).get("value") == HIDDEN or kept.startswith(DIGEST_PREFIX) \
+            else frozenset()
 
     def creatable(self, name, attrs) -> bool:
         return False

@@ -1,0 +1,53 @@
+"""The command line itself: `recon --version` without loading the cloud libraries, shell completion, and
+help texts shown as written (no `<bool>` on switches, no text lost to markup, defaults shown)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from e2e import cli_env, recon
+from test_secret_scan import listed_commands
+
+from reconciler import __version__
+
+
+def test_version_is_quick_to_answer(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "reconciler", "--version"], cwd=tmp_path,
+                         env=cli_env({}), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout == f"recon {__version__}\n"
+    imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "reconciler" in imported   # the import log is there, and holds none of these
+    assert not imported & {"boto3", "botocore", "typer", "click", "tomlkit", "cryptography", "reconciler.cli"}
+    assert recon({}, "version", cwd=tmp_path).out == f"recon {__version__}\n"
+    assert recon({}, "--debug", "--version", cwd=tmp_path).out == f"recon {__version__}\n"
+
+
+def test_shell_completion(tmp_path: Path) -> None:
+    # typer detects the shell from recon's parent process: a bash that stays to run a second command
+    shown = subprocess.run(["bash", "-c", f"{sys.executable} -m reconciler --show-completion; true"], cwd=tmp_path,
+                           env=cli_env({}), capture_output=True, text=True, timeout=120)
+    assert "_RECON_COMPLETE=complete_bash" in shown.stdout and "complete -o default -F _recon_completion recon" \
+        in shown.stdout, shown.stdout + shown.stderr
+    for words, expected in (("recon sta", ["state"]), ("recon state ", ["list", "show", "rm", "mv"]),
+                            ("recon drift --all", ["--all-unmanaged"])):
+        completed = recon({"_RECON_COMPLETE": "complete_bash", "COMP_WORDS": words,
+                           "COMP_CWORD": str(len(words.split(" ")) - 1)}, cwd=tmp_path)
+        assert completed.out.split() == expected, (words, completed.both)
+
+
+def test_every_commands_help(tmp_path: Path) -> None:
+    for command in sorted(listed_commands()) + [""]:
+        shown = recon({"COLUMNS": "200"}, *command.split(), "--help", cwd=tmp_path)
+        assert shown.code == 0, (command, shown.both)
+        assert "<bool>" not in shown.out, command
+        assert not re.search(r"\w \.|\(\s*\)|\[\s*\]", shown.out), (command, shown.out)   # text lost to markup
+        config = re.search(r"--config .*", shown.out)
+        if config and command != "apply":
+            assert "The desired-state file. [env var: RECON_CONFIG] [default: recon.toml]" in config.group(0), \
+                (command, config.group(0))
+    assert "[default: recon.toml, or the one the saved plan names]" in recon({"COLUMNS": "200"}, "apply", "--help",
+                                                                             cwd=tmp_path).out
+    assert "[drift] ignore_unmanaged" in recon({"COLUMNS": "200"}, "drift", "--help", cwd=tmp_path).out
