@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cloud import calllog
 from ..entry import version_line
 from .common import term
 
@@ -31,6 +30,8 @@ def options(
 ) -> None:
     """Options for every command; they go before it (recon --debug plan)."""
     if debug or os.environ.get("RECON_LOG", "").strip().lower() == "debug":
+        from ..cloud import calllog   # botocore: only when the log is wanted
+
         try:
             calllog.enable(log_file)
         except OSError as exc:
