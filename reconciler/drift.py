@@ -3,7 +3,9 @@
 - changed: managed resources whose attributes moved outside recon;
 - missing: in state, gone from the cloud;
 - unmanaged: carrying this stack's tags, in neither the file nor the state;
-- pending: the file asks for something never applied (an edit not yet rolled out).
+- pending: the file asks for something never applied (an edit not yet rolled out);
+- reported: what differs and recon leaves as it is, saying why (load balancers' workers still on
+  an older image under ``workers = "report"``).
 
 ``[drift] ignore`` takes addresses or ``ADDRESS.attribute.path`` patterns with shell
 wildcards (``load_balancers.*.instances``, ``properties.cloud.*``).
@@ -26,15 +28,17 @@ class DriftReport:
     missing: list[Change] = field(default_factory=list)
     pending: list[Change] = field(default_factory=list)
     unmanaged: list[tuple[Address, str]] = field(default_factory=list)  # address, cloud id
+    reported: list[tuple[Address, str]] = field(default_factory=list)   # address, what differs
     ignored: int = 0
 
     @property
     def in_sync(self) -> bool:
-        return not (self.changed or self.missing or self.pending or self.unmanaged)
+        return not (self.changed or self.missing or self.pending or self.unmanaged or self.reported)
 
     def counts(self) -> dict[str, int]:
         return {"changed": len(self.changed), "missing": len(self.missing),
-                "unmanaged": len(self.unmanaged), "pending": len(self.pending), "ignored": self.ignored}
+                "unmanaged": len(self.unmanaged), "pending": len(self.pending), "reported": len(self.reported),
+                "ignored": self.ignored}
 
 
 def _matches(patterns: Sequence[str], text: str) -> bool:
@@ -56,9 +60,10 @@ def report(plan: Plan, ignore: Sequence[str] = ()) -> DriftReport:
             change = replace(change, changed_paths=kept,
                              replace_paths=[p for p in change.replace_paths if p in kept])
         {"changed": out.changed, "missing": out.missing}.get(change.drift or "", out.pending).append(change)
-    for address, cloud_id in plan.unmanaged:
-        if _matches(ignore, str(address)):
-            out.ignored += 1
-        else:
-            out.unmanaged.append((address, cloud_id))
+    for found, group in ((plan.unmanaged, out.unmanaged), (plan.reported, out.reported)):
+        for address, what in found:
+            if _matches(ignore, str(address)):
+                out.ignored += 1
+            else:
+                group.append((address, what))
     return out

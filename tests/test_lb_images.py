@@ -83,8 +83,8 @@ def test_install_enable_change_retire(sandbox, work: Path) -> None:
     assert re.fullmatch(r"Installed on \d{4}-\d\d-\d\d at \d\d:\d\d:\d\d \S+", v1["Description"])
     listing = recon(env, "images", cwd=work)
     assert listing.code == 0
-    assert re.search(rf"^\*\s+v1\s+{v1['ImageId']}\s+{v1['Description'][13:].replace(' at ', ' ')}\s+"
-                     r"lbimg:lb_images\.v1$", listing.out, re.M)
+    assert re.search(rf"^\*\s+v1\s+{v1['ImageId']}\s+{v1['Description'][13:].replace(' at ', ' ')}\s+0\s+"
+                     r"lbimg:lb_images\.v1$", listing.out, re.M)     # (0 worker VMs: no load balancer)
     assert max(len(line) for line in listing.out.splitlines()) <= 80
     installer = recon(env, "images", "--format", "installer", cwd=work)
     assert installer.out == ("Currently Installed Load Balancer Bundles:\n\nVersion 1 (enabled)\n"
@@ -93,7 +93,7 @@ def test_install_enable_change_retire(sandbox, work: Path) -> None:
     (item,) = json.loads(recon(env, "images", "--format", "json", cwd=work).out)["images"]
     assert item == {"version": 1, "image_id": v1["ImageId"], "name": "eucalyptus-load-balancer-image-v1",
                     "location": v1["ImageLocation"], "description": v1["Description"], "enabled": True,
-                    "digest": digest, "managed_by": "lbimg:lb_images.v1"}
+                    "digest": digest, "managed_by": "lbimg:lb_images.v1", "workers": {}}
 
     # a new block with another timeout, enabled; the old one still in the file
     (work / "recon.toml").write_text(stack(source, {"v1": "5s", "v2": "7s"}, "v2"))

@@ -31,6 +31,8 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
         head += ["", f"> [!WARNING]\n> **{counts['destroy']} to destroy:** {names}{more}"]
     for warning in plan.warnings:
         head += ["", f"> [!NOTE]\n> {html.escape(warning)}"]
+    for address, what in plan.reported:
+        head += ["", f"> [!NOTE]\n> `{address}`: {html.escape(what)}"]
     head.append("")
 
     style = Style(color=False)

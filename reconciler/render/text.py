@@ -83,8 +83,10 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
     lines: list[str] = [cloud_line(plan)] if plan.cloud else []
     for warning in plan.warnings:
         lines.append(style.paint(f"Warning: {warning}", "33"))
+    lines.extend(f"Note: {address}: {what}" for address, what in plan.reported)
     if not plan.has_changes:
-        lines.append("No changes. The cloud matches the file.")
+        lines.append("No changes. The cloud matches the file." if not plan.reported else
+                     "No changes to make; what the notes say differs is left as it is.")
         if plan.forget:
             lines.append(_forget_note(plan))
         if plan.unmanaged:
@@ -117,7 +119,8 @@ def _forget_note(plan: Plan) -> str:
 
 DRIFT_GROUPS = (("changed", "changed outside recon"), ("missing", "gone from the cloud"),
                 ("unmanaged", "tagged for this stack but in neither the file nor the state"),
-                ("pending", "in the file, not yet applied"))
+                ("pending", "in the file, not yet applied"),
+                ("reported", "reported, left as it is by apply"))
 
 
 def render_drift(report: DriftReport, *, color: bool = False) -> str:
@@ -136,6 +139,9 @@ def render_drift(report: DriftReport, *, color: bool = False) -> str:
             if key == "unmanaged":
                 address, cloud_id = item
                 lines.append(f"  ? {address} ({cloud_id})")
+            elif key == "reported":
+                address, what = item
+                lines.append(f"  ! {address}: {what}")
             else:
                 lines.extend(change_block(item, style))
         lines.append("")
