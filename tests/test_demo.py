@@ -21,7 +21,7 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert "Currently Installed Load Balancer Bundles:\n\nVersion 1 (enabled)\n" in run.out
     assert "installs as v2" in run.out and "template against v1 (emi-" in run.out
     # the Docker image built from files, then a new root file system rolled out and the old image retired
-    assert "### 12. A new Docker root file system" in run.out
-    story = run.out.split("### 12.")[1]
+    assert "### 13. A new Docker root file system" in run.out
+    story = run.out.split("### 13.")[1]
     assert "+/- images.docker-rootfs" in story and "- images.docker-rootfs (deposed" in story
     assert "+/- docker_hosts.docker[0]" in story and "images.docker-kernel" not in story.split("Apply complete")[0]

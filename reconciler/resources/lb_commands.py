@@ -84,8 +84,10 @@ def running(ws: Workspace, load_balancer: str) -> list[Running]:
     if not found:
         raise ReconError(f"no load balancer {load_balancer!r} in the cloud", where="image effective")
     security_group = (found[0].get("SourceSecurityGroup") or {}).get("GroupName")
-    group = read_workers(ws.cloud, {load_balancer: security_group}, where).get(load_balancer)
-    if group is None or not group.workers:
+    groups = read_workers(ws.cloud, {load_balancer: (security_group, found[0].get("AvailabilityZones") or [])},
+                          where).get(load_balancer, [])
+    workers = [w for group in groups for w in group.workers]
+    if not workers:
         raise ReconError(f"load balancer {load_balancer} has no worker VMs", where="image effective",
                          hint="Eucalyptus launches them from the loadbalancer_emi property's image")
     installed = {item["image_id"]: item for item in installed_images(ws.cloud, where)}
@@ -93,7 +95,7 @@ def running(ws: Workspace, load_balancer: str) -> list[Running]:
     blocks = {spec.attrs.get("digest"): address for address, spec in stack.resources.items()
               if address.kind == KIND.name}
     out = []
-    for worker in group.workers:
+    for worker in workers:
         image = installed.get(worker.image or "", {})
         out.append(Running(worker, image.get("version"), blocks.get(image.get("digest")) if image.get("digest") else None))
     return out
@@ -208,7 +210,7 @@ def images(
         groups = all_groups(ws.cloud, "images") if format is not ImagesFormat.installer else {}
     except ReconError as exc:
         fail(exc)
-    workers = {lb: list(group.workers) for lb, group in groups.items()}
+    workers = {lb: [w for group in items for w in group.workers] for lb, items in groups.items()}
     if format is ImagesFormat.json:
         term.write(json_out.dumps(listing.document(found, enabled, workers)))
     elif format is ImagesFormat.installer:

@@ -39,7 +39,7 @@ from ..imagebuild.servo import (DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT_RANGE, LISTEN
 from ..addresses import Address, Reference, is_whole_reference
 from ..plan import UNKNOWN, Action, Change, Plan, contains_unknown
 from .lb_images import IMAGE_PREFIX, KIND as LB_IMAGES, PLANNED_VERSION
-from .lb_workers import ATTRS as WORKER_ATTRS, LAUNCH_KEYS, LAUNCH_PROPERTIES, version_label
+from .lb_workers import ATTRS as WORKER_ATTRS, LAUNCH_KEYS, LAUNCH_PROPERTIES, group_launch, version_label
 from .properties import EMI_PROPERTIES
 
 INSTALLS = frozenset({Action.CREATE, Action.REPLACE, Action.CREATE_THEN_DELETE})
@@ -91,8 +91,8 @@ def held_revisions(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]
         workers = [f"{w['id']} of load_balancers.{lb}" for lb, attrs in sorted(balancers.items())
                    for w in attrs.get("workers") or [] if w.get("image") == image and w["id"] not in replaced]
         configs = [] if emi_changes else [
-            f"load_balancers.{lb}'s launch configuration" for lb, attrs in sorted(balancers.items())
-            if ((attrs.get("worker_group") or {}).get("launch") or {}).get("image") == image]
+            f"the launch configuration of {group['name']}" for lb, attrs in sorted(balancers.items())
+            for group in attrs.get("worker_groups") or [] if (group.get("launch") or {}).get("image") == image]
         if workers or configs:
             what = "deposed, " if change.deposed_id else ""
             held[change.key] = (f"{image} is kept ({what}not retired): " +
@@ -116,7 +116,7 @@ def workers_review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]
         if change.kind != "load_balancers" or change.deposed_id or not lb or not lb.get("workers"):
             continue
         desired = change.payload.desired or {}
-        config = ((lb.get("worker_group") or {}).get("launch")) or {}
+        config = group_launch(lb)
         want = {key: desired[attr] if attr in desired else in_force.get(key, config.get(key))
                 for key, attr in WORKER_ATTRS.items()}
         want = {key: value or None if value is not UNKNOWN else UNKNOWN for key, value in want.items()}
@@ -124,9 +124,9 @@ def workers_review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]
         if message is None:
             continue
         if change.replacements:
-            group = lb["worker_group"]
-            note = (f"{message}: replaced one at a time through {group['name']} (at most 1 of "
-                    f"{group['capacity']} out of service), before any revision is retired")
+            groups = lb["worker_groups"]
+            note = (f"{message}: replaced one at a time through {', '.join(g['name'] for g in groups)} (at most 1 "
+                    f"of {sum(g['capacity'] for g in groups)} out of service), before any revision is retired")
             reasons = {**change.depends_on_reasons, **{a: ["its workers leave that revision before it is retired"]
                                                        for a in retiring if a not in change.depends_on}}
             reviewed[change.key] = replace(change, notes=[*change.notes, note],
@@ -159,7 +159,7 @@ def _enabling(plan: Plan) -> str | None:
 
 def stale_message(lb: Mapping[str, Any], want: Mapping[str, Any], enabling: str | None = None) -> str | None:
     """``1 worker runs v2, enabled is v3``: the workers of a live load balancer that differ from ``want``."""
-    versions = (lb.get("worker_group") or {}).get("versions") or {}
+    versions = lb.get("worker_versions") or {}
     parts = []
     for key in LAUNCH_KEYS:
         if key not in want:

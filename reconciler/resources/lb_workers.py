@@ -1,8 +1,10 @@
 """The worker VMs of load balancers: how recon reads them and replaces the stale ones.
 
-Eucalyptus runs each load balancer's HAProxy on VMs of the auto-scaling group
-``asg-euca-internal-elb-ACCOUNT-LBNAME`` in its own account, launched from the launch configuration
-the emi, instance type and key name properties made (DESIGN §11). Changing one of those properties
+Eucalyptus runs each load balancer's HAProxy on VMs of auto-scaling groups in its own account,
+launched from the launch configuration the emi, instance type and key name properties made
+(DESIGN §11): 4.0 one group ``asg-euca-internal-elb-ACCOUNT-LBNAME`` over all the zones, 4.2 one
+``euca-internal-elb-ACCOUNT-LBNAME-ZONE`` per zone; ACCOUNT is read from the security group the cloud
+made for the load balancer (``euca-internal-ACCOUNT-LBNAME``). Changing one of those properties
 swaps every group's launch configuration and leaves the running VMs alone: they keep serving with
 the old image until the group replaces them.
 
@@ -12,10 +14,10 @@ installed LB images once (for the ``vN`` of each worker's image); none at all wi
 balancer. A worker is a VM the group lists that is not terminated (``PRESENT``).
 
 Replacing (:func:`roll`): while a worker differs from the launch the properties in force say, the
-group is first waited for until it is full (desired capacity, every VM in service and running), then
-one stale worker is terminated through the group without decrementing its capacity, so the group
-launches its replacement from the current launch configuration, and the group is waited for until
-it is full again. So at most one worker is out of service at a time (never fewer than N-1 of N),
+load balancer's groups are first waited for until they are full (desired capacity, every VM in
+service and running), then one stale worker is terminated through its group without decrementing
+its capacity, so the group launches its replacement from the current launch configuration, and the
+groups are waited for until they are full again. So at most one worker is out of service at a time (never fewer than N-1 of N),
 and a group whose configuration still launches the old image is refused before anything is
 terminated. The worker about to be terminated is checkpointed in state first; a re-apply after an
 interruption finds the group refilling and waits for it before going on, so a killed roll ends with
@@ -33,10 +35,7 @@ from ..waits import wait_until
 from .lb_install import installed_images
 from .properties import EMI_PROPERTIES, KEYNAME_PROPERTIES
 
-GROUP_PREFIX = "asg-euca-internal-elb-"
 SECURITY_GROUP_PREFIX = "euca-internal-"
-GROUP_RE = re.compile(r"^asg-euca-internal-elb-(\d+)-(.+)$")
-#: The launch attributes a worker is compared on, and the properties (4.0 and 4.2+ names) that set each.
 LAUNCH_PROPERTIES = {
     "image": EMI_PROPERTIES,
     "instance_type": ("loadbalancing.loadbalancer_instance_type", "services.loadbalancing.worker.instance_type"),
@@ -96,17 +95,21 @@ class Group:
         return len(self.workers) >= self.capacity and all(w.serving for w in self.workers)
 
     def view(self) -> dict[str, Any]:
-        return {"name": self.name, "capacity": self.capacity, "launch": self.launch, "versions": dict(self.versions)}
+        return {"name": self.name, "capacity": self.capacity, "launch": self.launch}
 
 
-def group_name(lb_name: str, security_group: str | None) -> str | None:
-    """``asg-euca-internal-elb-ACCOUNT-LBNAME``, the account read from the group the cloud made for it."""
+def group_names(lb_name: str, security_group: str | None, zones: Iterable[str]) -> list[str]:
+    """The names a load balancer's groups may have (4.0's, then 4.2's per zone), the account read from
+    the security group the cloud made for it; none if that group does not say."""
     suffix = f"-{lb_name}"
     if not security_group or not security_group.startswith(SECURITY_GROUP_PREFIX) or \
             not security_group.endswith(suffix):
-        return None
+        return []
     account = security_group[len(SECURITY_GROUP_PREFIX):-len(suffix)]
-    return f"{GROUP_PREFIX}{account}{suffix}" if account.isdigit() else None
+    if not account.isdigit():
+        return []
+    return [f"asg-euca-internal-elb-{account}-{lb_name}", *(f"euca-internal-elb-{account}-{lb_name}-{zone}"
+                                                            for zone in sorted(zones))]
 
 
 def _key(value: str | None) -> str | None:
@@ -155,27 +158,34 @@ def _groups(cloud, where: str, names: list[str], *, versions: bool = True) -> li
     return out
 
 
-def read_workers(cloud, balancers: Mapping[str, str | None], where: str) -> dict[str, Group]:
-    """The group of each load balancer (name -> the security group the cloud made for it) that has one."""
-    names = {group_name(lb, security_group): lb for lb, security_group in balancers.items()}
-    names.pop(None, None)
-    return {names[group.name]: group for group in _groups(cloud, where, sorted(names)) if group.name in names}
+def read_workers(cloud, balancers: Mapping[str, tuple[str | None, Iterable[str]]], where: str
+                 ) -> dict[str, list[Group]]:
+    """The groups of each load balancer (name -> the security group the cloud made for it, its zones)
+    that has any, in a constant number of calls."""
+    owner = {name: lb for lb, (security_group, zones) in balancers.items()
+             for name in group_names(lb, security_group, zones)}
+    found: dict[str, list[Group]] = {}
+    for group in _groups(cloud, where, sorted(owner)):
+        if group.name in owner:
+            found.setdefault(owner[group.name], []).append(group)
+    return found
 
 
-def all_groups(cloud, where: str) -> dict[str, Group]:
-    """The group of every load balancer the account sees, by its name (``recon images``, retiring a revision)."""
+def all_groups(cloud, where: str) -> dict[str, list[Group]]:
+    """The groups of every load balancer the account sees, by its name (``recon images``, retiring a revision)."""
     reply = cloud.paginate("elb", "describe_load_balancers", "LoadBalancerDescriptions", where=where)
-    return read_workers(cloud, {lb["LoadBalancerName"]: (lb.get("SourceSecurityGroup") or {}).get("GroupName")
-                                for lb in reply}, where)
+    return read_workers(cloud, {lb["LoadBalancerName"]: ((lb.get("SourceSecurityGroup") or {}).get("GroupName"),
+                                                         lb.get("AvailabilityZones") or []) for lb in reply}, where)
 
 
 def holding(cloud, image: str, where: str) -> list[str]:
     """What still uses ``image``: the workers that run it and the launch configurations that name it."""
     found = []
-    for lb, group in sorted(all_groups(cloud, where).items()):
-        found += [f"worker {w.id} of load balancer {lb}" for w in group.workers if w.image == image]
-        if (group.launch or {}).get("image") == image:
-            found.append(f"the launch configuration of {group.name}")
+    for lb, groups in sorted(all_groups(cloud, where).items()):
+        for group in groups:
+            found += [f"worker {w.id} of load balancer {lb}" for w in group.workers if w.image == image]
+            if (group.launch or {}).get("image") == image:
+                found.append(f"the launch configuration of {group.name}")
     return found
 
 
@@ -187,22 +197,30 @@ def summary(values: Iterable[Any]) -> Any:
     return distinct[0] if len(distinct) == 1 else distinct
 
 
-def live_view(group: Group | None) -> dict[str, Any]:
-    """What a load balancer's live attributes hold of its workers (all None without a group)."""
-    if group is None:
-        return {"workers": None, "worker_group": None, **{attr: None for attr in ATTRS.values()}}
-    return {"workers": [w.view() for w in group.workers], "worker_group": group.view(),
-            **{ATTRS[key]: summary(getattr(w, key) for w in group.workers) for key in LAUNCH_KEYS}}
+def live_view(groups: list[Group] | None) -> dict[str, Any]:
+    """What a load balancer's live attributes hold of its workers (None without a group)."""
+    if not groups:
+        return {"workers": None, "worker_groups": None, "worker_versions": None,
+                **{attr: None for attr in ATTRS.values()}}
+    workers = [w for group in groups for w in group.workers]
+    return {"workers": [{**w.view(), "group": group.name} for group in groups for w in group.workers],
+            "worker_groups": [group.view() for group in groups],
+            "worker_versions": dict(groups[0].versions),
+            **{ATTRS[key]: summary(getattr(w, key) for w in workers) for key in LAUNCH_KEYS}}
+
+
+def group_launch(live: Mapping[str, Any]) -> dict[str, Any]:
+    """The launch the load balancer's groups' configurations give (the first group's)."""
+    return next((g["launch"] for g in live.get("worker_groups") or [] if g.get("launch")), {})
 
 
 def wanted_launch(desired: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The launch the properties in force say: the file's (``worker_*`` attributes), else the group's
+    """The launch the properties in force say: the file's (``worker_*`` attributes), else the groups'
     launch configuration's; None when the load balancer has no group."""
-    group = live.get("worker_group")
-    if not group:
+    if not live.get("worker_groups"):
         return None
-    config = group.get("launch") or {}
-    return {key: desired[ATTRS[key]] if ATTRS[key] in desired else config.get(key) for key in LAUNCH_KEYS}
+    config = group_launch(live)
+    return {key: (desired[ATTRS[key]] or None) if ATTRS[key] in desired else config.get(key) for key in LAUNCH_KEYS}
 
 
 def stale(live: Mapping[str, Any], want: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -216,57 +234,51 @@ def version_label(image: Any, version: int | None) -> str:
 
 # --- replacing -----------------------------------------------------------------------------------
 
-def _group(ctx, name: str, where: str) -> Group:
-    found = _groups(ctx.cloud, where, [name], versions=False)
-    if not found:
-        raise CloudError(f"the load balancer's auto-scaling group {name} is gone", where=where)
-    return found[0]
-
-
-def _wait_full(ctx, name: str, where: str, gone: str | None = None) -> Group:
-    """The group once it is full (and no longer lists ``gone``)."""
-    def look() -> Group | None:
-        group = _group(ctx, name, where)
-        if gone is not None and any(w.id == gone for w in group.workers):
+def _wait_full(ctx, names: list[str], where: str, gone: str | None = None) -> list[Group]:
+    """The groups once each is full (and none lists ``gone``)."""
+    def look() -> list[Group] | None:
+        groups = _groups(ctx.cloud, where, names, versions=False)
+        if not groups:
+            raise CloudError(f"the load balancer's auto-scaling group ({', '.join(names)}) is gone", where=where)
+        if gone is not None and any(w.id == gone for g in groups for w in g.workers):
             return None
-        return group if group.full else None
+        return groups if all(g.full for g in groups) else None
 
-    return wait_until(look, what=f"{name} to have every worker running and in service", where=where,
-                      timeout=WORKER_WAIT, report=ctx.report, stop=ctx.stop)
+    return wait_until(look, what="every worker running and in service", where=where, timeout=WORKER_WAIT,
+                      report=ctx.report, stop=ctx.stop)
 
 
-def roll(ctx, lb_name: str, name: str, want: Mapping[str, Any], where: str) -> list[str]:
-    """Replace the workers of group ``name`` that differ from ``want`` (the file's launch attributes;
-    the group's launch configuration for the others), one at a time; the ids of the workers it ends with."""
-    resumed = (ctx.resumed(where) or {}).get("attrs", {}).get("terminating")
+def roll(ctx, lb_name: str, names: list[str], want: Mapping[str, Any], where: str) -> list[str]:
+    """Replace the workers of the groups ``names`` that differ from ``want`` (the file's launch
+    attributes; each group's launch configuration for the others), one at a time; the ids of the
+    workers it ends with."""
+    resumed = ((ctx.resumed(where) or {}).get("attrs") or {}).get("terminating")
     if resumed:
         ctx.report(where, f"an interrupted apply terminated worker {resumed}: waiting for its replacement")
     replaced: set[str] = set()
-    target: dict[str, Any] | None = None
     while True:
-        group = _wait_full(ctx, name, where, gone=resumed)
+        groups = _wait_full(ctx, names, where, gone=resumed)
         resumed = None
+        stale_in = [(g, w) for g in groups for w in g.workers
+                    if w.differs({**{k: (g.launch or {}).get(k) for k in LAUNCH_KEYS}, **want})]
+        if not stale_in:
+            return [w.id for g in groups for w in g.workers]
+        group, victim = stale_in[0]
         launch = group.launch or {}
-        if target is None:
-            target = {**{key: launch.get(key) for key in LAUNCH_KEYS}, **want}
-        old = [w for w in group.workers if w.differs(target)]
-        if not old:
-            return [w.id for w in group.workers]
-        wrong = [key for key in LAUNCH_KEYS if launch.get(key) != target[key]]
+        wrong = [key for key in want if launch.get(key) != want[key]]
         if wrong:
-            raise CloudError(f"{name} still launches {', '.join(f'{k} {launch.get(k)}' for k in wrong)} (the file "
-                             f"says {', '.join(str(target[k]) for k in wrong)}): its replacements would be stale "
-                             "too", where=where,
+            raise CloudError(f"{group.name} still launches {', '.join(f'{k} {launch.get(k)}' for k in wrong)} "
+                             f"(the file says {', '.join(str(want[k]) for k in wrong)}): its replacements would "
+                             "be stale too", where=where,
                              hint="Eucalyptus swaps the launch configuration when the emi, instance type or key "
                                   "name property changes; set the property (or check its value) and apply again")
-        victim = old[0]
         if victim.id in replaced:
-            raise CloudError(f"worker {victim.id} is still in {name} after it was terminated", where=where)
+            raise CloudError(f"worker {victim.id} is still in {group.name} after it was terminated", where=where)
         replaced.add(victim.id)
         ctx.checkpoint(where, lb_name, {"terminating": victim.id})
         ctx.stop.check(where, f"before replacing worker {victim.id}")
         ctx.report(where, f"replacing worker {victim.id} ({version_label(victim.image, victim.version)}, "
-                          f"{len(old)} stale of {len(group.workers)}) through {name}")
+                          f"{len(stale_in)} stale) through {group.name}")
         ctx.cloud.call("autoscaling", "terminate_instance_in_auto_scaling_group", where=where,
                        InstanceId=victim.id, ShouldDecrementDesiredCapacity=False,
                        done_if_retried=("ValidationError",))

@@ -14,7 +14,7 @@ of new hosts is registered, then the old ones deregistered, before those are ter
 load balancer's own update later in the apply finds nothing left to do.
 
 Workers (:mod:`.lb_workers`): the live view also holds each load balancer's worker VMs (``workers``,
-``worker_group`` and a summary of their launches, ``worker_image``, ``worker_instance_type``,
+``worker_groups``, ``worker_versions`` and a summary of their launches, ``worker_image``, ``worker_instance_type``,
 ``worker_key_name``), read in a constant number of calls. ``workers = "roll"`` (or ``[stack]
 lb_workers = "roll"``) makes the launch the properties in force say part of the desired load
 balancer: the file's emi, instance type and key name properties (as references to them, so the
@@ -257,8 +257,8 @@ class LoadBalancers(Kind, ServesInstances, ReplacesInstances, Resumable, Importa
             for item in reply.get("TagDescriptions", []):
                 if item.get("LoadBalancerName") in live:
                     live[item["LoadBalancerName"]][OWNER] = owner_from_tags(item.get("Tags"))
-        groups = lb_workers.read_workers(ctx.cloud, {lb: attrs["source_security_group"] for lb, attrs in live.items()},
-                                         "load_balancers") if live else {}
+        groups = lb_workers.read_workers(ctx.cloud, {lb: (attrs["source_security_group"], attrs["zones"])
+                                                     for lb, attrs in live.items()}, "load_balancers") if live else {}
         for lb_name, attrs in live.items():
             attrs.update(lb_workers.live_view(groups.get(lb_name)))
         for lb_name, desired in wanted.items():
@@ -308,12 +308,12 @@ class LoadBalancers(Kind, ServesInstances, ReplacesInstances, Resumable, Importa
     def _roll(self, ctx, name: str, after: Mapping[str, Any], live: Mapping[str, Any]) -> None:
         """Replace the workers that differ from the launch the properties in force say (see lb_workers)."""
         where = f"load_balancers.{name}"
-        group = lb_workers.group_name(name, live.get("source_security_group"))
-        if group is None:
-            raise CloudError("cannot tell the load balancer's auto-scaling group from its security group "
+        groups = lb_workers.group_names(name, live.get("source_security_group"), after["zones"])
+        if not groups:
+            raise CloudError("cannot tell the load balancer's auto-scaling groups from its security group "
                              f"{live.get('source_security_group')!r}", where=where)
         want = {key: after[attr] or None for key, attr in WORKER_ATTRS.items() if attr in after}
-        lb_workers.roll(ctx, name, group, want, where)
+        lb_workers.roll(ctx, name, groups, want, where)
 
     def _configure(self, ctx, name: str, after: Mapping[str, Any], changed: set[str], before: Mapping[str, Any]):
         where = f"load_balancers.{name}"
