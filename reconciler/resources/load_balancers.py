@@ -194,6 +194,7 @@ class LoadBalancers(Kind, ServesInstances, ReplacesInstances, Resumable, Importa
 
     def compare_view(self, name, desired, live, prior):
         want, have = super().compare_view(name, desired, live, prior)
+        want = dict(want)
         if "attributes" in want:  # only the attributes the file names are managed
             have["attributes"] = {k: v for k, v in live.get("attributes", {}).items() if k in want["attributes"]}
         for attr in ("workers", *WORKER_ATTRS.values()):
