@@ -15,7 +15,7 @@ from .zones import DEFAULT_ZONES
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m reconciler.sandbox",
-        description="Serve a Eucalyptus-compatible sandbox cloud on loopback (EC2, S3, ELB, properties).",
+        description="Serve a Eucalyptus-compatible sandbox cloud on loopback (EC2, S3, ELB, Auto Scaling, properties).",
     )
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
     parser.add_argument("--dir", type=Path, default=Path(".recon-sandbox"),
@@ -26,12 +26,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="4.0 (loadbalancing.* properties) or 4.2+ (services.loadbalancing.*)")
     parser.add_argument("--account-id", default=ACCOUNT_ID,
                         help=f"the admin account's number, 12 digits (default {ACCOUNT_ID})")
+    parser.add_argument("--strict-lb-admission", action="store_true",
+                        help="refuse CreateLoadBalancer without a valid load-balancer emi, as Eucalyptus does")
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     zones = [z.strip() for z in args.zones.split(",") if z.strip()]
     try:
         return serve(args.dir, port=args.port, zones=zones, eucalyptus_version=args.eucalyptus_version,
-                     parent_pid=args.parent_pid, account_id=args.account_id)
+                     parent_pid=args.parent_pid, account_id=args.account_id,
+                     strict_lb_admission=args.strict_lb_admission)
     except ReconError as err:
         print(f"recon sandbox: {err}", file=sys.stderr, flush=True)
         return 1

@@ -109,6 +109,7 @@ def start_child(
     timeout: float = 30,
     eucalyptus_version: str = "4.0",
     account_id: str = ACCOUNT_ID,
+    strict_lb_admission: bool = False,
     spawn: Callable[..., subprocess.Popen] = subprocess.Popen,
 ) -> SandboxProcess:
     """Start ``python -m reconciler.sandbox`` and return once it is serving.
@@ -125,6 +126,7 @@ def start_child(
         "--eucalyptus-version", eucalyptus_version,
         "--account-id", account_id,
         "--parent-pid", str(os.getpid()),   # a child whose parent is gone stops by itself
+        *(["--strict-lb-admission"] if strict_lb_admission else []),
     ]
     env = dict(os.environ)
     package_root = str(Path(reconciler.__file__).resolve().parent.parent)

@@ -130,10 +130,17 @@ def default_properties(eucalyptus_version: str = "4.0") -> list[Property]:
     return props
 
 
-def dns_subdomain_property(eucalyptus_version: str) -> str:
-    """The name of the load balancers' DNS subdomain property on a cloud of that version."""
+def lb_property(eucalyptus_version: str, check: str) -> str:
+    """The name of the load-balancing property a cloud of that version checks with ``check``
+    (``"emi"``, ``"instance_type"``, ``"keyname"``, ``"dns"``, ...)."""
     lb = _LB_42 if version_tuple(eucalyptus_version) >= (4, 2) else _LB_40
-    return next(name for name, _, check, _ in lb if check == "dns")
+    return next(name for name, _, kind, _ in lb if kind == check)
+
+
+def vm_per_zone_property(eucalyptus_version: str) -> str:
+    """The name of the number-of-worker-VMs-per-zone property (nothing checks its value)."""
+    lb = _LB_42 if version_tuple(eucalyptus_version) >= (4, 2) else _LB_40
+    return next(name for name, *_ in lb if name.endswith(("num_vm", "vm_per_zone")))
 
 
 class Refused(Exception):
@@ -164,15 +171,19 @@ class PropertyStore:
     """The cloud's properties, safe to use from many request threads at once.
 
     ``image_exists(image_id)`` and ``keypair_exists(name)`` answer for the compute side whether
-    the cloud has that image or key pair (by default: none).
+    the cloud has that image or key pair (by default: none). ``changed(check, value)`` is told of
+    a new value that passed its check and differs from the old one, before it is stored (as the
+    cloud's change listeners are); raising ``Refused`` refuses it.
     """
 
     def __init__(self, properties: Iterable[Property], *, eucalyptus_version: str = "4.0",
-                 image_exists: Lookup = lambda _id: False, keypair_exists: Lookup = lambda _name: False):
+                 image_exists: Lookup = lambda _id: False, keypair_exists: Lookup = lambda _name: False,
+                 changed: Callable[[str, str], None] = lambda _check, _value: None):
         self._lock = threading.Lock()
         self._props: dict[str, Property] = {p.name: p for p in properties}
         self._v42 = version_tuple(eucalyptus_version) >= (4, 2)
         self._image_exists, self._keypair_exists = image_exists, keypair_exists
+        self._changed = changed
 
     def describe(self, selectors: Sequence[str] = ()) -> list[tuple[str, str, str]]:
         """(name, shown value, description) of every property whose name equals or starts with
@@ -202,6 +213,8 @@ class PropertyStore:
                 return prop.name, old, old
             new = prop.default if reset else ("" if value is None else value)
             self._check(prop, new)
+            if prop.check and new != prop.value:
+                self._changed(prop.check, new)
             prop.value = new
             return prop.name, prop.shown, old
 
@@ -243,7 +256,7 @@ class PropertyStore:
             raise Refused("Could not change ntp server address", "Invalid address")
 
     def _check_cookie(self, current: str, new: str) -> None:
-        number = _java_int(new)
+        number = java_int(new)
         if number is None:
             raise Refused("Duration must be in number type and bigger than 0 (in hours)")
         if number <= 0:  # 4.0's listener reuses the instance-type listener's words here
@@ -255,7 +268,7 @@ class PropertyStore:
             raise Refused("Malformed domain name")
 
     def _check_integer(self, current: str, new: str) -> None:
-        if _java_int(new) is None:  # Integer.parseInt's NumberFormatException, wrapped by setValue
+        if java_int(new) is None:  # Integer.parseInt's NumberFormatException, wrapped by setValue
             raise Refused(f'For input string: "{new}"')
 
 
@@ -273,7 +286,7 @@ _JAVA_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _DOMAIN_PART = re.compile(r"[A-Za-z0-9_-]*")
 
 
-def _java_int(text: str) -> int | None:
+def java_int(text: str) -> int | None:
     """``Integer.parseInt(text)``, or None where Java throws NumberFormatException."""
     if not _JAVA_INT.fullmatch(text):
         return None

@@ -24,7 +24,7 @@ from .properties import (
     PropertiesApp,
     PropertyStore,
     default_properties,
-    dns_subdomain_property,
+    lb_property,
     version_tuple,
 )
 from .seed import seed_runbook_images
@@ -57,6 +57,11 @@ class Sandbox:
     """A Eucalyptus-compatible cloud on loopback, backed by moto, with its credentials folder.
 
     >>> sb = Sandbox(Path(".recon-sandbox")); sb.start(); ...; sb.stop()
+
+    ``strict_lb_admission``: refuse a load balancer the cloud cannot give worker VMs (no valid
+    emi, a missing key name) as Eucalyptus does (``workers.Workers.admit``). Off, such a balancer
+    is made without workers: more lenient than a cloud, for stacks that make load balancers
+    without installing a load-balancer image first.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class Sandbox:
         zones: Sequence[str] = DEFAULT_ZONES,
         eucalyptus_version: str = "4.0",
         account_id: str = creds.ACCOUNT_ID,
+        strict_lb_admission: bool = False,
     ):
         _check_loopback(host)
         if not creds.ACCOUNT_RE.fullmatch(account_id):
@@ -85,6 +91,7 @@ class Sandbox:
         self.zones = self.zone_map.zones
         self.eucalyptus_version = eucalyptus_version
         self.account_id = account_id
+        self.strict_lb_admission = strict_lb_admission
         self.url = ""
         self.env: dict[str, str] = {}
         self.credentials: Credentials | None = None
@@ -154,7 +161,8 @@ class Sandbox:
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
 
-        from . import auth
+        from . import auth, autoscaling
+        from .workers import Workers
 
         def private_key(path: Path):
             return serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -168,21 +176,41 @@ class Sandbox:
             user_key=private_key(credentials.user_key),
         )
         seed_runbook_images(ec2, account)
-        # the properties' change listeners ask the compute side about the admin's own account
+        # the admin's account is the cloud's own: the properties' change listeners ask the compute
+        # side about it, and the load balancers' workers run in it
+        def has_image(image_id: str) -> bool:
+            return ec2.has_image(account, image_id)
+
+        def has_key_pair(name: str) -> bool:
+            return ec2.has_key_pair(account, name)
+
         self.properties = store = PropertyStore(
             default_properties(self.eucalyptus_version), eucalyptus_version=self.eucalyptus_version,
-            image_exists=lambda image_id: ec2.has_image(account, image_id),
-            keypair_exists=lambda name: ec2.has_key_pair(account, name))
+            image_exists=has_image, keypair_exists=has_key_pair,
+            changed=lambda check, value: lb_workers.property_changed(check, value))
+        lb_workers = Workers(account, self.zone_map, store, eucalyptus_version=self.eucalyptus_version,
+                             image_exists=has_image, keypair_exists=has_key_pair)
         properties = PropertiesApp(store, admin_access_key=credentials.access_key,
                                    eucalyptus_version=self.eucalyptus_version)
-        subdomain = dns_subdomain_property(self.eucalyptus_version)
+        subdomain = lb_property(self.eucalyptus_version, "dns")
         elb = services.ELBService(creds.LOADBALANCING_PATH, services.moto_app("elb"), self.zone_map,
-                                  dns_suffix=lambda: f"{store.value(subdomain)}.{store.value(DNS_DOMAIN)}")
+                                  dns_suffix=lambda: f"{store.value(subdomain)}.{store.value(DNS_DOMAIN)}",
+                                  workers=lb_workers, strict_admission=self.strict_lb_admission)
+        scaling = autoscaling.AutoScalingService(creds.AUTOSCALING_PATH, services.moto_app("autoscaling"),
+                                                 self.zone_map, ec2=ec2)
+
+        def heal(requester: str) -> None:  # the requester's groups and the cloud's (the workers')
+            for group_account in dict.fromkeys((requester, account)):
+                autoscaling.heal(group_account)
+
+        for service in (ec2, elb, scaling):
+            service.before_describe = heal
         s3 = services.S3Service(creds.OBJECTSTORAGE_PATH, services.moto_app("s3"))
         routes = [  # path, service, how it refuses a request that does not authenticate
             (creds.COMPUTE_PATH, ec2, auth.EC2),
             (creds.OBJECTSTORAGE_PATH, s3, auth.S3),
             (creds.LOADBALANCING_PATH, elb, auth.ELB),
+            (creds.AUTOSCALING_PATH, scaling, auth.ELB),
             (creds.PROPERTIES_PATH, properties, auth.PROPERTIES),
             (creds.EMPYREAN_PATH, properties, auth.PROPERTIES),
             (creds.CONFIGURATION_PATH, properties, auth.PROPERTIES),
@@ -213,6 +241,7 @@ def serve(
     host: str = "127.0.0.1",
     parent_pid: int | None = None,
     account_id: str = creds.ACCOUNT_ID,
+    strict_lb_admission: bool = False,
 ) -> int:
     """Run a sandbox until SIGINT or SIGTERM; print one ready line, then one stopped line.
 
@@ -221,7 +250,7 @@ def serve(
     main thread (it installs signal handlers). Returns the exit code.
     """
     sandbox = Sandbox(directory, port=port, host=host, zones=zones, eucalyptus_version=eucalyptus_version,
-                      account_id=account_id)
+                      account_id=account_id, strict_lb_admission=strict_lb_admission)
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -223,7 +223,25 @@ def patch_moto() -> None:
             return ActionResult({"Reservations": page, "NextToken": page[-1].id if more else None})
 
         InstanceResponse.describe_instances = describe_instances
+
+        from .autoscaling import patch_autoscaling
+
+        patch_autoscaling()
         _patched = True
+
+
+def moto_image_id(value: str) -> str:
+    """A Eucalyptus image id (``emi-``/``eki-``/``eri-``) as moto's ``ami-`` one; other text as it is."""
+    return _EUCA_IMAGE_ID.sub(r"ami-\1", value) if value.startswith(("emi-", "eki-", "eri-")) else value
+
+
+def euca_instance(backend, instance, *, kernel: str | None = None, ramdisk: str | None = None) -> None:
+    """Give a new moto instance what a Eucalyptus one has: the kernel and ramdisk asked for, else its
+    image's, and its image's root device type (moto keeps none of them)."""
+    image = backend.amis.get(instance.image_id)
+    instance.kernel_id = moto_image_id(kernel) if kernel else getattr(image, "kernel_id", None)
+    instance.ramdisk_id = moto_image_id(ramdisk) if ramdisk else getattr(image, "ramdisk_id", None)
+    instance.root_device_type = getattr(image, "root_device_type", None) or instance.root_device_type
 
 
 def moto_app(service: str):
@@ -269,10 +287,19 @@ def _log_exception(what: str) -> None:
     print(f"recon sandbox: error in {what}:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
 
 
+def _nothing(account: str) -> None:
+    pass
+
+
 class QueryService:
-    """A moto query API (EC2, ELB) with parameter and response rewriting."""
+    """A moto query API (EC2, ELB, Auto Scaling) with parameter and response rewriting.
+
+    ``before_describe(account)`` runs before any ``Describe*`` action made in ``account`` is
+    served (the sandbox heals auto-scaling groups there, see ``autoscaling.heal``).
+    """
 
     name = "service"
+    before_describe: Callable[[str], None] = staticmethod(_nothing)
 
     def __init__(self, prefix: str, app, zones: ZoneMap):
         self.prefix = prefix
@@ -288,6 +315,8 @@ class QueryService:
             pin_region(environ)
             params = QueryRequest.from_environ(environ)
             refused = unstorable(params)
+            if not refused and params.action.startswith("Describe"):
+                self.before_describe(moto_account(params.access_key))
             answer = self.error(*refused) if refused else self.handle(params)
             if isinstance(answer, Captured):
                 return answer.send(start_response)
@@ -359,15 +388,17 @@ class EC2Service(QueryService):
     # -- translation ---------------------------------------------------------------------
     def translate_request(self, params: QueryRequest) -> None:
         super().translate_request(params)
-        params.map(lambda _k, v: _EUCA_IMAGE_ID.sub(r"ami-\1", v) if v.startswith(("emi-", "eki-", "eri-")) else v)
+        params.map(lambda _k, v: moto_image_id(v))
 
     def translate_response(self, answer: Captured) -> Captured:
         answer = super().translate_response(answer)
         if answer.is_text():
-            text = _MOTO_IMAGE_ID.sub(lambda m: f"{self._image_prefix.get(m.group(1), 'emi')}-{m.group(1)}",
-                                      answer.text())
-            answer.set_text(text)
+            answer.set_text(self.euca_image_ids(answer.text()))
         return answer
+
+    def euca_image_ids(self, text: str) -> str:
+        """``text`` with moto's ``ami-`` ids written as the cloud's ``emi-``/``eki-``/``eri-`` ones."""
+        return _MOTO_IMAGE_ID.sub(lambda m: f"{self._image_prefix.get(m.group(1), 'emi')}-{m.group(1)}", text)
 
     def namespace(self, params: QueryRequest) -> str:
         return f"http://ec2.amazonaws.com/doc/{params.version or '2016-11-15'}/"
@@ -580,13 +611,7 @@ class EC2Service(QueryService):
         account = moto_account(params.access_key)
         backend = ec2_backend(account)
         for instance_id in re.findall(r"<instanceId>(i-[0-9a-f]+)</instanceId>", answer.text()):
-            instance = backend.get_instance(instance_id)
-            image = backend.amis.get(instance.image_id)
-            instance.kernel_id = (_EUCA_IMAGE_ID.sub(r"ami-\1", kernel) if kernel
-                                  else getattr(image, "kernel_id", None))
-            instance.ramdisk_id = (_EUCA_IMAGE_ID.sub(r"ami-\1", ramdisk) if ramdisk
-                                   else getattr(image, "ramdisk_id", None))
-            instance.root_device_type = getattr(image, "root_device_type", None) or instance.root_device_type
+            euca_instance(backend, backend.get_instance(instance_id), kernel=kernel, ramdisk=ramdisk)
         return self.classic_reply(answer, account)
 
     def classic_reply(self, answer: Captured, account: str) -> Captured:
@@ -735,9 +760,12 @@ class ELBService(QueryService):
 
     name = "LoadBalancing"
 
-    def __init__(self, prefix: str, app, zones: ZoneMap, *, dns_suffix: Callable[[], str] = lambda: "lb.localhost"):
+    def __init__(self, prefix: str, app, zones: ZoneMap, *, dns_suffix: Callable[[], str] = lambda: "lb.localhost",
+                 workers=None, strict_admission: bool = False):
         super().__init__(prefix, app, zones)
         self.dns_suffix = dns_suffix
+        self.workers = workers
+        self.strict_admission = strict_admission
 
     def error(self, code: str, message: str, status: int = 400) -> Response:
         return elb_error(code, message, status)
@@ -772,9 +800,13 @@ class ELBService(QueryService):
 
     def create_load_balancer(self, params: QueryRequest, account: str) -> Response | Captured:
         name = params.get("LoadBalancerName") or ""
+        is_new = bool(name) and name not in elb_backend(account).load_balancers
+        zones = params.members("AvailabilityZones.member")
+        admitted = self.admit() if is_new else None
+        if isinstance(admitted, Response):
+            return admitted
         created = None
-        if (name and name not in elb_backend(account).load_balancers
-                and not params.members("SecurityGroups.member") and not params.members("Subnets.member")):
+        if is_new and not params.members("SecurityGroups.member") and not params.members("Subnets.member"):
             ec2 = ec2_backend(account)
             group_name = internal_group_name(account, name)
             group = ec2.get_security_group_by_name_or_id(group_name, ec2.default_vpc.id)
@@ -793,13 +825,34 @@ class ELBService(QueryService):
                 balancer.dns_name = balancer_dns_name(name, account, self.dns_suffix())
             answer.set_text(re.sub(r"<DNSName>[^<]*</DNSName>", f"<DNSName>{xml_text(balancer.dns_name)}</DNSName>",
                                    answer.text()))
+            if admitted and zones and balancer.security_groups:
+                group = ec2_backend(account).get_security_group_from_id(balancer.security_groups[0])
+                self.workers.create(account, name, zones, group)
         return answer
+
+    def admit(self) -> bool | Response:
+        """Whether a new balancer gets worker VMs (``workers.Workers.admit``). A balancer the cloud
+        cannot give workers is refused as 4.0's CreateLoadBalancer refuses it when
+        ``strict_admission`` is set, else made without workers."""
+        if self.workers is None:
+            return False
+        from .workers import AdmissionRefused
+
+        try:
+            self.workers.admit()
+        except AdmissionRefused as err:
+            if self.strict_admission:
+                return self.error("InternalFailure", f"Failed to create the loadbalancer: {err}")
+            return False
+        return True
 
     def delete_load_balancer(self, params: QueryRequest, account: str) -> Response | Captured:
         name = params.get("LoadBalancerName") or ""
         balancer = elb_backend(account).load_balancers.get(name)
         answer = self.forward(params)
         if answer.code == 200 and balancer is not None:
+            if self.workers is not None:
+                self.workers.delete(account, name)
             ec2 = ec2_backend(account)
             group = ec2.get_security_group_by_name_or_id(internal_group_name(account, name), ec2.default_vpc.id)
             if group is not None and group.id in (balancer.security_groups or []):

@@ -1,0 +1,173 @@
+"""Load balancers' worker VMs, made and kept as Eucalyptus 4.0/4.2 does (DESIGN §11).
+
+From the server source (``loadbalancing-backend``, branches maint-4.0 and maint-4.2):
+
+* ``EventHandlerChainNew.AdmissionControl``: a new load balancer needs the emi property to name an
+  image the cloud has ("No loadbalancer EMI is found") and a configured key name to exist ("The
+  configured keyname is not found"); else CreateLoadBalancer fails (``InternalFailure``, 400,
+  "Failed to create the loadbalancer: REASON") and the balancer is rolled back.
+* ``LoadBalancerASGroupCreator``: in the cloud's own account (the system administrator's), a
+  launch configuration from the emi, instance type and key name properties and the balancer's
+  ``euca-internal-ACCOUNT-NAME`` group, and an auto-scaling group with min = max = desired
+  capacity, EC2 health checks and the tag ``Name=loadbalancer-resources`` propagated at launch.
+  4.0 makes one group ``asg-euca-internal-elb-ACCOUNT-NAME`` over all the zones (capacity zones ×
+  ``loadbalancer_num_vm``), its configuration ``lc-euca-internal-elb-ACCOUNT-NAME-XXXXXXXX``; 4.2
+  one group per zone, ``euca-internal-elb-ACCOUNT-NAME-ZONE`` (capacity ``vm_per_zone``), its
+  configuration ``lc-euca-internal-elb-ACCOUNT-NAME-ZONE-XXXXXXXX``.
+* The emi / instance type / key name change listeners: every balancer's group gets a new
+  configuration ``lc-euca-internal-elb-ACCOUNT-NAME-XXXXXXXX`` with the new value and the old
+  one's others, is pointed at it with the same desired capacity, and the old one is deleted.
+  Running VMs stay as they are. 4.0 does nothing when the key name is set to empty.
+* Deleting a balancer deletes its groups, terminating their instances, and their configurations.
+
+4.2 runs new balancers' workers in a separate ``(eucalyptus)loadbalancing`` account; the sandbox
+runs them in the cloud's admin account for both versions, where the runbook's
+``euca-describe-instances`` finds them.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from .autoscaling import autoscaling_backend, group_lock
+from .properties import PropertyStore, Refused, java_int, lb_property, version_tuple, vm_per_zone_property
+from .services import moto_image_id
+from .zones import ZoneMap
+
+TAG_KEY, TAG_VALUE = "Name", "loadbalancer-resources"
+_NAME_LIMIT = 255
+
+
+class AdmissionRefused(Exception):
+    """A load balancer the cloud cannot give workers; the message is AdmissionControl's."""
+
+
+# the launch configuration field each worker property sets (the property's check names it)
+_CONFIG_FIELDS = {"emi": "image_id", "instance_type": "instance_type", "keyname": "key_name"}
+
+
+class Workers:
+    """The worker VMs of every load balancer, in the cloud's account ``account``.
+
+    ``image_exists(image_id)`` and ``keypair_exists(name)`` are the compute side's answers for
+    that account; ``properties`` is read when a balancer is made.
+    """
+
+    def __init__(self, account: str, zones: ZoneMap, properties: PropertyStore, *, eucalyptus_version: str,
+                 image_exists, keypair_exists):
+        self.account = account
+        self.zones = zones
+        self.properties = properties
+        self.v42 = version_tuple(eucalyptus_version) >= (4, 2)
+        self.image_property = lb_property(eucalyptus_version, "emi")
+        self.type_property = lb_property(eucalyptus_version, "instance_type")
+        self.key_property = lb_property(eucalyptus_version, "keyname")
+        self.count_property = vm_per_zone_property(eucalyptus_version)
+        self.image_exists, self.keypair_exists = image_exists, keypair_exists
+        self._groups: dict[tuple[str, str], list[str]] = {}  # (owner, balancer) -> its group names
+
+    # -- names -----------------------------------------------------------------------------
+    def group_name(self, owner: str, balancer: str, zone: str) -> str:
+        name = (f"euca-internal-elb-{owner}-{balancer}-{zone}" if self.v42
+                else f"asg-euca-internal-elb-{owner}-{balancer}")
+        return name[:_NAME_LIMIT]
+
+    @staticmethod
+    def config_name(owner: str, balancer: str, zone: str = "") -> str:
+        middle = f"{owner}-{balancer}-{zone}" if zone else f"{owner}-{balancer}"
+        return f"lc-euca-internal-elb-{middle}-{uuid.uuid4().hex[:8]}"[:_NAME_LIMIT]
+
+    # -- CreateLoadBalancer ------------------------------------------------------------------
+    def admit(self) -> None:
+        """AdmissionControl's checks of the properties in force; raises AdmissionRefused."""
+        emi = self.properties.value(self.image_property)
+        if not self.image_exists(emi):
+            raise AdmissionRefused("No loadbalancer EMI is found")
+        key = self.properties.value(self.key_property)
+        if key and not self.keypair_exists(key):
+            raise AdmissionRefused("The configured keyname is not found")
+
+    def create(self, owner: str, balancer: str, zones: list[str], security_group) -> None:
+        """Make the configuration(s) and group(s) of a new balancer in ``zones`` (Eucalyptus
+        names); their instances are launched at once. ``security_group`` is moto's group."""
+        per_zone = java_int(self.properties.value(self.count_property))
+        per_zone = 1 if per_zone is None else per_zone
+        key = self.properties.value(self.key_property) or None
+        image = moto_image_id(self.properties.value(self.image_property).lower())
+        instance_type = self.properties.value(self.type_property)
+        groups = [security_group.id if self.v42 else security_group.name]
+        backend = autoscaling_backend(self.account)
+        layout = [(zone, [zone], per_zone) for zone in zones] if self.v42 else [("", zones, len(zones) * per_zone)]
+        with group_lock:
+            names = self._groups[(owner, balancer)] = []
+            for zone, group_zones, capacity in layout:
+                config = self.config_name(owner, balancer, zone)
+                self.make_config(backend, config, image_id=image, instance_type=instance_type, key_name=key,
+                                 security_groups=groups, user_data=None, instance_profile=None)
+                name = self.group_name(owner, balancer, zone)
+                backend.create_auto_scaling_group(
+                    name=name, availability_zones=[self.zones.to_moto[z] for z in group_zones],
+                    desired_capacity=capacity, max_size=capacity, min_size=capacity,
+                    launch_config_name=config, launch_template={}, vpc_zone_identifier=None,
+                    default_cooldown=None, health_check_period=None, health_check_type="EC2",
+                    load_balancers=[], target_group_arns=[], placement_group=None, termination_policies=[],
+                    tags=[{"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": TAG_KEY,
+                           "Value": TAG_VALUE, "PropagateAtLaunch": True}])
+                names.append(name)
+
+    @staticmethod
+    def make_config(backend, name: str, *, image_id: str, instance_type: str, key_name: str | None,
+                    security_groups: list[str], user_data, instance_profile) -> None:
+        backend.create_launch_configuration(
+            name=name, image_id=image_id, key_name=key_name, kernel_id="", ramdisk_id="",
+            security_groups=security_groups, user_data=user_data, instance_type=instance_type,
+            instance_monitoring=True, instance_profile_name=instance_profile, spot_price=None, ebs_optimized=False,
+            associate_public_ip_address=False, block_device_mappings=[])
+
+    # -- DeleteLoadBalancer ------------------------------------------------------------------
+    def delete(self, owner: str, balancer: str) -> None:
+        """Delete the balancer's groups (terminating their instances) and configurations."""
+        backend = autoscaling_backend(self.account)
+        with group_lock:
+            for name in self._groups.pop((owner, balancer), []):
+                group = backend.autoscaling_groups.get(name)
+                if group is None:
+                    continue
+                config = group.launch_configuration_name
+                backend.delete_auto_scaling_group(name)
+                backend.delete_launch_configuration(config)
+
+    # -- the property change listeners -------------------------------------------------------
+    def property_changed(self, check: str, value: str) -> None:
+        """``PropertyStore``'s ``changed``: a new emi, instance type or key name gives every
+        balancer group a new launch configuration (4.0 leaves them when the key name is emptied);
+        other properties do not concern the workers."""
+        field = _CONFIG_FIELDS.get(check)
+        if field is None or (field == "key_name" and not value and not self.v42):
+            return
+        self.swap(field, moto_image_id(value.lower()) if field == "image_id" else value or None)
+
+    def swap(self, field: str, value: str | None) -> None:
+        """Point every balancer group at a new launch configuration: the old one's, with ``field``
+        set to ``value``; then delete the old one. The groups' instances stay as they are."""
+        backend = autoscaling_backend(self.account)
+        with group_lock:
+            for (owner, balancer), names in self._groups.items():
+                for name in names:
+                    group = backend.autoscaling_groups.get(name)
+                    if group is None or group.launch_config is None:
+                        continue
+                    old = group.launch_config
+                    new = self.config_name(owner, balancer)
+                    settings = {"image_id": old.image_id, "instance_type": old.instance_type,
+                                "key_name": old.key_name, field: value}
+                    try:
+                        self.make_config(backend, new, **settings, security_groups=list(old.security_groups),
+                                         user_data=old.user_data, instance_profile=old.iam_instance_profile)
+                        backend.update_auto_scaling_group(
+                            name, availability_zones=[], desired_capacity=group.desired_capacity, max_size=None,
+                            min_size=None, launch_config_name=new, launch_template={}, vpc_zone_identifier=None,
+                            health_check_period=None, health_check_type=None)
+                    except Exception as err:  # the listener's own wrapping of any failure
+                        raise Refused("Unable to update the autoscaling group", str(err)) from None
+                    backend.delete_launch_configuration(old.name)

@@ -1,0 +1,221 @@
+"""Load balancers' worker VMs in the sandbox, as Eucalyptus 4.0/4.2 makes and keeps them (DESIGN §11).
+
+Plain boto3 over HTTP (EC2, ELB, Auto Scaling at ``/services/AutoScaling``, the properties
+service), against sandbox child processes: a load balancer gets an auto-scaling group and launch
+configuration from the worker properties, its VMs carry the cloud's tags; changing the emi, type
+or key name swaps the launch configuration and leaves the VMs; a lost VM is replaced from the
+current configuration; deleting the balancer leaves nothing; without a valid emi, no VMs.
+"""
+
+from __future__ import annotations
+
+import re
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from e2e import EXAMPLES, client, properties_client, start_child
+
+ZONES = ["ViciousLiesAndDangerousRumors", "SecondZone"]
+LISTENERS = [{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}]
+ROOTFS = "ubuntu-raring-docker-rootfs"   # a machine image every fresh sandbox has
+PUBLIC_KEY = (EXAMPLES / "keys" / "euca-elb.pub").read_text()
+
+
+def autoscaling(env):
+    return boto3.client("autoscaling", endpoint_url=env["AWS_AUTO_SCALING_URL"],
+                        region_name=env.get("AWS_DEFAULT_REGION", "eucalyptus"),
+                        aws_access_key_id=env["EC2_ACCESS_KEY"], aws_secret_access_key=env["EC2_SECRET_KEY"])
+
+
+def set_property(env, name: str, value: str) -> None:
+    properties_client(env).modify_property_value(Name=name, Value=value)
+
+
+def image_named(env, name: str) -> str:
+    [image] = client(env, "ec2").describe_images(Filters=[{"Name": "name", "Values": [name]}])["Images"]
+    return image["ImageId"]
+
+
+def workers(env) -> list[dict]:
+    """The running instances tagged as load-balancer resources, as euca-describe-instances finds them."""
+    reply = client(env, "ec2").describe_instances(Filters=[
+        {"Name": "tag:Name", "Values": ["loadbalancer-resources"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    return [i for r in reply["Reservations"] for i in r["Instances"]]
+
+
+def tags(instance: dict) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+
+def only_group(env) -> dict:
+    [group] = autoscaling(env).describe_auto_scaling_groups()["AutoScalingGroups"]
+    return group
+
+
+def configuration(env, name: str) -> dict:
+    [config] = autoscaling(env).describe_launch_configurations(LaunchConfigurationNames=[name])[
+        "LaunchConfigurations"]
+    return config
+
+
+@pytest.fixture
+def cloud(tmp_path):
+    with start_child(tmp_path / "sandbox", zones=ZONES) as child:
+        yield child
+
+
+def test_a_load_balancer_gets_its_group_and_one_worker_per_zone(cloud) -> None:
+    env, account = cloud.env, cloud.env["EC2_USER_ID"]
+    assert env["AWS_AUTO_SCALING_URL"] == f"{cloud.url}/services/AutoScaling"
+    emi = image_named(env, ROOTFS)
+    client(env, "ec2").import_key_pair(KeyName="euca-elb", PublicKeyMaterial=PUBLIC_KEY)
+    set_property(env, "loadbalancing.loadbalancer_emi", emi)
+    set_property(env, "loadbalancing.loadbalancer_instance_type", "m1.medium")
+    set_property(env, "loadbalancing.loadbalancer_vm_keyname", "euca-elb")
+
+    client(env, "elb").create_load_balancer(LoadBalancerName="TestLoadBalancer", AvailabilityZones=ZONES,
+                                            Listeners=LISTENERS)
+
+    group_name = f"asg-euca-internal-elb-{account}-TestLoadBalancer"
+    vms = workers(env)
+    assert sorted(vm["Placement"]["AvailabilityZone"] for vm in vms) == sorted(ZONES)
+    for vm in vms:
+        assert (vm["ImageId"], vm["InstanceType"], vm["KeyName"]) == (emi, "m1.medium", "euca-elb")
+        assert [g["GroupName"] for g in vm["SecurityGroups"]] == [f"euca-internal-{account}-TestLoadBalancer"]
+        assert tags(vm)["aws:autoscaling:groupName"] == group_name
+        assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", tags(vm)["euca:node"])
+    group = only_group(env)
+    assert group["AutoScalingGroupName"] == group_name
+    assert group["AutoScalingGroupARN"].startswith(f"arn:aws:autoscaling::{account}:autoScalingGroup:")
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (2, 2, 2)
+    assert sorted(group["AvailabilityZones"]) == sorted(ZONES)
+    assert group["HealthCheckType"] == "EC2"
+    assert {"Key": "Name", "Value": "loadbalancer-resources", "PropagateAtLaunch": True}.items() <= \
+        group["Tags"][0].items()
+    assert sorted(i["InstanceId"] for i in group["Instances"]) == sorted(vm["InstanceId"] for vm in vms)
+    assert re.fullmatch(rf"lc-euca-internal-elb-{account}-TestLoadBalancer-[0-9a-f]{{8}}",
+                        group["LaunchConfigurationName"])
+    config = configuration(env, group["LaunchConfigurationName"])
+    assert (config["ImageId"], config["InstanceType"], config["KeyName"]) == (emi, "m1.medium", "euca-elb")
+    assert config["SecurityGroups"] == [f"euca-internal-{account}-TestLoadBalancer"]
+    # the back-end instances are the user's: the balancer's own VMs are not among them
+    assert client(env, "elb").describe_instance_health(LoadBalancerName="TestLoadBalancer")["InstanceStates"] == []
+
+
+def test_property_changes_swap_the_configuration_and_lost_workers_come_back_from_the_new_one(cloud) -> None:
+    env = cloud.env
+    ec2, scaling = client(env, "ec2"), autoscaling(env)
+    old_emi = image_named(env, ROOTFS)
+    new_emi = ec2.register_image(Name="lb-v2", RootDeviceName="/dev/sda1", VirtualizationType="hvm")["ImageId"]
+    set_property(env, "loadbalancing.loadbalancer_emi", old_emi)
+    client(env, "elb").create_load_balancer(LoadBalancerName="Web", AvailabilityZones=ZONES[:1], Listeners=LISTENERS)
+    [first] = workers(env)
+    old_config = only_group(env)["LaunchConfigurationName"]
+
+    set_property(env, "loadbalancing.loadbalancer_emi", new_emi)
+
+    group = only_group(env)
+    assert group["LaunchConfigurationName"] != old_config
+    assert configuration(env, group["LaunchConfigurationName"])["ImageId"] == new_emi
+    assert scaling.describe_launch_configurations(LaunchConfigurationNames=[old_config])["LaunchConfigurations"] == []
+    assert [(vm["InstanceId"], vm["ImageId"]) for vm in workers(env)] == [(first["InstanceId"], old_emi)]
+    [member] = group["Instances"]
+    assert member["LaunchConfigurationName"] == old_config   # what the VM was launched from
+
+    ec2.terminate_instances(InstanceIds=[first["InstanceId"]])
+    [second] = workers(env)              # the next describe call finds the group healed
+    assert second["InstanceId"] != first["InstanceId"] and second["ImageId"] == new_emi
+
+    set_property(env, "loadbalancing.loadbalancer_instance_type", "c1.medium")
+    assert [vm["InstanceId"] for vm in workers(env)] == [second["InstanceId"]]
+    scaling.terminate_instance_in_auto_scaling_group(InstanceId=second["InstanceId"],
+                                                     ShouldDecrementDesiredCapacity=False)
+    [third] = workers(env)
+    assert third["InstanceId"] != second["InstanceId"]
+    assert (third["ImageId"], third["InstanceType"]) == (new_emi, "c1.medium")
+    group = only_group(env)
+    assert group["DesiredCapacity"] == 1
+    assert [(i["InstanceId"], i["LaunchConfigurationName"]) for i in group["Instances"]] == [
+        (third["InstanceId"], group["LaunchConfigurationName"])]
+    assert len(scaling.describe_launch_configurations()["LaunchConfigurations"]) == 1
+
+
+def test_deleting_the_load_balancer_leaves_no_group_configuration_or_vm(cloud) -> None:
+    env, account = cloud.env, cloud.env["EC2_USER_ID"]
+    set_property(env, "loadbalancing.loadbalancer_emi", image_named(env, ROOTFS))
+    elb, scaling = client(env, "elb"), autoscaling(env)
+    elb.create_load_balancer(LoadBalancerName="Gone", AvailabilityZones=ZONES, Listeners=LISTENERS)
+    elb.create_load_balancer(LoadBalancerName="Kept", AvailabilityZones=ZONES[:1], Listeners=LISTENERS)
+    gone = {vm["InstanceId"] for vm in workers(env) if tags(vm)["aws:autoscaling:groupName"].endswith("-Gone")}
+    assert len(gone) == 2
+
+    elb.delete_load_balancer(LoadBalancerName="Gone")
+
+    assert [g["AutoScalingGroupName"] for g in scaling.describe_auto_scaling_groups()["AutoScalingGroups"]] == [
+        f"asg-euca-internal-elb-{account}-Kept"]
+    assert [c["LaunchConfigurationName"].split("-")[-2]
+            for c in scaling.describe_launch_configurations()["LaunchConfigurations"]] == ["Kept"]
+    states = client(env, "ec2").describe_instances(InstanceIds=sorted(gone))["Reservations"]
+    assert {i["State"]["Name"] for r in states for i in r["Instances"]} == {"terminated"}
+    assert [tags(vm)["aws:autoscaling:groupName"] for vm in workers(env)] == [f"asg-euca-internal-elb-{account}-Kept"]
+
+
+def test_without_a_valid_emi_the_cloud_refuses_the_load_balancer(tmp_path) -> None:
+    with start_child(tmp_path / "sandbox", zones=ZONES, strict_lb_admission=True) as cloud:
+        env = cloud.env
+        elb = client(env, "elb")
+        with pytest.raises(ClientError) as unset:          # the property is still NULL
+            elb.create_load_balancer(LoadBalancerName="NoEmi", AvailabilityZones=ZONES, Listeners=LISTENERS)
+        ec2 = client(env, "ec2")
+        gone = ec2.register_image(Name="deregistered", RootDeviceName="/dev/sda1", VirtualizationType="hvm")["ImageId"]
+        set_property(env, "loadbalancing.loadbalancer_emi", gone)
+        ec2.deregister_image(ImageId=gone)
+        with pytest.raises(ClientError) as unregistered:
+            elb.create_load_balancer(LoadBalancerName="NoEmi", AvailabilityZones=ZONES, Listeners=LISTENERS)
+
+        for err in (unset, unregistered):
+            assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+            assert err.value.response["Error"]["Code"] == "InternalFailure"
+            assert err.value.response["Error"]["Message"] == "Failed to create the loadbalancer: No loadbalancer EMI is found"
+        assert elb.describe_load_balancers()["LoadBalancerDescriptions"] == []
+        assert autoscaling(env).describe_auto_scaling_groups()["AutoScalingGroups"] == []
+        assert ec2.describe_instances()["Reservations"] == []
+        assert [g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]] == ["default"]
+
+
+def test_by_default_a_load_balancer_without_an_emi_is_made_without_workers(cloud) -> None:
+    env = cloud.env
+    client(env, "elb").create_load_balancer(LoadBalancerName="Bare", AvailabilityZones=ZONES, Listeners=LISTENERS)
+    assert [lb["LoadBalancerName"] for lb in client(env, "elb").describe_load_balancers()["LoadBalancerDescriptions"]] \
+        == ["Bare"]
+    assert autoscaling(env).describe_auto_scaling_groups()["AutoScalingGroups"] == []
+    assert client(env, "ec2").describe_instances()["Reservations"] == []
+
+
+def test_a_42_cloud_makes_one_group_per_zone(tmp_path) -> None:
+    with start_child(tmp_path / "sandbox", zones=ZONES, eucalyptus_version="4.2") as cloud:
+        env, account = cloud.env, cloud.env["EC2_USER_ID"]
+        emi = image_named(env, ROOTFS)
+        set_property(env, "services.loadbalancing.worker.image", emi)
+        set_property(env, "services.loadbalancing.vm_per_zone", "2")
+        client(env, "elb").create_load_balancer(LoadBalancerName="LB42", AvailabilityZones=ZONES, Listeners=LISTENERS)
+
+        groups = {g["AutoScalingGroupName"]: g for g in
+                  autoscaling(env).describe_auto_scaling_groups()["AutoScalingGroups"]}
+        assert sorted(groups) == sorted(f"euca-internal-elb-{account}-LB42-{zone}" for zone in ZONES)
+        for zone in ZONES:
+            group = groups[f"euca-internal-elb-{account}-LB42-{zone}"]
+            assert group["AvailabilityZones"] == [zone] and group["DesiredCapacity"] == 2
+            assert re.fullmatch(rf"lc-euca-internal-elb-{account}-LB42-{zone}-[0-9a-f]{{8}}",
+                                group["LaunchConfigurationName"])
+            assert {i["AvailabilityZone"] for i in group["Instances"]} == {zone} and len(group["Instances"]) == 2
+        assert len(workers(env)) == 4
+
+        set_property(env, "services.loadbalancing.worker.instance_type", "m1.large")
+        for group in autoscaling(env).describe_auto_scaling_groups()["AutoScalingGroups"]:
+            # 4.2's listener names the new configuration without the zone
+            assert re.fullmatch(rf"lc-euca-internal-elb-{account}-LB42-[0-9a-f]{{8}}", group["LaunchConfigurationName"])
+            assert configuration(env, group["LaunchConfigurationName"])["InstanceType"] == "m1.large"
+        assert {vm["InstanceType"] for vm in workers(env)} == {"m1.small"}
