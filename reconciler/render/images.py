@@ -1,7 +1,8 @@
 """``recon images``: the installed load-balancer image versions, three ways.
 
-- ``table``: one line per image, at most 80 columns, the enabled one marked ``*``, with how many
-  load-balancer worker VMs run it and the stack and block that installed it (recon's ownership tags);
+- ``table``: one line per image, at most 80 columns, the enabled one marked ``*``, with the stack and
+  block that installed it (recon's ownership tags); then how many load balancers' worker VMs run
+  each image (where any load balancer has workers);
 - ``installer``: exactly what ``euca-install-load-balancer --list`` prints (its ``list_images``):
   a header, then per version ``Version N`` (``(enabled)`` for the one the emi property names),
   ``EMI (LOCATION)`` per image and its description on a tab-indented line, then a blank line;
@@ -74,20 +75,26 @@ def _installed(description: str | None) -> str:
 
 def table(images: Iterable[Mapping[str, Any]], enabled: set[str],
           workers: Mapping[str, Sequence[Any]] | None = None) -> str:
-    """One line per image (mark, version, image id, install time, worker VMs running it, recon's
-    stack:address), within 80 columns."""
+    """One line per image (mark, version, image id, install time, recon's stack:address), within 80
+    columns; then, where load balancers have worker VMs, how many run each image."""
+    images = list(images)
     rows = [("*" if item["image_id"] in enabled else " ", f"v{item['version']}" if item["version"] else "?",
-             item["image_id"], _installed(item.get("description")),
-             str(sum(len(ids) for ids in _running(workers or {}, item["image_id"]).values())),
-             _managed_by(item) or "-")
+             item["image_id"], _installed(item.get("description")), _managed_by(item) or "-")
             for item in images]
     if not rows:
         return "No load-balancer images are installed.\n"
-    header = (" ", "VERSION", "IMAGE", "INSTALLED", "WORKERS", "RECON")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
+    header = (" ", "VERSION", "IMAGE", "INSTALLED", "RECON")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
     widths[3] = min(widths[3], 26)
     lines = []
     for row in [header, *rows]:
-        head = "  ".join(_fit(value, width).ljust(width) for value, width in zip(row[:5], widths))
-        lines.append((head + "  " + _fit(row[5], WIDTH - len(head) - 2)).rstrip())
+        head = "  ".join(_fit(value, width).ljust(width) for value, width in zip(row[:4], widths))
+        lines.append((head + "  " + _fit(row[4], WIDTH - len(head) - 2)).rstrip())
+    if any(workers.values() if workers else ()):
+        counts = []
+        for item, row in zip(images, rows):
+            running = _running(workers or {}, item["image_id"])
+            names = f" ({', '.join(running)})" if running else ""
+            counts.append(f"{sum(len(ids) for ids in running.values())} on {row[1]}{names}")
+        lines.append("Worker VMs: " + ", ".join(counts))
     return "\n".join(lines) + "\n"

@@ -200,7 +200,7 @@ def images(
     """List the installed load-balancer image versions the account can see.
 
     The enabled one (the image the emi property names) is marked with *; RECON names the stack and
-    block that installed it; WORKERS counts the load balancers' worker VMs that run it (the
+    block that installed it; a last line counts the load balancers' worker VMs that run each (the
     installer format, exactly euca-install-load-balancer's, leaves them out).
     """
     try:
