@@ -8,7 +8,8 @@ so v1 stays too); drift reports them; ``workers = "roll"`` replaces them one at 
 samples the group all through the apply: a worker always runs, v1 is deregistered only once none
 runs it). Then: an apply SIGKILLed right after it terminated a worker, applied again, ends with
 exactly zones x num_vm workers, all on the enabled version, and no VM outside the group; and
-reading 50 load balancers' workers costs the calls reading one does.
+reading 50 load balancers' workers costs the calls reading one does (and none of those VMs is
+taken for a leak or a host to import).
 """
 
 from __future__ import annotations
@@ -245,3 +246,10 @@ def test_reading_50_load_balancers_workers_costs_what_reading_one_does(sandbox, 
     # (the ELB's DescribeTags takes 20 load balancers a call: the only call that grows)
     assert {op: n for op, n in fifty.items() if op != "elb.DescribeTags"} == \
         {op: n for op, n in one.items() if op != "elb.DescribeTags"}, (one, fifty)
+
+    # the cloud's VMs, not leaks of this stack nor hosts to adopt
+    assert recon(env, "drift", cwd=tmp_path).code == 0
+    worker = sorted(lb_vms(env))[0]
+    refused = recon(env, "import", "docker_hosts.web", worker, cwd=tmp_path)
+    assert refused.code == 1 and f"{worker} is a VM of auto-scaling group asg-euca-internal-elb-" in refused.err, \
+        refused.both
