@@ -145,6 +145,10 @@ def render_drift(report: DriftReport, *, color: bool = False) -> str:
             else:
                 lines.extend(change_block(item, style))
         lines.append("")
-    counts = ", ".join(f"{n} {key}" for key, n in report.counts().items() if key != "ignored")
-    lines.append(f"Drift: {counts}{ignored}. Run `recon apply` to repair (unmanaged resources: import or delete them).")
+    counts = ", ".join(f"{n} {key}" for key, n in report.counts().items()
+                       if key != "ignored" and (n or key != "reported"))
+    repair = (" Run `recon apply` to repair (unmanaged resources: import or delete them)."
+              if report.changed or report.missing or report.pending or report.unmanaged else "")
+    left = " Apply leaves what is reported as it is (each says why)." if report.reported else ""
+    lines.append(f"Drift: {counts}{ignored}.{repair}{left}")
     return "\n".join(lines) + "\n"
