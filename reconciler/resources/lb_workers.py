@@ -9,9 +9,9 @@ swaps every group's launch configuration and leaves the running VMs alone: they 
 the old image until the group replaces them.
 
 Reading (:func:`read_workers`) costs a constant number of calls however many load balancers there
-are: the groups, the launch configurations and the instances once each (paginated), and the
-installed LB images once (for the ``vN`` of each worker's image); none at all without a load
-balancer. A worker is a VM the group lists that is not terminated (``PRESENT``).
+are: the groups, the launch configurations and the instances once each (paginated; the instances
+200 a call), and the installed LB images once (for the ``vN`` of each worker's image); none at all
+without a load balancer. A worker is a VM the group lists that is not terminated (``PRESENT``).
 
 Replacing (:func:`roll`): while a worker differs from the launch the properties in force say, the
 load balancer's groups are first waited for until they are full (desired capacity, every VM in
@@ -26,7 +26,6 @@ exactly the group's capacity of workers, all on the current configuration.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -46,6 +45,7 @@ LAUNCH_KEYS = tuple(LAUNCH_PROPERTIES)
 ATTRS = {key: f"worker_{key}" for key in LAUNCH_KEYS}
 PRESENT = ("pending", "running", "stopping", "stopped")
 MAX_RECORDS = 100              # the most DescribeAutoScalingGroups / DescribeLaunchConfigurations give a page
+FILTER_VALUES = 200            # the most values EC2 takes in one filter
 WORKER_WAIT = 900.0            # seconds for a group to be full again
 
 
@@ -130,14 +130,14 @@ def _groups(cloud, where: str, names: list[str], *, versions: bool = True) -> li
                            AutoScalingGroupNames=names, MaxRecords=MAX_RECORDS)
     if not found:
         return []
-    config_names = sorted({g["LaunchConfigurationName"] for g in found if g.get("LaunchConfigurationName")})
+    # every configuration, rather than by name (the API takes 50 names a call): the cloud's account
+    # holds little else, and a page has 100
     configs = {c["LaunchConfigurationName"]: _launch(c) for c in cloud.paginate(
-        "autoscaling", "describe_launch_configurations", "LaunchConfigurations", where=where,
-        LaunchConfigurationNames=config_names, MaxRecords=MAX_RECORDS)} if config_names else {}
+        "autoscaling", "describe_launch_configurations", "LaunchConfigurations", where=where, MaxRecords=MAX_RECORDS)}
     ids = sorted({i["InstanceId"] for g in found for i in g.get("Instances", [])})
-    instances = {i["InstanceId"]: i for i in cloud.paginate(
+    instances = {i["InstanceId"]: i for start in range(0, len(ids), FILTER_VALUES) for i in cloud.paginate(
         "ec2", "describe_instances", "Reservations[].Instances[]", where=where,
-        Filters=[{"Name": "instance-id", "Values": ids}])} if ids else {}
+        Filters=[{"Name": "instance-id", "Values": ids[start:start + FILTER_VALUES]}])}
     installed = {item["image_id"]: item["version"] for item in installed_images(cloud, where)} \
         if instances and versions else {}
     out = []
@@ -248,10 +248,9 @@ def _wait_full(ctx, names: list[str], where: str, gone: str | None = None) -> li
                       report=ctx.report, stop=ctx.stop)
 
 
-def roll(ctx, lb_name: str, names: list[str], want: Mapping[str, Any], where: str) -> list[str]:
+def roll(ctx, lb_name: str, names: list[str], want: Mapping[str, Any], where: str) -> None:
     """Replace the workers of the groups ``names`` that differ from ``want`` (the file's launch
-    attributes; each group's launch configuration for the others), one at a time; the ids of the
-    workers it ends with."""
+    attributes; each group's launch configuration for the others), one at a time."""
     resumed = ((ctx.resumed(where) or {}).get("attrs") or {}).get("terminating")
     if resumed:
         ctx.report(where, f"an interrupted apply terminated worker {resumed}: waiting for its replacement")
@@ -262,7 +261,7 @@ def roll(ctx, lb_name: str, names: list[str], want: Mapping[str, Any], where: st
         stale_in = [(g, w) for g in groups for w in g.workers
                     if w.differs({**{k: (g.launch or {}).get(k) for k in LAUNCH_KEYS}, **want})]
         if not stale_in:
-            return [w.id for g in groups for w in g.workers]
+            return
         group, victim = stale_in[0]
         launch = group.launch or {}
         wrong = [key for key in want if launch.get(key) != want[key]]
