@@ -9,7 +9,8 @@ samples the group all through the apply: a worker always runs, v1 is deregistere
 runs it). Then: an apply SIGKILLed right after it terminated a worker, applied again, ends with
 exactly zones x num_vm workers, all on the enabled version, and no VM outside the group; and
 reading 50 load balancers' workers costs the calls reading one does (and none of those VMs is
-taken for a leak or a host to import).
+taken for a leak or a host to import); and on 4.2 (one group per zone), with ``workers = "roll"``
+from the start, one apply installs and enables v2, rolls every group onto it and retires v1.
 """
 
 from __future__ import annotations
@@ -253,3 +254,75 @@ def test_reading_50_load_balancers_workers_costs_what_reading_one_does(sandbox, 
     refused = recon(env, "import", "docker_hosts.web", worker, cwd=tmp_path)
     assert refused.code == 1 and f"{worker} is a VM of auto-scaling group asg-euca-internal-elb-" in refused.err, \
         refused.both
+
+
+STACK_42 = '''[stack]
+name = "workers42"
+
+[cloud]
+eucalyptus_version = "4.2"
+
+[lb_images.lb]
+source = "images/lb.tgz"
+
+[lb_images.lb.haproxy.defaults]
+"timeout connect" = "{timeout}"
+
+[properties]
+"services.loadbalancing.worker.image" = "${{lb_images.lb.image_id}}"
+"services.loadbalancing.vm_per_zone" = 1
+
+[load_balancers.web]
+zones = {zones}
+listeners = [{{ lb_port = 80, protocol = "HTTP", instance_port = 80 }}]
+workers = "roll"
+'''
+
+
+def test_a_42_cloud_rolls_every_zone_group_in_the_apply_that_enables_the_revision(tmp_path: Path) -> None:
+    """4.2 runs one group per zone; with workers = "roll" from the start, the apply that installs and
+    enables v2 also replaces the workers (after the property, before v1 is retired)."""
+    from e2e import start_child, toml_value
+
+    zones = (ZONE, "SecondZone")
+    with start_child(tmp_path / "sandbox", zones=zones, eucalyptus_version="4.2") as cloud:
+        env, work = cloud.env, make_work(tmp_path)
+        names = [f"euca-internal-elb-{env['EC2_USER_ID']}-web-{zone}" for zone in zones]
+
+        def by_group() -> dict[str, dict[str, str]]:
+            ec2, found = client(env, "ec2"), {}
+            for item in client(env, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=names)[
+                    "AutoScalingGroups"]:
+                ids = [i["InstanceId"] for i in item["Instances"]]
+                reply = ec2.describe_instances(InstanceIds=ids)["Reservations"] if ids else []
+                found[item["AutoScalingGroupName"]] = {i["InstanceId"]: i["ImageId"] for r in reply
+                                                       for i in r["Instances"] if i["State"]["Name"] == "running"}
+            return found
+
+        (work / "recon.toml").write_text(STACK_42.format(timeout="5s", zones=toml_value(list(zones))))
+        first = apply(env, work)
+        assert first.code == 0, first.both
+        v1 = lb_images(env)["eucalyptus-load-balancer-image-v1"]
+        before = by_group()
+        assert sorted(before) == sorted(names) and all(list(w.values()) == [v1] for w in before.values()), before
+
+        (work / "recon.toml").write_text(STACK_42.format(timeout="7s", zones=toml_value(list(zones))))
+        plan = recon(env, "plan", cwd=work)
+        assert plan.code == 0, plan.both
+        assert "# load_balancers.web will have 2 instance(s) replaced" in plan.out, plan.out
+        assert "worker_image: " in plan.out and "-> (known after apply)" in plan.out
+        assert "- lb_images.lb (deposed" in plan.out
+        rolled = apply(env, work)
+        assert rolled.code == 0, rolled.both
+        v2 = lb_images(env)["eucalyptus-load-balancer-image-v2"]
+        after = by_group()
+        for name in names:
+            assert len(after[name]) == 1 and list(after[name].values()) == [v2], after
+            assert not set(after[name]) & set(before[name])
+        assert "eucalyptus-load-balancer-image-v1" not in lb_images(env)
+        lines = rolled.err.splitlines()
+        enabled = next(n for n, line in enumerate(lines) if line.startswith("properties.") and "done" in line)
+        replacing = [n for n, line in enumerate(lines) if "replacing worker" in line]
+        retired = next(n for n, line in enumerate(lines) if line.startswith("lb_images.lb: destroying"))
+        assert len(replacing) == 2 and enabled < replacing[0] and replacing[-1] < retired, rolled.err
+        assert recon(env, "plan", "--detailed-exitcode", cwd=work).code == 0
