@@ -47,7 +47,7 @@ source = "images/lb.tgz"
 [load_balancers.web]
 zones = ["{ZONE}"]
 listeners = [{{ lb_port = 80, protocol = "HTTP", instance_port = 80 }}]
-depends_on = ["properties.{EMI}", "properties.loadbalancing.loadbalancer_num_vm"]
+depends_on = ["properties.loadbalancing.loadbalancer_num_vm"]       # (made after the emi property anyway)
 {mode}'''
 
 

@@ -14,11 +14,12 @@ of new hosts is registered, then the old ones deregistered, before those are ter
 load balancer's own update later in the apply finds nothing left to do.
 
 Workers (:mod:`.lb_workers`): the live view also holds each load balancer's worker VMs (``workers``,
-``worker_groups``, ``worker_versions`` and a summary of their launches, ``worker_image``, ``worker_instance_type``,
-``worker_key_name``), read in a constant number of calls. ``workers = "roll"`` (or ``[stack]
-lb_workers = "roll"``) makes the launch the properties in force say part of the desired load
-balancer: the file's emi, instance type and key name properties (as references to them, so the
-roll follows their change) and, for those the file leaves out, the group's launch configuration.
+``worker_groups``, ``worker_versions`` and a summary of their launches, ``worker_image``,
+``worker_instance_type``, ``worker_key_name``), read in a constant number of calls. The desired load
+balancer refers to the file's emi, instance type and key name properties (``worker_*``), so it is
+made after them: Eucalyptus gives a new load balancer workers only while the emi property names an
+image. ``workers = "roll"`` (or ``[stack] lb_workers = "roll"``) makes the launch they say part of
+what is compared (for a property the file leaves out, the group's launch configuration's value).
 A worker that differs is then replaced through its group, each one a replacement of the plan; under
 ``workers = "report"`` (the default) the plan and drift only say so (:meth:`LoadBalancers.review`).
 """
@@ -172,9 +173,9 @@ class LoadBalancers(Kind, ServesInstances, ReplacesInstances, Resumable, Importa
         return self.finalize(name, attrs)
 
     def prepare_stack(self, name, attrs, prepared, base_dir):
-        """Under ``workers = "roll"``: the launch attributes the file's properties set, as references to them."""
-        if attrs.get("workers") != "roll":
-            return attrs
+        """The launch attributes the file's properties set, as references to them: the load balancer is
+        made after them (Eucalyptus gives a new one workers only while the emi property names an image),
+        and under ``workers = "roll"`` its workers are compared with them."""
         found = {}
         for key, names in LAUNCH_PROPERTIES.items():
             for prop in names:
@@ -207,7 +208,16 @@ class LoadBalancers(Kind, ServesInstances, ReplacesInstances, Resumable, Importa
         return want, have
 
     def display_view(self, name, attrs):
-        return {k: v for k, v in attrs.items() if k != "workers"}
+        return {k: v for k, v in self._managed(attrs).items() if k != "workers"}
+
+    def state_attrs(self, name, attrs, live, prior):
+        return super().state_attrs(name, self._managed(attrs), live, prior)
+
+    @staticmethod
+    def _managed(attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes recon converges: the launch properties' only under ``workers = "roll"``."""
+        roll = attrs.get("workers") == "roll"
+        return {k: v for k, v in attrs.items() if roll or k not in WORKER_ATTRS.values()}
 
     def replacements(self, name, want, live):
         """Each worker that differs from the launch ``want`` says (or one not known yet): replaced through its group."""
@@ -266,7 +276,10 @@ class LoadBalancers(Kind, ServesInstances, ReplacesInstances, Resumable, Importa
             if lb_name in live and desired and "attributes" in desired:
                 reply = ctx.cloud.call("elb", "describe_load_balancer_attributes", where=f"load_balancers.{lb_name}",
                                    LoadBalancerName=lb_name)
-                live[lb_name]["attributes"] = attributes_from_api(reply)
+                # only those the file names are managed (so too where a reference is not known yet and
+                # the planner compares the file's view itself)
+                live[lb_name]["attributes"] = {k: v for k, v in attributes_from_api(reply).items()
+                                               if k in (desired["attributes"] or {})}
         return live
 
     def import_block(self, ctx, name, cloud_id, options):
