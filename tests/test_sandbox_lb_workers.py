@@ -160,6 +160,8 @@ def test_deleting_the_load_balancer_leaves_no_group_configuration_or_vm(cloud) -
     states = client(env, "ec2").describe_instances(InstanceIds=sorted(gone))["Reservations"]
     assert {i["State"]["Name"] for r in states for i in r["Instances"]} == {"terminated"}
     assert [tags(vm)["aws:autoscaling:groupName"] for vm in workers(env)] == [f"asg-euca-internal-elb-{account}-Kept"]
+    assert sorted(g["GroupName"] for g in client(env, "ec2").describe_security_groups()["SecurityGroups"]) == [
+        "default", f"euca-internal-{account}-Kept"]
 
 
 def test_without_a_valid_emi_the_cloud_refuses_the_load_balancer(tmp_path) -> None:
@@ -219,3 +221,28 @@ def test_a_42_cloud_makes_one_group_per_zone(tmp_path) -> None:
             assert re.fullmatch(rf"lc-euca-internal-elb-{account}-LB42-[0-9a-f]{{8}}", group["LaunchConfigurationName"])
             assert configuration(env, group["LaunchConfigurationName"])["InstanceType"] == "m1.large"
         assert {vm["InstanceType"] for vm in workers(env)} == {"m1.small"}
+
+
+def test_workers_follow_the_zones_and_a_group_whose_image_is_gone_stays_short(cloud) -> None:
+    env, account = cloud.env, cloud.env["EC2_USER_ID"]
+    ec2, elb = client(env, "ec2"), client(env, "elb")
+    emi = ec2.register_image(Name="lb-short-lived", RootDeviceName="/dev/sda1", VirtualizationType="hvm")["ImageId"]
+    set_property(env, "loadbalancing.loadbalancer_emi", emi)
+    elb.create_load_balancer(LoadBalancerName="Zones", AvailabilityZones=ZONES[:1], Listeners=LISTENERS)
+    [first] = workers(env)
+
+    elb.enable_availability_zones_for_load_balancer(LoadBalancerName="Zones", AvailabilityZones=ZONES[1:])
+    assert only_group(env)["DesiredCapacity"] == 2 and sorted(only_group(env)["AvailabilityZones"]) == sorted(ZONES)
+    assert sorted(vm["Placement"]["AvailabilityZone"] for vm in workers(env)) == sorted(ZONES)
+
+    elb.disable_availability_zones_for_load_balancer(LoadBalancerName="Zones", AvailabilityZones=ZONES[:1])
+    [second] = workers(env)
+    assert second["InstanceId"] != first["InstanceId"] and second["Placement"]["AvailabilityZone"] == ZONES[1]
+    group = only_group(env)
+    assert (group["AvailabilityZones"], group["DesiredCapacity"]) == ([ZONES[1]], 1)
+    assert group["AutoScalingGroupName"] == f"asg-euca-internal-elb-{account}-Zones"
+
+    ec2.deregister_image(ImageId=emi)       # the group cannot launch any more: it stays short
+    ec2.terminate_instances(InstanceIds=[second["InstanceId"]])
+    assert workers(env) == []
+    assert only_group(env)["Instances"] == [] and only_group(env)["DesiredCapacity"] == 1

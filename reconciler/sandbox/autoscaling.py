@@ -5,20 +5,24 @@ Two process-wide adjustments of moto make its groups behave as a cloud's do (``p
 * a group launches each new instance in its zone with the fewest running instances (the first
   such zone in the group's order), one reservation per instance, with the launch configuration's
   key name, and remembers which launch configuration it was launched from (moto puts all new
-  instances in one random zone, drops the key name, and shows every instance with the group's
-  current launch configuration);
+  instances in one random zone, drops the key name, shows every instance with the group's
+  current launch configuration, and launches from a deregistered image); a launch that fails
+  leaves the group short and is logged, as a failed scaling activity, and the call that
+  started it succeeds;
 * the instance is tagged ``euca:node`` with the address of the node running it, as every
   Eucalyptus instance is (4.0 ``VmRuntimeState``).
 
-moto replaces an instance only when a call changes the group (capacity, detach, terminate in the
-group). A cloud's group also replaces instances that stopped or were terminated behind its back
-(EC2 health checks): ``heal`` does that, deterministically, and the sandbox calls it before it
-serves a describe call, so that a client sees a replacement by its next look, never by a timer.
+moto replaces an instance when a call changes the group (capacity, detach, terminate in the
+group) or EC2 terminates it. A cloud's group also replaces instances that stopped, and retries
+launches that failed (EC2 health checks, scaling activities): ``heal`` does that,
+deterministically, and the sandbox calls it before it serves a describe call, so that a client
+sees a replacement by its next look, never by a timer.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import threading
 
 from .services import QueryService, euca_instance, moto_image_id
@@ -52,6 +56,7 @@ def patch_autoscaling() -> None:
         if _patched:
             return
         from moto.autoscaling.models import ASG_NAME_TAG, FakeAutoScalingGroup, InstanceState
+        from moto.ec2.exceptions import InvalidAMIIdError
 
         def replace_autoscaling_group_instances(self, count_needed: int, propagated_tags: dict[str, str]) -> None:
             tags = {**propagated_tags, ASG_NAME_TAG: self.name, **self.instance_tags}
@@ -59,11 +64,18 @@ def patch_autoscaling() -> None:
             for _ in range(count_needed):
                 zone = min(self.availability_zones, key=lambda z: sum(
                     1 for state in self.active_instances() if state.instance.placement.zone == z))
-                reservation = self.ec2_backend.run_instances(
-                    self.image_id, 1, self.user_data, self.security_groups,
-                    instance_type=self.instance_type, key_name=config.key_name if config else None,
-                    tags={"instance": {**tags, NODE_TAG: node_address(zone)}}, placement=zone,
-                    launch_config=config, is_instance_type_default=False)
+                try:
+                    if self.image_id not in self.ec2_backend.amis:  # moto would launch a deregistered image
+                        raise InvalidAMIIdError(self.image_id)
+                    reservation = self.ec2_backend.run_instances(
+                        self.image_id, 1, self.user_data, self.security_groups,
+                        instance_type=self.instance_type, key_name=config.key_name if config else None,
+                        tags={"instance": {**tags, NODE_TAG: node_address(zone)}}, placement=zone,
+                        launch_config=config, is_instance_type_default=False)
+                except Exception as err:  # the scaling activity fails, not the call that started it
+                    print(f"recon sandbox: auto-scaling group {self.name} cannot launch: {err}",
+                          file=sys.stderr, flush=True)
+                    return
                 for instance in reservation.instances:
                     euca_instance(self.ec2_backend, instance)
                     instance.autoscaling_group = self
@@ -86,13 +98,13 @@ group_lock = threading.RLock()  # held by whatever changes groups: moto's object
 
 
 def heal(account: str) -> None:
-    """Replace every group instance of ``account`` that is no longer pending or running, from the
-    group's current launch configuration (what a cloud's EC2 health check does in time)."""
+    """Bring every group of ``account`` back to its desired capacity: instances no longer pending or
+    running leave it, new ones are launched from its current launch configuration (what a
+    cloud's EC2 health checks and scaling activities do in time)."""
     with group_lock:
         for group in list(autoscaling_backend(account).autoscaling_groups.values()):
-            live = [s for s in group.instance_states if s.instance.state in _LIVE_STATES]
-            if len(live) != len(group.instance_states):
-                group.instance_states = live
+            group.instance_states = [s for s in group.instance_states if s.instance.state in _LIVE_STATES]
+            if len(group.instance_states) < (group.desired_capacity or 0):
                 group.set_desired_capacity(group.desired_capacity)
 
 

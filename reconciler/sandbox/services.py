@@ -731,6 +731,7 @@ _ELB_NEEDS_BALANCER = {
 }
 
 
+_ELB_ZONE_CHANGES = {"EnableAvailabilityZonesForLoadBalancer", "DisableAvailabilityZonesForLoadBalancer"}
 _MOTO_ELB_DOMAIN = ".elb.amazonaws.com"
 _ELB_VPC_FIELDS = re.compile(r"<VPCId>[^<]*</VPCId>|<Subnets>.*?</Subnets>|<Subnets/>", re.S)
 
@@ -755,7 +756,9 @@ class ELBService(QueryService):
     the ``euca-internal-ACCOUNT-NAME`` group a Eucalyptus 4.0 cloud makes, removed with it. A
     balancer's DNS name is Eucalyptus' (``balancer_dns_name``; ``dns_suffix()`` gives the DNS
     subdomain property and the cloud's DNS domain, read when the balancer is made), and
-    DescribeLoadBalancers names no VPC or subnets.
+    DescribeLoadBalancers names no VPC or subnets. ``workers`` (``workers.Workers``) gives a new
+    balancer its worker VMs, has them follow its zones and deletes them with it; a balancer it
+    cannot give workers is refused when ``strict_admission`` is set (see ``admit``).
     """
 
     name = "LoadBalancing"
@@ -787,9 +790,22 @@ class ELBService(QueryService):
         answer = self.forward(params)
         if action == "RegisterInstancesWithLoadBalancer":
             self.dedupe_instances(params.get("LoadBalancerName") or "", account)
+        if action in _ELB_ZONE_CHANGES and answer.code == 200 and self.workers is not None:
+            self.workers_follow_zones(params.get("LoadBalancerName") or "", account)
         if action == "DescribeLoadBalancers" and answer.code == 200:
             answer.set_text(_ELB_VPC_FIELDS.sub("", answer.text()))
         return answer
+
+    @staticmethod
+    def worker_group(balancer, account: str):
+        """The security group the balancer's workers run in: its first one (moto's object)."""
+        return ec2_backend(account).get_security_group_from_id(balancer.security_groups[0])
+
+    def workers_follow_zones(self, name: str, account: str) -> None:
+        balancer = elb_backend(account).load_balancers.get(name)
+        if balancer is not None and balancer.security_groups:
+            zones = [self.zones.to_euca[z] for z in balancer.availability_zones]
+            self.workers.zones_changed(account, name, zones, self.worker_group(balancer, account))
 
     @staticmethod
     def dedupe_instances(name: str, account: str) -> None:
@@ -825,9 +841,8 @@ class ELBService(QueryService):
                 balancer.dns_name = balancer_dns_name(name, account, self.dns_suffix())
             answer.set_text(re.sub(r"<DNSName>[^<]*</DNSName>", f"<DNSName>{xml_text(balancer.dns_name)}</DNSName>",
                                    answer.text()))
-            if admitted and zones and balancer.security_groups:
-                group = ec2_backend(account).get_security_group_from_id(balancer.security_groups[0])
-                self.workers.create(account, name, zones, group)
+            if admitted and balancer.security_groups:
+                self.workers.create(account, name, zones, self.worker_group(balancer, account))
         return answer
 
     def admit(self) -> bool | Response:

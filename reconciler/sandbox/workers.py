@@ -18,6 +18,8 @@ From the server source (``loadbalancing-backend``, branches maint-4.0 and maint-
   configuration ``lc-euca-internal-elb-ACCOUNT-NAME-XXXXXXXX`` with the new value and the old
   one's others, is pointed at it with the same desired capacity, and the old one is deleted.
   Running VMs stay as they are. 4.0 does nothing when the key name is set to empty.
+* Enabling or disabling zones: 4.0 updates the group's zones and capacity (the VMs of a dropped
+  zone are terminated); 4.2 adds or deletes per-zone groups.
 * Deleting a balancer deletes its groups, terminating their instances, and their configurations.
 
 4.2 runs new balancers' workers in a separate ``(eucalyptus)loadbalancing`` account; the sandbox
@@ -90,30 +92,40 @@ class Workers:
     def create(self, owner: str, balancer: str, zones: list[str], security_group) -> None:
         """Make the configuration(s) and group(s) of a new balancer in ``zones`` (Eucalyptus
         names); their instances are launched at once. ``security_group`` is moto's group."""
-        per_zone = java_int(self.properties.value(self.count_property))
-        per_zone = 1 if per_zone is None else per_zone
-        key = self.properties.value(self.key_property) or None
-        image = moto_image_id(self.properties.value(self.image_property).lower())
-        instance_type = self.properties.value(self.type_property)
-        groups = [security_group.id if self.v42 else security_group.name]
-        backend = autoscaling_backend(self.account)
-        layout = [(zone, [zone], per_zone) for zone in zones] if self.v42 else [("", zones, len(zones) * per_zone)]
         with group_lock:
-            names = self._groups[(owner, balancer)] = []
-            for zone, group_zones, capacity in layout:
-                config = self.config_name(owner, balancer, zone)
-                self.make_config(backend, config, image_id=image, instance_type=instance_type, key_name=key,
-                                 security_groups=groups, user_data=None, instance_profile=None)
-                name = self.group_name(owner, balancer, zone)
-                backend.create_auto_scaling_group(
-                    name=name, availability_zones=[self.zones.to_moto[z] for z in group_zones],
-                    desired_capacity=capacity, max_size=capacity, min_size=capacity,
-                    launch_config_name=config, launch_template={}, vpc_zone_identifier=None,
-                    default_cooldown=None, health_check_period=None, health_check_type="EC2",
-                    load_balancers=[], target_group_arns=[], placement_group=None, termination_policies=[],
-                    tags=[{"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": TAG_KEY,
-                           "Value": TAG_VALUE, "PropagateAtLaunch": True}])
-                names.append(name)
+            self._groups[(owner, balancer)] = []
+            if self.v42:
+                for zone in zones:
+                    self.add_group(owner, balancer, zone, [zone], security_group)
+            elif zones:
+                self.add_group(owner, balancer, "", zones, security_group)
+
+    def per_zone(self) -> int:
+        """The number of VMs per zone (``Integer.parseInt``, 1 when it cannot parse it)."""
+        number = java_int(self.properties.value(self.count_property))
+        return 1 if number is None else number
+
+    def add_group(self, owner: str, balancer: str, zone: str, zones: list[str], security_group) -> None:
+        """One group and its configuration, from the properties in force: ``zone`` names a 4.2
+        group's only zone, and is empty for 4.0's group over all of ``zones``."""
+        backend = autoscaling_backend(self.account)
+        config = self.config_name(owner, balancer, zone)
+        self.make_config(backend, config, image_id=moto_image_id(self.properties.value(self.image_property).lower()),
+                         instance_type=self.properties.value(self.type_property),
+                         key_name=self.properties.value(self.key_property) or None,
+                         security_groups=[security_group.id if self.v42 else security_group.name],
+                         user_data=None, instance_profile=None)
+        name = self.group_name(owner, balancer, zone)
+        capacity = len(zones) * self.per_zone()
+        backend.create_auto_scaling_group(
+            name=name, availability_zones=[self.zones.to_moto[z] for z in zones],
+            desired_capacity=capacity, max_size=capacity, min_size=capacity,
+            launch_config_name=config, launch_template={}, vpc_zone_identifier=None,
+            default_cooldown=None, health_check_period=None, health_check_type="EC2",
+            load_balancers=[], target_group_arns=[], placement_group=None, termination_policies=[],
+            tags=[{"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": TAG_KEY,
+                   "Value": TAG_VALUE, "PropagateAtLaunch": True}])
+        self._groups[(owner, balancer)].append(name)
 
     @staticmethod
     def make_config(backend, name: str, *, image_id: str, instance_type: str, key_name: str | None,
@@ -124,18 +136,55 @@ class Workers:
             instance_monitoring=True, instance_profile_name=instance_profile, spot_price=None, ebs_optimized=False,
             associate_public_ip_address=False, block_device_mappings=[])
 
+    # -- Enable/DisableAvailabilityZonesForLoadBalancer ---------------------------------------
+    def zones_changed(self, owner: str, balancer: str, zones: list[str], security_group) -> None:
+        """The workers follow the balancer's zones (Eucalyptus names) once they changed. 4.0
+        (``EventHandlerChainEnableZone``, ``...DisableZone``) updates its group: those zones,
+        capacity zones × ``loadbalancer_num_vm`` (at least 1 a zone), the VMs of a dropped zone
+        terminated. 4.2 gives a new zone its group and deletes a dropped zone's."""
+        backend = autoscaling_backend(self.account)
+        with group_lock:
+            names = self._groups.get((owner, balancer))
+            if names is None:  # made without workers
+                return
+            if self.v42:
+                wanted = {self.group_name(owner, balancer, zone): zone for zone in zones}
+                for name, zone in wanted.items():
+                    if name not in names:
+                        self.add_group(owner, balancer, zone, [zone], security_group)
+                for name in [n for n in names if n not in wanted]:
+                    names.remove(name)
+                    self.delete_group(backend, name)
+                return
+            group = backend.autoscaling_groups.get(names[0]) if names else None
+            if group is None:
+                return
+            moto_zones = [self.zones.to_moto[z] for z in zones]
+            dropped = [s.instance.id for s in group.instance_states if s.instance.placement.zone not in moto_zones]
+            group.instance_states = [s for s in group.instance_states if s.instance.id not in dropped]
+            if dropped:
+                backend.ec2_backend.terminate_instances(dropped)
+            capacity = len(zones) * max(self.per_zone(), 1)
+            backend.update_auto_scaling_group(
+                group.name, availability_zones=moto_zones, desired_capacity=capacity, max_size=capacity,
+                min_size=capacity, launch_config_name=None, launch_template={}, vpc_zone_identifier=None,
+                health_check_period=None, health_check_type=None)
+
     # -- DeleteLoadBalancer ------------------------------------------------------------------
     def delete(self, owner: str, balancer: str) -> None:
         """Delete the balancer's groups (terminating their instances) and configurations."""
         backend = autoscaling_backend(self.account)
         with group_lock:
             for name in self._groups.pop((owner, balancer), []):
-                group = backend.autoscaling_groups.get(name)
-                if group is None:
-                    continue
-                config = group.launch_configuration_name
-                backend.delete_auto_scaling_group(name)
-                backend.delete_launch_configuration(config)
+                self.delete_group(backend, name)
+
+    @staticmethod
+    def delete_group(backend, name: str) -> None:
+        group = backend.autoscaling_groups.get(name)
+        if group is not None:
+            config = group.launch_configuration_name
+            backend.delete_auto_scaling_group(name)
+            backend.delete_launch_configuration(config)
 
     # -- the property change listeners -------------------------------------------------------
     def property_changed(self, check: str, value: str) -> None:
@@ -164,9 +213,10 @@ class Workers:
                     try:
                         self.make_config(backend, new, **settings, security_groups=list(old.security_groups),
                                          user_data=old.user_data, instance_profile=old.iam_instance_profile)
+                        # the capacity stays; what the group launches next comes from ``new``
                         backend.update_auto_scaling_group(
-                            name, availability_zones=[], desired_capacity=group.desired_capacity, max_size=None,
-                            min_size=None, launch_config_name=new, launch_template={}, vpc_zone_identifier=None,
+                            name, availability_zones=[], desired_capacity=None, max_size=None, min_size=None,
+                            launch_config_name=new, launch_template={}, vpc_zone_identifier=None,
                             health_check_period=None, health_check_type=None)
                     except Exception as err:  # the listener's own wrapping of any failure
                         raise Refused("Unable to update the autoscaling group", str(err)) from None
