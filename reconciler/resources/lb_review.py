@@ -19,7 +19,7 @@ lines of a diff.
 
 Workers (:func:`workers_review`, for the ``load_balancers`` kind). A load balancer of the file whose
 worker VMs run another image, instance type or key name than the properties in force say (the
-plan's property changes, else the group's launch configuration) gets a note saying so (``1 worker
+file's properties, else the group's launch configuration) gets a note saying so (``1 worker
 runs v2, enabled is v3``): under ``workers = "roll"`` on its change, which replaces them and is
 ordered before the revisions the plan retires; under ``"report"`` in ``Plan.reported``. A revision
 (:func:`review`) still run by a worker that this plan does not replace, or named by a group's launch
@@ -36,10 +36,10 @@ from typing import Any, Mapping
 
 from ..imagebuild.servo import (DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT_RANGE, LISTENER_TIMEOUTS, OVERRIDDEN,
                                 TEMPLATE_PATH, ServoRelease, time_seconds)
-from ..addresses import Address, Reference, is_whole_reference
+from ..addresses import Reference, is_whole_reference
 from ..plan import UNKNOWN, Action, Change, Plan, contains_unknown
 from .lb_images import IMAGE_PREFIX, KIND as LB_IMAGES, PLANNED_VERSION
-from .lb_workers import ATTRS as WORKER_ATTRS, LAUNCH_KEYS, LAUNCH_PROPERTIES, group_launch, version_label
+from .lb_workers import ATTRS as WORKER_ATTRS, LAUNCH_KEYS, group_launch, version_label
 from .properties import EMI_PROPERTIES
 
 INSTALLS = frozenset({Action.CREATE, Action.REPLACE, Action.CREATE_THEN_DELETE})
@@ -108,7 +108,6 @@ def held_revisions(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]
 def workers_review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
     """Note each load balancer of the plan whose workers differ from the launch in force (see the
     module docstring); order a change that replaces them before the revisions the plan retires."""
-    in_force = _launch_in_force(plan)
     retiring = sorted({c.address for c in plan.changes if c.kind == "lb_images" and c.action is Action.DELETE})
     reviewed = {}
     for change in plan.changes:
@@ -117,8 +116,7 @@ def workers_review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]
             continue
         desired = change.payload.desired or {}
         config = group_launch(lb)
-        want = {key: desired[attr] if attr in desired else in_force.get(key, config.get(key))
-                for key, attr in WORKER_ATTRS.items()}
+        want = {key: desired[attr] if attr in desired else config.get(key) for key, attr in WORKER_ATTRS.items()}
         want = {key: value or None if value is not UNKNOWN else UNKNOWN for key, value in want.items()}
         message = stale_message(lb, want, _enabling(plan))
         if message is None:
@@ -136,16 +134,6 @@ def workers_review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]
             plan.reported.append((change.address, f'{message} (workers = "report": recon leaves them; '
                                                   'workers = "roll" replaces them)'))
     plan.changes = [reviewed.get(change.key, change) for change in plan.changes]
-
-
-def _launch_in_force(plan: Plan) -> dict[str, Any]:
-    """The launch attributes the plan's property changes set (UNKNOWN where not known yet)."""
-    found = {}
-    for key, names in LAUNCH_PROPERTIES.items():
-        for change in plan.changes:
-            if change.kind == "properties" and change.name in names and change.after is not None:
-                found[key] = change.after.get("value", UNKNOWN)
-    return found
 
 
 def _enabling(plan: Plan) -> str | None:
