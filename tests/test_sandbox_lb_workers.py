@@ -194,6 +194,8 @@ def test_by_default_a_load_balancer_without_an_emi_is_made_without_workers(cloud
         == ["Bare"]
     assert autoscaling(env).describe_auto_scaling_groups()["AutoScalingGroups"] == []
     assert client(env, "ec2").describe_instances()["Reservations"] == []
+    assert "load balancer Bare gets no worker VMs (No loadbalancer EMI is found)" in \
+        (cloud.directory / "sandbox.log").read_text()
 
 
 def test_a_42_cloud_makes_one_group_per_zone(tmp_path) -> None:

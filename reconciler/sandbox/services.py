@@ -818,7 +818,7 @@ class ELBService(QueryService):
         name = params.get("LoadBalancerName") or ""
         is_new = bool(name) and name not in elb_backend(account).load_balancers
         zones = params.members("AvailabilityZones.member")
-        admitted = self.admit() if is_new else None
+        admitted = self.admit(name) if is_new else None
         if isinstance(admitted, Response):
             return admitted
         created = None
@@ -845,10 +845,10 @@ class ELBService(QueryService):
                 self.workers.create(account, name, zones, self.worker_group(balancer, account))
         return answer
 
-    def admit(self) -> bool | Response:
-        """Whether a new balancer gets worker VMs (``workers.Workers.admit``). A balancer the cloud
-        cannot give workers is refused as 4.0's CreateLoadBalancer refuses it when
-        ``strict_admission`` is set, else made without workers."""
+    def admit(self, name: str) -> bool | Response:
+        """Whether the new balancer ``name`` gets worker VMs (``workers.Workers.admit``). One the
+        cloud cannot give workers is refused as 4.0's CreateLoadBalancer refuses it when
+        ``strict_admission`` is set, else made without workers (and the sandbox's log says so)."""
         if self.workers is None:
             return False
         from .workers import AdmissionRefused
@@ -858,6 +858,8 @@ class ELBService(QueryService):
         except AdmissionRefused as err:
             if self.strict_admission:
                 return self.error("InternalFailure", f"Failed to create the loadbalancer: {err}")
+            print(f"recon sandbox: load balancer {name} gets no worker VMs ({err}); a cloud would refuse it",
+                  file=sys.stderr, flush=True)
             return False
         return True
 
