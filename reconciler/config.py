@@ -41,6 +41,10 @@ STACK_FIELDS = {
                   check=lambda v: None if STACK_NAME_RE.match(v) else
                   "must be 1-63 letters, digits, '-' or '_', starting with a letter or digit"),
     "description": Field("string", "Free text.", references=False),
+    "lb_workers": Field("string", 'What recon does with load balancers\' worker VMs on another image, type or key '
+                        'than the properties say, unless a load balancer says (its workers = …): "report" (the '
+                        'default) or "roll" (replace them one at a time).', choices=("report", "roll"),
+                        references=False),
 }
 STATE_FIELDS = {
     "backend": Field("string", 'Where state is kept: "local" (a file) or "s3" (the cloud\'s object storage).',
@@ -244,8 +248,9 @@ def build(document: Mapping[str, Any], text: str, path: Path, choice: EnvChoice 
     if "stack" not in document:
         problems.add("stack", "missing [stack] table", 'add [stack] with name = "…"')
 
-    stack_name = str(document.get("stack", {}).get("name", "")) if isinstance(document.get("stack"), dict) else ""
-    ctx = LoadContext(base_dir=path.parent, source=str(path), stack=stack_name)
+    stack_table = document.get("stack") if isinstance(document.get("stack"), dict) else {}
+    stack_name = str(stack_table.get("name", ""))
+    ctx = LoadContext(base_dir=path.parent, source=str(path), stack=stack_name, stack_table=dict(stack_table))
     resources, kind_settings = _read_resources(document, ctx, problems)
     for address, names in infer(resources).items():
         resources[address].names = names

@@ -4,8 +4,10 @@ Starts a sandbox child process, copies the example stack into a work folder and 
 ``recon`` itself, step by step: plan, apply, plan again (no changes), a property and a
 listener changed by hand with plain boto3, drift, apply repairs, drift clean; then the
 Docker stack: the image built from (stand-in) files and published, two hosts behind a load
-balancer, one terminated by hand, drift, apply replaces it; the LB image; last, a new root file
-system: a new Docker image, the hosts rolled onto it, the old image retired. The sandbox is
+balancer, one terminated by hand, drift, apply replaces it; the LB image, installed, a load balancer's
+worker running it, a new revision enabled, the stale worker reported, rolled onto it, the old
+revision retired; last, a new root file system: a new Docker image, the hosts rolled onto it, the
+old image retired. The sandbox is
 stopped whatever happens.
 """
 
@@ -37,7 +39,7 @@ def plain_client(env: dict[str, str], service: str):
     session shares recon's warm model loader, so making a client costs milliseconds.
     """
     urls = {"ec2": env["EC2_URL"], "elb": env["AWS_ELB_URL"], "s3": env["S3_URL"],
-            "properties": env.get("EUCA_PROPERTIES_URL")}
+            "autoscaling": env.get("AWS_AUTO_SCALING_URL"), "properties": env.get("EUCA_PROPERTIES_URL")}
     return boto3.Session(botocore_session=new_session()).client(
         service, endpoint_url=urls[service], region_name=env.get("AWS_DEFAULT_REGION", "eucalyptus"),
         aws_access_key_id=env["EC2_ACCESS_KEY"], aws_secret_access_key=env["EC2_SECRET_KEY"])
@@ -100,7 +102,8 @@ class Story:
             return 1
         self.term.line("Demo complete: plan, apply, no-op plan, drift detected, drift repaired; "
                        "Docker image published, hosts running behind a load balancer, a lost host replaced; "
-                       "a customized LB image installed, enabled, changed and the old revision retired; "
+                       "a customized LB image installed, enabled, changed, the load balancer's worker rolled onto "
+                       "it and the old revision retired; "
                        "a new Docker root file system rolled out.")
         return 0
 
@@ -127,23 +130,30 @@ class Story:
         from .imagebuild.testimage import RUNBOOK_SERVO, make_test_image, pack_tgz
 
         self.say("10. Customize the load-balancer image (a small stand-in for the package's, with the runbook's "
-                 "servo 1.0.4 template) and install it")
+                 "servo 1.0.4 template), install and enable it; a load balancer whose worker VM runs it")
         with tempfile.TemporaryDirectory() as tmp:
             image = make_test_image(Path(tmp) / "eucalyptus-load-balancer-image.img", servo_version=RUNBOOK_SERVO)
             pack_tgz(image, self.work / "images" / "eucalyptus-load-balancer-image.tgz")   # the .img alone
         self.recon("plan", "-c", LB_IMAGE_STACK, "--detailed-exitcode", expect=2)
         self.recon("apply", "-c", LB_IMAGE_STACK, "--auto-approve", expect=0)
         self.recon("images", "-c", LB_IMAGE_STACK, "--format", "installer", expect=0)
-        self.say("11. A longer connect timeout: a new revision v2 is installed and enabled, then v1 retired")
+        self.say("11. A longer connect timeout: a new revision v2 is installed and enabled; Eucalyptus leaves the "
+                 "running worker VM on v1, so v1 stays, and the cron job notices")
         stack = self.work / LB_IMAGE_STACK
         stack.write_text(stack.read_text().replace('"timeout connect" = "5s"', '"timeout connect" = "7s"'))
         self.recon("apply", "-c", LB_IMAGE_STACK, "--auto-approve", expect=0)
+        self.recon("drift", "-c", LB_IMAGE_STACK, expect=2)
+        self.say('12. workers = "roll": apply replaces the worker through its auto-scaling group, then retires v1; '
+                 "the worker now runs v2")
+        stack.write_text(stack.read_text().replace('# workers = "roll"', 'workers = "roll"'))
+        self.recon("apply", "-c", LB_IMAGE_STACK, "--auto-approve", expect=0)
         self.recon("images", "-c", LB_IMAGE_STACK, expect=0)
+        self.recon("image", "effective", "TemplateCheck", "-c", LB_IMAGE_STACK, expect=0)
 
 
     def docker_image_story(self) -> None:
         """A new root file system: a new emi, the hosts rolled onto it, then the old emi and its bundle gone."""
-        self.say("12. A new Docker root file system: a new image is registered, the hosts roll onto it, "
+        self.say("13. A new Docker root file system: a new image is registered, the hosts roll onto it, "
                  "then the old image is deregistered and its bundle deleted")
         make_docker_standins(self.work / "images", revision=1)
         self.recon("plan", "-c", DOCKER_STACK, "--detailed-exitcode", expect=2)

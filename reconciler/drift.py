@@ -5,7 +5,9 @@
 - unmanaged: carrying this stack's tags, in neither the file nor the state; with ``--all-unmanaged``
   also the account's key pairs, groups, load balancers and images that no stack's tags claim
   (``unowned``, see ``reconciler/unowned.py``);
-- pending: the file asks for something never applied (an edit not yet rolled out).
+- pending: the file asks for something never applied (an edit not yet rolled out);
+- reported: what differs and recon leaves as it is, saying why (load balancers' workers still on
+  an older image under ``workers = "report"``).
 
 ``[drift] ignore`` takes addresses or ``ADDRESS.attribute.path`` patterns with shell
 wildcards (``load_balancers.*.instances``, ``properties.cloud.*``); ``[drift] ignore_unmanaged``
@@ -31,15 +33,17 @@ class DriftReport:
     unmanaged: list[tuple[Address, str]] = field(default_factory=list)  # address, cloud id
     #: Unmanaged and not tagged by recon (--all-unmanaged): address, cloud id.
     unowned: list[tuple[Address, str]] = field(default_factory=list)
+    reported: list[tuple[Address, str]] = field(default_factory=list)   # address, what differs
     ignored: int = 0
 
     @property
     def in_sync(self) -> bool:
-        return not (self.changed or self.missing or self.pending or self.unmanaged or self.unowned)
+        return not (self.changed or self.missing or self.pending or self.unmanaged or self.unowned or self.reported)
 
     def counts(self) -> dict[str, int]:
         return {"changed": len(self.changed), "missing": len(self.missing),
                 "unmanaged": len(self.unmanaged) + len(self.unowned), "pending": len(self.pending),
+                "reported": len(self.reported),
                 "ignored": self.ignored}
 
 
@@ -64,10 +68,12 @@ def report(plan: Plan, ignore: Sequence[str] = (), *, unowned: Sequence[tuple[Ad
             change = replace(change, changed_paths=kept,
                              replace_paths=[p for p in change.replace_paths if p in kept])
         {"changed": out.changed, "missing": out.missing}.get(change.drift or "", out.pending).append(change)
-    for found, into in ((plan.unmanaged, out.unmanaged), (unowned, out.unowned)):
-        for address, cloud_id in found:
-            if _matches([*ignore, *ignore_unmanaged], str(address)):
+    unmanaged_ignore = [*ignore, *ignore_unmanaged]
+    for found, into, patterns in ((plan.unmanaged, out.unmanaged, unmanaged_ignore),
+                                  (unowned, out.unowned, unmanaged_ignore), (plan.reported, out.reported, ignore)):
+        for address, what in found:
+            if _matches(patterns, str(address)):
                 out.ignored += 1
             else:
-                into.append((address, cloud_id))
+                into.append((address, what))
     return out

@@ -190,6 +190,10 @@ class Plan:
     #: Live resources tagged with this stack, in neither the file nor the state: (address, cloud id).
     unmanaged: list[tuple[Address, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: What the cloud differs in from the file and this plan leaves as it is, with why (load balancers'
+    #: workers on another image under ``workers = "report"``, a revision kept for the workers that run
+    #: it): (address, message). Drift reports them.
+    reported: list[tuple[Address, str]] = field(default_factory=list)
     #: Every block of the file, targeted or not, that serves instances (``Traits.serves_instances``),
     #: with its configuration: a rolling replacement hands the traffic over to the new ones.
     serving: dict[Address, dict[str, Any]] = field(default_factory=dict)

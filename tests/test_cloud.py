@@ -807,5 +807,6 @@ def test_every_service_has_a_client(front):
     cloud = make_cloud(front.url)
     assert {s: cloud.client(s).meta.endpoint_url for s in SERVICES} == {
         "ec2": front.url + "/services/compute", "s3": front.url + "/services/objectstorage",
-        "elb": front.url + "/services/LoadBalancing", "properties": front.url + "/services/Properties"}
+        "elb": front.url + "/services/LoadBalancing", "autoscaling": front.url + "/services/AutoScaling",
+        "properties": front.url + "/services/Properties"}
     assert cloud_mod.Endpoints(compute="x").for_service("ec2") == "x"

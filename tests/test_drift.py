@@ -40,7 +40,7 @@ def test_drift_groups_and_ignore(sandbox, tmp_path: Path) -> None:
     assert [c["address"] for c in report["missing"]] == ["keypairs.euca-elb"]
     assert [(u["address"], u["id"]) for u in report["unmanaged"]] == [("docker_hosts.gone", "gone"),
                                                                        ("security_groups.left-behind", "left-behind")]
-    assert report["summary"] == {"changed": 1, "missing": 1, "unmanaged": 2, "pending": 0, "ignored": 0}
+    assert report["summary"] == {"changed": 1, "missing": 1, "unmanaged": 2, "pending": 0, "reported": 0, "ignored": 0}
     assert orphan_id
 
     text = recon(env, "drift", "-c", STACK, cwd=work)
@@ -53,7 +53,7 @@ def test_drift_groups_and_ignore(sandbox, tmp_path: Path) -> None:
         handle.write('\n[drift]\nignore = ["load_balancers.*.health_check.*", "security_groups.left-*", '
                      '"docker_hosts.gone"]\n')
     ignored = json.loads(recon(env, "drift", "-c", STACK, "--format", "json", cwd=work).out)
-    assert ignored["summary"] == {"changed": 0, "missing": 1, "unmanaged": 0, "pending": 0, "ignored": 3}
+    assert ignored["summary"] == {"changed": 0, "missing": 1, "unmanaged": 0, "pending": 0, "reported": 0, "ignored": 3}
 
     assert recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
     clean = recon(env, "drift", "-c", STACK, cwd=work)

@@ -93,7 +93,7 @@ def test_install_enable_change_retire(sandbox, work: Path) -> None:
     (item,) = json.loads(recon(env, "images", "--format", "json", cwd=work).out)["images"]
     assert item == {"version": 1, "image_id": v1["ImageId"], "name": "eucalyptus-load-balancer-image-v1",
                     "location": v1["ImageLocation"], "description": v1["Description"], "enabled": True,
-                    "digest": digest, "managed_by": "lbimg:lb_images.v1"}
+                    "digest": digest, "managed_by": "lbimg:lb_images.v1", "workers": {}}
 
     # a new block with another timeout, enabled; the old one still in the file
     (work / "recon.toml").write_text(stack(source, {"v1": "5s", "v2": "7s"}, "v2"))

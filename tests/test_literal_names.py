@@ -111,8 +111,11 @@ def test_literal_names_are_edges_in_plan_json(sandbox, tmp_path: Path) -> None:
         "images.docker-rootfs": ["references ${images.docker-rootfs.id}"],
         "keypairs.docker-admin": ["names keypairs.docker-admin"],
         "security_groups.docker": ["names security_groups.docker"]}
+    # (and the worker launch properties of the file: a load balancer is made after them)
     assert changes["load_balancers.TestLoadBalancer"]["depends_on_reasons"] == {
-        "docker_hosts.docker": ["references ${docker_hosts.docker.instance_ids}"]}
+        "docker_hosts.docker": ["references ${docker_hosts.docker.instance_ids}"],
+        **{f"properties.{name}": [f"references ${{properties.{name}.value}}"]
+           for name in ("loadbalancing.loadbalancer_instance_type", KEYNAME)}}
     assert changes["keypairs.euca-elb"]["depends_on"] == [] and changes["keypairs.euca-elb"]["depends_on_reasons"] == {}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-SERVICES = ("ec2", "s3", "elb", "properties")
+SERVICES = ("ec2", "s3", "elb", "autoscaling", "properties")
 """The services recon talks to, by botocore service name."""
 
 # The [cloud] key (and Endpoints field) that holds each service's URL.
@@ -18,6 +18,7 @@ _SERVICE_KEY = {
     "ec2": "compute",
     "s3": "objectstorage",
     "elb": "loadbalancing",
+    "autoscaling": "autoscaling",
     "properties": "properties",
 }
 
@@ -29,6 +30,8 @@ class Endpoints:
     compute: str | None = None
     objectstorage: str | None = None
     loadbalancing: str | None = None
+    autoscaling: str | None = None
+    """Auto Scaling: the groups Eucalyptus runs each load balancer's worker VMs in."""
     properties: str | None = None
     """ModifyPropertyValue (always ``/services/Properties`` on a Eucalyptus front end)."""
     properties_describe: str | None = None
@@ -78,6 +81,7 @@ def service_paths(version: str) -> dict[str, str]:
         "compute": compute,
         "objectstorage": objectstorage,
         "loadbalancing": "/services/LoadBalancing",
+        "autoscaling": "/services/AutoScaling",
         "properties": "/services/Properties",
         "properties_describe": describe_path(version),
     }

@@ -31,6 +31,8 @@ CLOUD_FIELDS = {
     "compute": Field("string", "EC2 API URL (overrides endpoint).", references=False),
     "objectstorage": Field("string", "S3 API URL (overrides endpoint).", references=False),
     "loadbalancing": Field("string", "ELB API URL (overrides endpoint).", references=False),
+    "autoscaling": Field("string", "Auto Scaling API URL (overrides endpoint): where recon reads and replaces "
+                         "load balancers' worker VMs.", references=False),
     "properties": Field("string", "Properties API URL (overrides endpoint).", references=False),
     "region": Field("string", "Region name used in signatures.", references=False),
     "eucalyptus_version": Field("string", "Cloud version: selects property names and API paths.",
@@ -75,6 +77,7 @@ _ENV_URLS = {
     "compute": ("EC2_URL", "AWS_ENDPOINT_URL_EC2"),
     "objectstorage": ("S3_URL", "AWS_ENDPOINT_URL_S3"),
     "loadbalancing": ("AWS_ELB_URL", "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING"),
+    "autoscaling": ("AWS_AUTO_SCALING_URL", "AWS_ENDPOINT_URL_AUTO_SCALING"),
     "properties": ("EUCA_PROPERTIES_URL",),
 }
 # A compute URL ending like this names its front end (4.x layout, then 3.x).
@@ -136,7 +139,7 @@ def resolve_settings(cloud_table: Mapping[str, Any] | None, env: Mapping[str, st
     Precedence, per value: a key in the file, then the environment (the variables a sourced
     Eucalyptus ``eucarc`` exports, then the usual AWS ones), then the default. Service URLs:
     explicit ``[cloud].<service>`` > derived from ``[cloud].endpoint`` > ``EC2_URL`` /
-    ``S3_URL`` / ``AWS_ELB_URL`` / ``EUCA_PROPERTIES_URL`` (then ``AWS_ENDPOINT_URL_<SVC>``) >
+    ``S3_URL`` / ``AWS_ELB_URL`` / ``AWS_AUTO_SCALING_URL`` / ``EUCA_PROPERTIES_URL`` (then ``AWS_ENDPOINT_URL_<SVC>``) >
     derived from the front end that ``EC2_URL`` names > ``None`` (botocore's default).
     An explicit properties URL (``[cloud].properties`` or ``EUCA_PROPERTIES_URL``) serves both
     DescribeProperties and ModifyPropertyValue.
@@ -178,7 +181,7 @@ def _endpoints(table: Mapping[str, Any], env: Mapping[str, str], paths: Mapping[
     if front_end is not None:
         front_end = _check_url(front_end, "[cloud].endpoint", front_end=True)
     explicit = {}
-    for key in ("compute", "objectstorage", "loadbalancing", "properties"):
+    for key in ("compute", "objectstorage", "loadbalancing", "autoscaling", "properties"):
         value = _file_string(table, key)
         explicit[key] = _check_url(value, f"[cloud].{key}") if value is not None else None
     from_env = {key: _env_url(env, names) for key, names in _ENV_URLS.items()}
@@ -197,6 +200,7 @@ def _endpoints(table: Mapping[str, Any], env: Mapping[str, str], paths: Mapping[
         compute=pick("compute"),
         objectstorage=pick("objectstorage"),
         loadbalancing=pick("loadbalancing"),
+        autoscaling=pick("autoscaling"),
         properties=pick("properties"),
         properties_describe=pick("properties_describe"),
     )

@@ -43,6 +43,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "forget": [str(a) for a in plan.forget],
         "unmanaged": [{"address": str(a), "id": i} for a, i in plan.unmanaged],
         "warnings": plan.warnings,
+        "reported": [{"address": str(a), "message": m} for a, m in plan.reported],
         "summary": plan.summary(),
     }
 
@@ -57,6 +58,7 @@ def drift_document(report: DriftReport) -> dict[str, Any]:
         "unmanaged": [{"address": str(a), "kind": a.kind, "name": a.name, "id": i, "tagged": tagged}
                       for tagged, found in ((True, report.unmanaged), (False, report.unowned)) for a, i in found],
         "pending": [change_json(c) for c in report.pending],
+        "reported": [{"address": str(a), "message": m} for a, m in report.reported],
         "summary": report.counts(),
     }
 

@@ -21,9 +21,11 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
     cloud = (f" on cloud `{plan.cloud.host}` (account `{plan.cloud.account or 'unknown'}`, "
              f"region `{plan.cloud.region}`)" if plan.cloud else "")
     head = [MARKER, f"### recon plan for stack `{plan.stack}`{cloud}", ""]
+    reported = [line for address, what in plan.reported for line in ("", f"> [!NOTE]\n> `{address}`: {html.escape(what)}")]
     if not plan.has_changes:
-        head.append("**No changes.** The cloud matches the file.")
-        return "\n".join(head) + "\n"
+        head.append("**No changes.** The cloud matches the file." if not plan.reported else
+                    "**No changes** to make; what the notes say differs is left as it is.")
+        return "\n".join(head + reported) + "\n"
     head.append(f"**{summary_line(plan)}**")
     # a create-before-destroy and the delete of the object it replaces are one resource
     # and an update that replaces instances destroys each of them
@@ -34,6 +36,7 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
         head += ["", f"> [!WARNING]\n> **{counts['destroy']} to destroy:** {names}{more}"]
     for warning in plan.warnings:
         head += ["", f"> [!NOTE]\n> {html.escape(warning)}"]
+    head += reported
     head.append("")
 
     blocks = [_details(change) for change in sorted(plan.actionable, key=lambda c: c.key)]

@@ -83,9 +83,11 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
     lines: list[str] = [cloud_line(plan)] if plan.cloud else []
     for warning in plan.warnings:
         lines.append(style.paint(f"Warning: {warning}", "33"))
+    lines.extend(f"Note: {address}: {what}" for address, what in plan.reported)
     if not plan.has_changes:
         lines.append("No changes. The state holds nothing to destroy." if plan.destroy
-                     else "No changes. The cloud matches the file.")
+                     else "No changes. The cloud matches the file." if not plan.reported
+                     else "No changes to make; what the notes say differs is left as it is.")
         if plan.forget:
             lines.append(_forget_note(plan))
         if plan.unmanaged:
@@ -119,7 +121,8 @@ def _forget_note(plan: Plan) -> str:
 DRIFT_GROUPS = (("changed", "changed outside recon"), ("missing", "gone from the cloud"),
                 ("unmanaged", "tagged for this stack but in neither the file nor the state"),
                 ("unowned", "in the account, in neither the file nor the state, not tagged by recon"),
-                ("pending", "in the file, not yet applied"))
+                ("pending", "in the file, not yet applied"),
+                ("reported", "reported, left as it is by apply"))
 
 
 def render_drift(report: DriftReport, *, color: bool = False) -> str:
@@ -138,9 +141,16 @@ def render_drift(report: DriftReport, *, color: bool = False) -> str:
             if key in ("unmanaged", "unowned"):
                 address, cloud_id = item
                 lines.append(f"  ? {address} ({cloud_id})")
+            elif key == "reported":
+                address, what = item
+                lines.append(f"  ! {address}: {what}")
             else:
                 lines.extend(change_block(item, style))
         lines.append("")
-    counts = ", ".join(f"{n} {key}" for key, n in report.counts().items() if key != "ignored")
-    lines.append(f"Drift: {counts}{ignored}. Run `recon apply` to repair (unmanaged resources: import or delete them).")
+    counts = ", ".join(f"{n} {key}" for key, n in report.counts().items()
+                       if key != "ignored" and (n or key != "reported"))
+    repair = (" Run `recon apply` to repair (unmanaged resources: import or delete them)."
+              if report.changed or report.missing or report.pending or report.unmanaged else "")
+    left = " Apply leaves what is reported as it is (each says why)." if report.reported else ""
+    lines.append(f"Drift: {counts}{ignored}.{repair}{left}")
     return "\n".join(lines) + "\n"

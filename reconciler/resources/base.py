@@ -60,6 +60,8 @@ class LoadContext:
     base_dir: Path
     source: str  # the desired file's name, for error messages
     stack: str
+    #: The file's ``[stack]`` table: stack-wide defaults of kinds' fields (``lb_workers``).
+    stack_table: Mapping[str, Any] = field(default_factory=dict)
     #: sha256 of every companion file read, by its path as written: saved plans check them.
     companions: dict[str, str] = field(default_factory=dict)
 

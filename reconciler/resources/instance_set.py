@@ -66,6 +66,7 @@ from .instance_roll import (GONE, LAUNCH_ATTRS, PRESENT, Instance, Launch, batch
 from .tags import ADDRESS_TAG, OWNER, STACK_TAG
 
 INSTANCE_WAIT = 900.0          # seconds for new instances to run
+GROUP_TAG = "aws:autoscaling:groupName"   # on the VMs of an auto-scaling group (load balancers' workers)
 MAX_GENERATIONS = 8            # new tokens tried for one index when earlier ones' instances are gone
 
 
@@ -313,8 +314,12 @@ class InstanceSet:
         if missing or not ids:
             raise ReconError(f"no running instance {missing[0] if missing else cloud_id!r}", where=where)
         for item in by_id.values():
-            if any(t["Key"] == ADDRESS_TAG for t in item.get("Tags", [])):
+            tags = {t["Key"]: t.get("Value", "") for t in item.get("Tags", [])}
+            if ADDRESS_TAG in tags:
                 raise ReconError(f"{item['InstanceId']} is recon's already", where=where)
+            if GROUP_TAG in tags:    # a load balancer's worker VM, say: its group replaces it, not recon
+                raise ReconError(f"{item['InstanceId']} is a VM of auto-scaling group {tags[GROUP_TAG]}, which "
+                                 "launches and replaces it", where=where)
         return [Instance.from_api({**by_id[i], "Tags": [{"Key": ADDRESS_TAG, "Value": f"{where}[{n}]"},
                                                         *by_id[i].get("Tags", [])]}, self.kind)
                 for n, i in enumerate(ids)]

@@ -17,7 +17,9 @@ its bucket, and a plan that no longer wants it deletes what it made; registering
 the image an earlier attempt registered (name and location) first. A revision whose digest
 differs from the installed one is a new version, created before the old one is retired; the
 old image's bundle is deleted and the image deregistered once nothing uses it — and never
-while a load-balancer emi property names it.
+while a load-balancer emi property names it, a load balancer's worker VM runs it or a worker
+group's launch configuration names it (:mod:`.lb_workers`; the plan keeps it until then, see
+:mod:`.lb_review`).
 
 This module is the kind: plan-time rendering (with its cache beside the file), the install's
 steps and checkpoints, retiring and adopting. The cloud side of those steps (what is installed,
@@ -52,6 +54,7 @@ from .image_pipeline import (
     REVISION_TAG, Install, Registration, claimable, delete_bundle, deregister, own_image, signing_keys,
 )
 from .lb_install import DESCRIPTION, IMAGE_PREFIX, enabled_images, installed_images, registered, version_for, version_of
+from .lb_workers import holding
 from .tags import ownership_tags
 
 CACHE_DIR = ".recon-cache/lb_images"   # beside the desired file; ignored by git
@@ -299,6 +302,10 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
         if image_id and image_id in enabled_images(cloud, where):
             raise CloudError(f"not retiring {image_id}: the load-balancer emi property still names it", where=where,
                              hint="point the property at another revision (e.g. ${lb_images.NEW.image_id}) first")
+        users = holding(cloud, image_id, where) if image_id else []
+        if users:
+            raise CloudError(f"not retiring {image_id}: {'; '.join(users)} still uses it", where=where,
+                             hint='replace the workers first (workers = "roll" on their load balancer)')
         if bucket and version_of(bucket + "/"):
             delete_bundle(cloud, bucket, where)
         if image_id:

@@ -16,6 +16,15 @@ The notes of a change that creates or replaces a revision say, in this order:
 
 Prose lines never start with ``+``, ``-``, ``@`` or a space, so a renderer can tell them from the
 lines of a diff.
+
+Workers (:func:`workers_review`, for the ``load_balancers`` kind). A load balancer of the file whose
+worker VMs run another image, instance type or key name than the properties in force say (the
+file's properties, else the group's launch configuration) gets a note saying so (``1 worker
+runs v2, enabled is v3``): under ``workers = "roll"`` on its change, which replaces them and is
+ordered before the revisions the plan retires; under ``"report"`` in ``Plan.reported``. A revision
+(:func:`review`) still run by a worker that this plan does not replace, or named by a group's launch
+configuration while the emi property stays, is not retired: its delete leaves the plan and
+``Plan.reported`` says which workers hold it (a deposed one stays deposed, for a later plan).
 """
 
 from __future__ import annotations
@@ -27,8 +36,11 @@ from typing import Any, Mapping
 
 from ..imagebuild.servo import (DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT_RANGE, LISTENER_TIMEOUTS, OVERRIDDEN,
                                 TEMPLATE_PATH, ServoRelease, time_seconds)
-from ..plan import Action, Change, Plan, contains_unknown
+from ..addresses import Reference, is_whole_reference
+from ..plan import UNKNOWN, Action, Change, Plan, contains_unknown
 from .lb_images import IMAGE_PREFIX, KIND as LB_IMAGES, PLANNED_VERSION
+from .lb_workers import ATTRS as WORKER_ATTRS, LAUNCH_KEYS, group_launch, version_label
+from .properties import EMI_PROPERTIES
 
 INSTALLS = frozenset({Action.CREATE, Action.REPLACE, Action.CREATE_THEN_DELETE})
 #: What a plan shows of a revision it retires (state also keeps its template, for the diffs above).
@@ -41,8 +53,11 @@ def review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> N
     versions = [item.get("version") or 0 for item in live.get("lb_images", {}).values()]
     upcoming = max([0, *versions]) + 1
     reviewed = {}
+    held = held_revisions(plan, live)
     for change in sorted(plan.changes, key=lambda c: c.key):
         if change.kind != "lb_images":
+            continue
+        if change.key in held:
             continue
         if change.action is Action.DELETE and change.before:
             before = {k: v for k, v in change.before.items() if k in RETIRED_VIEW}
@@ -55,7 +70,104 @@ def review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> N
         reviewed[change.key] = installing(change, version)
         if not resumed:
             upcoming += 1
+    plan.changes = [reviewed.get(change.key, change) for change in plan.changes if change.key not in held]
+    plan.reported += [(key[0], message) for key, message in sorted(held.items())]
+
+
+def held_revisions(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[tuple, str]:
+    """The retirements of revisions a worker still runs (one this plan does not replace) or a launch
+    configuration names (while the emi property stays): by change key, why each waits."""
+    balancers = live.get("load_balancers", {})
+    replaced = {old for c in plan.changes if c.kind == "load_balancers" for r in c.replacements for old in r.old_ids}
+    emi_changes = any(c.kind == "properties" and c.name in EMI_PROPERTIES and c.action is Action.UPDATE
+                      for c in plan.changes)
+    held = {}
+    for change in plan.changes:
+        if change.kind != "lb_images" or change.action is not Action.DELETE:
+            continue
+        image = (change.before or {}).get("image_id") or (change.payload.prior or {}).get("image_id")
+        if not image:
+            continue
+        workers = [f"{w['id']} of load_balancers.{lb}" for lb, attrs in sorted(balancers.items())
+                   for w in attrs.get("workers") or [] if w.get("image") == image and w["id"] not in replaced]
+        configs = [] if emi_changes else [
+            f"the launch configuration of {group['name']}" for lb, attrs in sorted(balancers.items())
+            for group in attrs.get("worker_groups") or [] if (group.get("launch") or {}).get("image") == image]
+        if workers or configs:
+            what = "deposed, " if change.deposed_id else ""
+            held[change.key] = (f"{image} is kept ({what}not retired): " +
+                                "; ".join(filter(None, [f"worker {', '.join(workers)} run{'s' if len(workers) == 1 else ''}"
+                                                        " it" if workers else "",
+                                                        f"{', '.join(configs)} names it" if configs else ""])) +
+                                "; retired by the first plan after no worker runs it")
+    return held
+
+
+# --- workers -------------------------------------------------------------------------------------
+
+def workers_review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
+    """Note each load balancer of the plan whose workers differ from the launch in force (see the
+    module docstring); order a change that replaces them before the revisions the plan retires."""
+    retiring = sorted({c.address for c in plan.changes if c.kind == "lb_images" and c.action is Action.DELETE})
+    reviewed = {}
+    for change in plan.changes:
+        lb = change.payload.live
+        if change.kind != "load_balancers" or change.deposed_id or not lb or not lb.get("workers"):
+            continue
+        desired = change.payload.desired or {}
+        config = group_launch(lb)
+        want = {key: desired[attr] if attr in desired else config.get(key) for key, attr in WORKER_ATTRS.items()}
+        want = {key: value or None if value is not UNKNOWN else UNKNOWN for key, value in want.items()}
+        message = stale_message(lb, want, _enabling(plan))
+        if message is None:
+            continue
+        if change.replacements:
+            groups = lb["worker_groups"]
+            note = (f"{message}: replaced one at a time through {', '.join(g['name'] for g in groups)} (at most 1 "
+                    f"of {sum(g['capacity'] for g in groups)} out of service), before any revision is retired")
+            reasons = {**change.depends_on_reasons, **{a: ["its workers leave that revision before it is retired"]
+                                                       for a in retiring if a not in change.depends_on}}
+            reviewed[change.key] = replace(change, notes=[*change.notes, note],
+                                           depends_on=sorted({*change.depends_on, *retiring}),
+                                           depends_on_reasons=reasons)
+        else:
+            plan.reported.append((change.address, f'{message} (workers = "report": recon leaves them; '
+                                                  'workers = "roll" replaces them)'))
     plan.changes = [reviewed.get(change.key, change) for change in plan.changes]
+
+
+def _enabling(plan: Plan) -> str | None:
+    """The revision the plan enables while its image id is not known yet (``lb_images.v2``)."""
+    for change in plan.changes:
+        value = (change.payload.config or {}).get("value")
+        if change.kind == "properties" and change.name in EMI_PROPERTIES and is_whole_reference(value):
+            return str(Reference.parse(value[2:-1]).address)
+    return None
+
+
+def stale_message(lb: Mapping[str, Any], want: Mapping[str, Any], enabling: str | None = None) -> str | None:
+    """``1 worker runs v2, enabled is v3``: the workers of a live load balancer that differ from ``want``."""
+    versions = lb.get("worker_versions") or {}
+    parts = []
+    for key in LAUNCH_KEYS:
+        if key not in want:
+            continue
+        off = [w for w in lb.get("workers") or [] if w[key] != want[key]]
+        if not off:
+            continue
+        runs = "runs" if len(off) == 1 else "run"
+        ids = ", ".join(w["id"] for w in off)
+        if key == "image":
+            have = ", ".join(sorted({version_label(w["image"], w.get("version")) for w in off}))
+            target = (f"{enabling} (installed by this plan)" if enabling else "a new image") \
+                if want[key] is UNKNOWN else version_label(want[key], versions.get(want[key]))
+            parts.append(f"{len(off)} worker{'s' if len(off) > 1 else ''} {runs} {have}, enabled is {target} ({ids})")
+        else:
+            noun = key.replace("_", " ")
+            have = ", ".join(sorted({str(w[key]) for w in off}))
+            parts.append(f"{len(off)} worker{'s' if len(off) > 1 else ''} {runs} {noun} {have}, "
+                         f"the property says {want[key]} ({ids})")
+    return "; ".join(parts) or None
 
 
 def installing(change: Change, version: int) -> Change:

@@ -12,6 +12,16 @@ new ones first. When the instances ``instances`` references are replaced (a roll
 of ``docker_hosts``), the replacing kind hands over (:meth:`LoadBalancers.hand_over`): each batch
 of new hosts is registered, then the old ones deregistered, before those are terminated, so the
 load balancer's own update later in the apply finds nothing left to do.
+
+Workers (:mod:`.lb_workers`): the live view also holds each load balancer's worker VMs (``workers``,
+``worker_groups``, ``worker_versions`` and a summary of their launches, ``worker_image``,
+``worker_instance_type``, ``worker_key_name``), read in a constant number of calls. The desired load
+balancer refers to the file's emi, instance type and key name properties (``worker_*``), so it is
+made after them: Eucalyptus gives a new load balancer workers only while the emi property names an
+image. ``workers = "roll"`` (or ``[stack] lb_workers = "roll"``) makes the launch they say part of
+what is compared (for a property the file leaves out, the group's launch configuration's value).
+A worker that differs is then replaced through its group, each one a replacement of the plan; under
+``workers = "report"`` (the default) the plan and drift only say so (:meth:`LoadBalancers.review`).
 """
 
 from __future__ import annotations
@@ -19,10 +29,14 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+from ..addresses import Address
 from ..errors import CloudError, ConfigError, ReconError
+from ..plan import Replacement
 from ..schema import Field
-from .abilities import Importable, ServesInstances
+from . import lb_workers
+from .abilities import Importable, ReplacesInstances, Resumable, ServesInstances
 from .base import Kind, LoadContext, Traits
+from .lb_workers import ATTRS as WORKER_ATTRS, LAUNCH_KEYS, LAUNCH_PROPERTIES
 from .tags import OWNER, owner_from_tags, ownership_tags
 
 LB_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "SSL")
@@ -108,7 +122,10 @@ def attributes_to_api(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class LoadBalancers(Kind, ServesInstances, Importable):
+WORKER_MODES = ("report", "roll")
+
+
+class LoadBalancers(Kind, ServesInstances, ReplacesInstances, Resumable, Importable):
     name = "load_balancers"
     fields = {
         "zones": Field("list", "Availability zones.", required=True, items=Field("string")),
@@ -119,6 +136,9 @@ class LoadBalancers(Kind, ServesInstances, Importable):
         "attributes": Field("table", "Load balancer attributes.", fields=ATTRIBUTE_FIELDS, references=False),
         "scheme": Field("string", "internet-facing or internal (changing it replaces the load balancer).",
                         choices=("internet-facing", "internal"), references=False),
+        "workers": Field("string", 'Its worker VMs on another image, instance type or key name than the properties '
+                         'say: "report" them (the default, or [stack] lb_workers) or "roll" them, one at a time '
+                         "through their auto-scaling group.", choices=WORKER_MODES, references=False),
     }
     outputs = {"name": "the load balancer's name", "dns_name": "its DNS name",
                "source_security_group": "the security group the cloud made for it",
@@ -129,6 +149,7 @@ class LoadBalancers(Kind, ServesInstances, Importable):
         serves_instances=frozenset({"instances"}),
         owner_tags=True,
         replace_on=frozenset({"scheme"}),
+        replaces_instances=frozenset(WORKER_ATTRS.values()),
     )
 
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
@@ -146,7 +167,22 @@ class LoadBalancers(Kind, ServesInstances, Importable):
         if duplicates:
             raise ConfigError(f"more than one listener on port {duplicates[0]}", where=f"{where}.listeners")
         attrs["listeners"] = listeners
+        attrs.pop("workers", None)
+        if block.get("workers", ctx.stack_table.get("lb_workers")) == "roll":
+            attrs["workers"] = "roll"      # (absent: report, so a plain load balancer's attributes stay as they were)
         return self.finalize(name, attrs)
+
+    def prepare_stack(self, name, attrs, prepared, base_dir):
+        """The launch attributes the file's properties set, as references to them: the load balancer is
+        made after them (Eucalyptus gives a new one workers only while the emi property names an image),
+        and under ``workers = "roll"`` its workers are compared with them."""
+        found = {}
+        for key, names in LAUNCH_PROPERTIES.items():
+            for prop in names:
+                value = prepared.get(Address("properties", prop), {}).get("value")
+                if value is not None and "${load_balancers." not in str(value):
+                    found[WORKER_ATTRS[key]] = f"${{properties.{prop}.value}}"
+        return {**attrs, **found}
 
     def finalize(self, name, attrs):
         attrs = dict(attrs)
@@ -159,9 +195,44 @@ class LoadBalancers(Kind, ServesInstances, Importable):
 
     def compare_view(self, name, desired, live, prior):
         want, have = super().compare_view(name, desired, live, prior)
+        want = dict(want)
         if "attributes" in want:  # only the attributes the file names are managed
             have["attributes"] = {k: v for k, v in live.get("attributes", {}).items() if k in want["attributes"]}
+        for attr in ("workers", *WORKER_ATTRS.values()):
+            want.pop(attr, None)
+            have.pop(attr, None)
+        launch = lb_workers.wanted_launch(desired, live) if desired.get("workers") == "roll" else None
+        if launch and live.get("workers"):
+            for key in LAUNCH_KEYS:
+                want[WORKER_ATTRS[key]], have[WORKER_ATTRS[key]] = launch[key], live[WORKER_ATTRS[key]]
         return want, have
+
+    def display_view(self, name, attrs):
+        return {k: v for k, v in self._managed(attrs).items() if k != "workers"}
+
+    def state_attrs(self, name, attrs, live, prior):
+        return super().state_attrs(name, self._managed(attrs), live, prior)
+
+    @staticmethod
+    def _managed(attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes recon converges: the launch properties' only under ``workers = "roll"``."""
+        roll = attrs.get("workers") == "roll"
+        return {k: v for k, v in attrs.items() if roll or k not in WORKER_ATTRS.values()}
+
+    def replacements(self, name, want, live):
+        """Each worker that differs from the launch ``want`` says (or one not known yet): replaced through its group."""
+        launch = {key: want[attr] for key, attr in WORKER_ATTRS.items() if attr in want}
+        return [Replacement(f"load_balancers.{name}.workers[{index}]", (worker["id"],))
+                for index, worker in enumerate(lb_workers.stale(live, launch))]
+
+    def resume_reason(self, name, progress):
+        return f"resumes the worker roll an interrupted apply began (it had terminated {progress.get('terminating')})"
+
+    def review(self, plan, live):
+        """Notes on load balancers whose workers differ from the launch in force (see lb_review)."""
+        from .lb_review import workers_review
+
+        workers_review(plan, live)
 
     def output(self, name, attrs, attr):
         return attrs.get(attr, name if attr == "name" else None)
@@ -197,11 +268,18 @@ class LoadBalancers(Kind, ServesInstances, Importable):
             for item in reply.get("TagDescriptions", []):
                 if item.get("LoadBalancerName") in live:
                     live[item["LoadBalancerName"]][OWNER] = owner_from_tags(item.get("Tags"))
+        groups = lb_workers.read_workers(ctx.cloud, {lb: (attrs["source_security_group"], attrs["zones"])
+                                                     for lb, attrs in live.items()}, "load_balancers") if live else {}
+        for lb_name, attrs in live.items():
+            attrs.update(lb_workers.live_view(groups.get(lb_name)))
         for lb_name, desired in wanted.items():
             if lb_name in live and desired and "attributes" in desired:
                 reply = ctx.cloud.call("elb", "describe_load_balancer_attributes", where=f"load_balancers.{lb_name}",
                                    LoadBalancerName=lb_name)
-                live[lb_name]["attributes"] = attributes_from_api(reply)
+                # only those the file names are managed (so too where a reference is not known yet and
+                # the planner compares the file's view itself)
+                live[lb_name]["attributes"] = {k: v for k, v in attributes_from_api(reply).items()
+                                               if k in (desired["attributes"] or {})}
         return live
 
     def import_block(self, ctx, name, cloud_id, options):
@@ -234,8 +312,22 @@ class LoadBalancers(Kind, ServesInstances, Importable):
         return self._live(ctx, name)
 
     def update(self, ctx, name, before, after, changed):
-        self._configure(ctx, name, after, {path.split(".")[0] for path in changed}, before)
-        return self._live(ctx, name)
+        tops = {path.split(".")[0] for path in changed}
+        self._configure(ctx, name, after, tops, before)
+        live = self._live(ctx, name)
+        if tops & set(WORKER_ATTRS.values()):
+            self._roll(ctx, name, after, live)
+        return live
+
+    def _roll(self, ctx, name: str, after: Mapping[str, Any], live: Mapping[str, Any]) -> None:
+        """Replace the workers that differ from the launch the properties in force say (see lb_workers)."""
+        where = f"load_balancers.{name}"
+        groups = lb_workers.group_names(name, live.get("source_security_group"), after["zones"])
+        if not groups:
+            raise CloudError("cannot tell the load balancer's auto-scaling groups from its security group "
+                             f"{live.get('source_security_group')!r}", where=where)
+        want = {key: after[attr] or None for key, attr in WORKER_ATTRS.items() if attr in after}
+        lb_workers.roll(ctx, name, groups, want, where)
 
     def _configure(self, ctx, name: str, after: Mapping[str, Any], changed: set[str], before: Mapping[str, Any]):
         where = f"load_balancers.{name}"
