@@ -31,7 +31,7 @@ from .redact import digested, redact, remember
 from .references import Planned, References
 from .resolve import resolve_attrs
 from .resources import KINDS, Kind
-from .resources.abilities import ChecksLive, Preexisting, ReplacesInstances, Resumable
+from .resources.abilities import ChecksLive, Preexisting, ReplacesInstances, ReplacesParts, Resumable
 from .schema import nearest
 from .state.model import Entry, State
 
@@ -330,13 +330,13 @@ def instance_replacements(block: Block, want: dict[str, Any], paths: list[str]) 
 def requested(change: Change, block: Block, asked: list[str | None]) -> tuple[Change, list[str]]:
     """The change with the replacements ``--replace`` asked for, reason "requested"; or the problems.
 
-    A kind that replaces instances replaces the parts named (or all of them) in an update; another
-    kind's resource is replaced whole. What does not exist yet is simply created."""
+    A kind whose parts ``--replace`` can name replaces the parts named (or all of them) in an update;
+    another kind's resource is replaced whole. What does not exist yet is simply created."""
     kind, address = block.kind, block.address
     why = "; ".join(filter(None, [change.reason, "requested"]))
     if block.live is None or change.action is Action.CREATE:
         return change, []
-    if isinstance(kind, ReplacesInstances):
+    if isinstance(kind, ReplacesParts):
         try:
             asked_for = [r for part in asked for r in kind.requested(address.name, part, block.live)]
         except ValueError as exc:

@@ -77,7 +77,8 @@ def test_all_unmanaged_and_markdown(sandbox, tmp_path: Path) -> None:
     markdown = recon(env, "drift", "--all-unmanaged", "--format", "markdown", cwd=work)
     assert markdown.code == 2, markdown.both
     assert markdown.out.startswith("<!-- recon drift -->\n### recon drift for stack `um`\n\n**Drift: 1 changed, "
-                                   f"0 missing, 2 unmanaged, 0 pending ({1 + len(images)} ignored by [drift] ignore).**")
+                                   f"0 missing, 2 unmanaged, 0 pending, 0 reported ({1 + len(images)} ignored by "
+                                   "[drift] ignore).**")
     assert "\n\n#### Changed outside recon (1)\n\n<details><summary><code>~</code> <code>security_groups.web</code>" \
         in markdown.out
     assert '\n-         - "tcp:22 from 10.0.0.0/8"\n```\n</details>\n' in markdown.out

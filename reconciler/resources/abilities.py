@@ -11,8 +11,8 @@ callers ask ``isinstance(kind, Ability)`` and do without where a kind lacks it:
 - :class:`Preexisting`: resources recon cannot always make (they must exist in the cloud);
 - :class:`NamesOthers`: attributes that name other resources by their cloud name;
 - :class:`ChecksLive`: problems only the live read shows;
-- :class:`ReplacesInstances`: an update replaces the resource's instances one by one (and ``--replace``
-  names them);
+- :class:`ReplacesInstances`: an update replaces the resource's instances one by one;
+- :class:`ReplacesParts`: ``--replace KIND.NAME[PART]`` names one of those instances;
 - :class:`ServesInstances`: traffic to instances moves when those instances are replaced;
 - :class:`Resumable`: a create made in checkpointed steps, resumed after an interruption.
 """
@@ -101,6 +101,9 @@ class ReplacesInstances(Protocol):
         from the live attributes (for changes of ``Traits.replaces_instances``); plans show and count
         each one as a replacement."""
 
+
+@runtime_checkable
+class ReplacesParts(Protocol):
     def requested(self, name: str, part: str | None, live: Mapping[str, Any]) -> list[Replacement]:
         """The parts ``--replace`` names (``part``: one of them, as in ``KIND.NAME[part]``; None: all),
         from the live attributes. Raises ValueError saying why ``part`` names none."""

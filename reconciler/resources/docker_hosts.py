@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from ..errors import ConfigError, PlanError, ReconError
 from ..schema import Field
 from ..redact import remember
-from .abilities import Importable, NamesOthers, ReplacesInstances
+from .abilities import Importable, NamesOthers, ReplacesInstances, ReplacesParts
 from .base import CloudContext, ImportOption, Kind, LoadContext, NameUse, Traits
 from .instance_roll import LAUNCH_ATTRS, OWN_TAGS, Instance, Launch
 from .instance_set import InstanceSet
@@ -77,7 +77,7 @@ def imported_block(spec: Mapping[str, Any], hosts: list[Instance], cloud_init: s
     return block
 
 
-class DockerHosts(Kind, NamesOthers, ReplacesInstances, Importable):
+class DockerHosts(Kind, NamesOthers, ReplacesInstances, ReplacesParts, Importable):
     name = "docker_hosts"
     fields = {
         "image": Field("string", "Machine image: an id (emi-…) or a reference such as ${images.docker.id}.",
