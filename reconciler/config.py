@@ -20,14 +20,15 @@ from typing import Any, Mapping
 from .addresses import Address, Reference, references_in
 from .cloud import CLOUD_FIELDS
 from .environments import EnvChoice, Origin, check_apart, check_tables, chosen_env, resolve
-from .errors import ConfigError, printable, shown
+from .errors import ConfigError, shown
+from .file_problems import FileProblems, problems_error
 from .graph import check_references
 from .names import Named, infer
 from .resources import KINDS
 from .resources.abilities import split_table
 from .resources.base import LoadContext
 from .schema import Field, Problems, check_table, nearest, python_type_name
-from .toml_lines import line_finder, path_parts, quote_key
+from .toml_lines import path_parts, quote_key
 from .unowned import pattern_problem
 
 MAX_FILE_BYTES = 4 << 20
@@ -236,7 +237,7 @@ def build(document: Mapping[str, Any], text: str, path: Path, choice: EnvChoice 
         problems.add(deep.split("[", 1)[0], f"arrays or tables nested more than {MAX_DEPTH} deep")
     names = check_tables(document, problems) if not problems else []
     if problems:
-        raise _problems_error(problems, text, path, Origin())
+        raise problems_error(problems, text, path, Origin())
     env = chosen_env(names, choice, str(path))
     resolved = resolve(document, env, choice, environ or {}, problems)
     found_in_vars = len(problems.items)
@@ -257,7 +258,7 @@ def build(document: Mapping[str, Any], text: str, path: Path, choice: EnvChoice 
     if not problems:
         check_references(resources, problems)
     if problems:
-        raise _problems_error(_without_echoes(problems, found_in_vars), text, path, resolved.origin)
+        raise problems_error(_without_echoes(problems, found_in_vars), text, path, resolved.origin)
     digest = hashlib.sha256(text.encode()).hexdigest()
     return Stack(path=path, name=stack_name, cloud=dict(document.get("cloud", {})),
                  state=dict(document.get("state", {})), resources=resources, digest=digest,
@@ -362,45 +363,3 @@ def _without_echoes(problems: Problems, found_in_vars: int) -> Problems:
     first, later = problems.items[:found_in_vars], problems.items[found_in_vars:]
     var_paths = {key_path for key_path, _, _ in first}
     return Problems([*first, *(item for item in later if item[0] not in var_paths)])
-
-
-@dataclass(frozen=True)
-class Located:
-    """One problem of a file: its line (0: not found), key path and message, and the environments it
-    is found in when it is written in the base file (an env's own table is in ``path``)."""
-
-    line: int
-    path: str
-    message: str
-    hint: str | None = None
-    envs: tuple[str, ...] = ()
-
-    def text(self, file: Path) -> str:
-        loc = f"{file}:{self.line}" if self.line else str(file)
-        where = self.path
-        if self.envs:
-            where += f" (env{'s' if len(self.envs) > 1 else ''} {', '.join(self.envs)})"
-        return printable(f"{loc}: {where}: {self.message}" + (f" ({self.hint})" if self.hint else ""))
-
-
-class FileProblems(ConfigError):
-    """Every problem found in a desired file (in each environment checked), in the file's order; one
-    found in several environments is listed once, naming them."""
-
-    def __init__(self, path: Path, entries: list[Located]):
-        envs: dict[Located, list[str]] = {}
-        for entry in entries:
-            envs.setdefault(replace(entry, envs=()), []).extend(entry.envs)
-        self.entries = [replace(entry, envs=tuple(dict.fromkeys(names))) for entry, names in envs.items()]
-        lines = [entry.text(path) for entry in sorted(self.entries, key=lambda entry: entry.line)]
-        count = len(lines)
-        super().__init__(lines[0] if count == 1 else f"{count} problems in {path}:\n  " + "\n  ".join(lines))
-
-
-def _problems_error(problems: Problems, text: str, path: Path, origin: Origin) -> FileProblems:
-    find = line_finder(text)
-    located = []
-    for key_path, message, hint in problems.items:
-        shown_path, parts, envs = origin.place(key_path)
-        located.append(Located(find(parts) or 0, shown_path, message, hint, envs))
-    return FileProblems(path, located)

@@ -88,19 +88,34 @@ def held_revisions(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]
         image = (change.before or {}).get("image_id") or (change.payload.prior or {}).get("image_id")
         if not image:
             continue
-        workers = [f"{w['id']} of load_balancers.{lb}" for lb, attrs in sorted(balancers.items())
-                   for w in attrs.get("workers") or [] if w.get("image") == image and w["id"] not in replaced]
-        configs = [] if emi_changes else [
-            f"the launch configuration of {group['name']}" for lb, attrs in sorted(balancers.items())
-            for group in attrs.get("worker_groups") or [] if (group.get("launch") or {}).get("image") == image]
+        workers = _running(balancers, image, replaced)
+        configs = [] if emi_changes else _naming(balancers, image)
         if workers or configs:
-            what = "deposed, " if change.deposed_id else ""
-            held[change.key] = (f"{image} is kept ({what}not retired): " +
-                                "; ".join(filter(None, [f"worker {', '.join(workers)} run{'s' if len(workers) == 1 else ''}"
-                                                        " it" if workers else "",
-                                                        f"{', '.join(configs)} names it" if configs else ""])) +
-                                "; retired by the first plan after no worker runs it")
+            held[change.key] = _kept(image, bool(change.deposed_id), workers, configs)
     return held
+
+
+def _running(balancers: Mapping[str, Mapping[str, Any]], image: str, replaced: set[str]) -> list[str]:
+    """The workers that run ``image`` and that this plan does not replace."""
+    return [f"{w['id']} of load_balancers.{lb}" for lb, attrs in sorted(balancers.items())
+            for w in attrs.get("workers") or [] if w.get("image") == image and w["id"] not in replaced]
+
+
+def _naming(balancers: Mapping[str, Mapping[str, Any]], image: str) -> list[str]:
+    """The launch configurations (of the load balancers' groups) that launch ``image``."""
+    return [f"the launch configuration of {group['name']}" for _, attrs in sorted(balancers.items())
+            for group in attrs.get("worker_groups") or [] if (group.get("launch") or {}).get("image") == image]
+
+
+def _kept(image: str, deposed: bool, workers: list[str], configs: list[str]) -> str:
+    """Why the revision of ``image`` is not retired by this plan."""
+    holders = []
+    if workers:
+        holders.append(f"worker {', '.join(workers)} run{'s' if len(workers) == 1 else ''} it")
+    if configs:
+        holders.append(f"{', '.join(configs)} names it")
+    return (f"{image} is kept ({'deposed, ' if deposed else ''}not retired): {'; '.join(holders)}; "
+            "retired by the first plan after no worker runs it")
 
 
 # --- workers -------------------------------------------------------------------------------------
@@ -114,26 +129,33 @@ def workers_review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]
         lb = change.payload.live
         if change.kind != "load_balancers" or change.deposed_id or not lb or not lb.get("workers"):
             continue
-        desired = change.payload.desired or {}
-        config = group_launch(lb)
-        want = {key: desired[attr] if attr in desired else config.get(key) for key, attr in WORKER_ATTRS.items()}
-        want = {key: value or None if value is not UNKNOWN else UNKNOWN for key, value in want.items()}
-        message = stale_message(lb, want, _enabling(plan))
+        message = stale_message(lb, _launch_in_force(change.payload.desired or {}, lb), _enabling(plan))
         if message is None:
             continue
         if change.replacements:
-            groups = lb["worker_groups"]
-            note = (f"{message}: replaced one at a time through {', '.join(g['name'] for g in groups)} (at most 1 "
-                    f"of {sum(g['capacity'] for g in groups)} out of service), before any revision is retired")
-            reasons = {**change.depends_on_reasons, **{a: ["its workers leave that revision before it is retired"]
-                                                       for a in retiring if a not in change.depends_on}}
-            reviewed[change.key] = replace(change, notes=[*change.notes, note],
-                                           depends_on=sorted({*change.depends_on, *retiring}),
-                                           depends_on_reasons=reasons)
+            reviewed[change.key] = _rolling(change, lb, message, retiring)
         else:
             plan.reported.append((change.address, f'{message} (workers = "report": recon leaves them; '
                                                   'workers = "roll" replaces them)'))
     plan.changes = [reviewed.get(change.key, change) for change in plan.changes]
+
+
+def _launch_in_force(desired: Mapping[str, Any], lb: Mapping[str, Any]) -> dict[str, Any]:
+    """What the workers should launch with: the file's worker properties, else the groups' own."""
+    config = group_launch(lb)
+    want = {key: desired[attr] if attr in desired else config.get(key) for key, attr in WORKER_ATTRS.items()}
+    return {key: value or None if value is not UNKNOWN else UNKNOWN for key, value in want.items()}
+
+
+def _rolling(change: Change, lb: Mapping[str, Any], message: str, retiring: list) -> Change:
+    """The change that rolls the workers: its note, and ordered before every revision the plan retires."""
+    groups = lb["worker_groups"]
+    note = (f"{message}: replaced one at a time through {', '.join(g['name'] for g in groups)} (at most 1 "
+            f"of {sum(g['capacity'] for g in groups)} out of service), before any revision is retired")
+    reasons = {**change.depends_on_reasons, **{a: ["its workers leave that revision before it is retired"]
+                                               for a in retiring if a not in change.depends_on}}
+    return replace(change, notes=[*change.notes, note], depends_on=sorted({*change.depends_on, *retiring}),
+                   depends_on_reasons=reasons)
 
 
 def _enabling(plan: Plan) -> str | None:

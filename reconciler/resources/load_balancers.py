@@ -36,6 +36,7 @@ from ..schema import Field
 from . import lb_workers
 from .abilities import Importable, ReplacesInstances, Resumable, ServesInstances
 from .base import Kind, LoadContext, Traits
+from .elb_wire import api_listener, attributes_from_api, attributes_to_api, canonical_listener, listener_key
 from .lb_workers import ATTRS as WORKER_ATTRS, LAUNCH_KEYS, LAUNCH_PROPERTIES
 from .tags import OWNER, owner_from_tags, ownership_tags
 
@@ -71,55 +72,6 @@ ATTRIBUTE_FIELDS = {
     "connection_draining": Field("boolean", "Let in-flight requests finish on deregistration.", references=False),
     "connection_draining_timeout": Field("integer", "Seconds to drain.", minimum=1, maximum=3600, references=False),
 }
-
-
-def listener_key(listener: Mapping[str, Any]) -> tuple:
-    return (listener["lb_port"], listener["protocol"])
-
-
-def canonical_listener(block: Mapping[str, Any]) -> dict[str, Any]:
-    listener = {
-        "lb_port": block["lb_port"],
-        "protocol": block["protocol"].upper(),
-        "instance_port": block["instance_port"],
-        "instance_protocol": (block.get("instance_protocol") or block["protocol"]).upper(),
-    }
-    if block.get("ssl_certificate_id"):
-        listener["ssl_certificate_id"] = block["ssl_certificate_id"]
-    return listener
-
-
-def api_listener(listener: Mapping[str, Any]) -> dict[str, Any]:
-    out = {"LoadBalancerPort": listener["lb_port"], "Protocol": listener["protocol"],
-           "InstancePort": listener["instance_port"], "InstanceProtocol": listener["instance_protocol"]}
-    if listener.get("ssl_certificate_id"):
-        out["SSLCertificateId"] = listener["ssl_certificate_id"]
-    return out
-
-
-def attributes_from_api(reply: Mapping[str, Any]) -> dict[str, Any]:
-    attrs = reply.get("LoadBalancerAttributes", {})
-    draining = attrs.get("ConnectionDraining", {})
-    return {
-        "cross_zone_load_balancing": bool(attrs.get("CrossZoneLoadBalancing", {}).get("Enabled", False)),
-        "idle_timeout": attrs.get("ConnectionSettings", {}).get("IdleTimeout", 60),
-        "connection_draining": bool(draining.get("Enabled", False)),
-        "connection_draining_timeout": draining.get("Timeout", 300),
-    }
-
-
-def attributes_to_api(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if "cross_zone_load_balancing" in attrs:
-        out["CrossZoneLoadBalancing"] = {"Enabled": attrs["cross_zone_load_balancing"]}
-    if "idle_timeout" in attrs:
-        out["ConnectionSettings"] = {"IdleTimeout": attrs["idle_timeout"]}
-    if "connection_draining" in attrs or "connection_draining_timeout" in attrs:
-        draining: dict[str, Any] = {"Enabled": attrs.get("connection_draining", True)}
-        if "connection_draining_timeout" in attrs:
-            draining["Timeout"] = attrs["connection_draining_timeout"]
-        out["ConnectionDraining"] = draining
-    return out
 
 
 WORKER_MODES = ("report", "roll")
