@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,19 @@ sys.path.insert(0, str(Path(__file__).parent))  # the e2e helpers module
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a whole story on the sandbox (deselect with -m 'not slow')")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """With ``RECON_TEST_CPU_LOG=FILE``, each test's CPU in this process goes to FILE (its children's
+    is written there by the fork server): where the suite's time goes."""
+    log = os.environ.get("RECON_TEST_CPU_LOG")
+    started = time.process_time()
+    yield
+    if log:
+        with open(log, "a") as ledger:
+            ledger.write(json.dumps({"test": item.nodeid, "module": "pytest",
+                                     "cpu": round(time.process_time() - started, 3)}) + "\n")
 
 
 @pytest.fixture
