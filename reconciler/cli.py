@@ -4,6 +4,7 @@ and the commands kinds contribute (``Kind.commands``), the options before any co
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 
@@ -97,6 +98,14 @@ app.command()(schema.schema)
 app.command()(version.version)
 
 
+@functools.cache
+def command():
+    """The click command typer builds from ``app``, its help texts kept as written: built once."""
+    built = typer.main.get_command(app)
+    _help_as_written(built)
+    return built
+
+
 def main() -> None:
     """The ``recon`` entry point: signal handling, and one exit code table (EXIT_CODES)."""
     logger = logging.getLogger("reconciler")  # reconciler.cloud's notes (a call still waiting) reach the terminal
@@ -105,9 +114,7 @@ def main() -> None:
     scratch.sweep()    # what runs killed with SIGKILL left in TMPDIR
     with signals:
         try:
-            command = typer.main.get_command(app)
-            _help_as_written(command)
-            code = command(standalone_mode=False, prog_name="recon")   # as installed, under python -m too
+            code = command()(standalone_mode=False, prog_name="recon")   # as installed, under python -m too
         except UsageError as exc:   # click's message, but exit 1, not click's 2
             exc.show()
             code = 1

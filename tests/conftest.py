@@ -13,6 +13,19 @@ sys.path.insert(0, str(Path(__file__).parent))  # the e2e helpers module
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a whole story on the sandbox (deselect with -m 'not slow')")
+    _runner_uses_the_built_command()
+
+
+def _runner_uses_the_built_command() -> None:
+    """typer's test runner builds the click command from the app on every call (a tenth of a second
+    each, for hundreds of calls); for recon's app it gets the one ``reconciler.cli.command()`` built,
+    help texts kept as written exactly as ``recon`` runs it. Other apps (a test's own) are built as before."""
+    import typer.testing
+
+    from reconciler import cli
+
+    build = typer.testing._get_command
+    typer.testing._get_command = lambda app: cli.command() if app is cli.app else build(app)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -36,7 +36,10 @@ _IMPORTS = ("reconciler.cli", "reconciler.engine", "reconciler.apply", "reconcil
             "reconciler.imagebuild", "reconciler.sandbox.server", "botocore.session", "boto3",
             # what typer and botocore import on first use
             "typer._adapters", "typer._click.decorators", "pydantic", "pydantic.json_schema", "pydantic.type_adapter",
-            "zoneinfo", "fractions", "encodings.idna", "stringprep", "sysconfig",
+            "zoneinfo", "fractions", "encodings.idna", "stringprep", "sysconfig", "colorsys", "pydantic.plugin._loader",
+            "rich.markup", "rich.text", "rich.emoji", "rich.jupyter", "rich.segment", "rich.style", "rich.align",
+            "rich.constrain", "rich.containers", "rich.measure", "rich.terminal_theme", "rich._wrap",
+            "reconciler.resources.lb_review",
             # what recon imports only when a command needs it
             "tomlkit", "yaml", "cryptography.hazmat.primitives.serialization", "reconciler.cloud.slim",
             # what the sandbox imports when it starts (moto reads its data files on import)
@@ -54,6 +57,7 @@ def preload() -> None:
 
     for name in _IMPORTS:
         importlib.import_module(name)
+    importlib.import_module("reconciler.cli").command()   # typer's click command, built once for all
     from moto.core.base_backend import AccountSpecificBackend
     from moto.core.utils import get_service_model
 
