@@ -14,16 +14,15 @@ is the request's parameters, as a cloud that echoes the request in its errors do
 method, ``objectstorage.PUT``) so that a test can act while one is under way; ``gates`` hold a
 chosen call (same keys, or a request: ``"PUT /services/objectstorage/bucket/key"``) until the
 test sets its event. Lost replies (a reset after the cloud acted): ``reset_after_once`` names
-requests whose reply is lost once; ``lose`` chosen calls, one call each: ``{"compute.RegisterImage":
-1}`` loses the reply of the first RegisterImage (S3 calls are named by ``s3_operation``:
-``objectstorage.CreateBucket``, ``objectstorage.PutObject`` …); ``lose_reply_of=K`` the K-th
-mutating call of any kind (not a Describe/List/Get/Head, nor an S3 GET/HEAD). ``lost`` lists
-the calls whose reply was lost.
+requests whose reply is lost once; ``lose_each_once`` loses the first reply of every mutating
+request (not a Describe/List/Get/Head, nor an S3 GET/HEAD): a retry, the same request signed again,
+is answered. ``lost`` lists the calls whose reply was lost.
 Every decision comes from a seeded random generator, so a run can be repeated.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import random
 import re
@@ -41,6 +40,10 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from reconciler.crashpoints import is_mutating
+
+#: Query parameters a request signed again carries anew (SigV2): not part of what the request asks.
+SIGNING_PARAMS = {"Signature", "SignatureMethod", "SignatureVersion", "Timestamp", "Expires", "AWSAccessKeyId",
+                  "SecurityToken"}
 
 FAULTS = ("throttle", "500", "503", "reset-before", "reset-after", "delay")
 
@@ -78,6 +81,14 @@ def error_body(service: str, code: str, message: str) -> bytes:
             f"<RequestId>fault</RequestId></ErrorResponse>").encode()
 
 
+def request_identity(method: str, path: str, body: bytes) -> tuple:
+    """What a request asks, whoever signs it when: its method, path and parameters or body."""
+    params = parse_qs(body.decode("latin-1"), keep_blank_values=True) if b"Action=" in body else None
+    if params is None:
+        return method, path, hashlib.sha256(body).hexdigest()
+    return method, path, sorted((k, v) for k, v in params.items() if k not in SIGNING_PARAMS)
+
+
 def changes_the_cloud(call: str, method: str) -> bool:
     """Whether a request changes the cloud: not a Describe/List/Get/Head, nor an S3 GET or HEAD."""
     return method not in ("GET", "HEAD") and is_mutating(call.split(".", 1)[1])
@@ -87,7 +98,7 @@ class FaultProxy:
     def __init__(self, upstream: str, *, share: float = 0.0, faults=FAULTS, seed: int = 1,
                  latency: float = 0.0, delay: float = 0.3, slow: dict[str, float] | None = None,
                  drop_headers: tuple[str, ...] = (), credentials: tuple[str, str] | None = None,
-                 lose_reply_of: int | None = None, lose: dict[str, int] | None = None,
+                 lose_each_once: bool = False,
                  echo: frozenset[str] | set[str] = frozenset()):
         if drop_headers and credentials is None:
             raise ValueError("dropping request headers needs the credentials to sign the request again")
@@ -103,8 +114,8 @@ class FaultProxy:
         self.credentials = credentials
         self.gates: dict[str, threading.Event] = {}
         self.reset_after_once: set[str] = set()
-        self.lose = dict(lose or {})
-        self.lose_reply_of = lose_reply_of
+        self.lose_each_once = lose_each_once
+        self._seen: list[tuple] = []
         #: Calls (``service.Operation``) as they arrive, the mutating ones in order, and those whose reply was lost.
         self.operations: Counter = Counter()
         self.mutations: list[str] = []
@@ -140,16 +151,22 @@ class FaultProxy:
         up = f"{self.target.scheme}://{self.target.netloc}"
         return {k: (v.replace(up, self.url) if isinstance(v, str) else v) for k, v in sandbox_env.items()}
 
-    def _choose(self, call: str, method: str) -> str | None:
+    def _choose(self, call: str, method: str, identity: tuple) -> str | None:
         with self._lock:
             if changes_the_cloud(call, method):
                 self.mutations.append(call)
-                if len(self.mutations) == self.lose_reply_of:
+                first = identity not in self._seen
+                self._seen.append(identity)
+                if self.lose_each_once and first:
                     self.lost.append(call)
                     return "reset-after"
             if self.share and self.random.random() < self.share:
                 return self.random.choice(self.faults)
         return None
+
+    def most_sends(self) -> int:
+        """The most times one mutating request was sent (a lost one retried once: 2)."""
+        return max((self._seen.count(identity) for identity in self._seen), default=0)
 
     @staticmethod
     def _reset(handler) -> None:
@@ -166,16 +183,13 @@ class FaultProxy:
                   .get("Action") or [handler.command])[0]
         operation = f"{service}.{s3_operation(handler.command, handler.path) if service == 'objectstorage' else action}"
         request = f"{handler.command} {urlsplit(handler.path).path}"
-        fault = self._choose(operation, handler.command)
+        fault = self._choose(operation, handler.command, request_identity(handler.command, handler.path, body))
         with self._lock:
             if request in self.reset_after_once:
                 self.reset_after_once.discard(request)
                 fault = "reset-after"
             self.requests[f"{service}.{action}"] += 1
             self.operations[operation] += 1
-            if self.lose.get(operation) == self.operations[operation]:
-                fault = "reset-after"
-                self.lost.append(operation)
             if fault:
                 self.injected[fault] += 1
         if self.latency or self.slow:
