@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import boto3
 
 from .cloud.credentials import new_session
+from .forked import run_recon
 from .imagebuild.standins import make_docker_standins
 from .terminal import Terminal
 
@@ -63,13 +62,13 @@ class Story:
         self.term.line(f"### {text}")
 
     def recon(self, *args: str, expect: int) -> None:
+        """Run ``recon ARGS`` (a forked child of the demo: see ``forked``) and show what it printed."""
         self.term.line(f"$ recon {' '.join(args)}")
-        proc = subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=self.work, env=self.env,
-                              text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.term.write(proc.stdout)
-        self.term.line(f"(exit code {proc.returncode})")
-        if proc.returncode != expect:
-            self.failures.append(f"recon {' '.join(args)} exited {proc.returncode}, expected {expect}")
+        code, output = run_recon(list(args), cwd=self.work, env=self.env)
+        self.term.write(output)
+        self.term.line(f"(exit code {code})")
+        if code != expect:
+            self.failures.append(f"recon {' '.join(args)} exited {code}, expected {expect}")
 
     def run(self) -> int:
         self.say("1. What would recon change on a fresh cloud?")
