@@ -35,14 +35,22 @@ def stack(source: str, blocks: dict[str, str], enabled: str) -> str:
     return text + f'[properties]\n"{EMI}" = "${{lb_images.{enabled}.image_id}}"\n'
 
 
+@pytest.fixture(scope="module")
+def base_tgz(tmp_path_factory) -> Path:
+    """The base image package, made once for the module: 72 MiB incompressible, so the bundle has 8 parts."""
+    folder = tmp_path_factory.mktemp("base")
+    filler = random.Random(4).randbytes(72 << 20)
+    image = make_test_image(folder / "eucalyptus-load-balancer-image.img", fs_mib=90,
+                            files={"/opt/servo/filler.bin": filler})
+    return pack_tgz(image, folder / "eucalyptus-load-balancer-image-1.1.0.tgz")
+
+
 @pytest.fixture
-def work(tmp_path: Path) -> Path:
+def work(tmp_path: Path, base_tgz: Path) -> Path:
+    """A work folder with its own copy of the base image package."""
     repo = tmp_path / "repo"
     (repo / "images").mkdir(parents=True)
-    filler = random.Random(4).randbytes(72 << 20)        # incompressible: the bundle has 8 parts
-    image = make_test_image(tmp_path / "eucalyptus-load-balancer-image.img", fs_mib=90,
-                            files={"/opt/servo/filler.bin": filler})
-    pack_tgz(image, repo / "images" / "eucalyptus-load-balancer-image-1.1.0.tgz")
+    shutil.copyfile(base_tgz, repo / "images" / base_tgz.name)
     return repo
 
 
@@ -232,14 +240,23 @@ def runbook_stack(releases: dict[str, str], changed: dict[str, dict] | None = No
     return text
 
 
+@pytest.fixture(scope="module")
+def release_packages(tmp_path_factory) -> Path:
+    """The base image of each servo release, as the package ships them, made once for the module."""
+    folder = tmp_path_factory.mktemp("releases")
+    for version in GENERATIONS:
+        image = make_test_image(folder / f"eucalyptus-load-balancer-image-{version}.img", servo_version=version)
+        pack_tgz(image, folder / f"servo-{version}.tgz")
+    return folder
+
+
 @pytest.fixture
-def releases(tmp_path: Path) -> Path:
-    """A work folder with the base image of each servo release, as the package ships them."""
+def releases(tmp_path: Path, release_packages: Path) -> Path:
+    """A work folder with its own copy of each release's base image."""
     repo = tmp_path / "repo"
     (repo / "images").mkdir(parents=True)
     for version in GENERATIONS:
-        image = make_test_image(tmp_path / f"eucalyptus-load-balancer-image-{version}.img", servo_version=version)
-        pack_tgz(image, repo / "images" / f"servo-{version}.tgz")
+        shutil.copyfile(release_packages / f"servo-{version}.tgz", repo / "images" / f"servo-{version}.tgz")
     return repo
 
 
