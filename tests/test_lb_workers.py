@@ -166,8 +166,8 @@ def test_report_then_roll_then_retire(sandbox, tmp_path: Path) -> None:
     (work / "recon.toml").write_text(stack("7s", workers="roll"))
     plan = recon(env, "plan", cwd=work)
     assert plan.code == 0, plan.both
-    for index, worker in enumerate(sorted(old)):
-        assert f"-/+ load_balancers.web.workers[{index}] (replaces {worker})" in plan.out, plan.out
+    for worker in sorted(old):
+        assert f"-/+ load_balancers.web[{worker}] (a new instance takes its place)" in plan.out, plan.out
     assert "- lb_images.lb (deposed" in plan.out and f"Plan: {NUM_VM} to add, 0 to change, {NUM_VM + 1} to destroy." \
         in plan.out, plan.out
 

@@ -132,7 +132,7 @@ def workers_review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]
         message = stale_message(lb, _launch_in_force(change.payload.desired or {}, lb), _enabling(plan))
         if message is None:
             continue
-        if change.replacements:
+        if change.replacements and (change.payload.desired or {}).get("workers") == "roll":
             reviewed[change.key] = _rolling(change, lb, message, retiring)
         else:
             plan.reported.append((change.address, f'{message} (workers = "report": recon leaves them; '
