@@ -233,3 +233,22 @@ def test_a_lost_terminate_reply_replaces_the_worker_once(sandbox, tmp_path: Path
     assert done.code == 0 and "Traceback" not in done.both, done.both
     assert_one_replaced(env, before, victim, emi)
     assert recon(env, "plan", "--detailed-exitcode", cwd=work).code == 0
+
+
+def test_a_requested_worker_out_of_service_is_replaced_without_waiting_for_it(sandbox, tmp_path: Path) -> None:
+    """A worker the group lists, running but not in service (here put in standby, which makes the group
+    launch a stand-in: Eucalyptus 4.0 has no standby, but a worker stuck on its way into service looks
+    the same), is what ``--replace`` is for: apply does not wait for it to come into service first."""
+    env = {**sandbox.env, **WAIT}
+    work, emi, before = lb_applied(env, tmp_path)
+    victim, other = sorted(before)
+    client(env, "autoscaling").enter_standby(InstanceIds=[victim], AutoScalingGroupName=group(env)[
+        "AutoScalingGroupName"], ShouldDecrementDesiredCapacity=False)
+    (stand_in,) = set(workers(env)) - set(before)
+
+    done = recon(env, "apply", "--auto-approve", "--replace", f"load_balancers.web[{victim}]", cwd=work)
+    assert done.code == 0, done.both
+    assert f"replacing worker {victim} (" in done.err, done.err
+    now = workers(env)
+    assert set(now) == {other, stand_in} and group(env)["DesiredCapacity"] == NUM_VM, now
+    assert all(i["LifecycleState"] == "InService" for i in group(env)["Instances"])

@@ -66,6 +66,11 @@ class Worker:
     def serving(self) -> bool:
         return self.state == "running" and self.lifecycle == "InService"
 
+    @property
+    def leaving(self) -> bool:
+        """Its group is taking it away (terminating or detaching it)."""
+        return self.lifecycle.startswith(("Terminat", "Detach"))
+
     def launch(self) -> dict[str, Any]:
         return {"image": self.image, "instance_type": self.instance_type, "key_name": self.key_name}
 
@@ -89,10 +94,11 @@ class Group:
     #: The version of each installed LB image (image id -> N), as the read found them.
     versions: Mapping[str, int | None]
 
-    @property
-    def full(self) -> bool:
-        """Its capacity of workers, every one running and in service."""
-        return len(self.workers) >= self.capacity and all(w.serving for w in self.workers)
+    def full(self, excused: frozenset[str] = frozenset()) -> bool:
+        """Its capacity of workers, every one running and in service but those of ``excused`` (sick ones
+        ``--replace`` names) that the group is not taking away already."""
+        return len(self.workers) >= self.capacity and all(
+            w.serving or (w.id in excused and not w.leaving) for w in self.workers)
 
     def view(self) -> dict[str, Any]:
         return {"name": self.name, "capacity": self.capacity, "launch": self.launch}
@@ -257,8 +263,8 @@ def named_worker(part: str, live: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- replacing -----------------------------------------------------------------------------------
 
-def _wait_full(ctx, names: list[str], where: str) -> list[Group]:
-    """The groups once each is full.
+def _wait_full(ctx, names: list[str], where: str, excused: frozenset[str] = frozenset()) -> list[Group]:
+    """The groups once each is full (but for the workers ``excused``, see :meth:`Group.full`).
 
     A terminated worker leaves service in the call that terminates it (4.0 ``ActivityManager``
     moves it from InService to Terminating before it replies), so a full group after a terminate
@@ -268,18 +274,21 @@ def _wait_full(ctx, names: list[str], where: str) -> list[Group]:
         groups = _groups(ctx.cloud, where, names, versions=False)
         if not groups:
             raise CloudError(f"the load balancer's auto-scaling group ({', '.join(names)}) is gone", where=where)
-        return groups if all(g.full for g in groups) else None
+        return groups if all(g.full(excused) for g in groups) else None
 
     return wait_until(look, what="every worker running and in service", where=where, timeout=WORKER_WAIT,
                       report=ctx.report, stop=ctx.stop)
 
 
 def _due(groups: list[Group], want: Mapping[str, Any] | None, renew: frozenset[str]) -> list[tuple[Group, Worker, str]]:
-    """The workers to replace, each with its group and why: those ``renew`` names, then (given ``want``)
-    those that differ from it (each group's launch configuration for the attributes it leaves out)."""
-    due = [(g, w, "requested") for g in groups for w in g.workers if w.id in renew]
+    """The workers to replace, each with its group and why: those ``renew`` names (first those out of
+    service: terminating one of them takes no worker out of service, while the others are excused from
+    the groups' being full), then (given ``want``) those that differ from it (each group's launch
+    configuration for the attributes it leaves out)."""
+    due = sorted(((g, w, "requested") for g in groups for w in g.workers if w.id in renew and not w.leaving),
+                 key=lambda item: item[1].serving)
     if want is not None:
-        due += [(g, w, "stale") for g in groups for w in g.workers if w.id not in renew and
+        due += [(g, w, "stale") for g in groups for w in g.workers if w.id not in renew and not w.leaving and
                 w.differs({**{k: (g.launch or {}).get(k) for k in LAUNCH_KEYS}, **want})]
     return due
 
@@ -309,7 +318,7 @@ def roll(ctx, lb_name: str, names: list[str], where: str, *, want: Mapping[str, 
         ctx.report(where, f"an interrupted apply was replacing worker {resumed}: waiting until every worker "
                           "runs and is in service")
     replaced: set[str] = set()
-    groups = _wait_full(ctx, names, where)
+    groups = _wait_full(ctx, names, where, renew)
     present = {w.id for g in groups for w in g.workers}
     for gone in sorted(renew - present):
         ctx.report(where, f"worker {gone} is no longer in the load balancer's groups: nothing to replace")
@@ -331,4 +340,4 @@ def roll(ctx, lb_name: str, names: list[str], where: str, *, want: Mapping[str, 
         ctx.cloud.call("autoscaling", "terminate_instance_in_auto_scaling_group", where=where,
                        InstanceId=victim.id, ShouldDecrementDesiredCapacity=False,
                        done_if_retried=("ValidationError",))
-        groups = _wait_full(ctx, names, where)
+        groups = _wait_full(ctx, names, where, renew - replaced)
