@@ -13,15 +13,19 @@ are: the groups, the launch configurations and the instances once each (paginate
 200 a call), and the installed LB images once (for the ``vN`` of each worker's image); none at all
 without a load balancer. A worker is a VM the group lists that is not terminated (``PRESENT``).
 
-Replacing (:func:`roll`): while a worker differs from the launch the properties in force say, the
-load balancer's groups are first waited for until they are full (desired capacity, every VM in
-service and running), then one stale worker is terminated through its group without decrementing
-its capacity, so the group launches its replacement from the current launch configuration, and the
-groups are waited for until they are full again. So at most one worker is out of service at a time (never fewer than N-1 of N),
-and a group whose configuration still launches the old image is refused before anything is
-terminated. The worker about to be terminated is checkpointed in state first; a re-apply after an
-interruption finds the group refilling and waits for it before going on, so a killed roll ends with
-exactly the group's capacity of workers, all on the current configuration.
+Replacing (:func:`roll`): while a worker differs from the launch the properties in force say, or
+``--replace 'load_balancers.NAME[i-…]'`` names it (a plan's part label, :func:`part_label`; under
+either ``workers`` mode, whatever it runs), the load balancer's groups are first waited for until
+they are full (desired capacity, every VM in service and running; a requested worker out of service
+is excused, and replaced first), then one such worker is terminated through its group without
+decrementing its capacity, so the group launches its replacement from the current launch
+configuration, and the groups are waited for until they are full again. So at most one worker is
+out of service at a time (never fewer than N-1 of N), and a group whose configuration still
+launches the old image is refused before a stale worker is terminated. The worker about to be
+terminated is checkpointed in state first; a re-apply after an interruption finds the group
+refilling and waits for it before going on; a terminated worker is gone from its group, so neither
+it nor another in its place is terminated again (and ``--replace`` of its id is refused). A killed
+roll ends with exactly the group's capacity of workers, all on the current configuration.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ image. ``workers = "roll"`` (or ``[stack] lb_workers = "roll"``) makes the launc
 what is compared (for a property the file leaves out, the group's launch configuration's value).
 A worker that differs is then replaced through its group, each one a replacement of the plan; under
 ``workers = "report"`` (the default) the plan and drift only say so (:meth:`LoadBalancers.review`).
+``--replace 'load_balancers.NAME[i-…]'`` replaces that worker the same way under either mode
+(:meth:`LoadBalancers.requested`); ``--replace load_balancers.NAME`` replaces the load balancer whole.
 """
 
 from __future__ import annotations
