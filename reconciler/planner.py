@@ -26,7 +26,7 @@ from .diff import changed_paths, get_path
 from .errors import PlanError
 from .leftovers import Leaving, Live, Part, delete_change, interrupted, leaving_the_cloud, orphans, unmanaged
 from .names import missing
-from .plan import UNKNOWN, Action, Change, Payload, Plan, contains_unknown
+from .plan import UNKNOWN, Action, Change, Payload, Plan, Replacement, contains_unknown
 from .redact import digested, redact, remember
 from .references import Planned, References
 from .resolve import resolve_attrs
@@ -338,16 +338,12 @@ def requested(change: Change, block: Block, asked: list[str | None]) -> tuple[Ch
         return change, []
     if isinstance(kind, ReplacesParts):
         try:
-            asked_for = [r for part in asked for r in kind.requested(address.name, part, block.live)]
+            named = [kind.requested(address.name, part, block.live) for part in asked]
         except ValueError as exc:
             return change, [f"--replace {address}: {exc}"]
-        have = {r.label for r in change.replacements}
-        parts = change.replacements + [r for r in dict.fromkeys(asked_for) if r.label not in have]
-        action = Action.UPDATE if change.action is Action.NOOP else change.action
-        replacing = Action.CREATE_THEN_DELETE if kind.traits.create_before_destroy else Action.REPLACE
-        return replace(change, action=action, replacements=parts, replace_action=replacing, reason=why,
-                       requested=sorted({r.label for r in asked_for})), []
-    if any(part is not None for part in asked):
+        if None not in named:   # (None: the kind replaces the resource whole)
+            return requested_parts(change, kind, [r for found in named for r in found], why), []
+    elif any(part is not None for part in asked):
         return change, [f"--replace {address}[…]: {address} has no parts to replace (--replace {address} "
                         "replaces it whole)"]
     if isinstance(kind, Preexisting) and not kind.creatable(address.name, block.attrs):
@@ -359,6 +355,16 @@ def requested(change: Change, block: Block, asked: list[str | None]) -> tuple[Ch
     if change.action in (Action.REPLACE, Action.CREATE_THEN_DELETE):
         return replace(change, reason=why), []
     return replace(change, action=Action.REPLACE, reason=why), []
+
+
+def requested_parts(change: Change, kind: Kind, asked_for: list[Replacement], why: str) -> Change:
+    """The change with the parts ``--replace`` named among its replacements (each once)."""
+    have = {r.label for r in change.replacements}
+    parts = change.replacements + [r for r in dict.fromkeys(asked_for) if r.label not in have]
+    action = Action.UPDATE if change.action is Action.NOOP else change.action
+    replacing = Action.CREATE_THEN_DELETE if kind.traits.create_before_destroy else Action.REPLACE
+    return replace(change, action=action, replacements=parts, replace_action=replacing, reason=why,
+                   requested=sorted({r.label for r in asked_for}))
 
 
 def finish(change: Change, block: Block, partial: dict[str, Any] | None) -> Change:

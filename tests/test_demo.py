@@ -21,7 +21,7 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert "! load_balancers.TemplateCheck: 1 worker runs v1, enabled is v2 (i-" in story
     assert "is kept (deposed, not retired): worker i-" in story.split("### 12.")[0]
     rolled = story.split("### 12.")[1]
-    assert "-/+ load_balancers.TemplateCheck.workers[0] (replaces i-" in rolled
+    assert "-/+ load_balancers.TemplateCheck[i-" in rolled
     assert rolled.index("replacing worker i-") < rolled.index("lb_images.v1: destroying")
     assert "lb_images.v1 (deposed" in rolled and "Worker VMs: 1 on v2 (TemplateCheck)" in rolled
     assert "load_balancers.TemplateCheck: worker i-" in rolled and "runs v2 (" in rolled

@@ -166,8 +166,8 @@ def test_report_then_roll_then_retire(sandbox, tmp_path: Path) -> None:
     (work / "recon.toml").write_text(stack("7s", workers="roll"))
     plan = recon(env, "plan", cwd=work)
     assert plan.code == 0, plan.both
-    for index, worker in enumerate(sorted(old)):
-        assert f"-/+ load_balancers.web.workers[{index}] (replaces {worker})" in plan.out, plan.out
+    for worker in sorted(old):
+        assert f"-/+ load_balancers.web[{worker}] (a new instance takes its place)" in plan.out, plan.out
     assert "- lb_images.lb (deposed" in plan.out and f"Plan: {NUM_VM} to add, 0 to change, {NUM_VM + 1} to destroy." \
         in plan.out, plan.out
 
@@ -214,6 +214,31 @@ def test_a_roll_killed_after_a_terminate_is_finished_by_the_next_apply(sandbox, 
     assert group(env)["DesiredCapacity"] == NUM_VM
     assert set(lb_vms(env)) == set(now)           # no VM outside the group: nothing orphaned
     assert "eucalyptus-load-balancer-image-v1" not in lb_images(env)
+    assert recon(env, "plan", "--detailed-exitcode", cwd=work).code == 0
+
+
+def test_replacing_every_v1_worker_under_report_retires_v1_after_them(sandbox, tmp_path: Path) -> None:
+    """``--replace`` of each worker (``workers = "report"``): the plan replaces them, so nothing holds v1
+    any more and the same plan retires it, after the workers left it."""
+    env, work = sandbox.env, make_work(tmp_path)
+    v1, v2, old = installed_v1_then_v2(env, work)
+    asked = [arg for worker in sorted(old) for arg in ("--replace", f"load_balancers.web[{worker}]")]
+    plan = recon(env, "plan", *asked, cwd=work)
+    assert plan.code == 0, plan.both
+    assert f"# load_balancers.web will have {NUM_VM} instance(s) replaced (requested)" in plan.out, plan.out
+    assert all(f"-/+ load_balancers.web[{worker}] (a new instance takes its place)" in plan.out for worker in old)
+    assert "- lb_images.lb (deposed" in plan.out and "is kept" not in plan.out, plan.out
+    assert f"Plan: {NUM_VM} to add, 0 to change, {NUM_VM + 1} to destroy." in plan.out, plan.out
+
+    done = recon({**env, **WAIT}, "apply", "--auto-approve", *asked, cwd=work)
+    assert done.code == 0, done.both
+    lines = done.err.splitlines()
+    replacing = [n for n, line in enumerate(lines) if "replacing worker" in line]
+    retired = next(n for n, line in enumerate(lines) if line.startswith("lb_images.lb: destroying"))
+    assert len(replacing) == NUM_VM and replacing[-1] < retired, done.err
+    now = workers(env)
+    assert len(now) == NUM_VM and not set(now) & old and set(now.values()) == {v2}
+    assert "eucalyptus-load-balancer-image-v1" not in lb_images(env) and v2 in lb_images(env).values()
     assert recon(env, "plan", "--detailed-exitcode", cwd=work).code == 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..drift import DriftReport
-from ..plan import Action, Change, Plan
+from ..plan import Action, Change, Plan, Replacement
 from ..diff import get_path
 from .values import masked_change, show
 
@@ -62,10 +62,18 @@ def change_block(change: Change, style: Style, *, notes: bool = True) -> list[st
              f"  {symbol} {change.label}"]
     lines.extend(_attribute_lines(change, style))
     for part in change.replacements:
-        lines.append(f"  {symbol} {part.label} (replaces {', '.join(part.old_ids)})")
+        lines.append(f"  {symbol} {part.label} ({_replacing(part)})")
     if notes:
         lines.extend(f"      {note}" for note in change.notes)
     return lines
+
+
+def _replacing(part: Replacement) -> str:
+    """What replacing a part does: ``replaces i-…`` (a host's index), or, for a part named by the one
+    instance it is (an LB worker, ``load_balancers.web[i-…]``), that a new instance takes its place."""
+    if part.label.endswith(f"[{', '.join(part.old_ids)}]"):
+        return "a new instance takes its place"
+    return f"replaces {', '.join(part.old_ids)}"
 
 
 def summary_line(plan: Plan) -> str:

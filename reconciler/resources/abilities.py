@@ -12,7 +12,7 @@ callers ask ``isinstance(kind, Ability)`` and do without where a kind lacks it:
 - :class:`NamesOthers`: attributes that name other resources by their cloud name;
 - :class:`ChecksLive`: problems only the live read shows;
 - :class:`ReplacesInstances`: an update replaces the resource's instances one by one;
-- :class:`ReplacesParts`: ``--replace KIND.NAME[PART]`` names one of those instances;
+- :class:`ReplacesParts`: ``--replace KIND.NAME[PART]`` names one of its instances (a host, an LB worker);
 - :class:`ServesInstances`: traffic to instances moves when those instances are replaced;
 - :class:`Resumable`: a create made in checkpointed steps, resumed after an interruption.
 """
@@ -104,8 +104,9 @@ class ReplacesInstances(Protocol):
 
 @runtime_checkable
 class ReplacesParts(Protocol):
-    def requested(self, name: str, part: str | None, live: Mapping[str, Any]) -> list[Replacement]:
-        """The parts ``--replace`` names (``part``: one of them, as in ``KIND.NAME[part]``; None: all),
+    def requested(self, name: str, part: str | None, live: Mapping[str, Any]) -> list[Replacement] | None:
+        """The parts ``--replace`` names (``part``: one of them, as in ``KIND.NAME[part]``; None: what
+        ``--replace KIND.NAME`` replaces, all its parts, or None where that replaces the resource whole),
         from the live attributes. Raises ValueError saying why ``part`` names none."""
 
 

@@ -122,18 +122,21 @@ def _kept(image: str, deposed: bool, workers: list[str], configs: list[str]) -> 
 
 def workers_review(plan: Plan, live: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
     """Note each load balancer of the plan whose workers differ from the launch in force (see the
-    module docstring); order a change that replaces them before the revisions the plan retires."""
+    module docstring); order a change that replaces workers (stale or ``--replace``'s) before the
+    revisions the plan retires."""
     retiring = sorted({c.address for c in plan.changes if c.kind == "lb_images" and c.action is Action.DELETE})
     reviewed = {}
     for change in plan.changes:
         lb = change.payload.live
         if change.kind != "load_balancers" or change.deposed_id or not lb or not lb.get("workers"):
             continue
+        if change.replacements:
+            change = reviewed[change.key] = _before_retiring(change, retiring)
         message = stale_message(lb, _launch_in_force(change.payload.desired or {}, lb), _enabling(plan))
         if message is None:
             continue
-        if change.replacements:
-            reviewed[change.key] = _rolling(change, lb, message, retiring)
+        if change.replacements and (change.payload.desired or {}).get("workers") == "roll":
+            reviewed[change.key] = _rolling(change, lb, message)
         else:
             plan.reported.append((change.address, f'{message} (workers = "report": recon leaves them; '
                                                   'workers = "roll" replaces them)'))
@@ -147,15 +150,19 @@ def _launch_in_force(desired: Mapping[str, Any], lb: Mapping[str, Any]) -> dict[
     return {key: value or None if value is not UNKNOWN else UNKNOWN for key, value in want.items()}
 
 
-def _rolling(change: Change, lb: Mapping[str, Any], message: str, retiring: list) -> Change:
-    """The change that rolls the workers: its note, and ordered before every revision the plan retires."""
+def _rolling(change: Change, lb: Mapping[str, Any], message: str) -> Change:
+    """The change that rolls the workers, with its note."""
     groups = lb["worker_groups"]
     note = (f"{message}: replaced one at a time through {', '.join(g['name'] for g in groups)} (at most 1 "
             f"of {sum(g['capacity'] for g in groups)} out of service), before any revision is retired")
+    return replace(change, notes=[*change.notes, note])
+
+
+def _before_retiring(change: Change, retiring: list) -> Change:
+    """The change that replaces workers, ordered before every revision the plan retires."""
     reasons = {**change.depends_on_reasons, **{a: ["its workers leave that revision before it is retired"]
                                                for a in retiring if a not in change.depends_on}}
-    return replace(change, notes=[*change.notes, note], depends_on=sorted({*change.depends_on, *retiring}),
-                   depends_on_reasons=reasons)
+    return replace(change, depends_on=sorted({*change.depends_on, *retiring}), depends_on_reasons=reasons)
 
 
 def _enabling(plan: Plan) -> str | None:

@@ -13,15 +13,19 @@ are: the groups, the launch configurations and the instances once each (paginate
 200 a call), and the installed LB images once (for the ``vN`` of each worker's image); none at all
 without a load balancer. A worker is a VM the group lists that is not terminated (``PRESENT``).
 
-Replacing (:func:`roll`): while a worker differs from the launch the properties in force say, the
-load balancer's groups are first waited for until they are full (desired capacity, every VM in
-service and running), then one stale worker is terminated through its group without decrementing
-its capacity, so the group launches its replacement from the current launch configuration, and the
-groups are waited for until they are full again. So at most one worker is out of service at a time (never fewer than N-1 of N),
-and a group whose configuration still launches the old image is refused before anything is
-terminated. The worker about to be terminated is checkpointed in state first; a re-apply after an
-interruption finds the group refilling and waits for it before going on, so a killed roll ends with
-exactly the group's capacity of workers, all on the current configuration.
+Replacing (:func:`roll`): while a worker differs from the launch the properties in force say, or
+``--replace 'load_balancers.NAME[i-…]'`` names it (a plan's part label, :func:`part_label`; under
+either ``workers`` mode, whatever it runs), the load balancer's groups are first waited for until
+they are full (desired capacity, every VM in service and running; a requested worker out of service
+is excused, and replaced first), then one such worker is terminated through its group without
+decrementing its capacity, so the group launches its replacement from the current launch
+configuration, and the groups are waited for until they are full again. So at most one worker is
+out of service at a time (never fewer than N-1 of N), and a group whose configuration still
+launches the old image is refused before a stale worker is terminated. The worker about to be
+terminated is checkpointed in state first; a re-apply after an interruption finds the group
+refilling and waits for it before going on; a terminated worker is gone from its group, so neither
+it nor another in its place is terminated again (and ``--replace`` of its id is refused). A killed
+roll ends with exactly the group's capacity of workers, all on the current configuration.
 """
 
 from __future__ import annotations
@@ -66,6 +70,11 @@ class Worker:
     def serving(self) -> bool:
         return self.state == "running" and self.lifecycle == "InService"
 
+    @property
+    def leaving(self) -> bool:
+        """Its group is taking it away (terminating or detaching it)."""
+        return self.lifecycle.startswith(("Terminat", "Detach"))
+
     def launch(self) -> dict[str, Any]:
         return {"image": self.image, "instance_type": self.instance_type, "key_name": self.key_name}
 
@@ -89,10 +98,11 @@ class Group:
     #: The version of each installed LB image (image id -> N), as the read found them.
     versions: Mapping[str, int | None]
 
-    @property
-    def full(self) -> bool:
-        """Its capacity of workers, every one running and in service."""
-        return len(self.workers) >= self.capacity and all(w.serving for w in self.workers)
+    def full(self, excused: frozenset[str] = frozenset()) -> bool:
+        """Its capacity of workers, every one running and in service but those of ``excused`` (sick ones
+        ``--replace`` names) that the group is not taking away already."""
+        return len(self.workers) >= self.capacity and all(
+            w.serving or (w.id in excused and not w.leaving) for w in self.workers)
 
     def view(self) -> dict[str, Any]:
         return {"name": self.name, "capacity": self.capacity, "launch": self.launch}
@@ -232,53 +242,106 @@ def version_label(image: Any, version: int | None) -> str:
     return f"v{version}" if version else str(image)
 
 
+def part_label(lb_name: str, worker_id: str) -> str:
+    """``load_balancers.web[i-…]``: how a plan names a worker it replaces, as ``--replace`` names it."""
+    return f"load_balancers.{lb_name}[{worker_id}]"
+
+
+def labelled_ids(lb_name: str, labels: Iterable[str]) -> frozenset[str]:
+    """The worker ids of the labels (:func:`part_label`) of a load balancer's parts."""
+    prefix = f"load_balancers.{lb_name}["
+    return frozenset(label[len(prefix):-1] for label in labels if label.startswith(prefix) and label.endswith("]"))
+
+
+def named_worker(part: str, live: Mapping[str, Any]) -> dict[str, Any]:
+    """The worker of a live view whose instance id is ``part``; ValueError listing its workers if none is."""
+    found = live.get("workers") or []
+    for worker in found:
+        if worker["id"] == part:
+            return worker
+    listed = ", ".join(f"{w['id']} ({w['state']}, {w['lifecycle']}, {version_label(w['image'], w.get('version'))})"
+                       for w in found)
+    raise ValueError(f"no worker {part} (its workers: {listed})" if listed else
+                     f"no worker {part} (it has no workers now)")
+
+
 # --- replacing -----------------------------------------------------------------------------------
 
-def _wait_full(ctx, names: list[str], where: str, gone: str | None = None) -> list[Group]:
-    """The groups once each is full (and none lists ``gone``)."""
+def _wait_full(ctx, names: list[str], where: str, excused: frozenset[str] = frozenset()) -> list[Group]:
+    """The groups once each is full (but for the workers ``excused``, see :meth:`Group.full`).
+
+    A terminated worker leaves service in the call that terminates it (4.0 ``ActivityManager``
+    moves it from InService to Terminating before it replies), so a full group after a terminate
+    holds its replacement, running and in service; and a worker an interrupted apply checkpointed
+    that is still in service was never terminated (the apply stopped before the call)."""
     def look() -> list[Group] | None:
         groups = _groups(ctx.cloud, where, names, versions=False)
         if not groups:
             raise CloudError(f"the load balancer's auto-scaling group ({', '.join(names)}) is gone", where=where)
-        if gone is not None and any(w.id == gone for g in groups for w in g.workers):
-            return None
-        return groups if all(g.full for g in groups) else None
+        return groups if all(g.full(excused) for g in groups) else None
 
     return wait_until(look, what="every worker running and in service", where=where, timeout=WORKER_WAIT,
                       report=ctx.report, stop=ctx.stop)
 
 
-def roll(ctx, lb_name: str, names: list[str], want: Mapping[str, Any], where: str) -> None:
-    """Replace the workers of the groups ``names`` that differ from ``want`` (the file's launch
-    attributes; each group's launch configuration for the others), one at a time."""
+def _due(groups: list[Group], want: Mapping[str, Any] | None, renew: frozenset[str]) -> list[tuple[Group, Worker, str]]:
+    """The workers to replace, each with its group and why: those ``renew`` names (first those out of
+    service: terminating one of them takes no worker out of service, while the others are excused from
+    the groups' being full), then (given ``want``) those that differ from it (each group's launch
+    configuration for the attributes it leaves out)."""
+    due = sorted(((g, w, "requested") for g in groups for w in g.workers if w.id in renew and not w.leaving),
+                 key=lambda item: item[1].serving)
+    if want is not None:
+        due += [(g, w, "stale") for g in groups for w in g.workers if w.id not in renew and not w.leaving and
+                w.differs({**{k: (g.launch or {}).get(k) for k in LAUNCH_KEYS}, **want})]
+    return due
+
+
+def _check_launch(group: Group, want: Mapping[str, Any], where: str) -> None:
+    """Refuse to replace workers of a group whose configuration would launch stale ones too."""
+    launch = group.launch or {}
+    wrong = [key for key in want if launch.get(key) != want[key]]
+    if wrong:
+        raise CloudError(f"{group.name} still launches {', '.join(f'{k} {launch.get(k)}' for k in wrong)} "
+                         f"(the file says {', '.join(str(want[k]) for k in wrong)}): its replacements would "
+                         "be stale too", where=where,
+                         hint="Eucalyptus swaps the launch configuration when the emi, instance type or key "
+                              "name property changes; set the property (or check its value) and apply again")
+
+
+def roll(ctx, lb_name: str, names: list[str], where: str, *, want: Mapping[str, Any] | None = None,
+         renew: frozenset[str] = frozenset()) -> None:
+    """Replace, one at a time, the workers of the groups ``names`` that ``renew`` names (instance ids,
+    ``--replace``) and, given ``want`` (the file's launch attributes), those that differ from it.
+
+    A worker is checkpointed before the call that terminates it. Once terminated, it is gone from its
+    group: a re-apply after an interruption finds its replacement (or the group refilling, and waits)
+    and never terminates it, nor another in its place, again."""
     resumed = ((ctx.resumed(where) or {}).get("attrs") or {}).get("terminating")
     if resumed:
-        ctx.report(where, f"an interrupted apply terminated worker {resumed}: waiting for its replacement")
+        ctx.report(where, f"an interrupted apply was replacing worker {resumed}: waiting until every worker "
+                          "runs and is in service")
     replaced: set[str] = set()
+    groups = _wait_full(ctx, names, where, renew)
+    present = {w.id for g in groups for w in g.workers}
+    for gone in sorted(renew - present):
+        ctx.report(where, f"worker {gone} is no longer in the load balancer's groups: nothing to replace")
     while True:
-        groups = _wait_full(ctx, names, where, gone=resumed)
-        resumed = None
-        stale_in = [(g, w) for g in groups for w in g.workers
-                    if w.differs({**{k: (g.launch or {}).get(k) for k in LAUNCH_KEYS}, **want})]
-        if not stale_in:
+        due = _due(groups, want, renew)
+        if not due:
             return
-        group, victim = stale_in[0]
-        launch = group.launch or {}
-        wrong = [key for key in want if launch.get(key) != want[key]]
-        if wrong:
-            raise CloudError(f"{group.name} still launches {', '.join(f'{k} {launch.get(k)}' for k in wrong)} "
-                             f"(the file says {', '.join(str(want[k]) for k in wrong)}): its replacements would "
-                             "be stale too", where=where,
-                             hint="Eucalyptus swaps the launch configuration when the emi, instance type or key "
-                                  "name property changes; set the property (or check its value) and apply again")
+        group, victim, why = due[0]
+        if want is not None:
+            _check_launch(group, want, where)
         if victim.id in replaced:
-            raise CloudError(f"worker {victim.id} is still in {group.name} after it was terminated", where=where)
+            raise CloudError(f"worker {victim.id} is still in service in {group.name} after it was terminated",
+                             where=where)
         replaced.add(victim.id)
-        ctx.checkpoint(where, lb_name, {"terminating": victim.id})
         ctx.stop.check(where, f"before replacing worker {victim.id}")
+        ctx.checkpoint(where, lb_name, {"terminating": victim.id})
         ctx.report(where, f"replacing worker {victim.id} ({version_label(victim.image, victim.version)}, "
-                          f"{len(stale_in)} stale) through {group.name}")
+                          f"{why}; {len(due)} to replace) through {group.name}")
         ctx.cloud.call("autoscaling", "terminate_instance_in_auto_scaling_group", where=where,
                        InstanceId=victim.id, ShouldDecrementDesiredCapacity=False,
                        done_if_retried=("ValidationError",))
-        resumed = victim.id
+        groups = _wait_full(ctx, names, where, renew - replaced)

@@ -22,6 +22,8 @@ image. ``workers = "roll"`` (or ``[stack] lb_workers = "roll"``) makes the launc
 what is compared (for a property the file leaves out, the group's launch configuration's value).
 A worker that differs is then replaced through its group, each one a replacement of the plan; under
 ``workers = "report"`` (the default) the plan and drift only say so (:meth:`LoadBalancers.review`).
+``--replace 'load_balancers.NAME[i-…]'`` replaces that worker the same way under either mode
+(:meth:`LoadBalancers.requested`); ``--replace load_balancers.NAME`` replaces the load balancer whole.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ..errors import CloudError, ConfigError, ReconError
 from ..plan import Replacement
 from ..schema import Field
 from . import lb_workers
-from .abilities import Importable, ReplacesInstances, Resumable, ServesInstances
+from .abilities import Importable, ReplacesInstances, ReplacesParts, Resumable, ServesInstances
 from .base import Kind, LoadContext, Traits
 from .elb_wire import api_listener, attributes_from_api, attributes_to_api, canonical_listener, listener_key
 from .lb_workers import ATTRS as WORKER_ATTRS, LAUNCH_KEYS, LAUNCH_PROPERTIES
@@ -77,7 +79,7 @@ ATTRIBUTE_FIELDS = {
 WORKER_MODES = ("report", "roll")
 
 
-class LoadBalancers(Kind, ServesInstances, ReplacesInstances, Resumable, Importable):
+class LoadBalancers(Kind, ServesInstances, ReplacesInstances, ReplacesParts, Resumable, Importable):
     name = "load_balancers"
     fields = {
         "zones": Field("list", "Availability zones.", required=True, items=Field("string")),
@@ -174,8 +176,16 @@ class LoadBalancers(Kind, ServesInstances, ReplacesInstances, Resumable, Importa
     def replacements(self, name, want, live):
         """Each worker that differs from the launch ``want`` says (or one not known yet): replaced through its group."""
         launch = {key: want[attr] for key, attr in WORKER_ATTRS.items() if attr in want}
-        return [Replacement(f"load_balancers.{name}.workers[{index}]", (worker["id"],))
-                for index, worker in enumerate(lb_workers.stale(live, launch))]
+        return [Replacement(lb_workers.part_label(name, worker["id"]), (worker["id"],))
+                for worker in lb_workers.stale(live, launch)]
+
+    def requested(self, name, part, live):
+        """``--replace load_balancers.NAME[i-…]``: that worker, replaced through its group whatever it
+        runs and under either ``workers`` mode; ``load_balancers.NAME``: the load balancer whole (None)."""
+        if part is None:
+            return None
+        worker = lb_workers.named_worker(part, live)
+        return [Replacement(lb_workers.part_label(name, worker["id"]), (worker["id"],))]
 
     def resume_reason(self, name, progress):
         return f"resumes the worker roll an interrupted apply began (it had terminated {progress.get('terminating')})"
@@ -267,19 +277,23 @@ class LoadBalancers(Kind, ServesInstances, ReplacesInstances, Resumable, Importa
         tops = {path.split(".")[0] for path in changed}
         self._configure(ctx, name, after, tops, before)
         live = self._live(ctx, name)
-        if tops & set(WORKER_ATTRS.values()):
-            self._roll(ctx, name, after, live)
+        stale = bool(tops & set(WORKER_ATTRS.values()))
+        renew = lb_workers.labelled_ids(name, ctx.renew)
+        if stale or renew:
+            self._roll(ctx, name, after, live, stale, renew)
         return live
 
-    def _roll(self, ctx, name: str, after: Mapping[str, Any], live: Mapping[str, Any]) -> None:
-        """Replace the workers that differ from the launch the properties in force say (see lb_workers)."""
+    def _roll(self, ctx, name: str, after: Mapping[str, Any], live: Mapping[str, Any], stale: bool,
+              renew: frozenset[str]) -> None:
+        """Replace the workers ``--replace`` names (``renew``) and, if ``stale``, those that differ from
+        the launch the properties in force say (see lb_workers)."""
         where = f"load_balancers.{name}"
         groups = lb_workers.group_names(name, live.get("source_security_group"), after["zones"])
         if not groups:
             raise CloudError("cannot tell the load balancer's auto-scaling groups from its security group "
                              f"{live.get('source_security_group')!r}", where=where)
-        want = {key: after[attr] or None for key, attr in WORKER_ATTRS.items() if attr in after}
-        lb_workers.roll(ctx, name, groups, want, where)
+        want = {key: after[attr] or None for key, attr in WORKER_ATTRS.items() if attr in after} if stale else None
+        lb_workers.roll(ctx, name, groups, where, want=want, renew=renew)
 
     def _configure(self, ctx, name: str, after: Mapping[str, Any], changed: set[str], before: Mapping[str, Any]):
         where = f"load_balancers.{name}"

@@ -16,7 +16,8 @@ moto replaces an instance when a call changes the group (capacity, detach, termi
 group) or EC2 terminates it. A cloud's group also replaces instances that stopped, and retries
 launches that failed (EC2 health checks, scaling activities): ``heal`` does that,
 deterministically, and the sandbox calls it before it serves a describe call, so that a client
-sees a replacement by its next look, never by a timer.
+sees a replacement by its next look, never by a timer. Terminating an instance no group holds (a
+retried call whose first reply was lost) is a ValidationError, as on Eucalyptus.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import re
 import sys
 import threading
 
-from .services import QueryService, euca_instance, moto_image_id
+from .services import QueryService, euca_instance, moto_account, moto_image_id
 from .wire import QueryRequest, elb_error
 from .zones import MOTO_REGION
 
@@ -125,7 +126,17 @@ class AutoScalingService(QueryService):
         if bad is not None:
             return self.error("ValidationError", f"Unknown availability zone: {bad}")
         with group_lock:
+            if params.action == "TerminateInstanceInAutoScalingGroup" and not self._in_a_group(params):
+                # 4.0 AutoScalingBackendService; moto fails with an internal error
+                return self.error("ValidationError", f"Auto scaling instance not found: {params.get('InstanceId')}")
             return self.forward(params)
+
+    @staticmethod
+    def _in_a_group(params: QueryRequest) -> bool:
+        """Whether a group of the caller's account holds the instance the request names."""
+        instance = params.get("InstanceId")
+        groups = autoscaling_backend(moto_account(params.access_key)).autoscaling_groups.values()
+        return any(state.instance.id == instance for group in groups for state in group.instance_states)
 
     def translate_request(self, params: QueryRequest) -> None:
         super().translate_request(params)
