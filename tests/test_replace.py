@@ -223,13 +223,14 @@ def test_a_lost_terminate_reply_replaces_the_worker_once(sandbox, tmp_path: Path
     env = {**sandbox.env, **WAIT}
     work, emi, before = lb_applied(env, tmp_path)
     victim = sorted(before)[0]
-    proxy = FaultProxy(sandbox.url, lose={"AutoScaling.TerminateInstanceInAutoScalingGroup": 1})
+    proxy = FaultProxy(sandbox.url, lose_each_once=True)
     try:
         done = recon({**proxy.env(env), "RECON_RETRY_INITIAL": "0.02", "RECON_RETRY_MAX": "0.1"}, "apply",
                      "--auto-approve", "--replace", f"load_balancers.web[{victim}]", cwd=work)
     finally:
         proxy.close()
-    assert proxy.lost == ["AutoScaling.TerminateInstanceInAutoScalingGroup"]
+    assert proxy.lost == ["AutoScaling.TerminateInstanceInAutoScalingGroup"], proxy.mutations
+    assert proxy.most_sends() <= 2, proxy.mutations
     assert done.code == 0 and "Traceback" not in done.both, done.both
     assert_one_replaced(env, before, victim, emi)
     assert recon(env, "plan", "--detailed-exitcode", cwd=work).code == 0
