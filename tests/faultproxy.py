@@ -81,12 +81,12 @@ def error_body(service: str, code: str, message: str) -> bytes:
             f"<RequestId>fault</RequestId></ErrorResponse>").encode()
 
 
-def request_identity(method: str, path: str, body: bytes) -> tuple:
-    """What a request asks, whoever signs it when: its method, path and parameters or body."""
-    params = parse_qs(body.decode("latin-1"), keep_blank_values=True) if b"Action=" in body else None
-    if params is None:
+def request_identity(method: str, path: str, body: bytes, form: dict | None) -> tuple:
+    """What a request asks, whoever signs it when: its method, path, and its form's parameters (a query
+    service) or its bytes (S3)."""
+    if form is None:
         return method, path, hashlib.sha256(body).hexdigest()
-    return method, path, sorted((k, v) for k, v in params.items() if k not in SIGNING_PARAMS)
+    return method, path, sorted((k, v) for k, v in form.items() if k not in SIGNING_PARAMS)
 
 
 def changes_the_cloud(call: str, method: str) -> bool:
@@ -179,11 +179,12 @@ class FaultProxy:
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         parts = handler.path.split("/")
         service = parts[2] if len(parts) > 2 and parts[1] == "services" else "?"
-        action = (parse_qs(body.decode("latin-1")).get("Action") or parse_qs(urlsplit(handler.path).query)
-                  .get("Action") or [handler.command])[0]
+        form = None if service == "objectstorage" else parse_qs(body.decode("latin-1"), keep_blank_values=True)
+        action = ((form or {}).get("Action") or parse_qs(urlsplit(handler.path).query).get("Action")
+                  or [handler.command])[0]
         operation = f"{service}.{s3_operation(handler.command, handler.path) if service == 'objectstorage' else action}"
         request = f"{handler.command} {urlsplit(handler.path).path}"
-        fault = self._choose(operation, handler.command, request_identity(handler.command, handler.path, body))
+        fault = self._choose(operation, handler.command, request_identity(handler.command, handler.path, body, form))
         with self._lock:
             if request in self.reset_after_once:
                 self.reset_after_once.discard(request)
