@@ -60,14 +60,8 @@ def _converter(annotation: Any, info) -> Optional[Callable]:
 
     if info.parser is not None:
         return (lambda value, info, param, ctx: info.parser(value)) if get_origin(annotation) is None else None
-    if annotation is str:
-        return _as_str
-    if annotation == list[str]:
-        return _as_str_list
-    if annotation is int:
-        return _as_int
-    if annotation is bool:
-        return _as_bool
+    if annotation in (str, int, bool, list[str]):
+        return {str: _as_str, int: _as_int, bool: _as_bool, list[str]: _as_str_list}[annotation]
     if _param_types.lenient_issubclass(annotation, Enum):
         return lambda value, info, param, ctx: _param_types.coerce_cli_choice(
             value, choices=list(annotation), case_sensitive=info.case_sensitive, ctx=ctx)
