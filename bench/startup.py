@@ -7,14 +7,14 @@ the commands taking turns so that other load on the machine hits them alike; the
 and the median CPU (user + system) are printed. Bytecode caching is on (``benchlib.python_env``)
 and one run of each warms it first. For reference, the same for Python doing nothing
 (``python -c pass``: the interpreter's own start-up) and for importing typer, the command line's
-library, alone (``import typer``, and ``typer._adapters``: typer coerces every option through
-pydantic, which it imports when a command has one).
+library, alone (``import typer``, and ``typer._adapters``: recent typers coerce every option through
+pydantic, which recon avoids for its plain option types, ``reconciler/commands/coercion.py``).
 
 - ``recon --version`` and ``recon version``: answered before the command line is imported
   (``reconciler/entry.py``);
 - ``recon validate -c examples/EXAMPLE``: the file read, checked, and the ``[cloud]`` table resolved,
-  with no cloud call; neither botocore nor cryptography (unless the file has a key pair to check)
-  is imported.
+  with no cloud call; neither botocore, cryptography (unless the file has a key pair to check),
+  pydantic nor rich is imported.
 
 Targets, checked and printed: ``recon --version`` at most 0.15 s, ``recon validate`` at most 0.3 s
 (wall, median).

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 
 import typer
 from typer.core import TyperGroup, TyperOption
 
 from . import scratch
-from .commands import (app_options, apply, demo, destroy, drift, fmt, force_unlock, import_, init, output, plan,
+from .commands import (app_options, coercion, apply, demo, destroy, drift, fmt, force_unlock, import_, init, output, plan,
                        sandbox, schema, show, state, validate, version)
 from .commands.common import signals, term
 from .errors import ReconError
@@ -45,17 +46,26 @@ def _flags_take_no_value() -> None:
 
 
 _flags_take_no_value()
+coercion.install()
+
+#: What rich reads as a markup tag ("[" and a letter, "#", "/" or "@", up to "]"), with the backslashes before it.
+MARKUP_TAG = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+
+
+def _markup_escaped(text: str) -> str:
+    """``text`` as rich markup that shows it as written (rich.markup.escape's rule, without importing rich
+    for a command that shows no help)."""
+    text = MARKUP_TAG.sub(lambda tag: f"{tag[1]}{tag[1]}\\{tag[2]}", text)
+    return text + "\\" if text.endswith("\\") and not text.endswith("\\\\") else text
 
 
 def _help_as_written(command) -> None:
     """typer reads help texts as Rich markup, where a "[default: recon.toml]" or "[drift]" vanishes: recon's
     help texts are plain text, so escape what would be read as markup, in ``command`` and all below it."""
-    from rich.markup import escape
-
     for item in [command, *command.params]:
         for attribute in ("help", "short_help", "epilog"):
             if isinstance(getattr(item, attribute, None), str):
-                setattr(item, attribute, escape(getattr(item, attribute)))
+                setattr(item, attribute, _markup_escaped(getattr(item, attribute)))
     for sub in getattr(command, "commands", {}).values():
         _help_as_written(sub)
 

@@ -43,10 +43,10 @@ def test_the_version_is_printed_without_the_command_line(tmp_path: Path) -> None
         assert not packages & {"typer", "click", "botocore", "pydantic"}, packages
 
 
-def test_validate_imports_no_cloud_client_nor_crypto(tmp_path: Path) -> None:
+def test_validate_imports_no_cloud_client_nor_crypto_nor_pydantic(tmp_path: Path) -> None:
     (tmp_path / "lean.toml").write_text(STACK)
     out, packages = imported(tmp_path, "validate", "-c", "lean.toml")
     assert "valid" in out
     assert "typer" in packages and "reconciler" in packages
-    assert not packages & {"botocore", "boto3", "cryptography", "yaml", "tomlkit", "moto", "jmespath", "tenacity"}, \
-        packages
+    assert not packages & {"botocore", "boto3", "cryptography", "yaml", "tomlkit", "moto", "jmespath", "tenacity",
+                           "pydantic", "rich"}, packages

@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import botocore.session
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, DataNotFoundError
+from botocore.loaders import Loader, instance_cache
 
 from reconciler import models
 from reconciler.errors import ConfigError
 from reconciler.redact import remember
 
+from .endpoints import SERVICES
 from .hints import CREDENTIALS_HINT
 from .settings import CloudSettings, env_string
 
@@ -26,6 +28,22 @@ DEFAULT_CHAIN = "botocore's default credential chain"
 
 _LOADER_LOCK = threading.Lock()
 _LOADER: Any = None
+
+
+class ServicesLoader(Loader):
+    """botocore's data loader, with the same search paths, asked which services exist only about the ones
+    recon calls (:data:`~reconciler.cloud.endpoints.SERVICES`): botocore's own answer lists every service
+    folder it has, hundreds of them, once for each kind of file (service, paginators, endpoint rules)."""
+
+    @instance_cache
+    def list_available_services(self, type_name):
+        return sorted(service for service in SERVICES if self._has(service, type_name))
+
+    def _has(self, service: str, type_name: str) -> bool:
+        try:
+            return bool(self.list_api_versions(service, type_name))
+        except DataNotFoundError:
+            return False
 
 
 def new_session():
@@ -38,8 +56,10 @@ def new_session():
     session = botocore.session.Session()
     with _LOADER_LOCK:
         if _LOADER is None:
+            default = session.get_component("data_loader")   # its search paths honour AWS_DATA_PATH
+            _LOADER = ServicesLoader(extra_search_paths=default.search_paths, include_default_search_paths=False)
+            session.register_component("data_loader", _LOADER)
             models.add_to_session(session)
-            _LOADER = session.get_component("data_loader")
         else:
             session.register_component("data_loader", _LOADER)
     return session

@@ -65,13 +65,14 @@ class SlimReader:
             raise ResponseParserError(f"Unable to parse response ({exc}), invalid XML received") from None
         ns = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
         (outer_key, outer_tag), (inner_key, inner_tag) = self.outer, self.inner
+        fields, item = _compiled(self.spec, ns), ns + "item"
         result: dict[str, Any] = {}
         outer = root.find(ns + outer_tag)
         if outer is not None:
             result[outer_key] = [
-                {inner_key: [_build(item, self.spec, ns) for item in inner.iterfind(ns + "item")]}
+                {inner_key: [_build(member, fields, item) for member in inner.findall(item)]}
                 if (inner := group.find(ns + inner_tag)) is not None else {}
-                for group in outer.iterfind(ns + "item")]
+                for group in outer.findall(item)]
         token = root.find(ns + self.token[1])
         if token is not None:
             result[self.token[0]] = token.text or ""
@@ -95,21 +96,43 @@ class SlimReader:
         return b"<%sResponse %s></%sResponse>" % (self.operation.encode(), xmlns, self.operation.encode())
 
 
-def _build(element: ET.Element, spec: Spec, ns: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+#: A spec made ready for one namespace: (key, kind, what) with what, by kind: TEXT, the element's path as tags
+#: (``("{ns}instanceState", "{ns}name")``); LIST, (the list's tag, the fields of each item); NESTED, the fields.
+Fields = tuple[tuple[str, int, Any], ...]
+TEXT, LIST, NESTED = range(3)
+
+
+def _compiled(spec: Spec, ns: str) -> Fields:
+    """``spec`` with its tags in namespace ``ns``: each is then found with ElementTree's C lookup of a plain
+    tag (a path with "/" and ``iterfind`` go through its Python ElementPath, several times slower)."""
+    fields = []
     for key, where in spec.items():
         if isinstance(where, str):
-            found = element.find(ns + where.replace("/", "/" + ns))
-            if found is not None:
-                out[key] = found.text or ""
+            fields.append((key, TEXT, tuple(ns + tag for tag in where.split("/"))))
         elif isinstance(where, tuple):
-            found = element.find(ns + where[0])
-            if found is not None:
-                out[key] = [_build(item, where[1], ns) for item in found.iterfind(ns + "item")]
+            fields.append((key, LIST, (ns + where[0], _compiled(where[1], ns))))
         else:
-            inner = _build(element, where, ns)
-            if inner:
-                out[key] = inner
+            fields.append((key, NESTED, _compiled(where, ns)))
+    return tuple(fields)
+
+
+def _build(element: ET.Element, fields: Fields, item: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, kind, what in fields:
+        if kind == TEXT:
+            found: ET.Element | None = element
+            for tag in what:
+                found = found.find(tag)
+                if found is None:
+                    break
+            else:
+                out[key] = found.text or ""
+        elif kind == LIST:
+            found = element.find(what[0])
+            if found is not None:
+                out[key] = [_build(member, what[1], item) for member in found.findall(item)]
+        elif inner := _build(element, what, item):
+            out[key] = inner
     return out
 
 
