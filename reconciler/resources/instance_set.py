@@ -72,6 +72,9 @@ MAX_GENERATIONS = 8            # new tokens tried for one index when earlier one
 
 def _summary(values: Iterable[Any]) -> Any:
     """One value if all agree, else the sorted distinct values (instances mid-replacement)."""
+    values = list(values)
+    if values and all(type(v) is type(values[0]) and v == values[0] for v in values):   # the usual case, cheaply
+        return values[0]
     distinct = {json.dumps(v, sort_keys=True): v for v in values}
     if len(distinct) == 1:
         return next(iter(distinct.values()))
