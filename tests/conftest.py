@@ -37,12 +37,32 @@ def sandbox(tmp_path):
         yield cloud
 
 
+@pytest.fixture
+def installed_sandbox(tmp_path):
+    """A fresh sandbox cloud as its administrator leaves it: the default load-balancer image installed
+    (v1) and enabled, so that load balancers get worker VMs. A plain ``sandbox`` has no LB image and
+    refuses every load balancer, as a cloud does before that install."""
+    from e2e import start_child
+
+    with start_child(tmp_path / "sandbox", lb_image_installed=True) as cloud:
+        yield cloud
+
+
 @pytest.fixture(scope="module")
 def shared_sandbox(tmp_path_factory):
     """One sandbox cloud for a whole module, whose tests keep out of each other's way."""
     from e2e import start_child
 
     with start_child(tmp_path_factory.mktemp("sandbox")) as cloud:
+        yield cloud
+
+
+@pytest.fixture(scope="module")
+def shared_installed_sandbox(tmp_path_factory):
+    """``shared_sandbox`` with the default load-balancer image installed (see ``installed_sandbox``)."""
+    from e2e import start_child
+
+    with start_child(tmp_path_factory.mktemp("sandbox"), lb_image_installed=True) as cloud:
         yield cloud
 
 
