@@ -15,7 +15,7 @@ import re
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from e2e import EXAMPLES, client, properties_client, property_value, start_child
+from e2e import EXAMPLES, client, copy_examples, properties_client, property_value, recon, start_child
 
 ZONES = ["ViciousLiesAndDangerousRumors", "SecondZone"]
 LISTENERS = [{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}]
@@ -288,3 +288,27 @@ def test_workers_follow_the_zones_and_a_group_whose_image_is_gone_stays_short(cl
     ec2.terminate_instances(InstanceIds=[second["InstanceId"]])
     assert workers(env) == []
     assert only_group(env)["Instances"] == [] and only_group(env)["DesiredCapacity"] == 1
+
+
+def test_recon_apply_of_a_load_balancer_on_a_fresh_cloud_fails_naming_it(tmp_path) -> None:
+    work = copy_examples(tmp_path / "work")
+    with start_child(tmp_path / "sandbox") as cloud:
+        env = cloud.env
+        run = recon(env, "apply", "-c", "loadbalancer.toml", "--auto-approve", cwd=work)
+        assert run.code == 1, run.both
+        assert ("Error: load_balancers.TestLoadBalancer: CreateLoadBalancer failed: InternalFailure: Failed to "
+                "create the loadbalancer: failed to validate the loadbalancer EMI") in run.err
+        assert "Traceback" not in run.both
+        # what does not need the load balancer is done; the rule on its group is not attempted
+        assert "Not done: load_balancers.TestLoadBalancer (failed), security_groups.elb-internal (skipped)." \
+            in run.out
+        nothing_of_load_balancers(env)
+        assert [k["KeyName"] for k in client(env, "ec2").describe_key_pairs()["KeyPairs"]] == ["euca-elb"]
+
+        # the administrator enables an image: the same apply now makes it, with its worker
+        emi = image_named(env, ROOTFS)
+        set_property(env, "loadbalancing.loadbalancer_emi", emi)
+        run = recon(env, "apply", "-c", "loadbalancer.toml", "--auto-approve", cwd=work)
+        assert run.code == 0, run.both
+        assert [(vm["ImageId"], vm["InstanceType"], vm["KeyName"]) for vm in workers(env)] == [
+            (emi, "m1.medium", "euca-elb")]
