@@ -312,3 +312,18 @@ def test_recon_apply_of_a_load_balancer_on_a_fresh_cloud_fails_naming_it(tmp_pat
         assert run.code == 0, run.both
         assert [(vm["ImageId"], vm["InstanceType"], vm["KeyName"]) for vm in workers(env)] == [
             (emi, "m1.medium", "euca-elb")]
+
+
+def test_recon_sees_the_installed_image_as_version_1_and_installs_v2(tmp_path) -> None:
+    work = tmp_path / "work"
+    with start_child(tmp_path / "sandbox", lb_image_installed=True) as cloud:
+        env = cloud.env
+        emi = property_value(env, "loadbalancing.loadbalancer_emi")
+        assert recon(env, "init", "--example", "lb-image", "--dir", str(work), cwd=tmp_path).code == 0
+        run = recon(env, "images", "--format", "installer", cwd=work)
+        assert run.code == 0, run.both
+        assert (f"Version 1 (enabled)\n{emi} (loadbalancer-v1/eucalyptus-load-balancer-image.img.manifest.xml)\n"
+                "\tInstalled on ") in run.out
+        run = recon(env, "plan", cwd=work)
+        assert run.code == 0, run.both
+        assert "installs as v2: image eucalyptus-load-balancer-image-v2 in bucket loadbalancer-v2" in run.out
