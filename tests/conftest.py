@@ -67,13 +67,13 @@ def shared_installed_sandbox(tmp_path_factory):
 
 
 @pytest.fixture
-def contract_env(shared_sandbox, monkeypatch):
-    """The module's sandbox environment, and no other cloud's variables in this process's, for
-    commands run in this process (typer's runner)."""
+def contract_env(shared_installed_sandbox, monkeypatch):
+    """The module's sandbox environment (the LB image installed: the contracts make load balancers),
+    and no other cloud's variables in this process's, for commands run in this process (typer's runner)."""
     for name in list(os.environ):
         if name.startswith(("AWS_", "EC2_", "EUCA", "S3_")):
             monkeypatch.delenv(name)
     for name, value in {"RECON_WAIT_INTERVAL": "0.05", "RECON_RETRY_INITIAL": "0.05", "RECON_RETRY_MAX": "0.2",
                         "NO_COLOR": "1"}.items():
         monkeypatch.setenv(name, value)
-    return shared_sandbox.env
+    return shared_installed_sandbox.env

@@ -35,9 +35,9 @@ def instances_by_address(env) -> Counter:
     return found
 
 
-def test_apply_converges_through_faults(sandbox, proxy, tmp_path: Path) -> None:
+def test_apply_converges_through_faults(installed_sandbox, proxy, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
-    flaky = {**proxy.env(sandbox.env), **RETRY}
+    flaky = {**proxy.env(installed_sandbox.env), **RETRY}
     retried = 0
     for stack in STACKS:
         run = recon(flaky, "apply", "-c", stack, "--auto-approve", "--stats", cwd=work, timeout=300)
@@ -49,22 +49,22 @@ def test_apply_converges_through_faults(sandbox, proxy, tmp_path: Path) -> None:
     # the proxy did not accept in time) can add a retry, so this is a lower bound; that errors which
     # are not transient are never retried is test_non_transient_errors_fail_fast's part.
     assert retried >= failed, (retried, proxy.injected)
-    assert_converged(sandbox.env, work)
+    assert_converged(installed_sandbox.env, work)
 
 
-def test_lost_replies_do_not_duplicate(sandbox, tmp_path: Path) -> None:
+def test_lost_replies_do_not_duplicate(installed_sandbox, tmp_path: Path) -> None:
     """The cloud acted but its reply was lost: the retry must not make a second resource."""
-    lossy = FaultProxy(sandbox.url, share=0.3, faults=("reset-after",), seed=7)
+    lossy = FaultProxy(installed_sandbox.url, share=0.3, faults=("reset-after",), seed=7)
     try:
         work = copy_examples(tmp_path / "repo")
         for stack in STACKS:
-            run = recon({**lossy.env(sandbox.env), **RETRY}, "apply", "-c", stack, "--auto-approve", cwd=work,
+            run = recon({**lossy.env(installed_sandbox.env), **RETRY}, "apply", "-c", stack, "--auto-approve", cwd=work,
                         timeout=300)
             assert run.code == 0, run.both
         assert lossy.injected["reset-after"] >= 5
     finally:
         lossy.close()
-    assert_converged(sandbox.env, work)
+    assert_converged(installed_sandbox.env, work)
 
 
 def assert_converged(env, work: Path) -> None:
