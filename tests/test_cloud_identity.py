@@ -28,17 +28,18 @@ def test_state_of_one_account_is_refused_on_another(installed_sandbox, tmp_path:
     account = installed_sandbox.env["EC2_USER_ID"]
     first = recon(installed_sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work)
     assert first.code == 0, first.both
-    assert f"Stack loadbalancer on cloud {_host(installed_sandbox)} (account {account}, region eucalyptus)." in first.out
+    host = _host(installed_sandbox)
+    assert f"Stack loadbalancer on cloud {host} (account {account}, region eucalyptus)." in first.out
     state_file = work / "state" / "loadbalancer.json"
-    assert _cloud_of(state_file) == {"host": _host(installed_sandbox), "account": account, "region": "eucalyptus"}
+    assert _cloud_of(state_file) == {"host": host, "account": account, "region": "eucalyptus"}
 
-    with start_child(tmp_path / "other", account_id=OTHER_ACCOUNT) as other:
+    with start_child(tmp_path / "other", account_id=OTHER_ACCOUNT, lb_image_installed=True) as other:
         assert other.env["EC2_USER_ID"] == OTHER_ACCOUNT != account
         for command in (("plan",), ("apply", "--auto-approve")):
             refused = recon(other.env, *command, "-c", STACK, cwd=work)
             assert refused.code == 1, refused.both
             assert "Traceback" not in refused.both
-            assert f"belongs to cloud {_host(installed_sandbox)} (account {account}, region eucalyptus)" in refused.err
+            assert f"belongs to cloud {host} (account {account}, region eucalyptus)" in refused.err
             assert f"talks to cloud {_host(other)} (account {OTHER_ACCOUNT}, region eucalyptus), another account" \
                 in refused.err, refused.err
             assert "--allow-other-cloud" in refused.err
@@ -82,7 +83,8 @@ def test_same_account_through_another_front_end_is_the_same_cloud(installed_sand
     assert first.code == 0, first.both
     proxy = FaultProxy(installed_sandbox.url)
     try:
-        env = {k: v for k, v in proxy.env(installed_sandbox.env).items() if k not in ("EC2_USER_ID", "EC2_ACCOUNT_NUMBER")}
+        env = {k: v for k, v in proxy.env(installed_sandbox.env).items()
+               if k not in ("EC2_USER_ID", "EC2_ACCOUNT_NUMBER")}
         plan = recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work)
     finally:
         proxy.close()

@@ -59,7 +59,8 @@ def test_plan_destroy_saved_shown_and_applied(installed_sandbox, tmp_path: Path)
     work = copy_examples(tmp_path / "repo")
     assert recon(installed_sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
 
-    shown = recon(installed_sandbox.env, "plan", "-c", STACK, "--destroy", "--format", "json", "-o", "destroy.plan", cwd=work)
+    shown = recon(installed_sandbox.env, "plan", "-c", STACK, "--destroy", "--format", "json", "-o", "destroy.plan",
+                  cwd=work)
     assert shown.code == 0, shown.both
     document = json.loads(shown.out)
     assert document["summary"] == {"add": 0, "change": 0, "destroy": 3}

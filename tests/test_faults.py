@@ -18,6 +18,12 @@ RETRY = {"RECON_RETRY_ATTEMPTS": "10", "RECON_RETRY_INITIAL": "0.02", "RECON_RET
 
 
 @pytest.fixture
+def sandbox(installed_sandbox):
+    """The stacks here make load balancers: the cloud has its LB image installed."""
+    return installed_sandbox
+
+
+@pytest.fixture
 def proxy(sandbox):
     flaky = FaultProxy(sandbox.url, share=0.2, seed=20261127)
     yield flaky
@@ -25,19 +31,22 @@ def proxy(sandbox):
 
 
 def instances_by_address(env) -> Counter:
+    """The live instances by their ``recon:address`` tag; the load balancers' worker VMs (the cloud's
+    own) count as ``worker``."""
     found: Counter = Counter()
     for reservation in client(env, "ec2").describe_instances()["Reservations"]:
         for instance in reservation["Instances"]:
             if instance["State"]["Name"] in ("terminated", "shutting-down"):
                 continue
             tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-            found[tags.get("recon:address")] += 1
+            worker = tags.get("Name") == "loadbalancer-resources"
+            found[tags.get("recon:address") or ("worker" if worker else None)] += 1
     return found
 
 
-def test_apply_converges_through_faults(installed_sandbox, proxy, tmp_path: Path) -> None:
+def test_apply_converges_through_faults(sandbox, proxy, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
-    flaky = {**proxy.env(installed_sandbox.env), **RETRY}
+    flaky = {**proxy.env(sandbox.env), **RETRY}
     retried = 0
     for stack in STACKS:
         run = recon(flaky, "apply", "-c", stack, "--auto-approve", "--stats", cwd=work, timeout=300)
@@ -49,22 +58,22 @@ def test_apply_converges_through_faults(installed_sandbox, proxy, tmp_path: Path
     # the proxy did not accept in time) can add a retry, so this is a lower bound; that errors which
     # are not transient are never retried is test_non_transient_errors_fail_fast's part.
     assert retried >= failed, (retried, proxy.injected)
-    assert_converged(installed_sandbox.env, work)
+    assert_converged(sandbox.env, work)
 
 
-def test_lost_replies_do_not_duplicate(installed_sandbox, tmp_path: Path) -> None:
+def test_lost_replies_do_not_duplicate(sandbox, tmp_path: Path) -> None:
     """The cloud acted but its reply was lost: the retry must not make a second resource."""
-    lossy = FaultProxy(installed_sandbox.url, share=0.3, faults=("reset-after",), seed=7)
+    lossy = FaultProxy(sandbox.url, share=0.3, faults=("reset-after",), seed=7)
     try:
         work = copy_examples(tmp_path / "repo")
         for stack in STACKS:
-            run = recon({**lossy.env(installed_sandbox.env), **RETRY}, "apply", "-c", stack, "--auto-approve", cwd=work,
+            run = recon({**lossy.env(sandbox.env), **RETRY}, "apply", "-c", stack, "--auto-approve", cwd=work,
                         timeout=300)
             assert run.code == 0, run.both
         assert lossy.injected["reset-after"] >= 5
     finally:
         lossy.close()
-    assert_converged(installed_sandbox.env, work)
+    assert_converged(sandbox.env, work)
 
 
 def assert_converged(env, work: Path) -> None:
@@ -76,7 +85,8 @@ def assert_converged(env, work: Path) -> None:
     assert groups["docker"] == 1
     keys = Counter(k["KeyName"] for k in client(env, "ec2").describe_key_pairs()["KeyPairs"])
     assert keys == Counter({"euca-elb": 1, "docker-admin": 1})
-    assert instances_by_address(env) == Counter({"docker_hosts.docker[0]": 1, "docker_hosts.docker[1]": 1})
+    assert instances_by_address(env) == Counter({"docker_hosts.docker[0]": 1, "docker_hosts.docker[1]": 1,
+                                                 "worker": 2})   # one per load balancer
     assert property_value(env, "loadbalancing.loadbalancer_instance_type") == "m1.medium"
     for stack in STACKS:  # the state agrees with the cloud: nothing left to do
         assert recon(env, "plan", "-c", stack, "--detailed-exitcode", cwd=work).code == 0

@@ -66,8 +66,10 @@ def listed(out: str, heading: str) -> list[str]:
 
 
 @pytest.fixture
-def proxy(sandbox):
-    proxy = FaultProxy(sandbox.url)
+def proxy(request):
+    """A proxy in front of the test's sandbox: ``installed_sandbox`` when it asks for that one."""
+    cloud = request.getfixturevalue("installed_sandbox" if "installed_sandbox" in request.fixturenames else "sandbox")
+    proxy = FaultProxy(cloud.url)
     yield proxy
     proxy.close()
 
@@ -99,7 +101,8 @@ def test_usage_errors_exit_1_and_help_lists_the_exit_codes(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupt_during_property_changes(installed_sandbox, proxy, start, tmp_path: Path, sig: signal.Signals) -> None:
+def test_interrupt_during_property_changes(installed_sandbox, proxy, start, tmp_path: Path,
+                                           sig: signal.Signals) -> None:
     env = proxy.env(installed_sandbox.env)
     work = copy_examples(tmp_path / "repo")
     proxy.slow["Properties.ModifyPropertyValue"] = 1.5

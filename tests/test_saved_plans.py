@@ -30,7 +30,8 @@ def test_apply_saved_plan(installed_sandbox, tmp_path: Path) -> None:
     saved = json.loads(plan_path.read_text())
     assert saved["inputs"][STACK] and saved["inputs"]["keys/euca-elb.pub"]
 
-    applied = recon(installed_sandbox.env, "apply", "reviewed.plan", cwd=work)  # no -c, no prompt: the plan names its file
+    # no -c, no prompt: the plan names its file
+    applied = recon(installed_sandbox.env, "apply", "reviewed.plan", cwd=work)
     assert applied.code == 0, applied.both
     assert "Apply complete! Resources: 3 added, 3 changed, 0 destroyed." in applied.out
     assert lbs(installed_sandbox.env) == ["TestLoadBalancer"]
