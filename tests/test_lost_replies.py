@@ -22,6 +22,12 @@ from e2e import client, copy_examples, property_value, recon
 RETRY = {"RECON_RETRY_ATTEMPTS": "5", "RECON_RETRY_INITIAL": "0.02", "RECON_RETRY_MAX": "0.1"}
 
 
+@pytest.fixture
+def sandbox(installed_sandbox):
+    """The stack makes a load balancer: the cloud has its LB image installed."""
+    return installed_sandbox
+
+
 def apply_losing(sandbox, work: Path, k: int):
     """Apply with the reply of the k-th mutating call lost; the proxy tells which call that was."""
     proxy = FaultProxy(sandbox.url, lose_reply_of=k)
