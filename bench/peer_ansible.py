@@ -278,7 +278,7 @@ class Round:
 def one_round(rnd: Round, checks: int) -> None:
     (rnd.work / "stack.toml").write_text(recon_stack(rnd.hosts, RULES))
     (rnd.work / "stack.yml").write_text(PLAYBOOK)
-    with start_child(rnd.work / "sandbox", timeout=60) as cloud:
+    with start_child(rnd.work / "sandbox", timeout=60, lb_image_installed=True) as cloud:   # both make a load balancer
         proxies = {"recon": CountingProxy(cloud.url), "ansible": CountingProxy(
             cloud.url, answers={f"{STS_SERVICE}.GetCallerIdentity": caller_identity(cloud.env["EC2_ACCOUNT_NUMBER"])},
             rewrite={"compute.DescribeInstances": with_interfaces, "compute.RunInstances": with_interfaces,

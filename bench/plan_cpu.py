@@ -74,7 +74,7 @@ def bench(args, sizes: list[int], work: Path) -> int:
     add_companions(work)
     print(f"machine: {machine()}")
     rows = []
-    with start_child(work / "sandbox", timeout=60) as cloud:
+    with start_child(work / "sandbox", timeout=60, lb_image_installed=True) as cloud:   # its stacks make load balancers
         direct = python_env() | cloud.env | {"RECON_WAIT_INTERVAL": "0.2"}
         for size in sizes:
             (work / STACK).write_text(Composition.of(size).toml())

@@ -193,7 +193,7 @@ def run(args, sizes: list[int], work: Path) -> int:
         print(f"work folder: {work}")
     rows: list[Row] = []
     bench_started = time.perf_counter()
-    with start_child(work / "sandbox", timeout=60) as cloud:
+    with start_child(work / "sandbox", timeout=60, lb_image_installed=True) as cloud:   # its stacks make load balancers
         env = python_env() | cloud.env | {"RECON_WAIT_INTERVAL": "0.2"}
         for size in sizes:
             comp = Composition.of(size)

@@ -1,13 +1,14 @@
 """``recon demo``: the whole story on the embedded sandbox, with real commands.
 
-Starts a sandbox child process, copies the example stack into a work folder and runs
-``recon`` itself, step by step: plan, apply, plan again (no changes), a property and a
-listener changed by hand with plain boto3, drift, apply repairs, drift clean; then the
-Docker stack: the image built from (stand-in) files and published, two hosts behind a load
-balancer, one terminated by hand, drift, apply replaces it; the LB image, installed, a load balancer's
-worker running it, a new revision enabled, the stale worker reported, rolled onto it, the old
-revision retired; last, a new root file system: a new Docker image, the hosts rolled onto it, the
-old image retired. The sandbox is
+Starts a sandbox child process -- a fresh cloud, which refuses every load balancer until a
+load-balancer image is installed and enabled -- copies the examples into a work folder and runs
+``recon`` itself, step by step, in the runbook's order: the LB image customized, installed as v1
+and enabled, a load balancer whose worker runs it, a new revision v2 enabled, the stale worker
+reported, rolled onto v2, v1 retired; then the load-balancer stack: plan, apply, plan again (no
+changes), a property and a listener changed by hand with plain boto3, drift, apply repairs,
+drift clean; then the Docker stack: the image built from (stand-in) files and published, two
+hosts behind a load balancer, one terminated by hand, drift, apply replaces it; last, a new root
+file system: a new Docker image, the hosts rolled onto it, the old image retired. The sandbox is
 stopped whatever happens.
 """
 
@@ -56,10 +57,13 @@ class Story:
         self.work = work
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "EUCA"))}, **env}
         self.failures: list[str] = []
+        self.steps = 0
 
     def say(self, text: str) -> None:
+        """A numbered step's title."""
+        self.steps += 1
         self.term.line("")
-        self.term.line(f"### {text}")
+        self.term.line(f"### {self.steps}. {text}")
 
     def recon(self, *args: str, expect: int) -> None:
         """Run ``recon ARGS`` (a forked child of the demo: see ``forked``) and show what it printed."""
@@ -71,13 +75,58 @@ class Story:
             self.failures.append(f"recon {' '.join(args)} exited {code}, expected {expect}")
 
     def run(self) -> int:
-        self.say("1. What would recon change on a fresh cloud?")
+        self.lb_image_story()
+        self.lb_story()
+        self.docker_story()
+        self.docker_image_story()
+        self.term.line("")
+        if self.failures:
+            for failure in self.failures:
+                self.term.error(failure)
+            return 1
+        self.term.line("Demo complete: a customized LB image installed, enabled, changed, the load balancer's worker "
+                       "rolled onto it and the old revision retired; "
+                       "plan, apply, no-op plan, drift detected, drift repaired; "
+                       "Docker image published, hosts running behind a load balancer, a lost host replaced; "
+                       "a new Docker root file system rolled out.")
+        return 0
+
+    def lb_image_story(self) -> None:
+        """The runbook's first half: customize the LB image's HAProxy template, install, enable; then
+        a new revision, the load balancer's worker rolled onto it, the old one retired."""
+        from .imagebuild.testimage import RUNBOOK_SERVO, make_test_image, pack_tgz
+
+        self.say("The fresh cloud has no load-balancer image, so no load balancer yet. Customize the package's "
+                 "image (a small stand-in, with the runbook's servo 1.0.4 template), install and enable it; a "
+                 "load balancer whose worker VM runs it")
+        with tempfile.TemporaryDirectory() as tmp:
+            image = make_test_image(Path(tmp) / "eucalyptus-load-balancer-image.img", servo_version=RUNBOOK_SERVO)
+            pack_tgz(image, self.work / "images" / "eucalyptus-load-balancer-image.tgz")   # the .img alone
+        self.recon("plan", "-c", LB_IMAGE_STACK, "--detailed-exitcode", expect=2)
+        self.recon("apply", "-c", LB_IMAGE_STACK, "--auto-approve", expect=0)
+        self.recon("images", "-c", LB_IMAGE_STACK, "--format", "installer", expect=0)
+        self.say("A longer connect timeout: a new revision v2 is installed and enabled; Eucalyptus leaves the "
+                 "running worker VM on v1, so v1 stays, and the cron job notices")
+        stack = self.work / LB_IMAGE_STACK
+        stack.write_text(stack.read_text().replace('"timeout connect" = "5s"', '"timeout connect" = "7s"'))
+        self.recon("apply", "-c", LB_IMAGE_STACK, "--auto-approve", expect=0)
+        self.recon("drift", "-c", LB_IMAGE_STACK, expect=2)
+        self.say('workers = "roll": apply replaces the worker through its auto-scaling group, then retires v1; '
+                 "the worker now runs v2")
+        stack.write_text(stack.read_text().replace('# workers = "roll"', 'workers = "roll"'))
+        self.recon("apply", "-c", LB_IMAGE_STACK, "--auto-approve", expect=0)
+        self.recon("images", "-c", LB_IMAGE_STACK, expect=0)
+        self.recon("image", "effective", "TemplateCheck", "-c", LB_IMAGE_STACK, expect=0)
+
+    def lb_story(self) -> None:
+        """The runbook's load balancer, now that the cloud has an LB image enabled."""
+        self.say("What would recon change for the runbook's load balancer?")
         self.recon("plan", "-c", STACK, "--detailed-exitcode", expect=2)
-        self.say("2. Apply it")
+        self.say("Apply it")
         self.recon("apply", "-c", STACK, "--auto-approve", expect=0)
-        self.say("3. Plan again: nothing to do")
+        self.say("Plan again: nothing to do")
         self.recon("plan", "-c", STACK, "--detailed-exitcode", expect=0)
-        self.say("4. Someone changes the cloud by hand (plain boto3)")
+        self.say("Someone changes the cloud by hand (plain boto3)")
         self.term.line("$ euca-modify-property -p loadbalancing.loadbalancer_instance_type=m1.large")
         plain_client(self.env, "properties").modify_property_value(
             Name="loadbalancing.loadbalancer_instance_type", Value="m1.large")
@@ -86,32 +135,18 @@ class Story:
         elb.delete_load_balancer_listeners(LoadBalancerName="TestLoadBalancer", LoadBalancerPorts=[80])
         elb.create_load_balancer_listeners(LoadBalancerName="TestLoadBalancer", Listeners=[
             {"Protocol": "TCP", "LoadBalancerPort": 80, "InstanceProtocol": "TCP", "InstancePort": 8080}])
-        self.say("5. The cron job notices")
+        self.say("The cron job notices")
         self.recon("drift", "-c", STACK, expect=2)
-        self.say("6. Apply repairs it")
+        self.say("Apply repairs it")
         self.recon("apply", "-c", STACK, "--auto-approve", expect=0)
         self.recon("drift", "-c", STACK, expect=0)
-        self.docker_story()
-        self.lb_image_story()
-        self.docker_image_story()
-        self.term.line("")
-        if self.failures:
-            for failure in self.failures:
-                self.term.error(failure)
-            return 1
-        self.term.line("Demo complete: plan, apply, no-op plan, drift detected, drift repaired; "
-                       "Docker image published, hosts running behind a load balancer, a lost host replaced; "
-                       "a customized LB image installed, enabled, changed, the load balancer's worker rolled onto "
-                       "it and the old revision retired; "
-                       "a new Docker root file system rolled out.")
-        return 0
 
     def docker_story(self) -> None:
         """The runbook's second half: publish the Docker image, run hosts from it behind a load balancer."""
-        self.say("7. Build the Docker image from its files (kernel, ramdisk, root file system), publish it to "
+        self.say("Build the Docker image from its files (kernel, ramdisk, root file system), publish it to "
                  "every account; two Docker hosts behind a load balancer")
         self.recon("apply", "-c", DOCKER_STACK, "--auto-approve", expect=0)
-        self.say("8. Someone terminates a Docker host by hand; the cron job notices")
+        self.say("Someone terminates a Docker host by hand; the cron job notices")
         ec2 = plain_client(self.env, "ec2")
         reply = ec2.describe_instances(Filters=[{"Name": "tag:recon:address", "Values": ["docker_hosts.docker[1]"]},
                                                 {"Name": "instance-state-name", "Values": ["running"]}])
@@ -119,40 +154,13 @@ class Story:
         self.term.line(f"$ euca-terminate-instances {' '.join(ids)}")
         ec2.terminate_instances(InstanceIds=ids)
         self.recon("drift", "-c", DOCKER_STACK, expect=2)
-        self.say("9. Apply starts a new host in its place and registers it with the load balancer")
+        self.say("Apply starts a new host in its place and registers it with the load balancer")
         self.recon("apply", "-c", DOCKER_STACK, "--auto-approve", expect=0)
         self.recon("drift", "-c", DOCKER_STACK, expect=0)
 
-
-    def lb_image_story(self) -> None:
-        """The runbook's first half: customize the LB image's HAProxy template, install, enable."""
-        from .imagebuild.testimage import RUNBOOK_SERVO, make_test_image, pack_tgz
-
-        self.say("10. Customize the load-balancer image (a small stand-in for the package's, with the runbook's "
-                 "servo 1.0.4 template), install and enable it; a load balancer whose worker VM runs it")
-        with tempfile.TemporaryDirectory() as tmp:
-            image = make_test_image(Path(tmp) / "eucalyptus-load-balancer-image.img", servo_version=RUNBOOK_SERVO)
-            pack_tgz(image, self.work / "images" / "eucalyptus-load-balancer-image.tgz")   # the .img alone
-        self.recon("plan", "-c", LB_IMAGE_STACK, "--detailed-exitcode", expect=2)
-        self.recon("apply", "-c", LB_IMAGE_STACK, "--auto-approve", expect=0)
-        self.recon("images", "-c", LB_IMAGE_STACK, "--format", "installer", expect=0)
-        self.say("11. A longer connect timeout: a new revision v2 is installed and enabled; Eucalyptus leaves the "
-                 "running worker VM on v1, so v1 stays, and the cron job notices")
-        stack = self.work / LB_IMAGE_STACK
-        stack.write_text(stack.read_text().replace('"timeout connect" = "5s"', '"timeout connect" = "7s"'))
-        self.recon("apply", "-c", LB_IMAGE_STACK, "--auto-approve", expect=0)
-        self.recon("drift", "-c", LB_IMAGE_STACK, expect=2)
-        self.say('12. workers = "roll": apply replaces the worker through its auto-scaling group, then retires v1; '
-                 "the worker now runs v2")
-        stack.write_text(stack.read_text().replace('# workers = "roll"', 'workers = "roll"'))
-        self.recon("apply", "-c", LB_IMAGE_STACK, "--auto-approve", expect=0)
-        self.recon("images", "-c", LB_IMAGE_STACK, expect=0)
-        self.recon("image", "effective", "TemplateCheck", "-c", LB_IMAGE_STACK, expect=0)
-
-
     def docker_image_story(self) -> None:
         """A new root file system: a new emi, the hosts rolled onto it, then the old emi and its bundle gone."""
-        self.say("13. A new Docker root file system: a new image is registered, the hosts roll onto it, "
+        self.say("A new Docker root file system: a new image is registered, the hosts roll onto it, "
                  "then the old image is deregistered and its bundle deleted")
         make_docker_standins(self.work / "images", revision=1)
         self.recon("plan", "-c", DOCKER_STACK, "--detailed-exitcode", expect=2)
@@ -168,7 +176,7 @@ def run_demo(term: Terminal, keep: Path | None = None) -> int:
         work = work_root / "repo"
         shutil.copytree(example_dir(), work, dirs_exist_ok=True)
         make_docker_standins(work / "images")
-        term.line(f"Starting the sandbox cloud (work folder {work_root}) …")
+        term.line(f"Starting a fresh sandbox cloud, no load-balancer image installed (work folder {work_root}) …")
         with start_child(work_root / "sandbox") as cloud:
             term.line(f"Sandbox ready at {cloud.url}; recon reads its eucarc like a real cloud's.")
             return Story(term, work, dict(cloud.env)).run()

@@ -50,6 +50,17 @@ def sandbox(tmp_path):
         yield cloud
 
 
+@pytest.fixture
+def installed_sandbox(tmp_path):
+    """A fresh sandbox cloud as its administrator leaves it: the default load-balancer image installed
+    (v1) and enabled, so that load balancers get worker VMs. A plain ``sandbox`` has no LB image and
+    refuses every load balancer, as a cloud does before that install."""
+    from e2e import start_child
+
+    with start_child(tmp_path / "sandbox", lb_image_installed=True) as cloud:
+        yield cloud
+
+
 @pytest.fixture(scope="module")
 def shared_sandbox(tmp_path_factory):
     """One sandbox cloud for a whole module, whose tests keep out of each other's way."""
@@ -59,14 +70,23 @@ def shared_sandbox(tmp_path_factory):
         yield cloud
 
 
+@pytest.fixture(scope="module")
+def shared_installed_sandbox(tmp_path_factory):
+    """``shared_sandbox`` with the default load-balancer image installed (see ``installed_sandbox``)."""
+    from e2e import start_child
+
+    with start_child(tmp_path_factory.mktemp("sandbox"), lb_image_installed=True) as cloud:
+        yield cloud
+
+
 @pytest.fixture
-def contract_env(shared_sandbox, monkeypatch):
-    """The module's sandbox environment, and no other cloud's variables in this process's, for
-    commands run in this process (typer's runner)."""
+def contract_env(shared_installed_sandbox, monkeypatch):
+    """The module's sandbox environment (the LB image installed: the contracts make load balancers),
+    and no other cloud's variables in this process's, for commands run in this process (typer's runner)."""
     for name in list(os.environ):
         if name.startswith(("AWS_", "EC2_", "EUCA", "S3_")):
             monkeypatch.delenv(name)
     for name, value in {"RECON_WAIT_INTERVAL": "0.05", "RECON_RETRY_INITIAL": "0.05", "RECON_RETRY_MAX": "0.2",
                         "NO_COLOR": "1"}.items():
         monkeypatch.setenv(name, value)
-    return shared_sandbox.env
+    return shared_installed_sandbox.env

@@ -128,8 +128,8 @@ def mutations(stats_err: str) -> int:
 
 
 @pytest.mark.parametrize("k", range(1, MUTATIONS + 2))
-def test_crash_after(sandbox, tmp_path: Path, k: int) -> None:
-    env = {**sandbox.env, **WAIT}
+def test_crash_after(installed_sandbox, tmp_path: Path, k: int) -> None:
+    env = {**installed_sandbox.env, **WAIT}
     work = copy_examples(tmp_path / "repo")
     write_stack(work)
 

@@ -28,16 +28,16 @@ def state_list(env: dict[str, str], work: Path, stack: str) -> list[str]:
     return listed.out.split()
 
 
-def test_destroy_asks_then_deletes_everything_in_state(sandbox, tmp_path: Path) -> None:
+def test_destroy_asks_then_deletes_everything_in_state(installed_sandbox, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
-    assert recon(sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
-    assert cloud_has(sandbox.env) == {"load_balancers": ["TestLoadBalancer"], "keypairs": ["euca-elb"]}
+    assert recon(installed_sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
+    assert cloud_has(installed_sandbox.env) == {"load_balancers": ["TestLoadBalancer"], "keypairs": ["euca-elb"]}
 
-    no_terminal = recon(sandbox.env, "destroy", "-c", STACK, cwd=work)
+    no_terminal = recon(installed_sandbox.env, "destroy", "-c", STACK, cwd=work)
     assert no_terminal.code == 1 and "no terminal to confirm on" in no_terminal.err
-    assert cloud_has(sandbox.env)["load_balancers"] == ["TestLoadBalancer"]
+    assert cloud_has(installed_sandbox.env)["load_balancers"] == ["TestLoadBalancer"]
 
-    done = recon(sandbox.env, "destroy", "-c", STACK, "--auto-approve", cwd=work)
+    done = recon(installed_sandbox.env, "destroy", "-c", STACK, "--auto-approve", cwd=work)
     assert done.code == 0, done.both
     assert "load_balancers.TestLoadBalancer will be destroyed" in done.out
     assert "keypairs.euca-elb will be destroyed" in done.out
@@ -45,41 +45,42 @@ def test_destroy_asks_then_deletes_everything_in_state(sandbox, tmp_path: Path) 
     assert "No longer managed (left as they are in the cloud, dropped from state): properties." in done.out
     assert "Plan: 0 to add, 0 to change, 3 to destroy." in done.out
     assert "Destroy complete! Resources: 0 added, 0 changed, 3 destroyed." in done.out
-    assert cloud_has(sandbox.env) == {"load_balancers": [], "keypairs": []}
-    assert state_list(sandbox.env, work, STACK) == []
+    assert cloud_has(installed_sandbox.env) == {"load_balancers": [], "keypairs": []}
+    assert state_list(installed_sandbox.env, work, STACK) == []
 
-    again = recon(sandbox.env, "destroy", "-c", STACK, "--auto-approve", cwd=work)
+    again = recon(installed_sandbox.env, "destroy", "-c", STACK, "--auto-approve", cwd=work)
     assert again.code == 0 and "No changes. The state holds nothing to destroy." in again.out
     # the file still asks for everything: a plan makes it all again
-    plan = recon(sandbox.env, "plan", "-c", STACK, cwd=work)
+    plan = recon(installed_sandbox.env, "plan", "-c", STACK, cwd=work)
     assert "Plan: 3 to add" in plan.out
 
 
-def test_plan_destroy_saved_shown_and_applied(sandbox, tmp_path: Path) -> None:
+def test_plan_destroy_saved_shown_and_applied(installed_sandbox, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
-    assert recon(sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
+    assert recon(installed_sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
 
-    shown = recon(sandbox.env, "plan", "-c", STACK, "--destroy", "--format", "json", "-o", "destroy.plan", cwd=work)
+    shown = recon(installed_sandbox.env, "plan", "-c", STACK, "--destroy", "--format", "json", "-o", "destroy.plan",
+                  cwd=work)
     assert shown.code == 0, shown.both
     document = json.loads(shown.out)
     assert document["summary"] == {"add": 0, "change": 0, "destroy": 3}
     assert {c["address"]: c["actions"] for c in document["resource_changes"]} == {
         "keypairs.euca-elb": ["delete"], "load_balancers.TestLoadBalancer": ["delete"],
         "security_groups.elb-internal": ["delete"]}
-    markdown = recon(sandbox.env, "plan", "-c", STACK, "--destroy", "--format", "markdown", cwd=work)
+    markdown = recon(installed_sandbox.env, "plan", "-c", STACK, "--destroy", "--format", "markdown", cwd=work)
     assert "**3 to destroy:**" in markdown.out
-    assert cloud_has(sandbox.env)["load_balancers"] == ["TestLoadBalancer"]   # a plan changes nothing
+    assert cloud_has(installed_sandbox.env)["load_balancers"] == ["TestLoadBalancer"]   # a plan changes nothing
 
-    applied = recon(sandbox.env, "apply", "destroy.plan", cwd=work)
+    applied = recon(installed_sandbox.env, "apply", "destroy.plan", cwd=work)
     assert applied.code == 0, applied.both
     assert "Destroy complete! Resources: 0 added, 0 changed, 3 destroyed." in applied.out
-    assert cloud_has(sandbox.env) == {"load_balancers": [], "keypairs": []}
-    stale = recon(sandbox.env, "apply", "destroy.plan", cwd=work)
+    assert cloud_has(installed_sandbox.env) == {"load_balancers": [], "keypairs": []}
+    stale = recon(installed_sandbox.env, "apply", "destroy.plan", cwd=work)
     assert stale.code == 1 and "state changed since the plan was made" in stale.err
 
 
-def test_destroy_target_takes_its_dependents_along(sandbox, tmp_path: Path) -> None:
-    env = {**sandbox.env, "RECON_WAIT_INTERVAL": "0.05"}
+def test_destroy_target_takes_its_dependents_along(installed_sandbox, tmp_path: Path) -> None:
+    env = {**installed_sandbox.env, "RECON_WAIT_INTERVAL": "0.05"}
     work = copy_examples(tmp_path / "repo")
     (work / "hosts.toml").write_text(hosts_stack("destroy", count=1) + '\n[load_balancers.web]\nzones = '
                                      '["ViciousLiesAndDangerousRumors"]\nlisteners = [{ lb_port = 80, protocol = '
@@ -99,14 +100,14 @@ def test_destroy_target_takes_its_dependents_along(sandbox, tmp_path: Path) -> N
     assert running["Reservations"] == []
 
 
-def test_destroy_refuses_the_state_of_another_cloud(sandbox, tmp_path: Path) -> None:
+def test_destroy_refuses_the_state_of_another_cloud(installed_sandbox, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
-    assert recon(sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
+    assert recon(installed_sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
     with start_child(tmp_path / "other", account_id="210987654321") as other:
         refused = recon(other.env, "destroy", "-c", STACK, "--auto-approve", cwd=work)
         assert refused.code == 1, refused.both
         assert "--allow-other-cloud" in refused.err and "Traceback" not in refused.err
         saved = recon(other.env, "plan", "-c", STACK, "--destroy", "-o", "other.plan", cwd=work)
         assert saved.code == 1 and "--allow-other-cloud" in saved.err
-    assert cloud_has(sandbox.env) == {"load_balancers": ["TestLoadBalancer"], "keypairs": ["euca-elb"]}
-    assert len(state_list(sandbox.env, work, STACK)) == 6
+    assert cloud_has(installed_sandbox.env) == {"load_balancers": ["TestLoadBalancer"], "keypairs": ["euca-elb"]}
+    assert len(state_list(installed_sandbox.env, work, STACK)) == 6

@@ -165,8 +165,8 @@ def test_scale_and_rolling_replacement(sandbox, tmp_path: Path) -> None:
     assert two[0] == rolled[0] and two[1][0] == f"{ADDRESS}[1]" and two[1][1] != rolled[1][1]
 
 
-def test_example_stack_keeps_the_load_balancer_on_the_current_hosts(sandbox, tmp_path: Path) -> None:
-    env, work = env_for(sandbox), copy_examples(tmp_path / "repo")
+def test_example_stack_keeps_the_load_balancer_on_the_current_hosts(installed_sandbox, tmp_path: Path) -> None:
+    env, work = env_for(installed_sandbox), copy_examples(tmp_path / "repo")
     first = recon(env, "apply", "-c", "docker.toml", "--auto-approve", cwd=work)
     assert first.code == 0, first.both
     elb, ec2 = client(env, "elb"), client(env, "ec2")
@@ -315,9 +315,9 @@ def test_more_hosts_than_one_describe_page(sandbox, tmp_path: Path) -> None:
     assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
 
 
-def test_new_instance_type_plans_and_counts_as_replacements(sandbox, tmp_path: Path) -> None:
+def test_new_instance_type_plans_and_counts_as_replacements(installed_sandbox, tmp_path: Path) -> None:
     """Each host a new type replaces is a +/- of its index, one add and one destroy, in every format."""
-    env, work = env_for(sandbox), copy_examples(tmp_path / "repo")
+    env, work = env_for(installed_sandbox), copy_examples(tmp_path / "repo")
     assert recon(env, "apply", "-c", "docker.toml", "--auto-approve", cwd=work).code == 0
     old = json.loads((work / "state" / "docker.json").read_text())["resources"]["docker_hosts.docker"]["attrs"]
     stack = work / "docker.toml"

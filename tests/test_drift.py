@@ -10,8 +10,8 @@ from e2e import client, copy_examples, recon
 STACK = "loadbalancer.toml"
 
 
-def test_drift_groups_and_ignore(sandbox, tmp_path: Path) -> None:
-    env = sandbox.env
+def test_drift_groups_and_ignore(installed_sandbox, tmp_path: Path) -> None:
+    env = installed_sandbox.env
     work = copy_examples(tmp_path / "repo")
     assert recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
 

@@ -13,9 +13,9 @@ from e2e import client, copy_examples, properties_client, property_value, recon
 STACK = "loadbalancer.toml"
 
 
-def test_the_whole_story(sandbox, tmp_path: Path) -> None:
+def test_the_whole_story(installed_sandbox, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
-    env = sandbox.env
+    env = installed_sandbox.env
 
     first = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
     assert first.code == 0, first.both

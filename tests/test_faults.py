@@ -18,6 +18,12 @@ RETRY = {"RECON_RETRY_ATTEMPTS": "10", "RECON_RETRY_INITIAL": "0.02", "RECON_RET
 
 
 @pytest.fixture
+def sandbox(installed_sandbox):
+    """The stacks here make load balancers: the cloud has its LB image installed."""
+    return installed_sandbox
+
+
+@pytest.fixture
 def proxy(sandbox):
     flaky = FaultProxy(sandbox.url, share=0.2, seed=20261127)
     yield flaky
@@ -25,13 +31,16 @@ def proxy(sandbox):
 
 
 def instances_by_address(env) -> Counter:
+    """The live instances by their ``recon:address`` tag; the load balancers' worker VMs (the cloud's
+    own) count as ``worker``."""
     found: Counter = Counter()
     for reservation in client(env, "ec2").describe_instances()["Reservations"]:
         for instance in reservation["Instances"]:
             if instance["State"]["Name"] in ("terminated", "shutting-down"):
                 continue
             tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-            found[tags.get("recon:address")] += 1
+            worker = tags.get("Name") == "loadbalancer-resources"
+            found[tags.get("recon:address") or ("worker" if worker else None)] += 1
     return found
 
 
@@ -76,7 +85,8 @@ def assert_converged(env, work: Path) -> None:
     assert groups["docker"] == 1
     keys = Counter(k["KeyName"] for k in client(env, "ec2").describe_key_pairs()["KeyPairs"])
     assert keys == Counter({"euca-elb": 1, "docker-admin": 1})
-    assert instances_by_address(env) == Counter({"docker_hosts.docker[0]": 1, "docker_hosts.docker[1]": 1})
+    assert instances_by_address(env) == Counter({"docker_hosts.docker[0]": 1, "docker_hosts.docker[1]": 1,
+                                                 "worker": 2})   # one per load balancer
     assert property_value(env, "loadbalancing.loadbalancer_instance_type") == "m1.medium"
     for stack in STACKS:  # the state agrees with the cloud: nothing left to do
         assert recon(env, "plan", "-c", stack, "--detailed-exitcode", cwd=work).code == 0

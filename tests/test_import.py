@@ -21,8 +21,8 @@ name = "adopted"   # do not rename
 '''
 
 
-def test_import_every_kind_round_trip(sandbox, tmp_path: Path) -> None:
-    env = sandbox.env
+def test_import_every_kind_round_trip(installed_sandbox, tmp_path: Path) -> None:
+    env = installed_sandbox.env
     work = tmp_path / "repo"
     shutil.copytree(EXAMPLES / "keys", work / "keys")
     (work / "recon.toml").write_text(HEAD)

@@ -66,8 +66,10 @@ def listed(out: str, heading: str) -> list[str]:
 
 
 @pytest.fixture
-def proxy(sandbox):
-    proxy = FaultProxy(sandbox.url)
+def proxy(request):
+    """A proxy in front of the test's sandbox: ``installed_sandbox`` when it asks for that one."""
+    cloud = request.getfixturevalue("installed_sandbox" if "installed_sandbox" in request.fixturenames else "sandbox")
+    proxy = FaultProxy(cloud.url)
     yield proxy
     proxy.close()
 
@@ -99,8 +101,9 @@ def test_usage_errors_exit_1_and_help_lists_the_exit_codes(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupt_during_property_changes(sandbox, proxy, start, tmp_path: Path, sig: signal.Signals) -> None:
-    env = proxy.env(sandbox.env)
+def test_interrupt_during_property_changes(installed_sandbox, proxy, start, tmp_path: Path,
+                                           sig: signal.Signals) -> None:
+    env = proxy.env(installed_sandbox.env)
     work = copy_examples(tmp_path / "repo")
     proxy.slow["Properties.ModifyPropertyValue"] = 1.5
     child = start(env, "apply", "-c", STACK, "--auto-approve", "--parallelism", "1", cwd=work)
@@ -122,7 +125,7 @@ def test_interrupt_during_property_changes(sandbox, proxy, start, tmp_path: Path
     again = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
     assert again.code == 0 and "Apply complete!" in again.out, again.both
     assert not [address for address in done if address in again.out]   # what was done is not done again
-    assert_lb_stack_once(sandbox.env)
+    assert_lb_stack_once(installed_sandbox.env)
     # Nothing to do: success, and no terminal is needed to confirm nothing.
     nothing = recon(env, "apply", "-c", STACK, cwd=work)
     assert nothing.code == 0 and "No changes." in nothing.out, nothing.both
@@ -144,8 +147,8 @@ def running_hosts(env: dict[str, str]) -> list[tuple[str, str]]:
                   for reservation in reply["Reservations"] for item in reservation["Instances"])
 
 
-def test_sigterm_during_a_host_launch_wait(sandbox, proxy, start, tmp_path: Path) -> None:
-    env = {**proxy.env(sandbox.env), **FAST_WAITS}
+def test_sigterm_during_a_host_launch_wait(installed_sandbox, proxy, start, tmp_path: Path) -> None:
+    env = {**proxy.env(installed_sandbox.env), **FAST_WAITS}
     work = copy_examples(tmp_path / "repo")
     (work / "hosts.toml").write_text(HOSTS)
     proxy.slow["compute.RunInstances"] = 2.0      # the signal lands while [1] is being launched
@@ -160,15 +163,15 @@ def test_sigterm_during_a_host_launch_wait(sandbox, proxy, start, tmp_path: Path
     not_done = listed(run.out, "Not done")
     assert {"docker_hosts.web (interrupted)", "load_balancers.web (not started)"} <= set(not_done), run.out
     assert not lock_path(work, "hosts").exists()
-    launched = running_hosts(sandbox.env)
+    launched = running_hosts(installed_sandbox.env)
     assert [address for address, _ in launched] == ["docker_hosts.web[0]", "docker_hosts.web[1]"]
 
     proxy.slow.clear()
     again = recon(env, "apply", "-c", "hosts.toml", "--auto-approve", cwd=work)
     assert again.code == 0, again.both
     assert "launching" not in again.err                 # found by their tags, not launched again
-    assert running_hosts(sandbox.env) == launched
-    [balancer] = client(sandbox.env, "elb").describe_load_balancers()["LoadBalancerDescriptions"]
+    assert running_hosts(installed_sandbox.env) == launched
+    [balancer] = client(installed_sandbox.env, "elb").describe_load_balancers()["LoadBalancerDescriptions"]
     assert sorted(i["InstanceId"] for i in balancer["Instances"]) == sorted(i for _, i in launched)
     assert recon(env, "plan", "-c", "hosts.toml", "--detailed-exitcode", cwd=work).code == 0
 
@@ -228,8 +231,8 @@ def test_sigint_during_an_lb_image_upload(sandbox, proxy, start, tmp_path: Path)
     assert recon(env, "plan", "--detailed-exitcode", cwd=work).code == 0
 
 
-def test_second_signal_abandons_but_the_lock_outlives_the_work(sandbox, proxy, start, tmp_path: Path) -> None:
-    env = proxy.env(sandbox.env)
+def test_second_signal_abandons_but_the_lock_outlives_the_work(installed_sandbox, proxy, start, tmp_path: Path) -> None:
+    env = proxy.env(installed_sandbox.env)
     work = copy_examples(tmp_path / "repo")
     proxy.slow["Properties.ModifyPropertyValue"] = 6.0
     child = start(env, "apply", "-c", STACK, "--auto-approve", "--parallelism", "1", cwd=work)
@@ -257,48 +260,48 @@ def test_second_signal_abandons_but_the_lock_outlives_the_work(sandbox, proxy, s
     again = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
     assert again.code == 0, again.both
     assert "took over the lock" in again.err and left["id"] in again.err
-    assert_lb_stack_once(sandbox.env)
+    assert_lb_stack_once(installed_sandbox.env)
     assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
 
 
-def test_a_local_lock_dies_with_its_holder_and_is_waited_for(sandbox, start, tmp_path: Path) -> None:
+def test_a_local_lock_dies_with_its_holder_and_is_waited_for(installed_sandbox, start, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
-    killed = recon({**sandbox.env, "RECON_CRASH_AFTER": "ec2.ImportKeyPair"}, "apply", "-c", STACK,
+    killed = recon({**installed_sandbox.env, "RECON_CRASH_AFTER": "ec2.ImportKeyPair"}, "apply", "-c", STACK,
                    "--auto-approve", cwd=work)
     assert killed.code == -signal.SIGKILL, killed.both
     left = json.loads(lock_path(work).read_text())
     assert left["operation"] == "apply"
-    again = recon(sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    again = recon(installed_sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work)
     assert again.code == 0 and "took over the lock" in again.err and left["id"] in again.err, again.both
     assert not lock_path(work).exists()
-    assert_lb_stack_once(sandbox.env)
+    assert_lb_stack_once(installed_sandbox.env)
 
     # A live holder (this test, with the same flock): force-unlock refuses, --lock-timeout waits.
-    with Workspace.open(work / STACK, env=sandbox.env).backend.lock("apply") as holder:
-        refused = recon(sandbox.env, "force-unlock", holder.id, "-c", STACK, cwd=work)
+    with Workspace.open(work / STACK, env=installed_sandbox.env).backend.lock("apply") as holder:
+        refused = recon(installed_sandbox.env, "force-unlock", holder.id, "-c", STACK, cwd=work)
         assert refused.code == 1 and "which is still running" in refused.err, refused.both
-        at_once = recon(sandbox.env, "plan", "-c", STACK, "--lock-timeout", "1s", cwd=work)
+        at_once = recon(installed_sandbox.env, "plan", "-c", STACK, "--lock-timeout", "1s", cwd=work)
         assert at_once.code == 1 and "still held after waiting 1s" in at_once.err, at_once.both
         assert holder.id in at_once.err
-        child = start(sandbox.env, "apply", "-c", STACK, "--lock-timeout", "2m", cwd=work)
+        child = start(installed_sandbox.env, "apply", "-c", STACK, "--lock-timeout", "2m", cwd=work)
         child.wait_for(rf"{holder.id}.*; waiting up to 120s for it")
     run = child.finish()
     assert run.code == 0 and "No changes." in run.out, run.both
     assert not lock_path(work).exists()
 
 
-def test_lock_timeout_waits_for_a_held_s3_lock(sandbox, start, tmp_path: Path) -> None:
+def test_lock_timeout_waits_for_a_held_s3_lock(installed_sandbox, start, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
-    client(sandbox.env, "s3").create_bucket(Bucket="recon-state")
+    client(installed_sandbox.env, "s3").create_bucket(Bucket="recon-state")
     text = (work / STACK).read_text()
     (work / STACK).write_text(text.replace(
         "[cloud]", '[state]\nbackend = "s3"\nbucket = "recon-state"\nkey = "lb.json"\n\n[cloud]', 1))
-    with Workspace.open(work / STACK, env=sandbox.env).backend.lock("apply") as holder:
-        child = start(sandbox.env, "apply", "-c", STACK, "--auto-approve", "--lock-timeout", "2m", cwd=work)
+    with Workspace.open(work / STACK, env=installed_sandbox.env).backend.lock("apply") as holder:
+        child = start(installed_sandbox.env, "apply", "-c", STACK, "--auto-approve", "--lock-timeout", "2m", cwd=work)
         child.wait_for(rf"{holder.id}.*; waiting up to 120s for it")
     run = child.finish()
     assert run.code == 0 and "Apply complete!" in run.out, run.both
-    assert_lb_stack_once(sandbox.env)
+    assert_lb_stack_once(installed_sandbox.env)
 
 
 def test_ctrl_c_at_the_prompt_and_while_planning(sandbox, proxy, start, tmp_path: Path) -> None:

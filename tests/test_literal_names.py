@@ -120,8 +120,8 @@ def test_literal_names_are_edges_in_plan_json(sandbox, tmp_path: Path) -> None:
 
 
 @pytest.mark.repeated
-def test_literal_names_apply_twenty_times_without_refusal(sandbox, tmp_path: Path) -> None:
-    env = env_for(sandbox)
+def test_literal_names_apply_twenty_times_without_refusal(installed_sandbox, tmp_path: Path) -> None:
+    env = env_for(installed_sandbox)
     work = setup(tmp_path, stack_text(""))
     apply(env, work, "")
     assert property_value(env, KEYNAME) == "euca-elb"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from faultproxy import FaultProxy
 from test_crash import MUTATIONS, STACK, STACK_NAME, WAIT, assert_exactly_the_file, live_hosts, read_state, \
     tagged_addresses, write_stack
@@ -20,6 +21,12 @@ from test_crash import MUTATIONS, STACK, STACK_NAME, WAIT, assert_exactly_the_fi
 from e2e import client, copy_examples, property_value, recon
 
 RETRY = {"RECON_RETRY_ATTEMPTS": "5", "RECON_RETRY_INITIAL": "0.02", "RECON_RETRY_MAX": "0.1"}
+
+
+@pytest.fixture
+def sandbox(installed_sandbox):
+    """The stack makes a load balancer: the cloud has its LB image installed."""
+    return installed_sandbox
 
 
 def apply_losing(sandbox, work: Path):

@@ -16,8 +16,8 @@ instances = "${docker_hosts.web.instance_ids}"
 """
 
 
-def test_show_a_saved_plan_and_the_outputs(sandbox, tmp_path: Path) -> None:
-    env = sandbox.env
+def test_show_a_saved_plan_and_the_outputs(installed_sandbox, tmp_path: Path) -> None:
+    env = installed_sandbox.env
     work = copy_examples(tmp_path / "repo")
     (work / "recon.toml").write_text(hosts_stack("out", count=2, extra=LB))
 

@@ -86,9 +86,9 @@ def slow(sandbox):
     proxy.close()
 
 
-def test_two_applies_local_state(sandbox, slow, tmp_path: Path) -> None:
+def test_two_applies_local_state(installed_sandbox, slow, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
-    winner, _, loser, err = race(slow.env(sandbox.env), work)
+    winner, _, loser, err = race(slow.env(installed_sandbox.env), work)
     assert "state is locked by" in err and f"(pid {winner.pid})" in err and "for apply" in err, err
     assert "--lock-timeout" in err and "Traceback" not in err
     assert "TestLoadBalancer" not in err  # it changed nothing before refusing
@@ -100,18 +100,18 @@ def test_two_applies_local_state(sandbox, slow, tmp_path: Path) -> None:
     backup = state_dir / "loadbalancer.json.backup"
     assert State.loads(backup.read_text(), "backup").serial == state.serial - 1
     assert not [p for p in state_dir.iterdir() if p.name.endswith(".tmp")]  # no half-written files
-    assert_one_of_each(sandbox.env, work)
+    assert_one_of_each(installed_sandbox.env, work)
 
 
-def test_two_applies_s3_state(sandbox, slow, tmp_path: Path) -> None:
-    client(sandbox.env, "s3").create_bucket(Bucket=BUCKET)
+def test_two_applies_s3_state(installed_sandbox, slow, tmp_path: Path) -> None:
+    client(installed_sandbox.env, "s3").create_bucket(Bucket=BUCKET)
     work = copy_examples(tmp_path / "repo")
     use_s3_state(work)
-    winner, _, loser, err = race(slow.env(sandbox.env), work)
+    winner, _, loser, err = race(slow.env(installed_sandbox.env), work)
     assert "state is locked by" in err and f"(pid {winner.pid})" in err, err
     assert "Traceback" not in err
 
-    s3 = client(sandbox.env, "s3")
+    s3 = client(installed_sandbox.env, "s3")
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
     assert f"{KEY}.lock" not in keys and not [k for k in keys if ".probe-" in k], keys
     state = State.loads(s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read().decode(), KEY)
@@ -121,4 +121,4 @@ def test_two_applies_s3_state(sandbox, slow, tmp_path: Path) -> None:
     for number in backups:
         json.loads(s3.get_object(Bucket=BUCKET, Key=f"{KEY}.backup.{number}")["Body"].read())
     assert not (work / "state").exists()
-    assert_one_of_each(sandbox.env, work)
+    assert_one_of_each(installed_sandbox.env, work)

@@ -26,8 +26,8 @@ def objects(env) -> dict[str, bytes]:
     return {key: s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys}
 
 
-def test_remote_state_round_trip_and_backups(sandbox, tmp_path: Path) -> None:
-    env = sandbox.env
+def test_remote_state_round_trip_and_backups(installed_sandbox, tmp_path: Path) -> None:
+    env = installed_sandbox.env
     client(env, "s3").create_bucket(Bucket=BUCKET)
     work = copy_examples(tmp_path / "repo")
     use_remote_state(work)
@@ -46,10 +46,10 @@ def test_remote_state_round_trip_and_backups(sandbox, tmp_path: Path) -> None:
     assert f"s3://{BUCKET}/stacks/lb.json" in shown.out
 
 
-def test_second_apply_fails_naming_the_holder(sandbox, tmp_path: Path) -> None:
+def test_second_apply_fails_naming_the_holder(installed_sandbox, tmp_path: Path) -> None:
     from reconciler.engine import Workspace
 
-    env = sandbox.env
+    env = installed_sandbox.env
     client(env, "s3").create_bucket(Bucket=BUCKET)
     work = copy_examples(tmp_path / "repo")
     use_remote_state(work)
@@ -64,8 +64,8 @@ def test_second_apply_fails_naming_the_holder(sandbox, tmp_path: Path) -> None:
     assert after.code == 0, after.both
 
 
-def test_killed_holders_lease_expires_and_is_taken_over(sandbox, tmp_path: Path) -> None:
-    env = sandbox.env
+def test_killed_holders_lease_expires_and_is_taken_over(installed_sandbox, tmp_path: Path) -> None:
+    env = installed_sandbox.env
     client(env, "s3").create_bucket(Bucket=BUCKET)
     work = copy_examples(tmp_path / "repo")
     use_remote_state(work, lease=60)  # long enough that a slow machine still sees it held
@@ -87,12 +87,12 @@ def test_killed_holders_lease_expires_and_is_taken_over(sandbox, tmp_path: Path)
     assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
 
 
-def test_store_ignoring_if_none_match_is_refused(sandbox, tmp_path: Path) -> None:
-    env = sandbox.env
+def test_store_ignoring_if_none_match_is_refused(installed_sandbox, tmp_path: Path) -> None:
+    env = installed_sandbox.env
     client(env, "s3").create_bucket(Bucket=BUCKET)
     work = copy_examples(tmp_path / "repo")
     use_remote_state(work)
-    proxy = FaultProxy(sandbox.url, drop_headers=("If-None-Match",),  # a store that ignores it
+    proxy = FaultProxy(installed_sandbox.url, drop_headers=("If-None-Match",),  # a store that ignores it
                        credentials=(env["EC2_ACCESS_KEY"], env["EC2_SECRET_KEY"]))
     try:
         proxied = {**env, "S3_URL": f"{proxy.url}/services/objectstorage"}
@@ -108,8 +108,8 @@ def test_store_ignoring_if_none_match_is_refused(sandbox, tmp_path: Path) -> Non
     assert "stacks/lb.json.lock" not in objects(env)
 
 
-def test_force_unlock_remote(sandbox, tmp_path: Path) -> None:
-    env = sandbox.env
+def test_force_unlock_remote(installed_sandbox, tmp_path: Path) -> None:
+    env = installed_sandbox.env
     s3 = client(env, "s3")
     s3.create_bucket(Bucket=BUCKET)
     work = copy_examples(tmp_path / "repo")

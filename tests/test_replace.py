@@ -97,8 +97,8 @@ def test_replace_one_host_and_a_saved_plan_of_it(sandbox, tmp_path: Path) -> Non
         {k: v for k, v in after.items() if k != "docker_hosts.web[0]"}
 
 
-def test_replace_a_whole_resource_and_refusals(sandbox, tmp_path: Path) -> None:
-    env = {**sandbox.env, "RECON_WAIT_INTERVAL": "0.05"}
+def test_replace_a_whole_resource_and_refusals(installed_sandbox, tmp_path: Path) -> None:
+    env = {**installed_sandbox.env, "RECON_WAIT_INTERVAL": "0.05"}
     work = copy_examples(tmp_path / "repo")
     (work / STACK).write_text(hosts_stack("replace", count=1) + LB_PROPERTIES + LB_BLOCK)
     assert recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0

@@ -147,9 +147,9 @@ def host_ids(env: dict[str, str]) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("target", [None, HOSTS], ids=["whole-file", "target-hosts-only"])
-def test_rolling_replacement_keeps_the_load_balancer_serving(sandbox, tmp_path: Path, target) -> None:
+def test_rolling_replacement_keeps_the_load_balancer_serving(installed_sandbox, tmp_path: Path, target) -> None:
     """With ``--target`` of the hosts alone the load balancer is not in the plan, and still serves."""
-    env, work = env_for(sandbox), copy_examples(tmp_path / "repo")
+    env, work = env_for(installed_sandbox), copy_examples(tmp_path / "repo")
     write_stack(work, "m1.small")
     first = apply(env, work)
     assert first.code == 0, first.both
@@ -178,8 +178,8 @@ def test_rolling_replacement_keeps_the_load_balancer_serving(sandbox, tmp_path: 
     assert again.code == 0 and "No changes" in again.out, again.both
 
 
-def test_an_apply_killed_mid_roll_is_finished_by_the_next(sandbox, tmp_path: Path) -> None:
-    env, work = env_for(sandbox), copy_examples(tmp_path / "repo")
+def test_an_apply_killed_mid_roll_is_finished_by_the_next(installed_sandbox, tmp_path: Path) -> None:
+    env, work = env_for(installed_sandbox), copy_examples(tmp_path / "repo")
     write_stack(work, "m1.small")
     assert apply(env, work).code == 0
     old = [host_ids(env)[f"{HOSTS}[{i}]"][0] for i in range(COUNT)]

@@ -74,6 +74,14 @@ def cloud(tmp_path_factory):
         child.stop()
 
 
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """A cloud of the same zones with the default load-balancer image installed: it makes load balancers."""
+    with start_child(tmp_path_factory.mktemp("installed") / "creds", zones=(ZONE, ZONE2),
+                     lb_image_installed=True) as child:
+        yield child
+
+
 def client(cloud, service: str, *, region: str = "eucalyptus", **config):
     url = {"ec2": "EC2_URL", "s3": "S3_URL", "elb": "AWS_ELB_URL"}[service]
     return boto3.client(
@@ -290,6 +298,23 @@ def test_no_amazon_images_and_image_ids_are_emi(ec2, cloud):
     assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
 
 
+def test_run_instances_boots_only_a_registered_machine_image(ec2):
+    image_id = ec2.register_image(Name="short-lived", RootDeviceName="/dev/sda1", VirtualizationType="hvm")["ImageId"]
+    [launched] = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, ClientToken="before")["Instances"]
+    ec2.deregister_image(ImageId=image_id)
+    [kernel] = ec2.describe_images(Filters=[{"Name": "name", "Values": ["ubuntu-raring-vmlinuz"]}])["Images"]
+    for unbootable in (image_id, "emi-0123456789abcdef0", kernel["ImageId"]):   # 4.0 VmControl's words
+        with pytest.raises(ClientError) as err:
+            ec2.run_instances(ImageId=unbootable, MinCount=1, MaxCount=1)
+        assert (err.value.response["Error"]["Code"], err.value.response["Error"]["Message"]) == (
+            "InvalidAMIID.NotFound", f"Failed to lookup image named: {unbootable}")
+    launched_from = ec2.describe_instances(Filters=[{"Name": "image-id", "Values": [image_id]}])["Reservations"]
+    assert [i["InstanceId"] for r in launched_from for i in r["Instances"]] == [launched["InstanceId"]]
+    # the client token is looked at first: the same request again is the earlier reservation
+    [again] = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, ClientToken="before")["Instances"]
+    assert again["InstanceId"] == launched["InstanceId"]
+
+
 @pytest.fixture(scope="module")
 def image_id(ec2):
     return ec2.register_image(
@@ -495,7 +520,8 @@ def test_kernel_bundle_registers_as_eki(ec2, s3, bundle_keys):
 # ELB
 
 
-def test_load_balancer_in_eucalyptus_zone(cloud, elb, ec2):
+def test_load_balancer_in_eucalyptus_zone(installed):
+    cloud, elb, ec2 = installed, client(installed, "elb"), client(installed, "ec2")
     elb.create_load_balancer(
         LoadBalancerName="TestLoadBalancer", AvailabilityZones=[ZONE],
         Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstanceProtocol": "HTTP", "InstancePort": 80}])
@@ -528,7 +554,8 @@ def test_load_balancer_errors_are_clean(elb):
     assert err.value.response["Error"]["Code"] == "ValidationError"
 
 
-def test_deleting_a_load_balancer_removes_its_internal_group(cloud, elb, ec2):
+def test_deleting_a_load_balancer_removes_its_internal_group(installed):
+    cloud, elb, ec2 = installed, client(installed, "elb"), client(installed, "ec2")
     elb.create_load_balancer(LoadBalancerName="Short", AvailabilityZones=[ZONE2],
                              Listeners=[{"Protocol": "TCP", "LoadBalancerPort": 22, "InstancePort": 22}])
     group_name = f"euca-internal-{cloud.env['EC2_USER_ID']}-Short"

@@ -247,7 +247,8 @@ def test_a_manifest_signed_by_the_cloud_is_accepted(cloud, keys):
 # what only AWS answers is gone
 
 
-def test_load_balancers_get_the_40_dns_name(cloud):
+def test_load_balancers_get_the_40_dns_name(installed_sandbox):
+    cloud = installed_sandbox
     elb, account = client(cloud.env, "elb"), cloud.env["EC2_USER_ID"]
     listeners = [{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}]
     created = elb.create_load_balancer(LoadBalancerName="First", AvailabilityZones=[ZONE], Listeners=listeners)

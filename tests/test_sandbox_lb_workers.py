@@ -4,7 +4,8 @@ Plain boto3 over HTTP (EC2, ELB, Auto Scaling at ``/services/AutoScaling``, the 
 service), against sandbox child processes: a load balancer gets an auto-scaling group and launch
 configuration from the worker properties, its VMs carry the cloud's tags; changing the emi, type
 or key name swaps the launch configuration and leaves the VMs; a lost VM is replaced from the
-current configuration; deleting the balancer leaves nothing; without a valid emi, no VMs.
+current configuration; deleting the balancer leaves nothing; without a valid emi, no load balancer
+(a fresh cloud refuses them until an LB image is installed; "as installed", it has one).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from e2e import EXAMPLES, client, properties_client, start_child
+from e2e import EXAMPLES, client, copy_examples, properties_client, property_value, recon, start_child
 
 ZONES = ["ViciousLiesAndDangerousRumors", "SecondZone"]
 LISTENERS = [{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}]
@@ -164,38 +165,77 @@ def test_deleting_the_load_balancer_leaves_no_group_configuration_or_vm(cloud) -
         "default", f"euca-internal-{account}-Kept"]
 
 
-def test_without_a_valid_emi_the_cloud_refuses_the_load_balancer(tmp_path) -> None:
-    with start_child(tmp_path / "sandbox", zones=ZONES, strict_lb_admission=True) as cloud:
-        env = cloud.env
-        elb = client(env, "elb")
-        with pytest.raises(ClientError) as unset:          # the property is still NULL
-            elb.create_load_balancer(LoadBalancerName="NoEmi", AvailabilityZones=ZONES, Listeners=LISTENERS)
-        ec2 = client(env, "ec2")
-        gone = ec2.register_image(Name="deregistered", RootDeviceName="/dev/sda1", VirtualizationType="hvm")["ImageId"]
-        set_property(env, "loadbalancing.loadbalancer_emi", gone)
-        ec2.deregister_image(ImageId=gone)
-        with pytest.raises(ClientError) as unregistered:
-            elb.create_load_balancer(LoadBalancerName="NoEmi", AvailabilityZones=ZONES, Listeners=LISTENERS)
-
-        for err in (unset, unregistered):
-            assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-            assert err.value.response["Error"]["Code"] == "InternalFailure"
-            assert err.value.response["Error"]["Message"] == "Failed to create the loadbalancer: No loadbalancer EMI is found"
-        assert elb.describe_load_balancers()["LoadBalancerDescriptions"] == []
-        assert autoscaling(env).describe_auto_scaling_groups()["AutoScalingGroups"] == []
-        assert ec2.describe_instances()["Reservations"] == []
-        assert [g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]] == ["default"]
+def refused(call) -> dict:
+    """The error a boto3 call gets (it must fail)."""
+    with pytest.raises(ClientError) as err:
+        call()
+    return {"status": err.value.response["ResponseMetadata"]["HTTPStatusCode"], **err.value.response["Error"]}
 
 
-def test_by_default_a_load_balancer_without_an_emi_is_made_without_workers(cloud) -> None:
-    env = cloud.env
-    client(env, "elb").create_load_balancer(LoadBalancerName="Bare", AvailabilityZones=ZONES, Listeners=LISTENERS)
-    assert [lb["LoadBalancerName"] for lb in client(env, "elb").describe_load_balancers()["LoadBalancerDescriptions"]] \
-        == ["Bare"]
+def nothing_of_load_balancers(env) -> None:
+    """No balancer, no euca-internal group, no auto-scaling group or launch configuration, no VM."""
+    ec2 = client(env, "ec2")
+    assert client(env, "elb").describe_load_balancers()["LoadBalancerDescriptions"] == []
     assert autoscaling(env).describe_auto_scaling_groups()["AutoScalingGroups"] == []
-    assert client(env, "ec2").describe_instances()["Reservations"] == []
-    assert "load balancer Bare gets no worker VMs (No loadbalancer EMI is found)" in \
-        (cloud.directory / "sandbox.log").read_text()
+    assert autoscaling(env).describe_launch_configurations()["LaunchConfigurations"] == []
+    assert ec2.describe_instances()["Reservations"] == []
+    assert [g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]] == ["default"]
+
+
+@pytest.mark.parametrize("version, emi_property", [("4.0", "loadbalancing.loadbalancer_emi"),
+                                                   ("4.2", "services.loadbalancing.worker.image")])
+def test_a_fresh_cloud_refuses_load_balancers_until_an_image_is_enabled(tmp_path, version, emi_property) -> None:
+    with start_child(tmp_path / "sandbox", zones=ZONES, eucalyptus_version=version) as cloud:
+        env = cloud.env
+        elb, ec2 = client(env, "elb"), client(env, "ec2")
+
+        def create() -> dict:
+            return elb.create_load_balancer(LoadBalancerName="Web", AvailabilityZones=ZONES, Listeners=LISTENERS)
+
+        # the property is still NULL, which DescribeImages refuses as an image id
+        assert refused(create) == {"status": 400, "Type": "Receiver", "Code": "InternalFailure",
+                                   "Message": "Failed to create the loadbalancer: failed to validate the "
+                                              "loadbalancer EMI"}
+        nothing_of_load_balancers(env)
+        # an image id the cloud no longer has an image for
+        gone = ec2.register_image(Name="deregistered", RootDeviceName="/dev/sda1", VirtualizationType="hvm")["ImageId"]
+        set_property(env, emi_property, gone)
+        ec2.deregister_image(ImageId=gone)
+        assert refused(create)["Message"] == "Failed to create the loadbalancer: No loadbalancer EMI is found"
+        nothing_of_load_balancers(env)
+
+        emi = image_named(env, ROOTFS)
+        set_property(env, emi_property, emi)
+        create()
+        assert [lb["LoadBalancerName"] for lb in elb.describe_load_balancers()["LoadBalancerDescriptions"]] == ["Web"]
+        assert sorted((vm["ImageId"], vm["Placement"]["AvailabilityZone"]) for vm in workers(env)) == \
+            sorted((emi, zone) for zone in ZONES)
+
+
+def test_a_cloud_as_installed_has_the_default_lb_image_enabled(tmp_path) -> None:
+    with start_child(tmp_path / "sandbox", lb_image_installed=True) as cloud:
+        env, account = cloud.env, cloud.env["EC2_USER_ID"]
+        emi = property_value(env, "loadbalancing.loadbalancer_emi")
+        [image] = client(env, "ec2").describe_images(ImageIds=[emi])["Images"]
+        manifest = "eucalyptus-load-balancer-image.img.manifest.xml"
+        assert (image["Name"], image["ImageLocation"], image["OwnerId"]) == (
+            "eucalyptus-load-balancer-image-v1", f"loadbalancer-v1/{manifest}", account)
+        assert (image["VirtualizationType"], image["Architecture"], image["RootDeviceType"], image["ImageType"]) == (
+            "hvm", "x86_64", "instance-store", "machine")
+        assert re.fullmatch(r"Installed on \d{4}-\d\d-\d\d at \d\d:\d\d:\d\d \S+", image["Description"])
+        s3 = client(env, "s3")
+        assert [o["Key"] for o in s3.list_objects(Bucket="loadbalancer-v1")["Contents"]] == [
+            manifest, "eucalyptus-load-balancer-image.img.part.00"]
+        for key in (manifest, "eucalyptus-load-balancer-image.img.part.00"):   # euca2ools' aws-exec-read
+            assert {"Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/s3/zateam"},
+                    "Permission": "READ"} in s3.get_object_acl(Bucket="loadbalancer-v1", Key=key)["Grants"]
+        # the bundle is one the cloud registers: the sandbox checks it again at a second RegisterImage
+        assert client(env, "ec2").register_image(ImageLocation=f"loadbalancer-v1/{manifest}", Name="again",
+                                                 VirtualizationType="hvm")["ImageId"].startswith("emi-")
+
+        client(env, "elb").create_load_balancer(LoadBalancerName="Web", AvailabilityZones=ZONES[:1],
+                                                Listeners=LISTENERS)
+        assert [vm["ImageId"] for vm in workers(env)] == [emi]
 
 
 def test_a_42_cloud_makes_one_group_per_zone(tmp_path) -> None:
@@ -248,3 +288,42 @@ def test_workers_follow_the_zones_and_a_group_whose_image_is_gone_stays_short(cl
     ec2.terminate_instances(InstanceIds=[second["InstanceId"]])
     assert workers(env) == []
     assert only_group(env)["Instances"] == [] and only_group(env)["DesiredCapacity"] == 1
+
+
+def test_recon_apply_of_a_load_balancer_on_a_fresh_cloud_fails_naming_it(tmp_path) -> None:
+    work = copy_examples(tmp_path / "work")
+    with start_child(tmp_path / "sandbox") as cloud:
+        env = cloud.env
+        run = recon(env, "apply", "-c", "loadbalancer.toml", "--auto-approve", cwd=work)
+        assert run.code == 1, run.both
+        assert ("Error: load_balancers.TestLoadBalancer: CreateLoadBalancer failed: InternalFailure: Failed to "
+                "create the loadbalancer: failed to validate the loadbalancer EMI") in run.err
+        assert "Traceback" not in run.both
+        # what does not need the load balancer is done; the rule on its group is not attempted
+        assert "Not done: load_balancers.TestLoadBalancer (failed), security_groups.elb-internal (skipped)." \
+            in run.out
+        nothing_of_load_balancers(env)
+        assert [k["KeyName"] for k in client(env, "ec2").describe_key_pairs()["KeyPairs"]] == ["euca-elb"]
+
+        # the administrator enables an image: the same apply now makes it, with its worker
+        emi = image_named(env, ROOTFS)
+        set_property(env, "loadbalancing.loadbalancer_emi", emi)
+        run = recon(env, "apply", "-c", "loadbalancer.toml", "--auto-approve", cwd=work)
+        assert run.code == 0, run.both
+        assert [(vm["ImageId"], vm["InstanceType"], vm["KeyName"]) for vm in workers(env)] == [
+            (emi, "m1.medium", "euca-elb")]
+
+
+def test_recon_sees_the_installed_image_as_version_1_and_installs_v2(tmp_path) -> None:
+    work = tmp_path / "work"
+    with start_child(tmp_path / "sandbox", lb_image_installed=True) as cloud:
+        env = cloud.env
+        emi = property_value(env, "loadbalancing.loadbalancer_emi")
+        assert recon(env, "init", "--example", "lb-image", "--dir", str(work), cwd=tmp_path).code == 0
+        run = recon(env, "images", "--format", "installer", cwd=work)
+        assert run.code == 0, run.both
+        assert (f"Version 1 (enabled)\n{emi} (loadbalancer-v1/eucalyptus-load-balancer-image.img.manifest.xml)\n"
+                "\tInstalled on ") in run.out
+        run = recon(env, "plan", cwd=work)
+        assert run.code == 0, run.both
+        assert "installs as v2: image eucalyptus-load-balancer-image-v2 in bucket loadbalancer-v2" in run.out

@@ -15,14 +15,14 @@ def lbs(env) -> list[str]:
     return [lb["LoadBalancerName"] for lb in client(env, "elb").describe_load_balancers()["LoadBalancerDescriptions"]]
 
 
-def test_apply_saved_plan(sandbox, tmp_path: Path) -> None:
+def test_apply_saved_plan(installed_sandbox, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
     secret = "MARKER-planfile-9d2c"
     text = (work / STACK).read_text().replace(
         '"loadbalancing.loadbalancer_num_vm" = 1\n',
         f'"loadbalancing.loadbalancer_num_vm" = 1\n"objectstorage.s3provider.s3secretkey" = "{secret}"\n')
     (work / STACK).write_text(text)
-    made = recon(sandbox.env, "plan", "-c", STACK, "--out", "reviewed.plan", cwd=work)
+    made = recon(installed_sandbox.env, "plan", "-c", STACK, "--out", "reviewed.plan", cwd=work)
     assert made.code == 0, made.both
     plan_path = work / "reviewed.plan"
     assert stat.S_IMODE(plan_path.stat().st_mode) == 0o600
@@ -30,13 +30,14 @@ def test_apply_saved_plan(sandbox, tmp_path: Path) -> None:
     saved = json.loads(plan_path.read_text())
     assert saved["inputs"][STACK] and saved["inputs"]["keys/euca-elb.pub"]
 
-    applied = recon(sandbox.env, "apply", "reviewed.plan", cwd=work)  # no -c, no prompt: the plan names its file
+    # no -c, no prompt: the plan names its file
+    applied = recon(installed_sandbox.env, "apply", "reviewed.plan", cwd=work)
     assert applied.code == 0, applied.both
     assert "Apply complete! Resources: 3 added, 3 changed, 0 destroyed." in applied.out
-    assert lbs(sandbox.env) == ["TestLoadBalancer"]
+    assert lbs(installed_sandbox.env) == ["TestLoadBalancer"]
     assert secret not in applied.both
 
-    again = recon(sandbox.env, "apply", "reviewed.plan", cwd=work)
+    again = recon(installed_sandbox.env, "apply", "reviewed.plan", cwd=work)
     assert again.code == 1 and "state changed since the plan was made" in again.err
 
 
@@ -80,12 +81,12 @@ def test_stale_plans_are_refused_and_change_nothing(sandbox, tmp_path: Path) -> 
     assert lbs(sandbox.env) == []
 
 
-def test_markdown_comment(sandbox, tmp_path: Path) -> None:
+def test_markdown_comment(installed_sandbox, tmp_path: Path) -> None:
     work = copy_examples(tmp_path / "repo")
-    assert recon(sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
+    assert recon(installed_sandbox.env, "apply", "-c", STACK, "--auto-approve", cwd=work).code == 0
     text = (work / STACK).read_text()
     (work / STACK).write_text(text[: text.index("[load_balancers.TestLoadBalancer]")])
-    comment = recon(sandbox.env, "plan", "-c", STACK, "--format", "markdown", cwd=work)
+    comment = recon(installed_sandbox.env, "plan", "-c", STACK, "--format", "markdown", cwd=work)
     assert comment.code == 0
     lines = comment.out.splitlines()
     assert lines[0] == "<!-- recon plan -->"

@@ -26,6 +26,12 @@ READING_S3 = ("objectstorage.GET", "objectstorage.HEAD")
 
 
 @pytest.fixture
+def sandbox(installed_sandbox):
+    """The stack makes a load balancer: the cloud has its LB image installed."""
+    return installed_sandbox
+
+
+@pytest.fixture
 def proxy(sandbox):
     proxy = FaultProxy(sandbox.url)
     yield proxy

@@ -25,8 +25,8 @@ def unmanaged(run) -> list[tuple[str, bool]]:
     return sorted((item["address"], item["tagged"]) for item in json.loads(run.out)["unmanaged"])
 
 
-def test_all_unmanaged_and_markdown(sandbox, tmp_path: Path) -> None:
-    env = sandbox.env
+def test_all_unmanaged_and_markdown(installed_sandbox, tmp_path: Path) -> None:
+    env = installed_sandbox.env
     work = copy_examples(tmp_path / "repo")
     (work / "recon.toml").write_text(STACK)
     assert recon(env, "apply", "--auto-approve", cwd=work).code == 0

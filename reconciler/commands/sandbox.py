@@ -21,6 +21,12 @@ def sandbox(
     account_id: Annotated[str, typer.Option("--account-id", help="The admin account's number (12 digits); "
                                             "two sandboxes of different accounts are two clouds to recon.")]
         = "123456789012",
+    lb_image_installed: Annotated[bool, typer.Option(
+        "--lb-image-installed/--no-lb-image-installed",
+        help="Start as a cloud its administrator has installed: the default load-balancer image installed "
+             "(v1, bucket loadbalancer-v1, as euca-install-load-balancer --install-default does) and enabled, so "
+             "that load balancers get worker VMs. --no-lb-image-installed: a fresh cloud, no LB image, every "
+             "CreateLoadBalancer refused until one is installed and enabled.")] = True,
     background: Annotated[bool, typer.Option("--background", help="Run it in the background: return once it "
                                              "serves and DIR/eucarc is written, printing its ready line.")] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the sandbox a --background run left serving for "
@@ -28,6 +34,8 @@ def sandbox(
 ) -> None:
     """Serve an embedded Eucalyptus-like cloud on loopback (EC2, S3, ELB, properties).
 
+    Like a real cloud, it refuses a load balancer while no load-balancer image is enabled; it starts
+    with the default one installed, as an administrator's cloud is (--no-lb-image-installed: without).
     Writes DIR/eucarc, then prints one line, `recon sandbox ready: URL (source DIR/eucarc)`;
     `source DIR/eucarc` and recon talks to it like to a real cloud. In the foreground it stops on
     Ctrl-C or SIGTERM; with --background it keeps serving until `recon sandbox --stop --dir DIR`.
@@ -43,10 +51,10 @@ def sandbox(
         return
     if not background:
         raise typer.Exit(serve(dir, port=port, zones=zone_names, eucalyptus_version=eucalyptus_version,
-                               account_id=account_id))
+                               account_id=account_id, lb_image_installed=lb_image_installed))
     try:
         child = detached.start(dir, port=port, zones=zone_names, eucalyptus_version=eucalyptus_version,
-                               account_id=account_id)
+                               account_id=account_id, lb_image_installed=lb_image_installed)
     except ReconError as exc:
         fail(exc)
     term.line(f"{READY_PREFIX} {child.url} (source {child.eucarc})")

@@ -26,15 +26,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="4.0 (loadbalancing.* properties) or 4.2+ (services.loadbalancing.*)")
     parser.add_argument("--account-id", default=ACCOUNT_ID,
                         help=f"the admin account's number, 12 digits (default {ACCOUNT_ID})")
-    parser.add_argument("--strict-lb-admission", action="store_true",
-                        help="refuse CreateLoadBalancer without a valid load-balancer emi, as Eucalyptus does")
+    parser.add_argument("--lb-image-installed", action="store_true",
+                        help="start as a cloud its administrator has installed: the default load-balancer image "
+                             "installed (v1, bucket loadbalancer-v1) and enabled; without it, no image is "
+                             "installed and CreateLoadBalancer is refused, as on a fresh cloud")
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     zones = [z.strip() for z in args.zones.split(",") if z.strip()]
     try:
         return serve(args.dir, port=args.port, zones=zones, eucalyptus_version=args.eucalyptus_version,
                      parent_pid=args.parent_pid, account_id=args.account_id,
-                     strict_lb_admission=args.strict_lb_admission)
+                     lb_image_installed=args.lb_image_installed)
     except ReconError as err:
         print(f"recon sandbox: {err}", file=sys.stderr, flush=True)
         return 1

@@ -109,13 +109,14 @@ def start_child(
     timeout: float = 180,
     eucalyptus_version: str = "4.0",
     account_id: str = ACCOUNT_ID,
-    strict_lb_admission: bool = False,
+    lb_image_installed: bool = False,
     spawn: Callable[..., subprocess.Popen] = subprocess.Popen,
     detach: bool = False,
 ) -> SandboxProcess:
     """Start ``python -m reconciler.sandbox`` and return once it is serving.
 
-    ``timeout`` bounds only a start that hangs (one that fails is seen at once); it is generous
+    ``lb_image_installed``: the cloud starts with its default load-balancer image installed and
+    enabled (``Sandbox``). ``timeout`` bounds only a start that hangs (one that fails is seen at once); it is generous
     because a busy machine can take many times the usual second or two.
 
     ``spawn`` starts the process (``subprocess.Popen`` or a drop-in, such as the test suite's fork
@@ -130,7 +131,7 @@ def start_child(
         "--zones", ",".join(zones),
         "--eucalyptus-version", eucalyptus_version,
         "--account-id", account_id,
-        *(["--strict-lb-admission"] if strict_lb_admission else []),
+        *(["--lb-image-installed"] if lb_image_installed else []),
     ]
     if not detach:
         command += ["--parent-pid", str(os.getpid())]   # a child whose parent is gone stops by itself

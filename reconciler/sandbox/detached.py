@@ -42,7 +42,7 @@ def _running(directory: Path) -> int | None:
 
 
 def start(directory: Path, *, port: int, zones: Sequence[str], eucalyptus_version: str,
-          account_id: str) -> SandboxProcess:
+          account_id: str, lb_image_installed: bool) -> SandboxProcess:
     directory = Path(directory)
     pid = _running(directory)
     if pid is not None:
@@ -50,7 +50,8 @@ def start(directory: Path, *, port: int, zones: Sequence[str], eucalyptus_versio
                          hint=f"stop it with `recon sandbox --stop --dir {directory}`, or use it: "
                               f"source {directory / 'eucarc'}")
     child = start_child(directory, port=port, zones=zones, eucalyptus_version=eucalyptus_version,
-                        account_id=account_id, timeout=START_TIMEOUT, detach=True)
+                        account_id=account_id, lb_image_installed=lb_image_installed, timeout=START_TIMEOUT,
+                        detach=True)
     (child.directory / PID_FILE).write_text(f"{child.pid}\n")
     return child
 

@@ -58,10 +58,10 @@ class Sandbox:
 
     >>> sb = Sandbox(Path(".recon-sandbox")); sb.start(); ...; sb.stop()
 
-    ``strict_lb_admission``: refuse a load balancer the cloud cannot give worker VMs (no valid
-    emi, a missing key name) as Eucalyptus does (``workers.Workers.admit``). Off, such a balancer
-    is made without workers: more lenient than a cloud, for stacks that make load balancers
-    without installing a load-balancer image first.
+    Like a cloud, it refuses a load balancer it cannot give worker VMs (no valid emi, a missing key
+    name: ``workers.Workers.admit``); a fresh one has no load-balancer image. ``lb_image_installed``
+    starts it as its administrator leaves a cloud once it is installed: the default load-balancer
+    image installed as version 1 and enabled (``lb_installed.install_default``).
     """
 
     def __init__(
@@ -73,7 +73,7 @@ class Sandbox:
         zones: Sequence[str] = DEFAULT_ZONES,
         eucalyptus_version: str = "4.0",
         account_id: str = creds.ACCOUNT_ID,
-        strict_lb_admission: bool = False,
+        lb_image_installed: bool = False,
     ):
         _check_loopback(host)
         if not creds.ACCOUNT_RE.fullmatch(account_id):
@@ -91,7 +91,8 @@ class Sandbox:
         self.zones = self.zone_map.zones
         self.eucalyptus_version = eucalyptus_version
         self.account_id = account_id
-        self.strict_lb_admission = strict_lb_admission
+        self.lb_image_installed = lb_image_installed
+        self.lb_image: str | None = None   # the installed image's emi
         self.url = ""
         self.env: dict[str, str] = {}
         self.credentials: Credentials | None = None
@@ -183,12 +184,17 @@ class Sandbox:
             changed=lambda check, value: lb_workers.property_changed(check, value))
         lb_workers = Workers(account, self.zone_map, store, eucalyptus_version=self.eucalyptus_version,
                              image_exists=has_image, keypair_exists=has_key_pair)
+        if self.lb_image_installed:
+            from .lb_installed import install_default
+
+            self.lb_image = install_default(ec2, store, credentials,
+                                            emi_property=lb_property(self.eucalyptus_version, "emi"))
         properties = PropertiesApp(store, admin_access_key=credentials.access_key,
                                    eucalyptus_version=self.eucalyptus_version)
         subdomain = lb_property(self.eucalyptus_version, "dns")
         elb = services.ELBService(creds.LOADBALANCING_PATH, services.moto_app("elb"), self.zone_map,
                                   dns_suffix=lambda: f"{store.value(subdomain)}.{store.value(DNS_DOMAIN)}",
-                                  workers=lb_workers, strict_admission=self.strict_lb_admission)
+                                  workers=lb_workers)
         scaling = autoscaling.AutoScalingService(creds.AUTOSCALING_PATH, services.moto_app("autoscaling"),
                                                  self.zone_map, ec2=ec2)
 
@@ -234,7 +240,7 @@ def serve(
     host: str = "127.0.0.1",
     parent_pid: int | None = None,
     account_id: str = creds.ACCOUNT_ID,
-    strict_lb_admission: bool = False,
+    lb_image_installed: bool = False,
 ) -> int:
     """Run a sandbox until SIGINT or SIGTERM; print one ready line, then one stopped line.
 
@@ -243,7 +249,7 @@ def serve(
     main thread (it installs signal handlers). Returns the exit code.
     """
     sandbox = Sandbox(directory, port=port, host=host, zones=zones, eucalyptus_version=eucalyptus_version,
-                      account_id=account_id, strict_lb_admission=strict_lb_admission)
+                      account_id=account_id, lb_image_installed=lb_image_installed)
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -95,8 +95,8 @@ _patched = False
 def patch_moto() -> None:
     """Process-wide adjustments of moto for a Eucalyptus-like cloud (idempotent).
 
-    * no Amazon public AMIs (a fresh Eucalyptus cloud has no images), and RunInstances checks
-      that its image exists;
+    * no Amazon public AMIs (a fresh Eucalyptus cloud has no images), and moto's RunInstances
+      checks that its image exists (``EC2Service.run_instances`` also refuses a deregistered one);
     * DescribeImages understands the filters Eucalyptus tools use that moto lacks
       (manifest-location, image-type, root-device-type, ramdisk-id, description);
     * DescribeInstances' availability-zone filter compares the zone name (moto compares the
@@ -369,8 +369,8 @@ class EC2Service(QueryService):
     ``eri-``; RegisterImage checks what 4.0's ``ImageManager`` checks (name, duplicate name,
     virtualization type, the kernel and ramdisk of a paravirtual machine image) and, with an
     ImageLocation, the bundle, then records location, type, architecture, kernel and ramdisk;
-    RunInstances is idempotent on ClientToken; image and instance replies lose what only AWS
-    has (see ``classic_reply``).
+    RunInstances is idempotent on ClientToken and boots only a registered machine image; image
+    and instance replies lose what only AWS has (see ``classic_reply``).
     """
 
     name = "compute"
@@ -544,6 +544,11 @@ class EC2Service(QueryService):
         image = ec2_backend(account).amis.get(f"ami-{match.group(1)}") if match else None
         return image is not None and self.image_id(image) == image_id.lower()
 
+    def is_machine_image(self, account: str, image_id: str) -> bool:
+        """Whether RunInstances can boot ``image_id``: a machine image the account has (4.0
+        ``Emis.BootsetFromId``: neither a kernel or ramdisk image nor a deregistered one)."""
+        return image_id.lower().startswith("emi-") and self.has_image(account, image_id)
+
     @staticmethod
     def has_key_pair(account: str, name: str) -> bool:
         return name in ec2_backend(account).key_pairs
@@ -604,11 +609,18 @@ class EC2Service(QueryService):
         """RunInstances, idempotent on ClientToken, whose instances get the kernel and ramdisk asked
         for, else their image's, as on Eucalyptus (moto keeps neither; DescribeInstances shows them,
         the RunInstances reply itself still shows the image's kernel only)."""
+        account = moto_account(params.access_key)
         kernel, ramdisk = params.get("KernelId"), params.get("RamdiskId")
-        answer = self.run_instances_idempotent(params) if params.get("ClientToken") else self.forward(params)
+
+        def launch() -> Response | Captured:
+            image_id = params.get("ImageId") or ""
+            if not self.is_machine_image(account, image_id):   # VmControl: NoSuchImageIdException
+                return self.error("InvalidAMIID.NotFound", f"Failed to lookup image named: {image_id}")
+            return self.forward(params)
+
+        answer = self.run_instances_idempotent(params, launch) if params.get("ClientToken") else launch()
         if not isinstance(answer, Captured) or answer.code != 200:
             return answer
-        account = moto_account(params.access_key)
         backend = ec2_backend(account)
         for instance_id in re.findall(r"<instanceId>(i-[0-9a-f]+)</instanceId>", answer.text()):
             euca_instance(backend, backend.get_instance(instance_id), kernel=kernel, ramdisk=ramdisk)
@@ -668,7 +680,10 @@ class EC2Service(QueryService):
         answer.body = ET.tostring(root, encoding="utf-8", default_namespace=ns or None)
         return answer
 
-    def run_instances_idempotent(self, params: QueryRequest) -> Response | Captured:
+    def run_instances_idempotent(self, params: QueryRequest, launch: Callable[[], Response | Captured]
+                                 ) -> Response | Captured:
+        """A request whose ClientToken was seen gets the earlier reservation back (before any other
+        check, as 4.0's ``VmControl.runInstances``); a new one is ``launch``-ed."""
         token = params.get("ClientToken") or ""
         account = moto_account(params.access_key)
         significant = sorted((k, v) for k, v in params.items() if k not in _SIGNING_PARAMS)
@@ -683,8 +698,8 @@ class EC2Service(QueryService):
                         f"previous request(s) with client token {token}",
                     )
                 return self.replay_run_instances(params, entry)
-            answer = self.forward(params)
-            if answer.code == 200:
+            answer = launch()
+            if isinstance(answer, Captured) and answer.code == 200:
                 ids = re.findall(r"<instanceId>(i-[0-9a-f]+)</instanceId>", answer.text())
                 if ids:
                     self._tokens[(account, token)] = _TokenEntry(fingerprint, ids)
@@ -758,17 +773,16 @@ class ELBService(QueryService):
     subdomain property and the cloud's DNS domain, read when the balancer is made), and
     DescribeLoadBalancers names no VPC or subnets. ``workers`` (``workers.Workers``) gives a new
     balancer its worker VMs, has them follow its zones and deletes them with it; a balancer it
-    cannot give workers is refused when ``strict_admission`` is set (see ``admit``).
+    cannot give workers is refused, as the cloud refuses it (see ``admit``).
     """
 
     name = "LoadBalancing"
 
     def __init__(self, prefix: str, app, zones: ZoneMap, *, dns_suffix: Callable[[], str] = lambda: "lb.localhost",
-                 workers=None, strict_admission: bool = False):
+                 workers=None):
         super().__init__(prefix, app, zones)
         self.dns_suffix = dns_suffix
         self.workers = workers
-        self.strict_admission = strict_admission
 
     def error(self, code: str, message: str, status: int = 400) -> Response:
         return elb_error(code, message, status)
@@ -818,9 +832,9 @@ class ELBService(QueryService):
         name = params.get("LoadBalancerName") or ""
         is_new = bool(name) and name not in elb_backend(account).load_balancers
         zones = params.members("AvailabilityZones.member")
-        admitted = self.admit(name) if is_new else None
-        if isinstance(admitted, Response):
-            return admitted
+        refused = self.admit() if is_new else None
+        if refused is not None:
+            return refused
         created = None
         if is_new and not params.members("SecurityGroups.member") and not params.members("Subnets.member"):
             ec2 = ec2_backend(account)
@@ -841,27 +855,23 @@ class ELBService(QueryService):
                 balancer.dns_name = balancer_dns_name(name, account, self.dns_suffix())
             answer.set_text(re.sub(r"<DNSName>[^<]*</DNSName>", f"<DNSName>{xml_text(balancer.dns_name)}</DNSName>",
                                    answer.text()))
-            if admitted and balancer.security_groups:
+            if is_new and self.workers is not None and balancer.security_groups:
                 self.workers.create(account, name, zones, self.worker_group(balancer, account))
         return answer
 
-    def admit(self, name: str) -> bool | Response:
-        """Whether the new balancer ``name`` gets worker VMs (``workers.Workers.admit``). One the
-        cloud cannot give workers is refused as 4.0's CreateLoadBalancer refuses it when
-        ``strict_admission`` is set, else made without workers (and the sandbox's log says so)."""
+    def admit(self) -> Response | None:
+        """The refusal of a new balancer the cloud cannot give worker VMs (``workers.Workers.admit``),
+        in the words of 4.0's and 4.2's ``LoadBalancingBackendService.createLoadbalancer``: the
+        event chain failed, the balancer is rolled back, nothing is left of it."""
         if self.workers is None:
-            return False
+            return None
         from .workers import AdmissionRefused
 
         try:
             self.workers.admit()
         except AdmissionRefused as err:
-            if self.strict_admission:
-                return self.error("InternalFailure", f"Failed to create the loadbalancer: {err}")
-            print(f"recon sandbox: load balancer {name} gets no worker VMs ({err}); a cloud would refuse it",
-                  file=sys.stderr, flush=True)
-            return False
-        return True
+            return elb_error("InternalFailure", f"Failed to create the loadbalancer: {err}", role="Receiver")
+        return None
 
     def delete_load_balancer(self, params: QueryRequest, account: str) -> Response | Captured:
         name = params.get("LoadBalancerName") or ""

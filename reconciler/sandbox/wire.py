@@ -173,11 +173,12 @@ def ec2_error(code: str, message: str, status: int = 400) -> Response:
     return xml_response(body, status)
 
 
-def elb_error(code: str, message: str, status: int = 400) -> Response:
+def elb_error(code: str, message: str, status: int = 400, *, role: str = "Sender") -> Response:
+    """An ELB-style error; ``role`` is the fault's side, ``Sender`` (the client's) or ``Receiver``."""
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/">'
-        f"<Error><Type>Sender</Type><Code>{xml_text(code)}</Code>"
+        f"<Error><Type>{role}</Type><Code>{xml_text(code)}</Code>"
         f"<Message>{xml_text(message)}</Message></Error>"
         f"<RequestId>{request_id()}</RequestId></ErrorResponse>"
     )

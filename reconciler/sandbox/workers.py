@@ -3,9 +3,12 @@
 From the server source (``loadbalancing-backend``, branches maint-4.0 and maint-4.2):
 
 * ``EventHandlerChainNew.AdmissionControl``: a new load balancer needs the emi property to name an
-  image the cloud has ("No loadbalancer EMI is found") and a configured key name to exist ("The
-  configured keyname is not found"); else CreateLoadBalancer fails (``InternalFailure``, 400,
-  "Failed to create the loadbalancer: REASON") and the balancer is rolled back.
+  image the cloud has and a configured key name to exist ("The configured keyname is not found");
+  else CreateLoadBalancer fails (``LoadBalancingBackendService``: ``InternalFailure``, 400,
+  "Failed to create the loadbalancer: REASON") and the balancer is rolled back. The emi is looked
+  up with DescribeImages: an emi that is no image id at all, such as a fresh cloud's ``NULL``, fails
+  that call ("failed to validate the loadbalancer EMI"); an image id the cloud has no image for
+  (never registered, or deregistered) finds nothing ("No loadbalancer EMI is found").
 * ``LoadBalancerASGroupCreator``: in the cloud's own account (the system administrator's), a
   launch configuration from the emi, instance type and key name properties and the balancer's
   ``euca-internal-ACCOUNT-NAME`` group, and an auto-scaling group with min = max = desired
@@ -29,6 +32,7 @@ runs them in the cloud's admin account for both versions, where the runbook's
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from .autoscaling import autoscaling_backend, group_lock
@@ -38,6 +42,9 @@ from .zones import ZoneMap
 
 TAG_KEY, TAG_VALUE = "Name", "loadbalancer-resources"
 _NAME_LIMIT = 255
+# what DescribeImages takes as an image id: a prefix, '-', the hex digits (8 on Eucalyptus; the
+# sandbox's ids carry moto's 17)
+_IMAGE_ID = re.compile(r".+-(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{17})")
 
 
 class AdmissionRefused(Exception):
@@ -83,6 +90,8 @@ class Workers:
     def admit(self) -> None:
         """AdmissionControl's checks of the properties in force; raises AdmissionRefused."""
         emi = self.properties.value(self.image_property)
+        if not _IMAGE_ID.fullmatch(emi):   # DescribeImages refuses it (ResourceIdentifiers.parse)
+            raise AdmissionRefused("failed to validate the loadbalancer EMI")
         if not self.image_exists(emi):
             raise AdmissionRefused("No loadbalancer EMI is found")
         key = self.properties.value(self.key_property)
@@ -145,7 +154,7 @@ class Workers:
         backend = autoscaling_backend(self.account)
         with group_lock:
             names = self._groups.get((owner, balancer))
-            if names is None:  # made without workers
+            if names is None:  # a balancer given no workers (it has no security group)
                 return
             if self.v42:
                 wanted = {self.group_name(owner, balancer, zone): zone for zone in zones}

@@ -1,11 +1,12 @@
 """Record kind fixtures from the sandbox: ``python tests/kinds/record.py tests/kinds/KIND/CASE.json…``.
 
-On one sandbox, for each fixture (in a copy of its folder) it applies the fixture's ``before``
-(TOML, if any), then plans its ``desired`` and applies that plan through a recording client. It
-writes back ``state`` (as ``before`` left it), ``live`` (the live read, kept to what the file, the
-state or the file's text names; all a fixture that expects an ``error`` gets), ``expect`` (each
-actionable change's address, actions, changed and replaced paths, replacements) and ``calls``
-(every exchange with the cloud, the sandbox's replies included; not for a ``plan_only`` fixture).
+On one sandbox (one without an LB image for ``FRESH_KINDS``, one with it installed for the others),
+for each fixture (in a copy of its folder) it applies the fixture's ``before`` (TOML, if any), then
+plans its ``desired`` and applies that plan through a recording client. It writes back ``state``
+(as ``before`` left it), ``live`` (the live read, kept to what the file, the state or the file's
+text names; all a fixture that expects an ``error`` gets), ``expect`` (each actionable change's
+address, actions, changed and replaced paths, replacements) and ``calls`` (every exchange with the
+cloud, the sandbox's replies included; not for a ``plan_only`` fixture).
 Then it deletes what it made and resets the properties it read.
 
 Read the diff before committing it: a recorded fixture says what recon does today, which is not
@@ -107,8 +108,21 @@ def record(path: Path, env: dict[str, str], scratch: Path) -> None:
     print(f"{path}: {len(fixture.get('expect', []))} change(s), {len(fixture.get('calls', []))} call(s)", flush=True)
 
 
+#: Kinds whose fixtures count the installed LB image versions: recorded on a cloud without any.
+#: The others are recorded on a cloud with its default LB image installed, as an administrator's
+#: is (a cloud without one refuses every load balancer).
+FRESH_KINDS = frozenset({"lb_images"})
+
+
 if __name__ == "__main__":
     os.environ.setdefault("RECON_WAIT_INTERVAL", "0.05")
-    with tempfile.TemporaryDirectory() as scratch, start_child(Path(scratch) / "sandbox") as sandbox:
-        for name in sys.argv[1:]:
-            record(Path(name), sandbox.env, Path(scratch))
+    paths = [Path(name) for name in sys.argv[1:]]
+    with tempfile.TemporaryDirectory() as scratch:
+        for installed in (False, True):
+            batch = [path for path in paths if (path.resolve().parent.name not in FRESH_KINDS) == installed]
+            if not batch:
+                continue
+            folder = Path(scratch) / ("installed" if installed else "fresh")
+            with start_child(folder, lb_image_installed=installed) as sandbox:
+                for path in batch:
+                    record(path, sandbox.env, Path(scratch))
