@@ -580,6 +580,8 @@ def client_error(code: str, status: int) -> ClientError:
     (client_error("SlowDown", 503), True),
     (client_error("TooManyRequestsException", 429), True),
     (client_error("InternalError", 500), True),
+    (client_error("InternalFailure", 500), True),
+    (client_error("InternalFailure", 400), False),     # Eucalyptus LoadBalancing's refusal (no LB emi)
     (client_error("ServiceUnavailable", 503), True),
     (client_error("502", 502), True),
     (client_error("NotImplemented", 501), False),

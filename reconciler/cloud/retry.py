@@ -111,9 +111,13 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ClientError):
         response = exc.response or {}
         code = (response.get("Error") or {}).get("Code")
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        if code == "InternalFailure" and status == 400:
+            # Eucalyptus' LoadBalancing refuses what it cannot do this way (InternalFailure400Exception:
+            # "Failed to create the loadbalancer: No loadbalancer EMI is found"): asking again will not help
+            return False
         if code in _TRANSIENT_CODES:
             return True
-        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
         if isinstance(status, int):
             return status == 429 or (500 <= status < 600 and status != 501)
         return False
