@@ -11,6 +11,7 @@ or checked here before moto sees them; their responses are rewritten back.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import re
 import sys
@@ -101,7 +102,8 @@ def patch_moto() -> None:
       (manifest-location, image-type, root-device-type, ramdisk-id, description);
     * DescribeInstances' availability-zone filter compares the zone name (moto compares the
       Placement object, so it never matches);
-    * a load balancer's SourceSecurityGroup is its (first) security group, not "default".
+    * a load balancer's SourceSecurityGroup is its (first) security group, not "default";
+    * an instance's tags are found by its id, and a response class's methods listed once (speed).
 
     These are process-wide: a sandbox is meant to have its process to itself (``start_child``).
     """
@@ -173,6 +175,12 @@ def patch_moto() -> None:
                     for key, value in list(tags.items())]
 
         TaggedEC2Resource.get_tags = get_tags
+
+        # moto lists a response class's methods with inspect on every request (a tenth of a sandbox's
+        # CPU); a class's methods do not change while it serves, so list them once per class.
+        from moto.core import responses as moto_responses
+
+        moto_responses.method_names_from_class = functools.cache(moto_responses.method_names_from_class)
 
         # get_instance (every RunInstances, AttachVolume, ...) copies every reservation to find
         # one instance; walk them in place instead (same instance objects, no copies).
