@@ -12,7 +12,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
+import socket
 import stat
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +24,26 @@ from typing import Callable, Iterator
 from ..errors import LockError, StateError
 from .lock import LockInfo, wait_for_lock
 from .model import State
+
+#: Seconds a refused run reads the lock file again for its holder's name: the holder writes it just
+#: after taking the lock, so for a moment the file may be empty, half-written or still name the
+#: process that held it before (a killed one).
+HOLDER_WAIT = 2.0
+_WHO = re.compile(r"@(?P<host>.+) \(pid (?P<pid>\d+)\)$")
+
+
+def _may_be_alive(holder: LockInfo) -> bool:
+    """False only for a holder named as a process of this machine that is gone."""
+    match = _WHO.search(holder.who)
+    if match is None or match["host"] != socket.gethostname():
+        return True
+    try:
+        os.kill(int(match["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:   # alive, someone else's
+        return True
+    return True
 
 
 def write_atomic(path: Path, text: str | bytes, mode: int = 0o600) -> None:
@@ -136,6 +159,16 @@ class LocalBackend:
         data = os.pread(fd, 64 << 10, 0)
         return LockInfo.from_json(data) if data.strip() else None
 
+    def _current_holder(self, fd: int) -> LockInfo | None:
+        """Who holds the lock this run could not take (see HOLDER_WAIT)."""
+        deadline = time.monotonic() + HOLDER_WAIT
+        while True:
+            holder = self._read_holder(fd)
+            readable = holder is not None and holder.id != LockInfo.unreadable().id
+            if (readable and _may_be_alive(holder)) or time.monotonic() >= deadline:
+                return holder
+            time.sleep(0.01)
+
     def _open_lock(self, flags: int) -> int:
         """The lock file opened read-write (FileNotFoundError if absent and not ``os.O_CREAT``);
         StateError if it cannot be, or is not a regular file."""
@@ -158,7 +191,7 @@ class LocalBackend:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = self._read_holder(fd)
+                holder = self._current_holder(fd)
                 os.close(fd)
                 raise LockError(f"state is locked by {holder.describe() if holder else 'another process'}",
                                 where=str(self.path),
@@ -175,8 +208,9 @@ class LocalBackend:
         if previous is not None:
             self.warn(f"took over the lock on {self.path} left by {previous.describe()}: that process is gone")
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, info.to_json().encode(), 0)
+            data = info.to_json().encode()
+            os.pwrite(fd, data, 0)   # then cut what is left of the previous holder's: never empty meanwhile
+            os.ftruncate(fd, len(data))
             os.fsync(fd)
         except OSError as exc:
             os.close(fd)
