@@ -277,13 +277,13 @@ def _build_and_load(document, workdir: Path) -> None:
         _load_all_the_way(path)
 
 
-@fuzz(600)
+@fuzz(300)
 @given(document=TAME)
 def test_tame_documents(document, workdir: Path) -> None:
     _build_and_load(document, workdir)
 
 
-@fuzz(400)
+@fuzz(250)
 @given(document=WILD)
 def test_wild_documents(document, workdir: Path) -> None:
     _build_and_load(document, workdir)
