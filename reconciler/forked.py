@@ -16,6 +16,8 @@ import sys
 import tempfile
 import threading
 
+from .interrupts import exit_now
+
 
 def run_recon(args: list[str], *, cwd: str | os.PathLike, env: dict[str, str]) -> tuple[int, str]:
     """Run ``recon ARGS`` in ``cwd`` with exactly ``env``, stdin empty; its exit code and its output
@@ -62,9 +64,4 @@ def _become(cli, args: list[str], cwd, env: dict[str, str], output: int) -> None
         threading._shutdown()   # type: ignore[attr-defined]  # what an interpreter does on its way out
         atexit._run_exitfuncs()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code)
+        exit_now(code)   # flushed, the child's own temporary files removed
