@@ -96,6 +96,8 @@ class LocalBackend:
         self.warn = warn
         self.path = directory / f"{stack}.json"
         self.lock_path = directory / f"{stack}.json.lock"
+        #: Seconds a refused run waits for the holder's name (HOLDER_WAIT).
+        self.holder_wait = HOLDER_WAIT
 
     def describe(self) -> str:
         return str(self.path)
@@ -161,7 +163,7 @@ class LocalBackend:
 
     def _current_holder(self, fd: int) -> LockInfo | None:
         """Who holds the lock this run could not take (see HOLDER_WAIT)."""
-        deadline = time.monotonic() + HOLDER_WAIT
+        deadline = time.monotonic() + self.holder_wait
         while True:
             holder = self._read_holder(fd)
             readable = holder is not None and holder.id != LockInfo.unreadable().id
