@@ -65,8 +65,12 @@ def python_type_name(value: Any) -> str:
             list: "array", dict: "table"}.get(type(value), type(value).__name__)
 
 
-def nearest(word: str, candidates: list[str] | tuple[str, ...] | set[str]) -> str | None:
-    match = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+def nearest(word: str, candidates: list[str] | tuple[str, ...] | set[str], cutoff: float = 0.6) -> str | None:
+    """The candidate most like ``word``, if one is alike enough. Candidates whose length alone keeps them
+    under the cutoff are not compared (difflib's ratio is at most 2·min/(sum of the lengths)), so that a
+    key three million characters long costs nothing here."""
+    near = sorted(c for c in candidates if 2 * min(len(c), len(word)) >= cutoff * (len(c) + len(word)))
+    match = difflib.get_close_matches(word, near, n=1, cutoff=cutoff) if near else []
     return match[0] if match else None
 
 

@@ -12,6 +12,10 @@ import re
 from typing import Callable
 
 
+#: A piece of a dotted key: a quoted part (its closing quote may be missing), a bare run, or a dot.
+DOTTED_PIECE = re.compile(r'"([^"]*)"?|\'([^\']*)\'?|([^."\']+)|\.')
+
+
 def line_finder(text: str) -> Callable[[list[str]], int | None]:
     """Return a function mapping a key path to the line it is written on, when it can be found."""
     lines = text.splitlines()
@@ -19,21 +23,15 @@ def line_finder(text: str) -> Callable[[list[str]], int | None]:
     key_re = re.compile(r'^\s*("(?:[^"\\]|\\.)*"|\'[^\']*\'|[A-Za-z0-9_.-]+)\s*=')
 
     def split_dotted(raw: str) -> list[str]:
-        parts, buf, quote = [], "", None
-        for char in raw:
-            if quote:
-                if char == quote:
-                    quote = None
-                else:
-                    buf += char
-            elif char in "\"'":
-                quote = char
-            elif char == ".":
-                parts.append(buf.strip())
-                buf = ""
+        """``a."b.c".d`` → [a, b.c, d]: dots outside quotes split; an unclosed quote runs to the end."""
+        parts, buf = [], []
+        for piece in DOTTED_PIECE.finditer(raw):
+            if piece[0] == ".":
+                parts.append("".join(buf).strip())
+                buf = []
             else:
-                buf += char
-        parts.append(buf.strip())
+                buf.append(next(group for group in piece.groups() if group is not None))
+        parts.append("".join(buf).strip())
         return parts
 
     def find(path: list[str]) -> int | None:

@@ -175,6 +175,25 @@ def test_killed_after_register_image_then_applied_again(sandbox, tmp_path: Path)
     assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=work).code == 0
 
 
+def test_a_signing_key_that_is_not_the_certificates_is_refused_before_any_upload(sandbox, tmp_path: Path) -> None:
+    """EC2_PRIVATE_KEY of another certificate: the cloud would refuse the manifest's signature, so recon
+    says so, naming the block, before it makes a bucket."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    work = setup(tmp_path, hosts=False)
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (work / "other-pk.pem").write_bytes(stranger.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    env = {**sandbox.env, "EC2_PRIVATE_KEY": str(work / "other-pk.pem")}
+    applied = recon(env, "apply", "-c", STACK, "--auto-approve", cwd=work)
+    assert applied.code == 1, applied.both
+    assert re.search(r"images\.(kernel|ramdisk).*EC2_PRIVATE_KEY is not the key of the certificate EC2_CERT",
+                     applied.err), applied.err
+    assert "Traceback" not in applied.both
+    assert client(sandbox.env, "s3").list_buckets()["Buckets"] == []
+    assert images(sandbox.env) == {}
+
+
 def test_an_interrupted_upload_resumes(sandbox, tmp_path: Path) -> None:
     env, work = sandbox.env, setup(tmp_path, hosts=False)
     # the first object uploaded is a part (images have no bucket marker): killed right after it

@@ -50,9 +50,10 @@ _IMPORTS = ("reconciler.cli", "reconciler.engine", "reconciler.apply", "reconcil
             "reconciler.sandbox.autoscaling", "reconciler.sandbox.workers")
 
 
-def preload() -> None:
+def preload(folder: str) -> None:
     """Import what children use, and parse the botocore data files they read (service models,
-    endpoints) into the loaders recon and moto keep for the whole process."""
+    endpoints) into the loaders recon and moto keep for the whole process. Make what every sandbox
+    makes at its start and can share: its keys, and the load-balancer image it installs (in ``folder``)."""
     import importlib
 
     for name in _IMPORTS:
@@ -76,6 +77,10 @@ def preload() -> None:
             moto_session.get_available_regions(service, partition_name=partition)
     for service in ("ec2", "elb", "s3", "iam", "sts", "autoscaling"):   # moto parses requests with these
         get_service_model(service)
+    from reconciler.sandbox import credentials, lb_installed
+
+    credentials.make_keys_ahead()
+    lb_installed.make_image_ahead(folder)
 
 
 def _run_module(module: str, args: list[str]) -> int:
@@ -201,5 +206,5 @@ def _reap(key: selectors.SelectorKey, selector: selectors.BaseSelector) -> None:
 
 
 if __name__ == "__main__":
-    preload()
+    preload(os.path.dirname(sys.argv[1]))
     serve(sys.argv[1])

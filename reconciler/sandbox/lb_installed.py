@@ -38,6 +38,20 @@ DESCRIPTION = "Installed on %Y-%m-%d at %H:%M:%S %Z"
 BUNDLE_ACL = "aws-exec-read"
 
 
+#: The installer's image, made ahead (``make_image_ahead``); None unless so made.
+_image_ahead: Path | None = None
+
+
+def make_image_ahead(directory: Path) -> None:
+    """Make the installer's image now, in ``directory`` (which must outlive this process's sandboxes),
+    for the installed sandboxes this process starts later: the same reason and caller as
+    ``credentials.make_keys_ahead`` (about 0.1 s of each start, most of it debugfs)."""
+    from ..imagebuild.testimage import RUNBOOK_SERVO, make_test_image
+
+    global _image_ahead
+    _image_ahead = make_test_image(Path(directory) / IMAGE_FILE, servo_version=RUNBOOK_SERVO)
+
+
 def install_default(ec2, properties, credentials: Credentials, *, emi_property: str) -> str:
     """Install the default load-balancer image as the admin of ``credentials``' account and enable
     it; returns its emi. ``ec2`` is the sandbox's ``EC2Service``, ``properties`` its ``PropertyStore``."""
@@ -58,7 +72,7 @@ def install_default(ec2, properties, credentials: Credentials, *, emi_property: 
         storage.put_object_acl(BUCKET, name, get_canned_acl(BUNDLE_ACL))
 
     with scratch.directory("lb-installed-") as work:
-        image = make_test_image(Path(work) / IMAGE_FILE, servo_version=RUNBOOK_SERVO)
+        image = _image_ahead or make_test_image(Path(work) / IMAGE_FILE, servo_version=RUNBOOK_SERVO)
         bundle = bundle_image(image, IMAGE_FILE, BundleKey.random(), lambda part, data: upload(part.filename, data))
     cloud_cert = x509.load_pem_x509_certificate((credentials.directory / CLOUD_CERT).read_bytes())
     manifest = manifest_name(IMAGE_FILE)
