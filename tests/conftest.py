@@ -12,8 +12,43 @@ sys.path.insert(0, str(Path(__file__).parent))  # the e2e helpers module
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a whole story on the sandbox (deselect with -m 'not slow')")
+    config.addinivalue_line("markers", "slow: a whole story on the sandbox, ten seconds or more (each worker "
+                                       "runs its share of them first; deselect with -m 'not slow')")
     _runner_uses_the_built_command()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under xdist, each worker starts with its share of the modules that have slow tests.
+
+    The scheduler hands each of the N workers one contiguous slice of the collection, then moves tests
+    from the end of a long queue to a worker that has run out. A slow test near the end of a slice
+    starts late and the whole run waits for it. So the modules with slow tests are dealt out, heaviest
+    first, to the slice with the least slow work so far, and put at the slices' fronts, slow tests first,
+    each module whole (its module-wide fixtures are then made once); the other tests fill the slices in
+    their order. Every worker computes the same order (xdist requires it) from the worker count it is given."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    modules: dict[str, list] = {}
+    for item in items:
+        modules.setdefault(item.module.__name__, []).append(item)
+    heavy = {name: sorted(group, key=lambda item: not item.get_closest_marker("slow"))
+             for name, group in modules.items() if any(item.get_closest_marker("slow") for item in group)}
+    if workers < 2 or not heavy:
+        return
+    fronts: list[list] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for group in sorted(heavy.values(), key=lambda group: -sum(bool(i.get_closest_marker("slow")) for i in group)):
+        lightest = load.index(min(load))
+        fronts[lightest] += group
+        load[lightest] += sum(bool(item.get_closest_marker("slow")) for item in group)
+    rest = iter([item for item in items if item.module.__name__ not in heavy])
+    ordered, left = [], len(items)
+    for worker in range(workers):
+        size = left // (workers - worker)   # the slice this worker is first sent (xdist's worksteal split)
+        ordered += fronts[worker] + [next(rest) for _ in range(max(0, size - len(fronts[worker])))]
+        left -= size
+    ordered += list(rest)
+    assert sorted(map(id, ordered)) == sorted(map(id, items))
+    items[:] = ordered
 
 
 def _runner_uses_the_built_command() -> None:
@@ -30,15 +65,17 @@ def _runner_uses_the_built_command() -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    """With ``RECON_TEST_CPU_LOG=FILE``, each test's CPU in this process goes to FILE (its children's
-    is written there by the fork server): where the suite's time goes."""
+    """With ``RECON_TEST_CPU_LOG=FILE``, each test's CPU in this process goes to FILE, with its worker and
+    wall-clock start and end (its children's CPU is written there by the fork server): where the suite's
+    time goes, and whether a worker sat idle at the end."""
     log = os.environ.get("RECON_TEST_CPU_LOG")
-    started = time.process_time()
+    started, began = time.process_time(), time.time()
     yield
     if log:
         with open(log, "a") as ledger:
-            ledger.write(json.dumps({"test": item.nodeid, "module": "pytest",
-                                     "cpu": round(time.process_time() - started, 3)}) + "\n")
+            ledger.write(json.dumps({"test": item.nodeid, "module": "pytest", "worker": os.environ.get(
+                "PYTEST_XDIST_WORKER", "-"), "cpu": round(time.process_time() - started, 3),
+                "start": round(began, 2), "end": round(time.time(), 2)}) + "\n")
 
 
 @pytest.fixture

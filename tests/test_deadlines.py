@@ -159,6 +159,7 @@ listeners = [{{ lb_port = 80, protocol = "HTTP", instance_port = 80, instance_pr
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["silent", "trickle"])
 def test_a_cloud_that_does_not_answer_fails_within_the_deadline(mode, bad_front_end, tmp_path):
     server = bad_front_end(mode)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from e2e import recon
 
 
+@pytest.mark.slow
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     run = recon({}, "demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path, timeout=900)
     assert run.code == 0, run.both

@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from e2e import client, copy_examples, hosts_stack, recon
 
 STACK = "hosts.toml"
@@ -302,6 +304,7 @@ def test_key_name_must_name_a_key_pair(sandbox, tmp_path: Path) -> None:
     assert host["depends_on_reasons"]["keypairs.admin"] == ["names keypairs.admin"]
 
 
+@pytest.mark.slow
 def test_more_hosts_than_one_describe_page(sandbox, tmp_path: Path) -> None:
     """The wait for new hosts follows pagination: the sandbox pages DescribeInstances by 100
     reservations even for given ids, and 130 hosts must not wait out the instance timeout."""

@@ -71,6 +71,7 @@ def test_readme_toml_samples_validate_and_are_formatted(tmp_path: Path) -> None:
             assert checked.code == 0, (number, step, checked.both)
 
 
+@pytest.mark.slow
 def test_readme_commands_replayed_in_a_fresh_folder(tmp_path: Path) -> None:
     (block,) = readme_blocks("sh", "Using it against a cloud")
     assert "&" not in block.replace("&&", ""), "a command left running in the background races the next one"

@@ -277,6 +277,7 @@ def _build_and_load(document, workdir: Path) -> None:
         _load_all_the_way(path)
 
 
+@pytest.mark.slow
 @fuzz(300)
 @given(document=TAME)
 def test_tame_documents(document, workdir: Path) -> None:

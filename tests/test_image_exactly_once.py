@@ -109,6 +109,7 @@ def apply_losing(sandbox, work: Path) -> FaultProxy:
     return proxy
 
 
+@pytest.mark.slow
 def test_lost_replies(sandbox, base_image: Path, tmp_path: Path) -> None:
     """An install, then an update that retires the old revision, with every mutating call's first reply lost."""
     work = workdir(tmp_path, base_image, "lost", "10s")
@@ -145,6 +146,7 @@ def crash_and_recover(env, work: Path, name: str, k: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_crash_at_every_call_of_an_install(sandbox, base_image: Path, tmp_path: Path) -> None:
     k = 0
     while True:
@@ -158,6 +160,7 @@ def test_crash_at_every_call_of_an_install(sandbox, base_image: Path, tmp_path: 
     assert_exactly_once(sandbox.env, work, name)
 
 
+@pytest.mark.slow
 def test_crash_at_every_call_of_an_update(sandbox, base_image: Path, tmp_path: Path) -> None:
     work = workdir(tmp_path, base_image, "update", "1s")
     assert recon(sandbox.env, "apply", "--auto-approve", cwd=work).code == 0
@@ -196,6 +199,7 @@ def run_dirs(tmpdir: Path) -> list[str]:
     return sorted(p.name for p in tmpdir.iterdir())
 
 
+@pytest.mark.slow
 def test_temporary_files_go_on_every_exit(sandbox, base_image: Path, tmp_path: Path) -> None:
     tmpdir = tmp_path / "TMPDIR"
     tmpdir.mkdir()

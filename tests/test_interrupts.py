@@ -191,6 +191,7 @@ source = "images/eucalyptus-load-balancer-image-1.1.0.tgz"
 """
 
 
+@pytest.mark.slow
 def test_sigint_during_an_lb_image_upload(sandbox, proxy, start, tmp_path: Path) -> None:
     env = proxy.env(sandbox.env)
     work = tmp_path / "repo"

@@ -64,6 +64,7 @@ def buckets(env) -> list[str]:
     return sorted(b["Name"] for b in client(env, "s3").list_buckets()["Buckets"] if b["Name"].startswith("loadbalancer"))
 
 
+@pytest.mark.slow
 def test_install_enable_change_retire(sandbox, work: Path) -> None:
     env = sandbox.env
     source = "images/eucalyptus-load-balancer-image-1.1.0.tgz"
@@ -136,6 +137,7 @@ def test_install_enable_change_retire(sandbox, work: Path) -> None:
     assert [i["ImageId"] for i in installed(env)] == [v3["ImageId"]]
 
 
+@pytest.mark.slow
 def test_interrupted_upload_resumes(sandbox, work: Path) -> None:
     env = sandbox.env
     (work / "recon.toml").write_text(stack("images/eucalyptus-load-balancer-image-1.1.0.tgz", {"v1": "5s"}, "v1"))
@@ -167,6 +169,7 @@ def test_image_build_without_cloud(work: Path, tmp_path: Path) -> None:
     assert (out / "eucalyptus-load-balancer-image-1.1.0.img").stat().st_size == (90 << 20) + 2048 * 512
 
 
+@pytest.mark.slow
 def test_adopt_a_version_installed_before(sandbox, work: Path) -> None:
     env = sandbox.env
     (work / "recon.toml").write_text(stack("images/eucalyptus-load-balancer-image-1.1.0.tgz", {"v1": "5s"}, "v1"))
@@ -274,6 +277,7 @@ def read_back(sandbox, image: dict, dest: Path) -> ExtFileSystem:
 RELEASES = {"r2014": "1.0.4", "r2015": "1.1.0", "r2016": "1.2.0"}     # address order is release order
 
 
+@pytest.mark.slow
 def test_the_runbook_customization_installs_on_each_servo_release(sandbox, releases: Path, tmp_path: Path) -> None:
     env = sandbox.env
     (releases / "recon.toml").write_text(runbook_stack(RELEASES))

@@ -20,6 +20,8 @@ import signal
 import threading
 from pathlib import Path
 
+import pytest
+
 from e2e import client, property_value, recon
 from reconciler.imagebuild.testimage import make_test_image, pack_tgz
 
@@ -149,6 +151,7 @@ class Sampler(threading.Thread):
         return self.samples
 
 
+@pytest.mark.slow
 def test_report_then_roll_then_retire(sandbox, tmp_path: Path) -> None:
     env, work = sandbox.env, make_work(tmp_path)
     v1, v2, old = installed_v1_then_v2(env, work)
@@ -194,6 +197,7 @@ def test_report_then_roll_then_retire(sandbox, tmp_path: Path) -> None:
     assert recon(env, "drift", cwd=work).code == 0
 
 
+@pytest.mark.slow
 def test_a_roll_killed_after_a_terminate_is_finished_by_the_next_apply(sandbox, tmp_path: Path) -> None:
     env, work = sandbox.env, make_work(tmp_path)
     v1, v2, old = installed_v1_then_v2(env, work)
@@ -217,6 +221,7 @@ def test_a_roll_killed_after_a_terminate_is_finished_by_the_next_apply(sandbox, 
     assert recon(env, "plan", "--detailed-exitcode", cwd=work).code == 0
 
 
+@pytest.mark.slow
 def test_replacing_every_v1_worker_under_report_retires_v1_after_them(sandbox, tmp_path: Path) -> None:
     """``--replace`` of each worker (``workers = "report"``): the plan replaces them, so nothing holds v1
     any more and the same plan retires it, after the workers left it."""

@@ -119,6 +119,7 @@ def test_literal_names_are_edges_in_plan_json(sandbox, tmp_path: Path) -> None:
     assert changes["keypairs.euca-elb"]["depends_on"] == [] and changes["keypairs.euca-elb"]["depends_on_reasons"] == {}
 
 
+@pytest.mark.slow
 @pytest.mark.repeated
 def test_literal_names_apply_twenty_times_without_refusal(installed_sandbox, tmp_path: Path) -> None:
     env = env_for(installed_sandbox)

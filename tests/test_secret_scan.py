@@ -165,6 +165,7 @@ def scan(sandbox, tmp_path: Path) -> Scan:
     return Scan(sandbox, tmp_path)
 
 
+@pytest.mark.slow
 def test_no_command_shows_a_secret(scan: Scan) -> None:
     work, run = scan.work, scan.run
     (work / STACK).write_text(stack_text(PROPERTY[0]))
@@ -328,6 +329,7 @@ cloud_init = "cloud-init.yaml"
 """ if hosts else "")
 
 
+@pytest.mark.slow
 def test_a_referenced_secret_stays_secret(scan: Scan) -> None:
     work, run = scan.work, scan.run
     # A name is shown to every user of the cloud: it cannot hold a hidden value.

@@ -94,6 +94,7 @@ def test_paused_holder_changes_nothing_after_another_run_took_the_lock(sandbox, 
     assert recon(env, "plan", "-c", STACK, "--detailed-exitcode", cwd=first_work).code == 0
 
 
+@pytest.mark.slow
 def test_a_renewal_without_answer_gives_up_and_the_expired_holder_stops(sandbox, proxy, tmp_path: Path) -> None:
     env = sandbox.env
     client(env, "s3").create_bucket(Bucket=BUCKET)
