@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -15,6 +16,10 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a whole story on the sandbox, ten seconds or more (each worker "
                                        "runs its share of them first; deselect with -m 'not slow')")
     _runner_uses_the_built_command()
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        from forkserver import ZYGOTE   # the xdist controller: one fork server for all its workers
+
+        ZYGOTE.share()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -44,7 +49,7 @@ def pytest_collection_modifyitems(config, items):
     ordered, left = [], len(items)
     for worker in range(workers):
         size = left // (workers - worker)   # the slice this worker is first sent (xdist's worksteal split)
-        ordered += fronts[worker] + [next(rest) for _ in range(max(0, size - len(fronts[worker])))]
+        ordered += fronts[worker] + list(itertools.islice(rest, max(0, size - len(fronts[worker]))))
         left -= size
     ordered += list(rest)
     assert sorted(map(id, ordered)) == sorted(map(id, items))

@@ -26,15 +26,27 @@ from zygote import MAX_MESSAGE, PRELOADED
 _SUPPORTED = {"cwd", "env", "stdin", "stdout", "stderr", "text"}
 
 
+#: The socket of a fork server the xdist controller started for all its workers (``share``).
+SHARED = "RECON_TEST_ZYGOTE"
+
+
 class _Zygote:
-    """The fork server of this test process, started on first use."""
+    """The fork server of this test process, started on first use -- or the one its xdist controller
+    shares with all workers (each fork server imports and makes seconds' worth of things first)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._path: str | None = None
         self._process: subprocess.Popen | None = None
 
+    def share(self) -> None:
+        """Start the fork server now and name it in the environment the workers are started with."""
+        os.environ[SHARED] = self.path()
+
     def path(self) -> str:
+        shared = os.environ.get(SHARED)
+        if shared and self._process is None and os.path.exists(shared):
+            return shared
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 folder = tempfile.mkdtemp(prefix="recon-zygote-")
