@@ -12,7 +12,6 @@ from typing import Annotated, Callable
 import typer
 
 from ..errors import ReconError
-from ..imagebuild.standins import make_docker_standins
 from .common import DEFAULT_CONFIG, fail, term
 
 #: The examples, shipped in the package (``reconciler/examples`` is the repository's ``examples/``).
@@ -30,6 +29,8 @@ def _lb_base_image(images: Path) -> list[Path]:
 
 
 def _docker_images(images: Path) -> list[Path]:
+    from ..imagebuild.standins import make_docker_standins
+
     return list(make_docker_standins(images).values())
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,11 +18,13 @@ from ..addresses import Address
 from ..commands.common import DEFAULT_CONFIG, ConfigOpt, EnvChoice, EnvOpt, VarOpt, fail, report, term
 from ..engine import Workspace
 from ..errors import PlanError, ReconError
-from ..imagebuild.build import Revision, build_image
 from ..imagebuild.servo import EFFECTIVE_PATH
 from ..render import images as listing, json_out
 from .lb_images import KIND, enabled_images, installed_images
 from .lb_workers import Worker, all_groups, read_workers
+
+if TYPE_CHECKING:   # building an image is imported where it is done (every command loads this module)
+    from ..imagebuild.build import Revision
 
 image_app = typer.Typer(help="Load-balancer image revisions, without the cloud.", no_args_is_help=True)
 RevisionArg = Annotated[str, typer.Argument(help="The revision, lb_images.NAME.")]
@@ -59,6 +61,8 @@ def built(ws: Workspace, address_text: str, out: Path) -> tuple[Revision, dict[s
     address = revision_address(ws, address_text, "image build")
     spec = ws.stack.resources[address]
     with ws.naming_file():
+        from ..imagebuild.build import build_image
+
         revision = build_image(KIND.spec(address.name, spec.attrs, ws.stack.base_dir), out,
                                progress=lambda message: ws.report(str(address), message))
         KIND.remember(spec.attrs, ws.stack.base_dir, revision)      # so the plan below reads no image

@@ -32,19 +32,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import __version__, scratch
 from ..errors import CloudError, ConfigError, ReconError
-from ..imagebuild.build import TEMPLATE_PATH, ImageSpec, Revision, build_revision, preview_revision
-from ..imagebuild.check import check, stand_in_certificate
 from ..imagebuild.haproxy import render_template
-from ..imagebuild.servo import VERSION_RE, Listener, ServoRelease, effective_config, idle_timeout
-from ..imagebuild.source import MAX_IMAGE_BYTES, check_source_file
+from ..imagebuild.servo import TEMPLATE_PATH, VERSION_RE, Listener, ServoRelease, effective_config, idle_timeout
+from ..imagebuild.source import MAX_IMAGE_BYTES, SHA256_RE, check_source_file
 from ..imagebuild.sysctl import render_sysctl
 from ..schema import Field
 from ..state.local import write_atomic
@@ -57,12 +54,14 @@ from .lb_install import DESCRIPTION, IMAGE_PREFIX, enabled_images, installed_ima
 from .lb_workers import holding
 from .tags import ownership_tags
 
+if TYPE_CHECKING:   # building and checking an image is imported where it is done, not by `recon validate`
+    from ..imagebuild.build import ImageSpec, Revision
+
 CACHE_DIR = ".recon-cache/lb_images"   # beside the desired file; ignored by git
 CACHE_FORMAT = 2
 #: The version a plan says a revision installs as (put in the change's attributes by lb_review).
 PLANNED_VERSION = "planned_version"
 _ALLOCATING = threading.Lock()
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 SETTINGS = Field("map", "HAProxy keyword = value (a list for options / log).", items=Field("setting"),
                  references=False)
@@ -143,6 +142,8 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
                 "haproxy": {k: dict(v) for k, v in haproxy.items()}, "sysctl": dict(block.get("sysctl", {}))}
 
     def spec(self, name: str, attrs: Mapping[str, Any], base_dir: Path) -> ImageSpec:
+        from ..imagebuild.build import ImageSpec
+
         return ImageSpec(address=f"lb_images.{name}", source=base_dir / attrs["source"],
                          source_sha256=attrs.get("source_sha256"),
                          haproxy_global=attrs["haproxy"].get("global", {}),
@@ -160,6 +161,8 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
         """
         prepared = _read_cache(self._revision_cache(attrs, base_dir))
         if prepared is None:
+            from ..imagebuild.build import preview_revision
+
             address = f"lb_images.{name}"
             revision = preview_revision(self.spec(name, attrs, base_dir),
                                         progress=lambda message: report(address, message) if report else None)
@@ -195,6 +198,8 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
         """
         if not attrs.get("servo"):
             return {}
+        from ..imagebuild.check import check, stand_in_certificate
+
         release = ServoRelease(**attrs["servo"])
         files = {path: base64.b64decode(data) for path, data in attrs.get("image_files", {}).items()}
         out = {}
@@ -250,6 +255,7 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
         finds a checkpoint of this revision resumes it in the same bucket; each step finds what an
         earlier attempt did (parts by ETag, the image by name and location)."""
         from ..bundle.manifest import manifest_name  # cryptography: loaded where an image is bundled
+        from ..imagebuild.build import build_revision
 
         where = f"lb_images.{name}"
         signing = signing_keys(ctx.env, where)
