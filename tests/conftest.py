@@ -17,9 +17,10 @@ def pytest_configure(config):
                                        "runs its share of them first; deselect with -m 'not slow')")
     _runner_uses_the_built_command()
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
-        from forkserver import ZYGOTE   # the xdist controller: one fork server for all its workers
+        from forkserver import ZYGOTES   # the xdist controller: one fork server of each for all its workers
 
-        ZYGOTE.share()
+        for zygote in ZYGOTES.values():
+            zygote.share()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -26,25 +26,24 @@ from zygote import MAX_MESSAGE, PRELOADED
 _SUPPORTED = {"cwd", "env", "stdin", "stdout", "stderr", "text"}
 
 
-#: The socket of a fork server the xdist controller started for all its workers (``share``).
-SHARED = "RECON_TEST_ZYGOTE"
-
-
 class _Zygote:
-    """The fork server of this test process, started on first use -- or the one its xdist controller
-    shares with all workers (each fork server imports and makes seconds' worth of things first)."""
+    """The fork server of this test process for one module, started on first use -- or the one its
+    xdist controller shares with all workers (each fork server imports and makes seconds' worth of
+    things first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self.shared = "RECON_TEST_ZYGOTE_" + module.upper().replace(".", "_")   # its socket, when shared
         self._lock = threading.Lock()
         self._path: str | None = None
         self._process: subprocess.Popen | None = None
 
     def share(self) -> None:
         """Start the fork server now and name it in the environment the workers are started with."""
-        os.environ[SHARED] = self.path()
+        os.environ[self.shared] = self.path()
 
     def path(self) -> str:
-        shared = os.environ.get(SHARED)
+        shared = os.environ.get(self.shared)
         if shared and self._process is None and os.path.exists(shared):
             return shared
         with self._lock:
@@ -52,8 +51,8 @@ class _Zygote:
                 folder = tempfile.mkdtemp(prefix="recon-zygote-")
                 self._path = os.path.join(folder, "socket")
                 self._process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py")),
-                                                  self._path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                                 text=True)
+                                                  self._path, self.module], stdin=subprocess.DEVNULL,
+                                                 stdout=subprocess.PIPE, text=True)
                 line = self._process.stdout.readline()
                 assert line.strip() == "ready", f"the fork server did not start: {line!r}"
                 atexit.register(self._stop, self._process, folder)
@@ -68,7 +67,8 @@ class _Zygote:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-ZYGOTE = _Zygote()
+#: One fork server per module it serves (``zygote.PRELOADED``).
+ZYGOTES = {module: _Zygote(module) for module in PRELOADED}
 
 
 def _served(args) -> str | None:
@@ -99,7 +99,7 @@ class Forked:
                    "env": dict(os.environ if env is None else env)}
         self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self._conn.connect(ZYGOTE.path())
+            self._conn.connect(ZYGOTES[args[2]].path())
             data = json.dumps(request).encode()
             assert len(data) < MAX_MESSAGE, "request too large for the fork server"
             socket.send_fds(self._conn, [data], theirs)

@@ -1,4 +1,4 @@
-"""The test suite's fork server: ``python tests/zygote.py SOCKET``.
+"""The test suite's fork servers: ``python tests/zygote.py SOCKET MODULE``.
 
 Starting ``python -m reconciler`` costs most of a second of CPU (botocore, typer, rich) and a
 sandbox child (moto) three; the suite starts thousands. This process imports those modules once,
@@ -7,8 +7,8 @@ its own pid, working folder, environment, standard streams (passed over the sock
 signal handlers, exit code. A test kills it with SIGKILL or interrupts it with SIGINT exactly as
 it would an exec'd one; the zygote reports how it ended.
 
-Only modules in PRELOADED are served; anything else the client runs with ``subprocess`` itself
-(see ``forkserver.py``). The zygote stops when its parent (the pytest worker) is gone.
+One fork server serves one module of PRELOADED; anything else the client runs with ``subprocess``
+itself (see ``forkserver.py``). A zygote stops when its parent (the pytest process) is gone.
 """
 
 from __future__ import annotations
@@ -27,43 +27,61 @@ import tempfile
 import threading
 import traceback
 
-#: The modules a child may run with ``-m``, imported here before any fork.
+#: The modules a child may run with ``-m``, each served by its own fork server: a fork costs about
+#: 0.1 ms of CPU per MiB the server holds (page tables copied, then torn down at the child's exit),
+#: and recon's commands need 90 MiB of what a sandbox's 230 do not (moto and its data).
 PRELOADED = ("reconciler", "reconciler.sandbox")
 MAX_MESSAGE = 1 << 20
-_IMPORTS = ("reconciler.cli", "reconciler.engine", "reconciler.apply", "reconciler.planner", "reconciler.drift",
-            "reconciler.importer", "reconciler.resources.lb_commands", "reconciler.cloud.client",
-            "reconciler.state.s3", "reconciler.render.markdown",
-            "reconciler.imagebuild", "reconciler.sandbox.server", "botocore.session", "boto3",
-            # what typer and botocore import on first use
-            "typer._adapters", "typer._click.decorators", "pydantic", "pydantic.json_schema", "pydantic.type_adapter",
-            "zoneinfo", "fractions", "encodings.idna", "stringprep", "sysconfig", "colorsys", "pydantic.plugin._loader",
-            "rich.markup", "rich.text", "rich.emoji", "rich.jupyter", "rich.segment", "rich.style", "rich.align",
-            "rich.constrain", "rich.containers", "rich.measure", "rich.terminal_theme", "rich._wrap",
-            "reconciler.resources.lb_review",
-            # what recon imports only when a command needs it
-            "tomlkit", "yaml", "cryptography.hazmat.primitives.serialization", "reconciler.cloud.slim",
-            # what the sandbox imports when it starts (moto reads its data files on import)
-            "moto.ec2.models", "moto.elb.models", "moto.s3.models", "moto.iam.models", "moto.ec2.responses.instances",
-            "moto.autoscaling.models", "moto.autoscaling.responses",
-            "moto.moto_server.werkzeug_app", "werkzeug.serving", "cryptography.x509",
-            "reconciler.sandbox.services", "reconciler.sandbox.acls", "reconciler.sandbox.auth",
-            "reconciler.sandbox.autoscaling", "reconciler.sandbox.workers")
+_RECON_IMPORTS = (
+    "reconciler.cli", "reconciler.engine", "reconciler.apply", "reconciler.planner", "reconciler.drift",
+    "reconciler.importer", "reconciler.resources.lb_commands", "reconciler.cloud.client",
+    "reconciler.state.s3", "reconciler.render.markdown", "reconciler.imagebuild", "reconciler.imagebuild.build",
+    "botocore.session", "boto3",
+    # what typer and botocore import on first use
+    "typer._adapters", "typer._click.decorators", "pydantic", "pydantic.json_schema", "pydantic.type_adapter",
+    "zoneinfo", "fractions", "encodings.idna", "stringprep", "sysconfig", "colorsys", "pydantic.plugin._loader",
+    "rich.markup", "rich.text", "rich.emoji", "rich.jupyter", "rich.segment", "rich.style", "rich.align",
+    "rich.constrain", "rich.containers", "rich.measure", "rich.terminal_theme", "rich._wrap",
+    "reconciler.resources.lb_review",
+    # what recon imports only when a command needs it
+    "tomlkit", "yaml", "cryptography.hazmat.primitives.serialization", "reconciler.cloud.slim")
+_SANDBOX_IMPORTS = (
+    "reconciler.sandbox.server", "reconciler.imagebuild.testimage", "cryptography.x509",
+    # moto reads its data files on import
+    "moto.ec2.models", "moto.elb.models", "moto.s3.models", "moto.iam.models", "moto.ec2.responses.instances",
+    "moto.autoscaling.models", "moto.autoscaling.responses",
+    "moto.moto_server.werkzeug_app", "werkzeug.serving",
+    # and what a sandbox's first requests import
+    "moto.ec2.urls", "moto.elb.urls", "moto.elb.responses", "moto.elbv2.responses", "moto.autoscaling.urls",
+    "moto.s3.urls", "moto.s3.responses", "moto.s3bucket_path.utils", "moto.iam.access_control", "moto.sts.models",
+    "xml.dom.minidom", "_strptime", "flask.debughelpers",
+    "reconciler.sandbox.services", "reconciler.sandbox.acls", "reconciler.sandbox.auth",
+    "reconciler.sandbox.autoscaling", "reconciler.sandbox.workers")
 
 
-def preload(folder: str) -> None:
-    """Import what children use, and parse the botocore data files they read (service models,
-    endpoints) into the loaders recon and moto keep for the whole process. Make what every sandbox
-    makes at its start and can share: its keys, and the load-balancer image it installs (in ``folder``)."""
+def preload(module: str, folder: str) -> None:
+    """Import what children running ``-m module`` use, and make ahead what each would make alike.
+
+    For recon: typer's click command, and the botocore data files its clients read (service models,
+    endpoints) parsed into the loader recon keeps for the whole process. For the sandbox: moto's
+    request models and partitions, and what every sandbox makes at its start and can share: its
+    keys, and the load-balancer image it installs (in ``folder``)."""
     import importlib
 
-    for name in _IMPORTS:
+    for name in _RECON_IMPORTS if module == "reconciler" else _SANDBOX_IMPORTS:
         importlib.import_module(name)
-    importlib.import_module("reconciler.cli").command()   # typer's click command, built once for all
-    from moto.core.base_backend import AccountSpecificBackend
-    from moto.core.utils import get_service_model
+    if module == "reconciler":
+        _warm_recon()
+    else:
+        _warm_sandbox(folder)
+
+
+def _warm_recon() -> None:
+    import importlib
 
     from reconciler.cloud.credentials import new_session
 
+    importlib.import_module("reconciler.cli").command()   # typer's click command, built once for all
     session = new_session()
     for service in ("ec2", "elb", "s3", "properties"):
         session.create_client(service, region_name="eucalyptus", endpoint_url="http://127.0.0.1:9",
@@ -71,14 +89,20 @@ def preload(folder: str) -> None:
         if service != "properties":   # recon's own model has no paginators
             model = session.get_service_model(service)
             session.get_component("data_loader").load_service_model(service, "paginators-1", model.api_version)
+
+
+def _warm_sandbox(folder: str) -> None:
+    from moto.core.base_backend import AccountSpecificBackend
+    from moto.core.utils import get_service_model
+
+    from reconciler.sandbox import credentials, lb_installed
+
     moto_session = AccountSpecificBackend.get_session()
     for partition in moto_session.get_available_partitions():
         for service in ("ec2", "elb", "s3", "iam", "sts", "autoscaling"):
             moto_session.get_available_regions(service, partition_name=partition)
     for service in ("ec2", "elb", "s3", "iam", "sts", "autoscaling"):   # moto parses requests with these
         get_service_model(service)
-    from reconciler.sandbox import credentials, lb_installed
-
     credentials.make_keys_ahead()
     lb_installed.make_image_ahead(folder)
 
@@ -206,5 +230,5 @@ def _reap(key: selectors.SelectorKey, selector: selectors.BaseSelector) -> None:
 
 
 if __name__ == "__main__":
-    preload(os.path.dirname(sys.argv[1]))
+    preload(sys.argv[2], os.path.dirname(sys.argv[1]))
     serve(sys.argv[1])
