@@ -4,10 +4,10 @@ and the commands kinds contribute (``Kind.commands``), the options before any co
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import sys
+from typing import Any
 
 import typer
 from typer.core import TyperGroup, TyperOption
@@ -76,16 +76,18 @@ UsageError = next(base for base in typer.BadParameter.__mro__ if base.__name__ =
 EXIT_CODES = ("Exit codes: 0 success, or nothing to do; 1 any error, usage errors included; "
               "2 changes (plan --detailed-exitcode) or drift (drift); 130 interrupted (Ctrl-C, SIGTERM).")
 
-app = typer.Typer(
-    name="recon",
-    cls=_Group,
-    help="Keep a Eucalyptus (or AWS-compatible) cloud in the state a TOML file describes.",
-    epilog=EXIT_CODES,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
+def _new_app() -> typer.Typer:
+    return typer.Typer(
+        name="recon",
+        cls=_Group,
+        help="Keep a Eucalyptus (or AWS-compatible) cloud in the state a TOML file describes.",
+        epilog=EXIT_CODES,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
 
 
+app = _new_app()
 app.callback()(app_options.options)
 # Help lists commands in this order (then the groups: state, then the kinds' ones).
 app.command()(init.init)
@@ -108,12 +110,48 @@ app.command()(schema.schema)
 app.command()(version.version)
 
 
-@functools.cache
-def command():
-    """The click command typer builds from ``app``, its help texts kept as written: built once."""
-    built = typer.main.get_command(app)
-    _help_as_written(built)
-    return built
+_built: dict[str | None, Any] = {}
+
+
+def command(only: str | None = None):
+    """The click command typer builds from ``app``, its help texts kept as written; built once.
+
+    With ``only`` (a command or group name), the command of recon's own options and that one command
+    alone, which is all ``recon ONLY …`` runs: building every command's options costs tens of
+    milliseconds that ``recon validate`` notices. Once the whole command is built, it serves for all."""
+    key = None if only is None or None in _built else only
+    if key not in _built:
+        built = typer.main.get_command(app if key is None else _app_of(key))
+        _help_as_written(built)
+        _built[key] = built
+    return _built[key]
+
+
+def _name(info) -> str:
+    return info.name or typer.main.get_command_name(info.callback.__name__)
+
+
+def _app_of(name: str) -> typer.Typer:
+    """``app`` with its options and only the command (or group) ``name``."""
+    one = _new_app()
+    one.registered_callback = app.registered_callback
+    one.registered_commands = [info for info in app.registered_commands if _name(info) == name]
+    one.registered_groups = [info for info in app.registered_groups if info.name == name]
+    return one
+
+
+def _invoked(args: list[str]) -> str | None:
+    """The command ``recon ARGS`` runs, if it is one of the app's (None: build them all)."""
+    args = iter(args)
+    for arg in args:
+        if arg == "--log-file":
+            next(args, None)
+        elif not arg.startswith("-"):
+            names = {_name(info) for info in app.registered_commands} | {g.name for g in app.registered_groups}
+            return arg if arg in names else None
+        elif arg not in ("--debug",) and not arg.startswith("--log-file="):
+            return None   # --help, or an option recon does not have: click says what it says of it
+    return None
 
 
 def main() -> None:
@@ -124,7 +162,7 @@ def main() -> None:
     scratch.sweep()    # what runs killed with SIGKILL left in TMPDIR
     with signals:
         try:
-            code = command()(standalone_mode=False, prog_name="recon")   # as installed, under python -m too
+            code = command(_invoked(sys.argv[1:]))(standalone_mode=False, prog_name="recon")   # under python -m too
         except UsageError as exc:   # click's message, but exit 1, not click's 2
             exc.show()
             code = 1

@@ -68,3 +68,23 @@ def test_option_values_are_converted_as_typer_converts_them(tmp_path: Path) -> N
         taken = recon({}, "apply", "--parallelism", value, "-c", "absent.toml", "--lock-timeout", "2m",
                       "--target", "a.b", "--target", "c.d", cwd=tmp_path)
         assert taken.code == 1 and "absent.toml: file not found" in taken.both, (value, taken.both)
+
+
+def test_the_command_run_is_built_alone_and_says_what_the_whole_app_says(tmp_path: Path) -> None:
+    """A fresh `recon NAME …` builds only NAME's command (cli.command(only)); its help and its errors are
+    the ones the whole app gives (the forked runs here reuse the whole command, built ahead)."""
+    from reconciler import cli
+
+    assert cli._invoked(["--debug", "plan", "-c", "x.toml"]) == "plan"
+    assert cli._invoked(["--log-file", "plan", "state", "list"]) == "state"
+    assert cli._invoked(["--log-file=debug.log", "validate"]) == "validate"
+    assert cli._invoked(["image", "build", "--help"]) == "image"
+    for whole in ([], ["--help"], ["valdate"], ["--bogus", "plan"]):
+        assert cli._invoked(whole) is None, whole
+    env = cli_env({"COLUMNS": "120"})
+    for args in (["validate", "--help"], ["state", "--help"], ["image", "build", "--help"], ["apply", "--help"],
+                 ["validate", "--bogus"], ["state", "nothing"]):
+        alone = subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=120)
+        whole = recon({"COLUMNS": "120"}, *args, cwd=tmp_path)
+        assert (alone.returncode, alone.stdout, alone.stderr) == (whole.code, whole.out, whole.err), args
