@@ -13,25 +13,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, Mapping
 
 from .addresses import Address, SubAddress
-from .apply import Abandon, Applier, Outcome, Progress, Stopping
 from .cloud import CallStats, CloudSettings, resolve_settings
 from .config import Stack, load, load_every
 from .environments import EnvChoice
-from .crashpoints import CrashPoints
 from .errors import ConfigError, PlanError
-from .identity import CloudIdentity, check as check_identity, resolve as resolve_identity
 from .interrupts import StopToken
-from .plan import Plan
-from .planner import make_plan
 from .resources import KINDS
 from .resources.abilities import prepare
 from .resources.base import CloudContext
-from .state import Backend, Unlocked, backend_for
-from .state.lock import LockLost
-from .state.model import State
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:   # what only reading, planning and applying need is imported there (not by `recon validate`)
+    from .apply import Abandon, Outcome, Progress, Stopping
     from .cloud import Cloud
+    from .identity import CloudIdentity
+    from .plan import Plan
+    from .state import Backend
+    from .state.model import State
 
 Live = dict[str, dict[str, dict[str, Any]]]
 
@@ -82,11 +79,15 @@ class Workspace:
     def backend(self) -> Backend:
         """The state backend the file's [state] table names (remote ones use the cloud)."""
         if self._backend is None:
+            from .state import backend_for
+
             self._backend = backend_for(self.stack, lambda: self.cloud, self.warn, self.lock_timeout)
         return self._backend
 
     def unlocked(self) -> None:
         """Run without a state lock (--lock=false)."""
+        from .state import Unlocked
+
         self._backend = Unlocked(self.backend)
 
     def settings(self) -> CloudSettings:
@@ -102,6 +103,7 @@ class Workspace:
     def cloud(self) -> Cloud:
         if self._cloud is None:
             from .cloud import Cloud, RetryPolicy  # botocore, only for the commands that call the cloud
+            from .crashpoints import CrashPoints
 
             self._cloud = Cloud(self.settings(), self.env, stats=self.stats, retry=RetryPolicy.from_env(self.env),
                                 after_call=CrashPoints.from_env(self.env).after)  # test-only crash points
@@ -110,6 +112,8 @@ class Workspace:
     def identity(self) -> CloudIdentity:
         """The cloud and account this run talks to (at most one cheap call, once)."""
         if self._identity is None:
+            from .identity import resolve as resolve_identity
+
             self._identity = resolve_identity(self.settings(), self.env, self._default_group_owner)
         return self._identity
 
@@ -122,6 +126,8 @@ class Workspace:
     def check_cloud(self, state: State, *, allow_other: bool = False) -> CloudIdentity:
         """Refuse a state written for another cloud or account (unless ``allow_other``); the state
         then records this cloud, which its next write keeps."""
+        from .identity import check as check_identity
+
         current = self.identity()
         check_identity(state.cloud, current, stack=self.stack.name, where=self.backend.describe(),
                        allow_other=allow_other)
@@ -192,6 +198,8 @@ class Workspace:
             stack = self.stack if destroy else self.prepared()   # a destroy builds nothing
         cloud = self.check_cloud(state, allow_other=allow_other_cloud)
         live = self.read_live(state)
+        from .planner import make_plan
+
         with self.stats.phase("diff"):
             plan = make_plan(stack, live, state, targets=addresses, replacing=replacing, destroy=destroy)
             for kind in KINDS.values():
@@ -235,6 +243,9 @@ class Workspace:
         Every cloud change is fenced: it is made only while this run still holds the state lock;
         once it does not, the apply stops as at Ctrl-C, and ``stop.error`` says why.
         """
+        from .apply import Applier
+        from .state.lock import LockLost
+
         ctx = self.context(report, stop)
 
         def stopping_if_lost(action: Callable[[], None]) -> None:

@@ -19,7 +19,7 @@ from .errors import ConfigError, ReconError
 from .resources import KINDS
 from .resources.abilities import adopt, import_block
 from .schema import nearest
-from .state.local import write_atomic
+from .atomic import write_atomic
 from .state.model import Entry
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .addresses import Address
-from .identity import CloudIdentity
+
+if TYPE_CHECKING:
+    from .identity import CloudIdentity
 
 
 class Unknown:

@@ -26,7 +26,7 @@ from .identity import CloudIdentity
 from .plan import Plan
 from .redact import digest, redact
 from .render.json_out import plan_document
-from .state.local import write_atomic
+from .atomic import write_atomic
 from .state.model import State
 
 FORMAT = 1

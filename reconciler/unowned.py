@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any, Iterable
 from .addresses import REF_RE, Address
 from .resources import KINDS
 from .resources.tags import STACK_TAG
-from .state.model import State
-
 if TYPE_CHECKING:   # the config checks patterns with this module
     from .cloud import Cloud
     from .config import Stack
+    from .state.model import State
 
 #: The kinds whose unmanaged resources are listed, in the report's order.
 LISTED = ("keypairs", "security_groups", "load_balancers", "images")

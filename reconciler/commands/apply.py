@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 
-from .. import planfile
-from ..apply import Outcome
 from ..engine import Workspace
 from ..errors import ReconError
 from ..interrupts import EXIT_INTERRUPTED, StopToken
 from ..plan import Action, Change, Plan
 from ..render import text
-from ..state.model import State
 from .common import (DEFAULT_CONFIG, AllowOtherCloudOpt, EnvChoice, EnvOpt, LockTimeoutOpt, ReplaceOpt, StatsOpt,
                      TargetOpt, VarOpt, fail, print_stats, report, signals, term)
+
+if TYPE_CHECKING:   # loaded where used: every command loads every command's module
+    from .. import planfile
+    from ..apply import Outcome
+    from ..state.model import State
 
 
 class LockChoice(str, Enum):
@@ -57,6 +59,8 @@ def apply(
         term.error("--target and --replace cannot be combined with a saved plan (the plan already says what to "
                    "change)")
         raise typer.Exit(1)
+    from .. import planfile
+
     try:
         saved = planfile.load(plan_file) if plan_file is not None else None
     except ReconError as exc:
@@ -98,6 +102,8 @@ def carry_out(config: Path, choice: EnvChoice, request: planfile.Request, saved:
 def _plan_to_apply(ws: Workspace, state: State, saved: planfile.SavedPlan | None, request: planfile.Request,
                    allow_other_cloud: bool) -> Plan:
     """The plan made now; for a saved plan, made from the same inputs and cloud, and the same as it."""
+    from .. import planfile
+
     if saved is not None:
         planfile.check_inputs(saved, ws.stack, state)
         planfile.check_cloud(saved, ws.identity())

@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import planfile
 from .apply import AutoApproveOpt, LockChoice, LockOpt, ParallelismOpt, carry_out
 from .common import (DEFAULT_CONFIG, AllowOtherCloudOpt, ConfigOpt, EnvChoice, EnvOpt, LockTimeoutOpt, StatsOpt,
                      VarOpt)
@@ -33,6 +32,8 @@ def destroy(
     rules) is treated so here too. With --target: those and what depends on them. The
     empty-read guard and the cloud check apply as for apply.
     """
+    from .. import planfile
+
     carry_out(config, EnvChoice.given(env, var), planfile.Request(targets=tuple(target or ()), destroy=True), None,
               auto_approve=auto_approve, parallelism=parallelism, stats=stats, lock=lock, lock_timeout=lock_timeout,
               allow_other_cloud=allow_other_cloud)

@@ -7,11 +7,9 @@ from typing import Annotated
 import typer
 
 from .. import unowned
-from ..drift import report as drift_report
 from ..engine import Workspace
 from ..errors import ReconError
 from ..render import json_out, text
-from ..render.markdown import render_drift_markdown
 from .common import DEFAULT_CONFIG, ConfigOpt, EnvChoice, EnvOpt, StatsOpt, VarOpt, fail, print_stats, report, term
 from .plan import PlanFormat
 
@@ -32,6 +30,9 @@ def drift(
 
     Read-only; takes no lock, so it is safe from cron while others apply.
     """
+    from ..drift import report as drift_report
+    from ..render.markdown import render_drift_markdown
+
     try:
         ws = Workspace.open(config, EnvChoice.given(env, var), report=report)
         state = ws.backend.read()

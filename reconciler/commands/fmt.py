@@ -8,7 +8,7 @@ import typer
 
 from ..config import read_text
 from ..errors import ReconError
-from ..state.local import write_atomic
+from ..atomic import write_atomic
 from .common import DEFAULT_CONFIG, ConfigOpt, fail, term
 
 

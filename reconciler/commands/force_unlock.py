@@ -8,13 +8,14 @@ import typer
 
 from ..engine import Workspace
 from ..errors import ReconError
-from ..state.lock import LockInfo
 from .common import DEFAULT_CONFIG, ConfigOpt, EnvChoice, EnvOpt, VarOpt, fail, term
 
 
 def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock id an error message named.")],
                  config: ConfigOpt = DEFAULT_CONFIG, env: EnvOpt = None, var: VarOpt = None) -> None:
     """Remove a stuck state lock (only when its holder is gone)."""
+    from ..state.lock import LockInfo
+
     try:
         ws = Workspace.open(config, EnvChoice.given(env, var))
         holder = ws.backend.force_unlock(lock_id)

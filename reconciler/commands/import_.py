@@ -15,7 +15,6 @@ import typer
 
 from ..engine import Workspace
 from ..errors import ReconError
-from ..importer import import_resource
 from ..resources.base import Kind
 from .common import DEFAULT_CONFIG, ConfigOpt, EnvChoice, EnvOpt, LockTimeoutOpt, VarOpt, fail, term
 
@@ -24,6 +23,8 @@ def run(address: str, cloud_id: str, config: Path, choice: EnvChoice, lock_timeo
         options: Mapping[str, Any]) -> None:
     """Import, and say what was written where (a file with environments: its base blocks, which
     every environment shares)."""
+    from ..importer import import_resource
+
     try:
         ws = Workspace.open(config, choice, warn=term.warn, lock_timeout=lock_timeout or 0.0)
         imported = import_resource(ws, address, cloud_id, options)

@@ -9,15 +9,16 @@ that ``$(recon output load_balancers.web.dns_name)`` is the name itself.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .. import state_edits
 from ..engine import Workspace
 from ..errors import ReconError, StateError
-from ..state.model import State
 from .common import DEFAULT_CONFIG, ConfigOpt, EnvChoice, EnvOpt, Format, FormatOpt, VarOpt, fail, term
+
+if TYPE_CHECKING:   # the rest is loaded where used: every command loads every command's module
+    from ..state.model import State
 
 
 def output(
@@ -30,6 +31,8 @@ def output(
     format: FormatOpt = Format.text,
 ) -> None:
     """Show the outputs of the resources in state: ids, DNS names, instance ids and addresses."""
+    from .. import state_edits
+
     try:
         ws = Workspace.open(config, EnvChoice.given(env, var))
         state = ws.backend.read()
@@ -54,6 +57,8 @@ def output(
 
 def _named(state: State, name: str, where: str) -> Any:
     """The outputs of the address ``name`` names, or the one output it names."""
+    from .. import state_edits
+
     try:
         return state_edits.find(state, name, where).outputs()
     except StateError as not_an_address:

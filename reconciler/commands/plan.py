@@ -9,11 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import planfile
 from ..engine import Workspace
 from ..errors import ReconError
-from ..render import json_out, text
-from ..render.markdown import render_markdown
+from ..render import text
 from .common import (DEFAULT_CONFIG, AllowOtherCloudOpt, ConfigOpt, EnvChoice, EnvOpt, ReplaceOpt, StatsOpt,
                      TargetOpt, VarOpt, duration, fail, print_stats, report, term)
 
@@ -47,6 +45,8 @@ def plan(
     allow_other_cloud: AllowOtherCloudOpt = False,
 ) -> None:
     """Show what apply would change, attribute by attribute."""
+    from .. import planfile
+
     if destroy and replace:
         term.error("--replace cannot be combined with --destroy (a destroy replaces nothing)")
         raise typer.Exit(1)
@@ -63,8 +63,12 @@ def plan(
     except ReconError as exc:
         fail(exc)
     if format is PlanFormat.json:
+        from ..render import json_out
+
         term.write(json_out.dumps(json_out.plan_document(the_plan)))
     elif format is PlanFormat.markdown:
+        from ..render.markdown import render_markdown
+
         term.write(render_markdown(the_plan))
     else:
         term.write(text.render_plan(the_plan, color=term.color))

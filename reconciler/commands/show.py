@@ -9,12 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import planfile
 from ..engine import Workspace
 from ..errors import PlanError, ReconError
 from ..render import json_out, text
-from ..render.document import plan_from
-from ..render.markdown import render_markdown
 from .common import DEFAULT_CONFIG, ConfigOpt, EnvChoice, EnvOpt, VarOpt, fail, term
 from .plan import PlanFormat
 
@@ -40,6 +37,10 @@ def show(
 
 
 def _show_plan(path: Path, format: PlanFormat) -> None:
+    from .. import planfile
+    from ..render.document import plan_from
+    from ..render.markdown import render_markdown
+
     try:
         saved = planfile.load(path)
         document = saved.data["plan"]

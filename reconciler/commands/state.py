@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Callable
+from typing import TYPE_CHECKING, Annotated, Callable
 
 import typer
 
-from .. import state_edits
 from ..engine import Workspace
 from ..errors import ReconError
-from ..state.model import State
 from .common import DEFAULT_CONFIG, ConfigOpt, EnvChoice, EnvOpt, Format, FormatOpt, LockTimeoutOpt, VarOpt, fail, term
+
+if TYPE_CHECKING:   # the rest is loaded where used: every command loads every command's module
+    from ..state.model import State
 
 app = typer.Typer(help="Inspect the state recon keeps, and edit it without touching the cloud.",
                   no_args_is_help=True)
@@ -41,6 +42,8 @@ def state_list(config: ConfigOpt = DEFAULT_CONFIG, env: EnvOpt = None, var: VarO
 def state_show(address: AddressArg, config: ConfigOpt = DEFAULT_CONFIG, env: EnvOpt = None, var: VarOpt = None,
                format: FormatOpt = Format.text) -> None:
     """Show one resource in state: its cloud id, outputs and last-applied attributes."""
+    from .. import state_edits
+
     try:
         ws = Workspace.open(config, EnvChoice.given(env, var))
         found = state_edits.find(ws.backend.read(), address, where=ws.backend.describe())
@@ -74,6 +77,8 @@ def state_rm(addresses: Annotated[list[str], typer.Argument(metavar="ADDRESS..."
              lock_timeout: LockTimeoutOpt = None) -> None:
     """Forget resources: they stay in the cloud as they are, and recon no longer manages them."""
     def forget(ws: Workspace, state: State) -> str:
+        from .. import state_edits
+
         where = ws.backend.describe()
         found = [state_edits.find(state, text, where) for text in addresses]
         for item in found:
@@ -98,6 +103,8 @@ def state_mv(source: Annotated[str, typer.Argument(metavar="FROM", show_default=
              lock_timeout: LockTimeoutOpt = None) -> None:
     """Move a resource to another address (a renamed block keeps its resource); the cloud is unchanged."""
     def move(ws: Workspace, state: State) -> str:
+        from .. import state_edits
+
         where = ws.backend.describe()
         found = state_edits.find(state, source, where)
         state_edits.whole(found, where, "move")

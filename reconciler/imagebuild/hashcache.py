@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..state.local import write_atomic
+from ..atomic import write_atomic
 from .source import SHA256_RE, file_sha256
 
 CACHE_FILE = ".recon-cache/sha256.json"

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..errors import ConfigError, ReconError
-from .disk import ExtFileSystem
+
+if TYPE_CHECKING:   # the image is opened by the caller
+    from .disk import ExtFileSystem
 
 CONF_ROOT = "/etc/load-balancer-servo"
 TEMPLATE_PATH = f"{CONF_ROOT}/haproxy_template.conf"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..drift import DriftReport
 from ..plan import Change, Plan
 from .values import jsonable, masked_change
+
+if TYPE_CHECKING:
+    from ..drift import DriftReport
 
 FORMAT_VERSION = "1.0"
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from ..drift import DriftReport
 from ..plan import Action, Change, Plan, Replacement
 from ..diff import get_path
 from .values import masked_change, show
+
+if TYPE_CHECKING:
+    from ..drift import DriftReport
 
 COLORS = {Action.CREATE: "32", Action.UPDATE: "33", Action.DELETE: "31",
           Action.REPLACE: "35", Action.CREATE_THEN_DELETE: "35"}

@@ -44,7 +44,7 @@ from ..imagebuild.servo import TEMPLATE_PATH, VERSION_RE, Listener, ServoRelease
 from ..imagebuild.source import MAX_IMAGE_BYTES, SHA256_RE, check_source_file
 from ..imagebuild.sysctl import render_sysctl
 from ..schema import Field
-from ..state.local import write_atomic
+from ..atomic import write_atomic
 from .abilities import Adoptable, Prepares, Resumable
 from .base import CloudContext, Kind, LoadContext, Traits
 from .image_pipeline import (

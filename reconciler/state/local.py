@@ -16,11 +16,11 @@ import re
 import socket
 import stat
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..atomic import write_atomic
 from ..errors import LockError, StateError
 from .lock import LockInfo, wait_for_lock
 from .model import State
@@ -44,29 +44,6 @@ def _may_be_alive(holder: LockInfo) -> bool:
     except OSError:   # alive, someone else's
         return True
     return True
-
-
-def write_atomic(path: Path, text: str | bytes, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` through a temporary file renamed over it. A symbolic link at
-    ``path`` is written through: its target is replaced, and the link stays."""
-    path = path.resolve() if path.is_symlink() else path
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    data = text.encode("utf-8") if isinstance(text, str) else text
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def os_failure(exc: OSError, what: str, path: Path) -> StateError:

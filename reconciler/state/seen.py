@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import StateError
-from .local import write_atomic
+from ..atomic import write_atomic
 from .model import State
 
 CACHE_DIR = ".recon-cache/state"   # beside the desired file
