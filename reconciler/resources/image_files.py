@@ -32,7 +32,6 @@ from typing import Any, Mapping
 from .. import scratch
 from ..addresses import Address, Reference, is_whole_reference, references_in
 from ..errors import ConfigError, ReconError, shown
-from ..imagebuild.disk import SAFE_PATH, ExtFileSystem
 from ..imagebuild.hashcache import cached_sha256, forget
 from ..imagebuild.source import MAX_IMAGE_BYTES, SHA256_RE, check_source_file, file_sha256, prepare_base_image
 from ..schema import Field
@@ -90,6 +89,8 @@ def _image_ref(value: str, expected: str, where: str) -> None:
 
 def _files(name: str, files: Mapping[str, str], ctx: LoadContext) -> dict[str, str]:
     """The ``files`` table, checked: plain absolute paths in the image, local files that exist."""
+    from ..imagebuild.disk import SAFE_PATH   # the image modules load where a file needs them
+
     checked = {}
     for path, local in sorted(files.items()):
         where = f'images.{name}.files."{path}"'
@@ -263,6 +264,8 @@ def write_files(ctx: CloudContext, name: str, attrs: Mapping[str, Any], image: P
     give the same bytes (and so the same bundle parts, for a resumed upload); then ``e2fsck -fn``."""
     where = f"images.{name}"
     try:
+        from ..imagebuild.disk import ExtFileSystem
+
         fs = ExtFileSystem.of_image(image, label=f"{where}.source ({Path(attrs['source']).name})")
         root = fs.stat("/")
         if root is None or root.type != "directory":

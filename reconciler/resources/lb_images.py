@@ -39,10 +39,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import __version__, scratch
 from ..errors import CloudError, ConfigError, ReconError
-from ..imagebuild.haproxy import render_template
-from ..imagebuild.servo import TEMPLATE_PATH, VERSION_RE, Listener, ServoRelease, effective_config, idle_timeout
 from ..imagebuild.source import MAX_IMAGE_BYTES, SHA256_RE, check_source_file
-from ..imagebuild.sysctl import render_sysctl
 from ..schema import Field
 from ..atomic import write_atomic
 from .abilities import Adoptable, Prepares, Resumable
@@ -56,6 +53,7 @@ from .tags import ownership_tags
 
 if TYPE_CHECKING:   # building and checking an image is imported where it is done, not by `recon validate`
     from ..imagebuild.build import ImageSpec, Revision
+    from ..imagebuild.servo import Listener
 
 CACHE_DIR = ".recon-cache/lb_images"   # beside the desired file; ignored by git
 CACHE_FORMAT = 2
@@ -89,11 +87,19 @@ def _write_cache(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def _servo_listener(listener: Mapping[str, Any]) -> Listener:
+    from ..imagebuild.servo import Listener
+
     certificate = listener.get("ssl_certificate_id")
     return Listener(protocol=listener["protocol"].lower(), port=listener["lb_port"],
                     instance_port=listener["instance_port"],
                     instance_protocol=(listener.get("instance_protocol") or listener["protocol"]).lower(),
                     certificate=None if certificate is None else str(certificate))
+
+
+def _version_problem(version: str) -> str | None:
+    from ..imagebuild.servo import VERSION_RE   # the image modules load where an image is at hand
+
+    return None if VERSION_RE.match(version) else "must be a version such as 1.2 or 1.2.0"
 
 
 def _literal_ids(instances: Any) -> list[str]:
@@ -118,8 +124,7 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
                                f"(default {MAX_IMAGE_BYTES >> 20}).", minimum=1, maximum=1 << 20, references=False),
         "servo_version": Field("string", "The servo release the image carries (e.g. 1.2.0), where the image's "
                                "package metadata does not say.", references=False,
-                               check=lambda v: None if VERSION_RE.match(v) else
-                               "must be a version such as 1.2 or 1.2.0"),
+                               check=_version_problem),
     }
     outputs = {"image_id": "the registered image (emi-…)", "version": "the N of loadbalancer-vN",
                "digest": "the revision's content digest", "location": "bucket/manifest"}
@@ -131,6 +136,9 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
     def normalize(self, name: str, block: Mapping[str, Any], ctx: LoadContext) -> dict[str, Any]:
         where = f"lb_images.{name}"
         check_source_file(ctx.base_dir, block["source"], "base image", f"{where}.source")
+        from ..imagebuild.haproxy import render_template
+        from ..imagebuild.sysctl import render_sysctl
+
         haproxy = block.get("haproxy", {})
         # the settings alone can be checked now; the template they go into is read at plan time
         render_template("global\ndefaults\n", global_settings=haproxy.get("global", {}),
@@ -178,6 +186,8 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
 
     def remember(self, attrs: Mapping[str, Any], base_dir: Path, revision: Revision) -> dict[str, Any]:
         """What a plan needs of a rendered (or built) revision; kept in the cache for the next plan."""
+        from ..imagebuild.servo import TEMPLATE_PATH
+
         others = {f.path: f.content.decode(errors="replace") for f in revision.files if f.path != TEMPLATE_PATH}
         prepared = {"digest": revision.digest, "base_sha256": revision.base_sha256,
                     "haproxy_check": revision.haproxy_check.status, "template_diff": revision.template_diff,
@@ -199,6 +209,7 @@ class LbImages(Kind, Prepares, Resumable, Adoptable):
         if not attrs.get("servo"):
             return {}
         from ..imagebuild.check import check, stand_in_certificate
+        from ..imagebuild.servo import ServoRelease, effective_config, idle_timeout
 
         release = ServoRelease(**attrs["servo"])
         files = {path: base64.b64decode(data) for path, data in attrs.get("image_files", {}).items()}
