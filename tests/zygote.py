@@ -83,7 +83,7 @@ def _warm_recon() -> None:
 
     importlib.import_module("reconciler.cli").command()   # typer's click command, built once for all
     session = new_session()
-    for service in ("ec2", "elb", "s3", "properties"):
+    for service in ("ec2", "elb", "s3", "properties", "autoscaling"):
         session.create_client(service, region_name="eucalyptus", endpoint_url="http://127.0.0.1:9",
                               aws_access_key_id="warm", aws_secret_access_key="warm")
         if service != "properties":   # recon's own model has no paginators

@@ -8,12 +8,14 @@ and a secret read from the environment is remembered for masking (:mod:`reconcil
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 import botocore.session
 from botocore.exceptions import BotoCoreError, DataNotFoundError
+from botocore.hooks import HierarchicalEmitter
 from botocore.loaders import Loader, instance_cache
 
 from reconciler import models
@@ -28,6 +30,7 @@ DEFAULT_CHAIN = "botocore's default credential chain"
 
 _LOADER_LOCK = threading.Lock()
 _LOADER: Any = None
+_BUILTIN_HANDLERS: Any = None
 
 
 class ServicesLoader(Loader):
@@ -50,10 +53,18 @@ def new_session():
     """A fresh botocore session whose data loader (shared, with recon's models) is already warm.
 
     Loading and parsing a service model (EC2's is megabytes of JSON) is most of the cost of
-    making a client; sharing the loader makes every Cloud after the first cheap to set up.
+    making a client; sharing the loader makes every Cloud after the first cheap to set up. So
+    does starting each session from a copy of botocore's built-in event handlers, registered once
+    (registering them inspects each handler's signature: 15 ms a session), as botocore itself
+    gives each client a copy of its session's.
     """
-    global _LOADER
-    session = botocore.session.Session()
+    global _LOADER, _BUILTIN_HANDLERS
+    with _LOADER_LOCK:
+        if _BUILTIN_HANDLERS is None:
+            _BUILTIN_HANDLERS = HierarchicalEmitter()
+            botocore.session.Session(event_hooks=_BUILTIN_HANDLERS)   # registers them in it
+        handlers = copy.copy(_BUILTIN_HANDLERS)
+    session = botocore.session.Session(event_hooks=handlers, include_builtin_handlers=False)
     with _LOADER_LOCK:
         if _LOADER is None:
             default = session.get_component("data_loader")   # its search paths honour AWS_DATA_PATH
