@@ -122,7 +122,7 @@ def _extract_image(source: Path, out: BinaryIO, where: str, max_size: int) -> tu
     found: tuple[str, str, int] | None = None
     try:
         with open(source, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-            with tarfile.open(fileobj=gz, mode="r|") as tar:
+            with tarfile.open(fileobj=gz, mode="r|", bufsize=CHUNK) as tar:   # 10 KiB reads by default
                 for member in tar:
                     problem = _member_problem(member)
                     if problem:
