@@ -32,20 +32,23 @@ def pytest_collection_modifyitems(config, items):
     first, to the slice with the least slow work so far, and put at the slices' fronts, slow tests first,
     each module whole (its module-wide fixtures are then made once); the other tests fill the slices in
     their order. Every worker computes the same order (xdist requires it) from the worker count it is given."""
+    def slow(item) -> bool:
+        return item.get_closest_marker("slow") is not None
+
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     modules: dict[str, list] = {}
     for item in items:
         modules.setdefault(item.module.__name__, []).append(item)
-    heavy = {name: sorted(group, key=lambda item: not item.get_closest_marker("slow"))
-             for name, group in modules.items() if any(item.get_closest_marker("slow") for item in group)}
+    heavy = {name: sorted(group, key=lambda item: not slow(item))
+             for name, group in modules.items() if any(map(slow, group))}
     if workers < 2 or not heavy:
         return
     fronts: list[list] = [[] for _ in range(workers)]
     load = [0] * workers
-    for group in sorted(heavy.values(), key=lambda group: -sum(bool(i.get_closest_marker("slow")) for i in group)):
+    for group in sorted(heavy.values(), key=lambda group: -sum(map(slow, group))):
         lightest = load.index(min(load))
         fronts[lightest] += group
-        load[lightest] += sum(bool(item.get_closest_marker("slow")) for item in group)
+        load[lightest] += sum(map(slow, group))
     rest = iter([item for item in items if item.module.__name__ not in heavy])
     ordered, left = [], len(items)
     for worker in range(workers):
