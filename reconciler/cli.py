@@ -149,7 +149,7 @@ def _invoked(args: list[str]) -> str | None:
         elif not arg.startswith("-"):
             names = {_name(info) for info in app.registered_commands} | {g.name for g in app.registered_groups}
             return arg if arg in names else None
-        elif arg not in ("--debug",) and not arg.startswith("--log-file="):
+        elif arg != "--debug" and not arg.startswith("--log-file="):
             return None   # --help, or an option recon does not have: click says what it says of it
     return None
 

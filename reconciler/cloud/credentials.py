@@ -63,9 +63,7 @@ def new_session():
         if _BUILTIN_HANDLERS is None:
             _BUILTIN_HANDLERS = HierarchicalEmitter()
             botocore.session.Session(event_hooks=_BUILTIN_HANDLERS)   # registers them in it
-        handlers = copy.copy(_BUILTIN_HANDLERS)
-    session = botocore.session.Session(event_hooks=handlers, include_builtin_handlers=False)
-    with _LOADER_LOCK:
+        session = botocore.session.Session(event_hooks=copy.copy(_BUILTIN_HANDLERS), include_builtin_handlers=False)
         if _LOADER is None:
             default = session.get_component("data_loader")   # its search paths honour AWS_DATA_PATH
             _LOADER = ServicesLoader(extra_search_paths=default.search_paths, include_default_search_paths=False)
