@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import CountingProxy, ReplayServer, machine, python_env, recon, run, work_folder  # noqa: E402
+from benchlib import CLOUD_VARIABLES, CountingProxy, ReplayServer, machine, python_env, recon, run, work_folder  # noqa: E402
 from plan_scale import STACK, Composition, add_companions, parse_stats  # noqa: E402
 
 from reconciler.sandbox import start_child  # noqa: E402
@@ -64,7 +64,7 @@ def main() -> int:
             (args.replay / STACK).write_text(saved["stack"])
             (args.replay / STATE).parent.mkdir(exist_ok=True)
             (args.replay / STATE).write_bytes(saved["state"])
-            rows.append(replay(args, saved["replies"], saved["url"], saved["env"], args.replay, size))
+            rows.append(replay(args, saved["replies"], saved["url"], recorded_cloud(saved["env"]), args.replay, size))
         return report(rows)
     with work_folder(args.work, "recon-bench-cpu-") as work:
         return bench(args, sizes, work)
@@ -91,6 +91,12 @@ def bench(args, sizes: list[int], work: Path) -> int:
                   flush=True)
         cloud.stop()
     return report(rows)
+
+
+def recorded_cloud(recorded: dict[str, str]) -> dict[str, str]:
+    """This process's environment with the recorded run's cloud variables: the replay runs the recon
+    that is here now, not the one (or the ``PYTHONPATH``) the recording was made with."""
+    return python_env() | {k: v for k, v in recorded.items() if k.startswith((*CLOUD_VARIABLES, "RECON_"))}
 
 
 def report(rows: list[dict]) -> int:

@@ -7,11 +7,23 @@ not need. Everything else goes to :func:`reconciler.cli.main`.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from . import __version__
 
 VERSION_ARGS = (["--version"], ["version"])
+
+#: The cyclic garbage collector's thresholds for recon's processes (Python's default: 700, 10, 10).
+#: A run holds large, long-lived structures (botocore's service models, a cloud's replies, the
+#: plan); at the default, the collector scanned them again and again: 0.7 s of a 5,000-resource
+#: plan's 2.5 s of CPU went to six full collections and 65 middle ones. Cycles are still
+#: collected, every 50,000 allocations instead of every 700.
+COLLECTOR_THRESHOLDS = (50_000, 10, 10)
+
+
+def tune_collector() -> None:
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 def version_line() -> str:
@@ -19,6 +31,7 @@ def version_line() -> str:
 
 
 def main() -> None:
+    tune_collector()
     if sys.argv[1:] in VERSION_ARGS:
         sys.stdout.write(version_line() + "\n")
         sys.exit(0)

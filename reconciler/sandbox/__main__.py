@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..entry import tune_collector
 from ..errors import ReconError
 from .credentials import ACCOUNT_ID
 from .server import serve
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                              "installed and CreateLoadBalancer is refused, as on a fresh cloud")
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    tune_collector()   # moto holds every resource of the cloud as Python objects
     zones = [z.strip() for z in args.zones.split(",") if z.strip()]
     try:
         return serve(args.dir, port=args.port, zones=zones, eucalyptus_version=args.eucalyptus_version,
