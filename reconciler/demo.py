@@ -35,12 +35,12 @@ LB_IMAGE_STACK = "lb-image.toml"
 def plain_client(env: dict[str, str], service: str):
     """A boto3 client for a sandbox (or any eucarc), as an administrator would make one.
 
-    ``properties`` uses the service model recon ships, as euca-modify-property speaks it. The
-    session shares recon's warm model loader, so making a client costs milliseconds.
+    ``properties`` uses the service model recon ships, as euca-modify-property speaks it; the
+    others botocore's whole models, not the cut ones recon's own clients are made from.
     """
     urls = {"ec2": env["EC2_URL"], "elb": env["AWS_ELB_URL"], "s3": env["S3_URL"],
             "autoscaling": env.get("AWS_AUTO_SCALING_URL"), "properties": env.get("EUCA_PROPERTIES_URL")}
-    return boto3.Session(botocore_session=new_session()).client(
+    return boto3.Session(botocore_session=new_session(cut_models=False)).client(
         service, endpoint_url=urls[service], region_name=env.get("AWS_DEFAULT_REGION", "eucalyptus"),
         aws_access_key_id=env["EC2_ACCESS_KEY"], aws_secret_access_key=env["EC2_SECRET_KEY"])
 

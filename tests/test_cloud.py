@@ -470,7 +470,7 @@ def test_elb_endpoint_and_version(front):
 def test_s3_is_path_style_sigv4_without_checksum_trailers(front):
     front.default = (200, S3_LIST_REPLY)
     cloud = make_cloud(front.url)
-    keys = cloud.paginate("s3", "list_objects", "Contents[].Key", Bucket="loadbalancer-v3")
+    keys = cloud.paginate("s3", "list_objects_v2", "Contents[].Key", Bucket="loadbalancer-v3")
     assert keys == ["img.manifest.xml"]
     assert front.requests[0]["path"] == "/services/objectstorage/loadbalancer-v3"
     assert front.requests[0]["headers"]["Host"] == front.url.split("//")[1]

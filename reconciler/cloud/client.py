@@ -212,7 +212,8 @@ class Cloud:
         client = self._client_for(service, operation)
         method = getattr(client, operation, None)
         if method is None or operation not in client.meta.method_to_api_mapping:
-            raise ValueError(f"{service} has no operation {operation!r}")
+            raise ValueError(f"{service} has no operation {operation!r} in recon's clients: they are made with the "
+                             "operations of reconciler.cloud.trimmed.OPERATIONS")
         return client, method, client.meta.method_to_api_mapping[operation]
 
     @staticmethod
@@ -241,10 +242,7 @@ class Cloud:
         usually a top-level key (``"KeyPairs"``); ``"Reservations[].Instances[]"`` works too.
         ``slim`` is :meth:`call`'s, for every page.
         """
-        client = self._client_for(service, operation)
-        api_name = client.meta.method_to_api_mapping.get(operation)
-        if api_name is None:
-            raise ValueError(f"{service} has no operation {operation!r}")
+        client, _, api_name = self._operation(service, operation)
         expression = jmespath.compile(result_key)
         config = self._pagination_config(client, api_name)
         if config is None:

@@ -25,18 +25,43 @@ from reconciler.redact import remember
 from .endpoints import SERVICES
 from .hints import CREDENTIALS_HINT
 from .settings import CloudSettings, env_string
+from .trimmed import OPERATIONS, cache_file, cut, keep_cut, read_cut
 
 DEFAULT_CHAIN = "botocore's default credential chain"
 
 _LOADER_LOCK = threading.Lock()
-_LOADER: Any = None
+_LOADERS: dict[bool, Any] = {}     # by cut_models
 _BUILTIN_HANDLERS: Any = None
 
 
 class ServicesLoader(Loader):
     """botocore's data loader, with the same search paths, asked which services exist only about the ones
     recon calls (:data:`~reconciler.cloud.endpoints.SERVICES`): botocore's own answer lists every service
-    folder it has, hundreds of them, once for each kind of file (service, paginators, endpoint rules)."""
+    folder it has, hundreds of them, once for each kind of file (service, paginators, endpoint rules).
+
+    With ``cut_models``, a service model of :data:`~reconciler.cloud.trimmed.OPERATIONS` is the cut
+    one (:mod:`reconciler.cloud.trimmed`), read from the cache or cut and kept there.
+    """
+
+    def __init__(self, *args: Any, cut_models: bool, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.cut_models = cut_models
+        self._cuts: dict[tuple[str, str | None], dict] = {}
+
+    def load_service_model(self, service_name, type_name, api_version=None):
+        methods = OPERATIONS.get(service_name) if self.cut_models and type_name == "service-2" else None
+        if methods is None:
+            return super().load_service_model(service_name, type_name, api_version)
+        model = self._cuts.get((service_name, api_version))
+        if model is None:
+            version = api_version or self.determine_latest_version(service_name, type_name)
+            path = cache_file(self.search_paths, service_name, version, methods)
+            model = read_cut(path, methods)
+            if model is None:
+                model = cut(super().load_service_model(service_name, type_name, version), methods)
+                keep_cut(path, model)
+            self._cuts[(service_name, api_version)] = model
+        return model
 
     @instance_cache
     def list_available_services(self, type_name):
@@ -49,8 +74,9 @@ class ServicesLoader(Loader):
             return False
 
 
-def new_session():
-    """A fresh botocore session whose data loader (shared, with recon's models) is already warm.
+def new_session(*, cut_models: bool = True):
+    """A fresh botocore session whose data loader (shared, with recon's models) is already warm;
+    ``cut_models=False``: with botocore's whole models (for clients that are not :class:`Cloud`'s).
 
     Loading and parsing a service model (EC2's is megabytes of JSON) is most of the cost of
     making a client; sharing the loader makes every Cloud after the first cheap to set up. So
@@ -58,19 +84,21 @@ def new_session():
     (registering them inspects each handler's signature: 15 ms a session), as botocore itself
     gives each client a copy of its session's.
     """
-    global _LOADER, _BUILTIN_HANDLERS
+    global _BUILTIN_HANDLERS
     with _LOADER_LOCK:
         if _BUILTIN_HANDLERS is None:
             _BUILTIN_HANDLERS = HierarchicalEmitter()
             botocore.session.Session(event_hooks=_BUILTIN_HANDLERS)   # registers them in it
         session = botocore.session.Session(event_hooks=copy.copy(_BUILTIN_HANDLERS), include_builtin_handlers=False)
-        if _LOADER is None:
+        loader = _LOADERS.get(cut_models)
+        if loader is None:
             default = session.get_component("data_loader")   # its search paths honour AWS_DATA_PATH
-            _LOADER = ServicesLoader(extra_search_paths=default.search_paths, include_default_search_paths=False)
-            session.register_component("data_loader", _LOADER)
+            loader = _LOADERS[cut_models] = ServicesLoader(extra_search_paths=default.search_paths,
+                                                           include_default_search_paths=False, cut_models=cut_models)
+            session.register_component("data_loader", loader)
             models.add_to_session(session)
         else:
-            session.register_component("data_loader", _LOADER)
+            session.register_component("data_loader", loader)
     return session
 
 
