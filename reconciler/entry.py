@@ -37,4 +37,10 @@ def main() -> None:
         sys.exit(0)
     from .cli import main as cli_main
 
-    cli_main()
+    try:
+        cli_main()
+    finally:
+        # On its way out Python frees every module and collects what is left: with a command's objects in
+        # the collector's care, that took 30-50 ms of a 0.3 s ``recon validate``. Frozen, they are not
+        # collected again; the exit handlers, flushes and finalizers run as before.
+        gc.freeze()
