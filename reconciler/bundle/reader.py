@@ -14,16 +14,16 @@ import hashlib
 import io
 import tarfile
 import xml.etree.ElementTree as ET
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from .. import gunzip
 from ..errors import ReconError
 from .writer import BundleKey
 
@@ -94,11 +94,11 @@ def bundle_key(manifest: Manifest, private_key: rsa.RSAPrivateKey) -> BundleKey:
     raise BundleError("the bundle's key decrypts with neither the user's nor the cloud's copy for this private key")
 
 
-def _inflate(gunzip: "zlib._Decompress", data: bytes, digest: "hashlib._Hash") -> Iterator[bytes]:
+def _inflate(member: Any, data: bytes, digest: "hashlib._Hash") -> Iterator[bytes]:
     """Decompress ``data`` at most CHUNK bytes at a time (a part of zeros inflates a thousandfold)."""
     while data:
-        out = gunzip.decompress(data, CHUNK)
-        data = gunzip.unconsumed_tail
+        out = member.decompress(data, CHUNK)
+        data = member.unconsumed_tail
         digest.update(out)
         yield out
 
@@ -107,21 +107,21 @@ def _tar_stream(parts: Parts, key: BundleKey, fetch: Fetch, digest: "hashlib._Ha
     """The uncompressed tar stream, hashed into ``digest`` as it goes."""
     decryptor = Cipher(algorithms.AES(key.key), modes.CBC(key.iv)).decryptor()
     unpadder = padding.PKCS7(128).unpadder()
-    gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    member = gunzip.member_reader()
     try:
         for filename, sha1 in parts:
             body = fetch(filename)
             if hashlib.sha1(body).hexdigest() != sha1:
                 raise BundleError(f"part {filename} does not match its SHA1 digest")
-            yield from _inflate(gunzip, unpadder.update(decryptor.update(body)), digest)
-        yield from _inflate(gunzip, unpadder.update(decryptor.finalize()) + unpadder.finalize(), digest)
+            yield from _inflate(member, unpadder.update(decryptor.update(body)), digest)
+        yield from _inflate(member, unpadder.update(decryptor.finalize()) + unpadder.finalize(), digest)
     except ValueError:
         raise BundleError("the bundle does not decrypt with this key (bad padding)") from None
-    except zlib.error as err:
+    except gunzip.ERRORS as err:
         raise BundleError(f"the bundle does not decompress: {err}") from None
-    if not gunzip.eof:
+    if not member.eof:
         raise BundleError("the bundle's gzip stream is truncated")
-    if gunzip.unused_data:
+    if member.unused_data:
         raise BundleError("the bundle holds data after its gzip member (more than one member?)")
 
 

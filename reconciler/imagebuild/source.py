@@ -11,18 +11,17 @@ is read, so a small archive declaring a huge sparse member cannot keep recon bus
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import re
 import shutil
 import tarfile
 import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from .. import gunzip
 from ..errors import ConfigError, shown
 
 CHUNK = 1 << 20
@@ -121,7 +120,7 @@ def _extract_image(source: Path, out: BinaryIO, where: str, max_size: int) -> tu
     """Stream the single ``.img`` member of a gzipped tar into ``out``; (member, sha256, size)."""
     found: tuple[str, str, int] | None = None
     try:
-        with open(source, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+        with open(source, "rb") as raw, gunzip.open_reader(raw) as gz:
             with tarfile.open(fileobj=gz, mode="r|", bufsize=CHUNK) as tar:   # 10 KiB reads by default
                 for member in tar:
                     problem = _member_problem(member)
@@ -143,7 +142,7 @@ def _extract_image(source: Path, out: BinaryIO, where: str, max_size: int) -> tu
                     found = (member.name, digest, size)
             while gz.read(CHUNK):   # to the end, so that the gzip trailer's CRC and length are checked
                 pass
-    except (EOFError, gzip.BadGzipFile, zlib.error, tarfile.TarError) as err:
+    except (*gunzip.ERRORS, tarfile.TarError) as err:
         raise ConfigError(f"{source.name} is truncated or corrupt: {err}", where=where,
                           hint="download it again and check its sha256") from None
     if found is None:
