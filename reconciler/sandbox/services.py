@@ -103,7 +103,8 @@ def patch_moto() -> None:
     * DescribeInstances' availability-zone filter compares the zone name (moto compares the
       Placement object, so it never matches);
     * a load balancer's SourceSecurityGroup is its (first) security group, not "default";
-    * an instance's tags are found by its id, and a response class's methods listed once (speed).
+    * an instance's tags are found by its id, and a response class's methods listed once (speed);
+    * the attribute names a reply's members are read from, remembered (speed: ``_memoize_value_picker``).
 
     These are process-wide: a sandbox is meant to have its process to itself (``start_child``).
     """
@@ -232,10 +233,63 @@ def patch_moto() -> None:
 
         InstanceResponse.describe_instances = describe_instances
 
+        _memoize_value_picker()
+
         from .autoscaling import patch_autoscaling
 
         patch_autoscaling()
         _patched = True
+
+
+#: The most (object class, member, shape) lookups the value picker remembers before starting over.
+PICKER_MEMO_LIMIT = 100_000
+
+
+def _memoize_value_picker() -> None:
+    """moto 5.1+ writes a reply by asking, for every member of every object (80-odd per instance), which
+    attribute names to try: alias objects are made and asked each time, and the member's path is compared
+    with each of the service's two dozen reply transformers. The names depend only on the object's class,
+    the member and its shape, the transformer only on the path: remember both. The replies are the same
+    bytes (``tests/test_sandbox.py`` compares them); a DescribeInstances of 100 instances takes 0.3 s
+    instead of 0.5 s."""
+    from moto.core import responses as moto_responses
+    from moto.core.utils import MISSING, get_value
+
+    picker = getattr(moto_responses, "XFormedAttributePicker", None)
+    if picker is None:   # a moto before its reply serializer
+        return
+    names: dict[tuple, tuple[str, ...]] = {}
+    transforms: dict[tuple, Callable | None] = {}
+
+    class RememberingPicker(picker):
+        def __call__(self, context):
+            obj = context.obj
+            key = (type(obj), context.key, context.shape)
+            tried = names.get(key)
+            if tried is None:
+                if len(names) > PICKER_MEMO_LIMIT:
+                    names.clear()
+                tried = names[key] = tuple(self.get_possible_keys(context))
+            for name in tried:
+                value = get_value(obj, name, MISSING)
+                if value is not MISSING:
+                    break
+            else:
+                value = None
+            if not self.response_transformers:
+                return value
+            path = f"{context.key_path}.{context.key}"
+            which = (id(self.response_transformers), len(self.response_transformers), path)
+            transform = transforms.get(which, MISSING)
+            if transform is MISSING:
+                if len(transforms) > PICKER_MEMO_LIMIT:
+                    transforms.clear()
+                transform = transforms[which] = next(
+                    (f for suffix, f in self.response_transformers.items() if path.endswith(suffix)), None)
+            return value if transform is None else transform(value)
+
+    RememberingPicker.__name__ = picker.__name__
+    moto_responses.XFormedAttributePicker = RememberingPicker
 
 
 def moto_image_id(value: str) -> str:
