@@ -6,11 +6,14 @@ end in test_rolling, test_docker_hosts, test_interrupts and test_crash.)"""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from reconciler.resources.instance_roll import (Instance, Launch, batches, client_token, next_generation, roll,
                                                 run_request)
-from reconciler.resources.instance_set import InstanceSet
+from reconciler.errors import CloudError
+from reconciler.resources.instance_set import InstanceSet, each_at_once
 
 HOSTS = InstanceSet("docker_hosts", noun="host")
 SPEC = {"image": "emi-11111111", "instance_type": "m1.small"}
@@ -246,3 +249,38 @@ def test_the_diff_sees_count_indexes_launch_and_only_the_managed_tags():
     # no live host: the launch attributes are not a difference, count is
     want, have = HOSTS.compare_view({**SPEC, "count": 1}, HOSTS.view([]), None)
     assert have == {**SPEC, "count": 0, "indexes": []} and want["count"] == 1
+
+
+def test_launches_run_together_up_to_the_limit_and_return_by_index():
+    started, running, most = [], [0], [0]
+    lock = threading.Lock()
+    first_three = threading.Barrier(3, timeout=60)   # passes only if three run at once
+
+    def work(item: int) -> str:
+        with lock:
+            started.append(item)
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        if item < 3:
+            first_three.wait()
+        with lock:
+            running[0] -= 1
+        return f"i-{item}"
+
+    assert each_at_once(work, [4, 0, 2, 1, 3, 5, 6], 3) == {i: f"i-{i}" for i in [4, 0, 2, 1, 3, 5, 6]}
+    assert list(each_at_once(work, [4, 0, 2, 1, 3, 5, 6], 3)) == [4, 0, 2, 1, 3, 5, 6]
+    assert most[0] == 3 and sorted(started) == sorted([4, 0, 2, 1, 3, 5, 6] * 2)
+
+
+def test_after_a_failed_launch_no_other_starts_and_the_failure_is_raised():
+    started = []
+
+    def work(item: int) -> str:
+        started.append(item)
+        if item == 1:
+            raise CloudError("RunInstances failed", where=f"docker_hosts.web[{item}]")
+        return f"i-{item}"
+
+    with pytest.raises(CloudError, match="RunInstances failed"):
+        each_at_once(work, [0, 1, 2, 3], 1)
+    assert started == [0, 1]

@@ -53,8 +53,10 @@ apply leaves tagged instances only, which the next one finds and finishes.
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from ..addresses import Address, Reference
 from ..errors import CloudError, ReconError
@@ -68,6 +70,9 @@ from .tags import ADDRESS_TAG, OWNER, STACK_TAG
 INSTANCE_WAIT = 900.0          # seconds for new instances to run
 GROUP_TAG = "aws:autoscaling:groupName"   # on the VMs of an auto-scaling group (load balancers' workers)
 MAX_GENERATIONS = 8            # new tokens tried for one index when earlier ones' instances are gone
+LAUNCHES_AT_ONCE = 8           # RunInstances calls of one block in flight together
+
+T = TypeVar("T")
 
 
 def _summary(values: Iterable[Any]) -> Any:
@@ -79,6 +84,29 @@ def _summary(values: Iterable[Any]) -> Any:
     if len(distinct) == 1:
         return next(iter(distinct.values()))
     return [distinct[key] for key in sorted(distinct)]
+
+
+def each_at_once(work: Callable[[int], T], items: list[int], at_once: int) -> dict[int, T]:
+    """``work(item)`` for each of ``items``, up to ``at_once`` at a time; the results by item, in the
+    order of ``items``. After a failure (a stop request too) no other item starts; the failure is
+    raised once those already started have finished."""
+    failed = threading.Event()
+
+    def guarded(item: int) -> T | None:
+        if failed.is_set():
+            return None
+        try:
+            return work(item)
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(max_workers=max(1, min(at_once, len(items))), thread_name_prefix="recon-launch") as pool:
+        futures = {item: pool.submit(guarded, item) for item in items}
+    for future in futures.values():
+        if future.exception() is not None:
+            raise future.exception()
+    return {item: future.result() for item, future in futures.items()}  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -223,14 +251,17 @@ class InstanceSet:
 
     def _launch(self, ctx: CloudContext, name: str, want: Mapping[str, Any], launch: Launch,
                 indexes: list[int], seen: list[Instance]) -> dict[int, Instance]:
-        """Launch one instance per index and wait until they all run."""
+        """Launch one instance per index, up to :data:`LAUNCHES_AT_ONCE` at a time (each has its own
+        client token: exactly once however they interleave), and wait until they all run."""
         if not indexes:
             return {}
         address = self.address(name)
-        ids: dict[int, str] = {}
-        for index in indexes:
+
+        def launch_one(index: int) -> str:
             ctx.stop.check(f"{address}[{index}]", f"before launching [{index}]")
-            ids[index] = self._run(ctx, name, want, launch, index, next_generation(seen, index))
+            return self._run(ctx, name, want, launch, index, next_generation(seen, index))
+
+        ids = each_at_once(launch_one, indexes, LAUNCHES_AT_ONCE)
         running = {i.id: i for i in self._wait_running(ctx, address, list(ids.values()))}
         for index, instance_id in ids.items():
             ctx.report(address, f"[{index}] {instance_id} running ({running[instance_id].private_ip})")
