@@ -277,8 +277,8 @@ class InstanceSet:
 
     def _wait_running(self, ctx: CloudContext, address: str, ids: list[str]) -> list[Instance]:
         def look() -> list[Instance] | None:
-            # Paginated: a cloud may page even a reply for given ids (moto does, 100 reservations
-            # a page), and a launch of more instances than one page would otherwise wait forever.
+            # Paginated: AWS may page even a reply for given ids (Eucalyptus 4.x answers in one),
+            # and a launch of more instances than one page would otherwise wait forever.
             # NotFound (not visible yet right after RunInstances) reads as nothing found.
             items = ctx.cloud.paginate("ec2", "describe_instances", "Reservations[].Instances[]", where=address,
                                        slim=True, InstanceIds=ids, ignore_codes=("InvalidInstanceID.NotFound",))

@@ -101,7 +101,7 @@ def patch_moto() -> None:
     * DescribeImages understands the filters Eucalyptus tools use that moto lacks
       (manifest-location, image-type, root-device-type, ramdisk-id, description);
     * DescribeInstances' availability-zone filter compares the zone name (moto compares the
-      Placement object, so it never matches);
+      Placement object, so it never matches), and its reply holds every reservation (no pages);
     * a load balancer's SourceSecurityGroup is its (first) security group, not "default";
     * an instance's tags are found by its id, and a response class's methods listed once (speed);
     * the attribute names a reply's members are read from, remembered (speed: ``_memoize_value_picker``).
@@ -197,39 +197,19 @@ def patch_moto() -> None:
 
         InstanceBackend.get_instance = get_instance
 
-        # DescribeInstances pages by 100 reservations, and moto filters (and copies) every
-        # reservation of the account again for each page: reading N instances costs O(N^2/100).
-        # A page after the first one starts where the previous one ended (NextToken is the id of
-        # its last reservation) and filters only until it has one more than a page -- the same
-        # pages, in O(N) for all of them. The first page, ids, dry runs: moto as it is.
-        import copy as _copy
-
+        # Eucalyptus 4.0's DescribeInstances has no MaxResults or NextToken, and 4.2's
+        # ComputeService.describeInstances ignores both: every reservation comes in one reply, never
+        # a nextToken (moto pages by 100 reservations, as AWS does).
         from moto.core.responses import ActionResult
         from moto.ec2.responses.instances import InstanceResponse
-        from moto.ec2.utils import filter_reservations
-
-        describe_all = InstanceResponse.describe_instances
 
         def describe_instances(self):
-            token = self._get_param("NextToken")
-            if not token or self._get_param("InstanceIds", []) or self._get_param("DryRun", False):
-                return describe_all(self)
-            reservations = self.ec2_backend.reservations
-            ids = list(reservations)
-            if token not in reservations:
-                return describe_all(self)
+            self.error_on_dryrun()
             filters = self._filters_from_querystring()
-            max_results = int(self._get_param("MaxResults", 100))
-            page = []
-            for reservation_id in ids[ids.index(token) + 1:]:
-                reservation = reservations.get(reservation_id)
-                if reservation is not None:
-                    page += filter_reservations([_copy.copy(reservation)], filters)
-                    if len(page) > max_results:
-                        break
-            more = len(page) > max_results
-            page = page[:max_results]
-            return ActionResult({"Reservations": page, "NextToken": page[-1].id if more else None})
+            ids = self._get_param("InstanceIds", [])
+            reservations = (self.ec2_backend.get_reservations_by_instance_ids(ids, filters=filters) if ids
+                            else self.ec2_backend.describe_instances(filters=filters))
+            return ActionResult({"Reservations": reservations})
 
         InstanceResponse.describe_instances = describe_instances
 
