@@ -99,9 +99,8 @@ def _undocumented(value: Any, names: bool = False) -> Any:
     return value
 
 
-def cache_folder(env: Mapping[str, str] = os.environ) -> Path:
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "recon" / "models"
+def cache_folder() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "recon" / "models"
 
 
 def cache_file(search_paths: Iterable[str], service: str, api_version: str, methods: Iterable[str]) -> Path:
