@@ -10,7 +10,6 @@ or checked here before moto sees them; their responses are rewritten back.
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import re
@@ -24,6 +23,7 @@ from urllib.parse import quote
 
 from werkzeug.wrappers import Response
 
+from . import instance_reply
 from .bundles import BundleError, split_location, verify_bundle
 from .limits import ec2_refusal, unstorable
 from .wire import (
@@ -200,7 +200,7 @@ def patch_moto() -> None:
         # Eucalyptus 4.0's DescribeInstances has no MaxResults or NextToken, and 4.2's
         # ComputeService.describeInstances ignores both: every reservation comes in one reply, never
         # a nextToken (moto pages by 100 reservations, as AWS does).
-        from moto.core.responses import ActionResult
+        # The reply is written as 4.0 writes it (``instance_reply``), not by moto's serializer.
         from moto.ec2.responses.instances import InstanceResponse
 
         def describe_instances(self):
@@ -209,7 +209,9 @@ def patch_moto() -> None:
             ids = self._get_param("InstanceIds", [])
             reservations = (self.ec2_backend.get_reservations_by_instance_ids(ids, filters=filters) if ids
                             else self.ec2_backend.describe_instances(filters=filters))
-            return ActionResult({"Reservations": reservations})
+            body = instance_reply.describe_instances(ec2_namespace(self._get_param("Version")), request_id(),
+                                                     self.ec2_backend, reservations)
+            return body, {"Content-Type": "text/xml;charset=UTF-8"}
 
         InstanceResponse.describe_instances = describe_instances
 
@@ -275,6 +277,11 @@ def _memoize_value_picker() -> None:
 def moto_image_id(value: str) -> str:
     """A Eucalyptus image id (``emi-``/``eki-``/``eri-``) as moto's ``ami-`` one; other text as it is."""
     return _EUCA_IMAGE_ID.sub(r"ami-\1", value) if value.startswith(("emi-", "eki-", "eri-")) else value
+
+
+def ec2_namespace(version: str | None) -> str:
+    """The XML namespace of an EC2 reply to a request of API ``version``."""
+    return f"http://ec2.amazonaws.com/doc/{version or '2016-11-15'}/"
 
 
 def euca_instance(backend, instance, *, kernel: str | None = None, ramdisk: str | None = None) -> None:
@@ -412,7 +419,7 @@ class EC2Service(QueryService):
     virtualization type, the kernel and ramdisk of a paravirtual machine image) and, with an
     ImageLocation, the bundle, then records location, type, architecture, kernel and ramdisk;
     RunInstances is idempotent on ClientToken and boots only a registered machine image; image
-    and instance replies lose what only AWS has (see ``classic_reply``).
+    and instance replies are what 4.0 writes (``instance_reply``, ``classic_image_reply``).
     """
 
     name = "compute"
@@ -443,7 +450,7 @@ class EC2Service(QueryService):
         return _MOTO_IMAGE_ID.sub(lambda m: f"{self._image_prefix.get(m.group(1), 'emi')}-{m.group(1)}", text)
 
     def namespace(self, params: QueryRequest) -> str:
-        return f"http://ec2.amazonaws.com/doc/{params.version or '2016-11-15'}/"
+        return ec2_namespace(params.version)
 
     # -- actions -------------------------------------------------------------------------
     def handle(self, params: QueryRequest) -> Response | Captured:
@@ -465,8 +472,8 @@ class EC2Service(QueryService):
         if action == "RunInstances":
             return self.run_instances(params)
         answer = self.forward(params)
-        if action in ("DescribeImages", "DescribeInstances"):
-            return self.classic_reply(answer, moto_account(params.access_key))
+        if action == "DescribeImages":
+            return self.classic_image_reply(answer)
         return answer
 
     def describe_availability_zones(self, params: QueryRequest) -> Response:
@@ -649,8 +656,7 @@ class EC2Service(QueryService):
     # RunInstances -----------------------------------------------------------------------
     def run_instances(self, params: QueryRequest) -> Response | Captured:
         """RunInstances, idempotent on ClientToken, whose instances get the kernel and ramdisk asked
-        for, else their image's, as on Eucalyptus (moto keeps neither; DescribeInstances shows them,
-        the RunInstances reply itself still shows the image's kernel only)."""
+        for, else their image's, as on Eucalyptus (moto keeps neither)."""
         account = moto_account(params.access_key)
         kernel, ramdisk = params.get("KernelId"), params.get("RamdiskId")
 
@@ -658,67 +664,48 @@ class EC2Service(QueryService):
             image_id = params.get("ImageId") or ""
             if not self.is_machine_image(account, image_id):   # VmControl: NoSuchImageIdException
                 return self.error("InvalidAMIID.NotFound", f"Failed to lookup image named: {image_id}")
-            return self.forward(params)
+            answer = self.forward(params)
+            if answer.code != 200:
+                return answer
+            backend = ec2_backend(account)
+            ids = re.findall(r"<instanceId>(i-[0-9a-f]+)</instanceId>", answer.text())
+            for instance_id in ids:
+                euca_instance(backend, backend.get_instance(instance_id), kernel=kernel, ramdisk=ramdisk)
+            return self.run_reply(params, account, ids, pending=True)
 
-        answer = self.run_instances_idempotent(params, launch) if params.get("ClientToken") else launch()
-        if not isinstance(answer, Captured) or answer.code != 200:
-            return answer
+        return self.run_instances_idempotent(params, launch) if params.get("ClientToken") else launch()
+
+    def run_reply(self, params: QueryRequest, account: str, instance_ids: list[str], *,
+                  pending: bool) -> Response | Captured:
+        """The RunInstances reply for the reservation holding ``instance_ids``, as 4.0 writes it
+        (``instance_reply``): its new instances pending, or (a retried request) as they are now."""
         backend = ec2_backend(account)
-        for instance_id in re.findall(r"<instanceId>(i-[0-9a-f]+)</instanceId>", answer.text()):
-            euca_instance(backend, backend.get_instance(instance_id), kernel=kernel, ramdisk=ramdisk)
-        return self.classic_reply(answer, account)
+        wanted = set(instance_ids)
+        for reservation in list(backend.reservations.values()):
+            instances = [i for i in reservation.instances if i.id in wanted]
+            if instances:
+                text = instance_reply.run_instances(self.namespace(params), request_id(), backend, reservation,
+                                                    instances, pending=pending)
+                return self.translate_response(Captured("200 OK", [("Content-Type", "text/xml;charset=UTF-8")],
+                                                        text.encode("utf-8")))
+        return self.error("InternalError", "the reservation for this client token is gone", 500)
 
-    def classic_reply(self, answer: Captured, account: str) -> Captured:
-        """An image or instance reply as a Eucalyptus 4.0 cloud (EDGE or managed networking, no
-        VPC) gives it: no ``bootMode``; an instance-store image or instance has no EBS
-        mappings; an instance has no VPC, subnet or network interfaces (its security groups
-        are its own ``groupSet``, as in EC2-Classic), and its DNS names are its addresses (4.0's
-        default, without instance DNS)."""
+    def classic_image_reply(self, answer: Captured) -> Captured:
+        """An image reply as a Eucalyptus 4.0 cloud gives it: no ``bootMode``, and an instance-store
+        image has no EBS mappings. (Instance replies are written as 4.0 writes them: ``instance_reply``.)"""
         if answer.code != 200 or not answer.is_text():
             return answer
         root = ET.fromstring(answer.body)
         ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
         q = (lambda tag: f"{{{ns}}}{tag}") if ns else (lambda tag: tag)
-        backend = ec2_backend(account)
-
-        def drop(parent: ET.Element, *tags: str) -> None:
-            for tag in tags:
-                for child in parent.findall(q(tag)):
-                    parent.remove(child)
-
-        def drop_ebs(item: ET.Element) -> None:
-            mappings = item.find(q("blockDeviceMapping"))
-            for mapping in [] if mappings is None else mappings.findall(q("item")):
-                if mapping.find(q("ebs")) is not None:
-                    mappings.remove(mapping)
-
         for image in root.findall(f"{q('imagesSet')}/{q('item')}"):
-            drop(image, "bootMode")
-            if image.findtext(q("rootDeviceType")) == "instance-store":
-                drop_ebs(image)
-        reservations = root.findall(f"{q('reservationSet')}/{q('item')}") or [root]
-        for reservation in reservations:
-            groups: list[ET.Element] = []
-            for instance in reservation.findall(f"{q('instancesSet')}/{q('item')}"):
-                image = backend.amis.get(_EUCA_IMAGE_ID.sub(r"ami-\1", instance.findtext(q("imageId")) or ""))
-                root_type = instance.find(q("rootDeviceType"))
-                if root_type is not None and getattr(image, "root_device_type", None) == "instance-store":
-                    root_type.text = "instance-store"
-                if root_type is not None and root_type.text == "instance-store":
-                    drop_ebs(instance)
-                own = instance.find(q("groupSet"))
-                interface = instance.find(f"{q('networkInterfaceSet')}/{q('item')}")  # the primary one
-                if own is not None and not list(own) and interface is not None:
-                    own.extend(interface.findall(f"{q('groupSet')}/{q('item')}"))
-                groups = groups or list(own if own is not None else [])
-                drop(instance, "networkInterfaceSet", "vpcId", "subnetId", "sourceDestCheck")
-                for name, address in (("dnsName", "ipAddress"), ("privateDnsName", "privateIpAddress")):
-                    element = instance.find(q(name))
-                    if element is not None:
-                        element.text = instance.findtext(q(address)) or ""
-            reservation_groups = reservation.find(q("groupSet"))
-            if reservation_groups is not None and not list(reservation_groups):
-                reservation_groups.extend(copy.deepcopy(g) for g in groups)
+            for child in image.findall(q("bootMode")):
+                image.remove(child)
+            mappings = image.find(q("blockDeviceMapping"))
+            if image.findtext(q("rootDeviceType")) == "instance-store" and mappings is not None:
+                for mapping in mappings.findall(q("item")):
+                    if mapping.find(q("ebs")) is not None:
+                        mappings.remove(mapping)
         answer.body = ET.tostring(root, encoding="utf-8", default_namespace=ns or None)
         return answer
 
@@ -748,26 +735,8 @@ class EC2Service(QueryService):
             return answer
 
     def replay_run_instances(self, params: QueryRequest, entry: _TokenEntry) -> Response | Captured:
-        """The RunInstances answer for an earlier reservation, built from DescribeInstances."""
-        describe = [("Action", "DescribeInstances"), ("Version", params.version or "2016-11-15")]
-        describe += [(f"InstanceId.{i}", iid) for i, iid in enumerate(entry.instance_ids, 1)]
-        params.query, params.form = [], describe
-        params.environ["REQUEST_METHOD"] = "POST"
-        params.environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded; charset=utf-8"
-        answer = self.forward(params)
-        if answer.code != 200:
-            return answer
-        root = ET.fromstring(answer.body)
-        ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
-        q = (lambda tag: f"{{{ns}}}{tag}") if ns else (lambda tag: tag)
-        reservation = root.find(f"{q('reservationSet')}/{q('item')}")
-        if reservation is None:
-            return self.error("InternalError", "earlier reservation for this client token is gone", 500)
-        out = ET.Element(q("RunInstancesResponse"))
-        ET.SubElement(out, q("requestId")).text = request_id()
-        out.extend(list(reservation))
-        answer.body = ET.tostring(out, encoding="utf-8", default_namespace=ns or None)
-        return answer
+        """The RunInstances answer for an earlier reservation: its instances as they are now."""
+        return self.run_reply(params, moto_account(params.access_key), entry.instance_ids, pending=False)
 
 
 # ------------------------------------------------------------------------------------------
