@@ -8,6 +8,7 @@ Not part of recon and not used by the tests.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import shutil
 import platform
@@ -93,26 +94,58 @@ class Run:
         return self.peak_kib / 1024
 
 
-def run(argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float = 3600) -> Run:
-    """``argv`` in a child process: exit code, output, wall time, CPU and peak RSS (wait4)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+#: The process the benchmarks' children are started from. Linux gives a child the peak RSS of the
+#: process it was forked from, and exec keeps it, so a child of the benchmark itself (with moto and
+#: recon loaded: 80 MiB) would report at least that. This one is a bare Python (about 10 MiB, the floor
+#: of any peak reported), started once; it runs one command at a time and reports what wait4 says.
+_LAUNCHER = r"""
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    job = json.loads(line)
+    with open(job["out"], "w") as out, open(job["err"], "w") as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True)
-        deadline = started + timeout
+        proc = subprocess.Popen(job["argv"], cwd=job["cwd"], env=job["env"], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=err)
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            if time.perf_counter() > deadline:
+            if time.perf_counter() - started > job["timeout"]:
                 proc.kill()
-                raise SystemExit(f"{' '.join(argv[:4])} took more than {timeout}s")
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
             time.sleep(0.002)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Run(proc.returncode, out.read(), err.read(), seconds, usage.ru_utime + usage.ru_stime,
-                   usage.ru_maxrss)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"code": os.waitstatus_to_exitcode(status), "seconds": seconds,
+                      "cpu": usage.ru_utime + usage.ru_stime, "peak_kib": usage.ru_maxrss,
+                      "timed_out": seconds > job["timeout"]}), flush=True)
+"""
+_launcher: subprocess.Popen | None = None
+_launcher_lock = threading.Lock()
+
+
+def run(argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float = 3600) -> Run:
+    """``argv`` in a child process: exit code, output, wall time, CPU and peak RSS (wait4, in the
+    launcher: ``_LAUNCHER``)."""
+    global _launcher
+    with _launcher_lock, tempfile.TemporaryDirectory(prefix="recon-bench-run-") as folder:
+        if _launcher is None or _launcher.poll() is not None:
+            _launcher = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCHER], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True, env={"PATH": os.environ.get("PATH", "")})
+        assert _launcher.stdin is not None and _launcher.stdout is not None
+        out, err = Path(folder) / "out", Path(folder) / "err"
+        job = {"argv": [str(a) for a in argv], "env": env, "cwd": str(cwd), "timeout": timeout,
+               "out": str(out), "err": str(err)}
+        _launcher.stdin.write(json.dumps(job) + "\n")
+        _launcher.stdin.flush()
+        line = _launcher.stdout.readline()
+        if not line:
+            raise SystemExit(f"the benchmark's launcher died running {' '.join(argv[:4])}")
+        done = json.loads(line)
+        if done["timed_out"]:
+            raise SystemExit(f"{' '.join(argv[:4])} took more than {timeout}s")
+        return Run(done["code"], out.read_text(errors="replace"), err.read_text(errors="replace"), done["seconds"],
+                   done["cpu"], done["peak_kib"])
 
 
 def recon(*args: str, env: dict[str, str], cwd: Path, timeout: float = 3600) -> Run:

@@ -15,8 +15,8 @@ Both sides read the same file, compress at the same level (6, gzip's default; re
 blocks that do not compress), encrypt with AES-128-CBC and write 10 MiB part files into a folder. Runs alternate (pipeline, recon, ...) so
 that other load on the machine hits both alike; the best run of each is reported, with its CPU
 time (user + system, of all the pipeline's processes), which other load changes less than wall time. recon's bundler
-runs in a child process whose peak RSS is read with wait4. Afterwards recon's parts are decrypted
-with openssl and checked: exactly one gzip member (and ``gzip -t`` passes), and the tar stream's
+runs in a child process whose peak RSS is read with wait4 (started by benchlib's launcher, not by this
+process). Afterwards recon's parts are decrypted with openssl and checked: exactly one gzip member (and ``gzip -t`` passes), and the tar stream's
 SHA1 is the bundle's image digest.
 """
 
@@ -38,6 +38,8 @@ import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchlib import run  # noqa: E402
 
 from reconciler.bundle.writer import GZIP_LEVEL, BundleKey, DirectorySink, bundle_image  # noqa: E402
 from reconciler.imagebuild.disk import SECTOR, find_tool  # noqa: E402
@@ -114,16 +116,10 @@ def run_pipeline(image: Path, out: Path, key: BundleKey) -> tuple[float, float]:
 
 def run_recon(image: Path, out: Path) -> tuple[float, float, int, dict]:
     """(seconds, CPU seconds, peak RSS in bytes, the child's report) for recon's bundler in a child process."""
-    start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, __file__, "--child", str(image), str(out)], stdout=subprocess.PIPE)
-    assert child.stdout is not None
-    report = child.stdout.read()
-    _pid, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"recon's bundler failed with exit status {child.returncode}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, json.loads(report)
+    done = run([sys.executable, __file__, "--child", str(image), str(out)], env=dict(os.environ), cwd=Path.cwd())
+    if done.code != 0:
+        raise SystemExit(f"recon's bundler failed with exit status {done.code}:\n{done.err[-2000:]}")
+    return done.seconds, done.cpu, done.peak_kib * 1024, json.loads(done.out)
 
 
 def child(image: Path, out: Path) -> None:
