@@ -30,6 +30,7 @@ roll ends with exactly the group's capacity of workers, all on the current confi
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -133,23 +134,35 @@ def _launch(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def _groups(cloud, where: str, names: list[str], *, versions: bool = True) -> list[Group]:
     """The groups named (those that exist), with their launch configurations and VMs: three calls, and
-    one more for the versions of the LB images (unless not ``versions``)."""
+    one more for the versions of the LB images (unless not ``versions``); all but the first at once."""
     if not names:
         return []
     found = cloud.paginate("autoscaling", "describe_auto_scaling_groups", "AutoScalingGroups", where=where,
                            AutoScalingGroupNames=names, MaxRecords=MAX_RECORDS)
     if not found:
         return []
-    # every configuration, rather than by name (the API takes 50 names a call): the cloud's account
-    # holds little else, and a page has 100
-    configs = {c["LaunchConfigurationName"]: _launch(c) for c in cloud.paginate(
-        "autoscaling", "describe_launch_configurations", "LaunchConfigurations", where=where, MaxRecords=MAX_RECORDS)}
     ids = sorted({i["InstanceId"] for g in found for i in g.get("Instances", [])})
-    instances = {i["InstanceId"]: i for start in range(0, len(ids), FILTER_VALUES) for i in cloud.paginate(
-        "ec2", "describe_instances", "Reservations[].Instances[]", where=where,
-        Filters=[{"Name": "instance-id", "Values": ids[start:start + FILTER_VALUES]}])}
-    installed = {item["image_id"]: item["version"] for item in installed_images(cloud, where)} \
-        if instances and versions else {}
+
+    def read_configs() -> dict[str, dict[str, Any]]:
+        # every configuration, rather than by name (the API takes 50 names a call): the cloud's account
+        # holds little else, and a page has 100
+        return {c["LaunchConfigurationName"]: _launch(c) for c in cloud.paginate(
+            "autoscaling", "describe_launch_configurations", "LaunchConfigurations", where=where,
+            MaxRecords=MAX_RECORDS)}
+
+    def read_instances() -> dict[str, Mapping[str, Any]]:
+        return {i["InstanceId"]: i for start in range(0, len(ids), FILTER_VALUES) for i in cloud.paginate(
+            "ec2", "describe_instances", "Reservations[].Instances[]", where=where,
+            Filters=[{"Name": "instance-id", "Values": ids[start:start + FILTER_VALUES]}])}
+
+    def read_installed() -> dict[str, int | None]:
+        return {item["image_id"]: item["version"] for item in installed_images(cloud, where)} \
+            if ids and versions else {}
+
+    # the three depend on the groups alone: read together, one round trip after the groups'
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="recon-read-workers") as pool:
+        reads = pool.submit(read_configs), pool.submit(read_instances), pool.submit(read_installed)
+    configs, instances, installed = (read.result() for read in reads)
     out = []
     for group in found:
         workers = []
