@@ -9,8 +9,9 @@ blockDeviceMapping, virtualizationType, clientToken, tagSet, iamInstanceProfile.
 no network interfaces, no hypervisor, state reason, metadata or hibernation options (moto writes
 all of those, as AWS does); DNS names are the addresses (4.0's default, without instance DNS).
 
-The reply is written from moto's objects directly: moto's own writer (a dict per member, then
-xmltodict, then a pass that drops what 4.0 lacks) took 0.15 s for 100 instances, this 5 ms.
+The reply is written from moto's objects directly, instead of by moto's own writer (a dict per
+member, then xmltodict, then a pass that dropped what 4.0 lacks): a DescribeInstances of 100
+instances took 198 ms, client included, and takes 39 ms.
 Image ids are moto's here (``ami-``); the service turns them into the cloud's ones, as it does
 for every reply.
 """
@@ -76,7 +77,7 @@ def _block_devices(instance, root_type: str) -> str:
 def instance_item(backend, instance, state: tuple[int, str] | None = None) -> str:
     """One ``instancesSet`` item."""
     code, name = state or (instance.state_code, instance.state)
-    private_ip, public_ip = instance.private_ip or "", instance.public_ip or ""
+    private_ip, public_ip = instance.private_ip, instance.public_ip
     root_type = root_device_type(backend, instance)
     tags = backend.tags.get(instance.id) or {}
     tag_set = "".join(f"<item>{_element('key', k)}{_element('value', v)}</item>" for k, v in list(tags.items()))
@@ -86,8 +87,8 @@ def instance_item(backend, instance, state: tuple[int, str] | None = None) -> st
         _element("instanceId", instance.id),
         _element("imageId", instance.image_id),
         f"<instanceState><code>{code}</code><name>{name}</name></instanceState>",
-        _element("privateDnsName", private_ip),
-        _element("dnsName", public_ip),
+        _element("privateDnsName", private_ip or ""),
+        _element("dnsName", public_ip or ""),
         _element("reason", instance.state_transition_reason or ""),
         _optional("keyName", instance.key_name),
         _element("amiLaunchIndex", instance.ami_launch_index),
@@ -100,8 +101,8 @@ def instance_item(backend, instance, state: tuple[int, str] | None = None) -> st
         _optional("ramdiskId", getattr(instance, "ramdisk_id", None) or instance.ramdisk),
         _optional("platform", instance.platform),
         f"<monitoring>{_element('state', instance.monitoring_state)}</monitoring>",
-        _optional("privateIpAddress", instance.private_ip),
-        _optional("ipAddress", instance.public_ip),
+        _optional("privateIpAddress", private_ip),
+        _optional("ipAddress", public_ip),
         f"<groupSet>{_groups(own_groups(instance))}</groupSet>",
         _element("architecture", instance.architecture),
         _element("rootDeviceType", root_type),
